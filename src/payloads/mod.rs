@@ -1,0 +1,1 @@
+//! Payloads: the YAML documents carried by SSNTP frames.

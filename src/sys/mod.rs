@@ -1,0 +1,1 @@
+//! Operating-system helpers: the only place with `unsafe`.
