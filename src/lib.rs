@@ -4,8 +4,10 @@
 //! payloads, instance state machines, HTTP parsers) driven by one `mio` event
 //! loop (the shell) that owns every socket, pidfd, signalfd and timer.
 
+pub mod ciaolc;
 pub mod http;
 pub mod launcher;
 pub mod payloads;
 pub mod ssntp;
 pub mod sys;
+pub mod testserver;

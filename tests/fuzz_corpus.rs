@@ -22,3 +22,57 @@ fn replay(target: &str, f: fn(&[u8])) {
 }
 
 // One #[test] per fuzz target below, each calling the target's library function.
+
+#[test]
+fn fuzz_corpus_cert_parse() {
+    replay("cert_parse", |d| {
+        let _ = ciao::ssntp::cert::parse_certificate(d);
+        for (_, der) in ciao::ssntp::cert::pem_blocks(d) {
+            let _ = ciao::ssntp::cert::parse_certificate(&der);
+        }
+    });
+}
+
+#[test]
+fn fuzz_corpus_http_request() {
+    replay("http_request", ciao::http::fuzz_request);
+}
+
+#[test]
+fn fuzz_corpus_http_response() {
+    replay("http_response", ciao::http::fuzz_response);
+}
+
+#[test]
+fn fuzz_corpus_launcher_flags() {
+    replay("launcher_flags", |d| {
+        use std::os::unix::ffi::OsStrExt;
+        let args: Vec<std::ffi::OsString> = d
+            .split(|&b| b == 0)
+            .map(|a| std::ffi::OsStr::from_bytes(a).to_os_string())
+            .collect();
+        let _ = ciao::launcher::config::LauncherConfig::parse(args);
+    });
+}
+
+#[test]
+fn fuzz_corpus_proc_parsers() {
+    replay("proc_parsers", |d| {
+        use ciao::launcher::nodestats::*;
+        use ciao::sys::{fs, procfs, uuidstore};
+        let text = String::from_utf8_lossy(d);
+        let _ = parse_meminfo(&text);
+        let _ = parse_loadavg(&text);
+        let _ = parse_cpus_online(&text);
+        let _ = procfs::parse_pss_kb(&text);
+        let _ = procfs::parse_cpu_ticks(&text);
+        let _ = procfs::parse_cmdline(d);
+        let _ = fs::parse_mountinfo_points(d);
+        let _ = uuidstore::parse_stored(d);
+    });
+}
+
+#[test]
+fn fuzz_corpus_gob_decode() {
+    replay("gob_decode", ciao::ssntp::frame::fuzz_gob_decode);
+}

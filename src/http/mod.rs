@@ -1,1 +1,36 @@
-//! Hand-written HTTP/1.1: sans-IO request/response parsers and writers.
+//! Hand-written HTTP/1.1, sans-IO: parsers are fed the bytes the event loop
+//! read and hand back complete messages (or events); writers return the
+//! bytes to send. No sockets, no clocks, no allocation sized by what a peer
+//! announces.
+//!
+//! * Server side (ciao-launcher-server's REST API): [`RequestParser`] →
+//!   [`Request`]; answers with [`write_response`] / [`Response::to_bytes`],
+//!   refusals with [`error_response`], `Expect: 100-continue` with
+//!   [`CONTINUE`].
+//! * Client side (docker Engine API over its Unix socket, ciaolc):
+//!   [`write_request`]; [`ResponseParser`] buffered ([`Response`]) or
+//!   streaming ([`ResponseEvent`]) for long polls and progress streams.
+//! * [`json`]: writer for outgoing JSON, `serde_yaml`-based reader for
+//!   incoming JSON, line splitter for JSON streams.
+
+mod chunked;
+mod error;
+mod fuzz;
+mod head;
+pub mod json;
+mod request;
+mod response;
+
+pub use error::HttpError;
+#[doc(hidden)]
+pub use fuzz::{fuzz_request, fuzz_response};
+pub use head::{Headers, Version};
+pub use json::{parse_json, JsonError};
+pub use request::{
+    encode_query, percent_decode, query_escape, write_request, Request, RequestLimits,
+    RequestParser,
+};
+pub use response::{
+    error_response, http_date, reason_phrase, write_response, Response, ResponseEvent,
+    ResponseLimits, ResponseParser, CONTINUE,
+};

@@ -1,1 +1,58 @@
-//! Payloads: the YAML documents carried by SSNTP frames.
+//! Payloads: the YAML documents carried by SSNTP frames, read and written the way the
+//! original Go launcher (gopkg.in/yaml.v2) reads and writes them (spec: payloads.md).
+//!
+//! Sub-modules:
+//!
+//! * [`lenient`] — yaml.v2-compatible decoding on top of serde_yaml (nulls as zero values,
+//!   YAML 1.1 booleans and integers, literal text for strings, last duplicate key wins,
+//!   first document only). Every parser below uses it.
+//! * [`yaml_out`] — a small emitter that writes yaml.v2's exact layout and quoting.
+//! * [`split`] — the START payload splitter (start section / cloud-init / meta-data).
+//! * [`ident`] — identifier checks (hex-group ids, safe file names) and Go-compatible MAC,
+//!   IP and CIDR parsing; the SSH port rule.
+//! * [`start`] — START: [`parse_start`], validation steps, [`InstanceConfig`] (the state the
+//!   launcher persists per instance).
+//! * [`commands`] — STOP, RESTART, DELETE, ATTACH_VOLUME, DETACH_VOLUME.
+//! * [`config`] — the cluster configuration (CONNECTED / CONFIGURE payload).
+//! * [`status`] — READY status and STATS.
+//! * [`events`] — InstanceDeleted, TenantAdded/Removed, TraceReport.
+//! * [`errors`] — ERROR payloads and their reason enums.
+//! * [`cloudinit`] — a container's command and host name from user-data / meta-data.
+//!
+//! Every `parse` function takes raw frame bytes and never panics; every `to_yaml` returns the
+//! bytes to send.
+
+pub mod cloudinit;
+pub mod commands;
+pub mod config;
+pub mod errors;
+pub mod events;
+pub mod ident;
+pub mod lenient;
+pub mod split;
+pub mod start;
+pub mod status;
+pub mod yaml_out;
+
+pub use commands::{
+    parse_attach_volume, parse_delete, parse_detach_volume, parse_restart, parse_stop,
+    CommandError, InstanceCommand, VolumeCommand,
+};
+pub use config::{default_server_configuration, ClusterConfig, Configure, TestServerConfig};
+pub use errors::{
+    AttachVolumeFailure, AttachVolumeFailureReason, DeleteFailure, DeleteFailureReason,
+    DetachVolumeFailure, DetachVolumeFailureReason, ErrorReport, Reason, ReceiptFault,
+    RestartFailure, RestartFailureReason, StartFailure, StartFailureReason, StopFailure,
+    StopFailureReason, VolumeErrorReport,
+};
+pub use events::{
+    InstanceDeleted, TenantEvent, TenantEventKind, TraceFrame, TraceNode, TraceReport,
+};
+pub use lenient::DecodeError;
+pub use split::{split_start_payload, SplitStart};
+pub use start::{
+    parse_start, FwType, InstanceConfig, NetworkConfig, StartCommand, StartError, VmType,
+    VolumeConfig,
+};
+pub use status::{InstanceStat, InstanceState, NetworkStat, NodeStatus, Ready, Stat};
+pub use yaml_out::{to_yaml, Node};

@@ -6,3 +6,7 @@ pub mod gob;
 pub mod role;
 pub mod tls;
 pub mod uuid;
+pub mod client;
+pub mod server;
+pub mod session;
+pub mod stream;

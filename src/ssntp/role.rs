@@ -59,7 +59,10 @@ mod tests {
         assert_eq!(name(AGENT | NETAGENT), "CNAgent-NetworkingAgent");
         assert_eq!(name(SCHEDULER), "Scheduler");
         assert_eq!(name(0), "");
-        assert_eq!(name(0x3f), "Server-Controller-CNAgent-Scheduler-NetworkingAgent-CNCIAgent");
+        assert_eq!(
+            name(0x3f),
+            "Server-Controller-CNAgent-Scheduler-NetworkingAgent-CNCIAgent"
+        );
     }
 
     #[test]

@@ -14,7 +14,11 @@ pub struct ParseError(pub String);
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} is not a UUID (expected 8-4-4-4-12 hex digits)", self.0)
+        write!(
+            f,
+            "{:?} is not a UUID (expected 8-4-4-4-12 hex digits)",
+            self.0
+        )
     }
 }
 
@@ -111,7 +115,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_forms() {
-        for bad in ["", "181c8302992241aaaf44c74980ca4641", "181c8302-9922-41aa-af44-c74980ca464", "181c8302-9922-41aa-af44-c74980ca464g", "181c830-29922-41aa-af44-c74980ca4641"] {
+        for bad in [
+            "",
+            "181c8302992241aaaf44c74980ca4641",
+            "181c8302-9922-41aa-af44-c74980ca464",
+            "181c8302-9922-41aa-af44-c74980ca464g",
+            "181c830-29922-41aa-af44-c74980ca4641",
+        ] {
             assert!(Uuid::parse(bad).is_err(), "{bad}");
         }
     }

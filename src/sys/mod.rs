@@ -1,1 +1,28 @@
-//! Operating-system helpers: the only place with `unsafe`.
+//! Operating-system helpers: the only place in the crate with `unsafe`.
+//!
+//! Everything here is a thin, documented wrapper around one Linux facility
+//! that the event loop needs and `std` does not offer (pidfds, signalfd,
+//! `flock`, `syncfs`, `statfs`, `rlimit`), plus the small `/proc` readers and
+//! file helpers built on them. Each `unsafe` block carries a `// SAFETY:`
+//! comment. Nothing here blocks for long: these are the "fast local
+//! operations" that design.md allows inline on the loop.
+
+pub mod child;
+pub mod fs;
+pub mod lock;
+pub mod pidfd;
+pub mod procfs;
+pub mod signals;
+pub mod uuidstore;
+
+use std::io;
+
+/// Turns a libc return value of -1 into the current `errno` as an
+/// `io::Error`; any other value is passed through.
+pub(crate) fn cvt<T: Copy + PartialEq + From<i8>>(ret: T) -> io::Result<T> {
+    if ret == T::from(-1) {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}

@@ -1,0 +1,47 @@
+# ciao-launcher (Rust): build, test, install.
+#
+#   make            build release binaries
+#   make test       the full test suite (what CI runs)
+#   make demo       server + simulated launcher + a scripted ciaolc session
+#   make bench      speed and size figures (reported, never asserted)
+#   make install    install binaries and man pages (PREFIX, DESTDIR, BINDIR, MANDIR)
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(BINDIR)
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+CARGO ?= cargo
+INSTALL ?= install
+
+BINS = ciao-launcher ciao-launcher-server ciaolc
+RELEASE = target/release
+
+.PHONY: all build test demo bench install uninstall clean fuzz-check
+
+all: build
+
+build:
+	$(CARGO) build --release --bins
+
+test:
+	$(CARGO) build --release --bins
+	$(CARGO) test --release
+	$(CARGO) build --release --manifest-path fuzz/Cargo.toml --bins
+
+install: build
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
+	for b in $(BINS); do \
+	  if [ -f $(RELEASE)/$$b ]; then $(INSTALL) -m 0755 $(RELEASE)/$$b $(DESTDIR)$(BINDIR)/$$b; fi; \
+	done
+	for m in man/*.1; do [ -f "$$m" ] && $(INSTALL) -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man1/; done; true
+	for m in man/*.8; do [ -f "$$m" ] && $(INSTALL) -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man8/; done; true
+
+uninstall:
+	for b in $(BINS); do rm -f $(DESTDIR)$(BINDIR)/$$b; done
+	for m in man/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$m); done
+	for m in man/*.8; do rm -f $(DESTDIR)$(MANDIR)/man8/$$(basename $$m); done
+
+clean:
+	$(CARGO) clean
+	rm -rf fuzz/target

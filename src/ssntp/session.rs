@@ -1,0 +1,512 @@
+//! The SSNTP session, sans-IO: the CONNECT/CONNECTED handshake, role checks,
+//! and frame exchange over plaintext bytes (rustls lives in the shell).
+//!
+//! Each session owns a fresh gob [`Decoder`] and [`Encoder`] (type
+//! definitions are per connection, `spec/ssntp.md` §3). The shell feeds
+//! received plaintext with `receive`, takes bytes to send with
+//! `take_output`, and acts on the returned events.
+
+use std::fmt;
+
+use super::frame::{self, ConnectFrame, ConnectedFrame, Decoded, Decoder, Encoder, Frame};
+use super::role;
+use super::uuid::Uuid;
+
+/// SSNTP protocol minor version that every frame carries.
+const MINOR: u8 = 1;
+
+/// Why a session ended or a handshake failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    /// The peer's bytes are not valid gob or not a valid SSNTP frame.
+    Decode(String),
+    /// The server answered CONNECT with ERROR ConnectionFailure: worth a retry.
+    ConnectionFailure,
+    /// The server answered CONNECT with another ERROR (ConnectionAborted is
+    /// the role mismatch): the original gives up, we retry slowly.
+    Rejected { operand: u8 },
+    /// The peer claimed a role its certificate does not carry.
+    RoleMismatch { claimed: u32, certified: u32 },
+    /// The first message was not the expected handshake frame.
+    UnexpectedHandshake { ftype: u8, operand: u8 },
+    /// A handshake frame without a 16-byte source UUID (Go panics on this).
+    MissingSource,
+    /// The server never answered (the shell's deadline expired).
+    Timeout,
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Decode(e) => write!(f, "malformed SSNTP data from peer: {e}"),
+            SessionError::ConnectionFailure => {
+                write!(f, "server refused the connection (ERROR ConnectionFailure)")
+            }
+            SessionError::Rejected { operand } => write!(
+                f,
+                "server rejected the connection (ERROR {})",
+                frame::operand_name(frame::ERROR, *operand)
+            ),
+            SessionError::RoleMismatch { claimed, certified } => write!(
+                f,
+                "peer claimed role {:#x} ({}) but its certificate carries {:#x} ({})",
+                claimed,
+                role::name(*claimed),
+                certified,
+                role::name(*certified)
+            ),
+            SessionError::UnexpectedHandshake { ftype, operand } => write!(
+                f,
+                "unexpected {} {} frame during the handshake",
+                frame::type_name(*ftype),
+                frame::operand_name(*ftype, *operand)
+            ),
+            SessionError::MissingSource => {
+                write!(f, "handshake frame without a 16-byte source UUID")
+            }
+            SessionError::Timeout => write!(f, "handshake timed out"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// `true` when a certificate carrying `certified` role bits may claim
+/// `claimed`. The original accepts a claimed role of 0; we do not, since a
+/// peer without a role has no business on the bus (docs/compatibility.md).
+pub fn role_allowed(claimed: u32, certified: u32) -> bool {
+    claimed != 0 && certified & claimed == claimed
+}
+
+/// What a session tells its shell.
+#[derive(Debug)]
+pub enum SessionEvent {
+    /// Handshake complete. Client side: the server's UUID, role and cluster
+    /// configuration (empty when CONNECTED carried none). Server side: the
+    /// client's UUID and claimed role, `config` empty.
+    Connected {
+        peer: Uuid,
+        role: u32,
+        config: Vec<u8>,
+    },
+    /// A frame after the handshake (Major's trace bit already interpreted).
+    Frame(Frame),
+    /// The session is over; flush the output, then close the connection.
+    Closed(SessionError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Handshake,
+    Open,
+    Done,
+}
+
+/// Which end of the connection this session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// One SSNTP connection's protocol state.
+pub struct Session {
+    side: Side,
+    phase: Phase,
+    own_uuid: Uuid,
+    own_role: u32,
+    /// Role bits of the peer's TLS certificate (from its EKU).
+    peer_cert_roles: u32,
+    /// Server side: the cluster configuration sent in CONNECTED.
+    config: Vec<u8>,
+    peer: Uuid,
+    dec: Decoder,
+    enc: Encoder,
+    out: Vec<u8>,
+}
+
+impl Session {
+    /// A client session; CONNECT is queued at once (and nothing else may be
+    /// sent before CONNECTED arrives, `spec/ssntp.md` §6.3).
+    pub fn client(own_uuid: Uuid, own_role: u32, peer_cert_roles: u32, max_msg: usize) -> Self {
+        let mut s = Session::new(Side::Client, own_uuid, own_role, peer_cert_roles, max_msg);
+        let connect = ConnectFrame {
+            major: 0,
+            minor: MINOR,
+            ftype: frame::COMMAND,
+            operand: frame::CONNECT,
+            role: own_role,
+            source: own_uuid.0.to_vec(),
+            destination: vec![0; 16],
+        };
+        s.enc.connect(&connect, &mut s.out);
+        s
+    }
+
+    /// A server session awaiting CONNECT; `config` goes into CONNECTED.
+    pub fn server(
+        own_uuid: Uuid,
+        own_role: u32,
+        peer_cert_roles: u32,
+        config: Vec<u8>,
+        max_msg: usize,
+    ) -> Self {
+        let mut s = Session::new(Side::Server, own_uuid, own_role, peer_cert_roles, max_msg);
+        s.config = config;
+        s
+    }
+
+    fn new(side: Side, own_uuid: Uuid, own_role: u32, peer_cert_roles: u32, max: usize) -> Self {
+        Session {
+            side,
+            phase: Phase::Handshake,
+            own_uuid,
+            own_role,
+            peer_cert_roles,
+            config: Vec::new(),
+            peer: Uuid::NIL,
+            dec: Decoder::new(max),
+            enc: Encoder::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// True once CONNECT/CONNECTED have been exchanged and until the end.
+    pub fn is_open(&self) -> bool {
+        self.phase == Phase::Open
+    }
+
+    /// True after the session ended (the shell should close once flushed).
+    pub fn is_done(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The peer's UUID (nil before the handshake completes).
+    pub fn peer(&self) -> Uuid {
+        self.peer
+    }
+
+    /// Bytes to hand to TLS.
+    pub fn take_output(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// True when output is waiting.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
+    /// Queues a frame; ignored unless the session is open. Returns whether
+    /// it was queued.
+    pub fn send(&mut self, f: &Frame) -> bool {
+        if self.phase != Phase::Open {
+            return false;
+        }
+        self.enc.frame(f, &mut self.out);
+        true
+    }
+
+    /// Builds and queues a frame from this node (Origin = own UUID).
+    pub fn send_new(&mut self, ftype: u8, operand: u8, payload: Vec<u8>) -> bool {
+        let f = Frame::new(ftype, operand, self.own_uuid.0, payload);
+        self.send(&f)
+    }
+
+    /// The handshake deadline expired (server: no CONNECT within 30 s;
+    /// client: no CONNECTED in time).
+    pub fn timeout(&mut self) -> Option<SessionEvent> {
+        if self.phase != Phase::Handshake {
+            return None;
+        }
+        if self.side == Side::Server {
+            self.error_reply(frame::CONNECTION_FAILURE);
+        }
+        self.phase = Phase::Done;
+        Some(SessionEvent::Closed(SessionError::Timeout))
+    }
+
+    /// Feeds received plaintext; returns what happened, in order.
+    pub fn receive(&mut self, bytes: &[u8], events: &mut Vec<SessionEvent>) {
+        if self.phase == Phase::Done {
+            return;
+        }
+        self.dec.feed(bytes);
+        while self.phase != Phase::Done {
+            match self.dec.next() {
+                Ok(Some(v)) => {
+                    if let Some(ev) = self.on_value(v) {
+                        events.push(ev);
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    if self.phase == Phase::Handshake && self.side == Side::Server {
+                        self.error_reply(frame::CONNECTION_FAILURE);
+                    }
+                    self.phase = Phase::Done;
+                    events.push(SessionEvent::Closed(SessionError::Decode(e.to_string())));
+                }
+            }
+        }
+    }
+
+    fn on_value(&mut self, v: Decoded) -> Option<SessionEvent> {
+        match (self.phase, self.side) {
+            (Phase::Handshake, Side::Server) => self.on_connect(v),
+            (Phase::Handshake, Side::Client) => self.on_connected(v),
+            (Phase::Open, _) => self.on_frame(v),
+            (Phase::Done, _) => None,
+        }
+    }
+
+    /// Server: CONNECT checks in the original's order: role first
+    /// (ConnectionAborted), then type/operand and source (ConnectionFailure).
+    fn on_connect(&mut self, v: Decoded) -> Option<SessionEvent> {
+        let c = v.into_connect();
+        let fail = |s: &mut Session, op: u8, e: SessionError| {
+            s.error_reply(op);
+            s.phase = Phase::Done;
+            Some(SessionEvent::Closed(e))
+        };
+        if !role_allowed(c.role, self.peer_cert_roles) {
+            let e = SessionError::RoleMismatch {
+                claimed: c.role,
+                certified: self.peer_cert_roles,
+            };
+            return fail(self, frame::CONNECTION_ABORTED, e);
+        }
+        if c.ftype != frame::COMMAND || c.operand != frame::CONNECT {
+            let e = SessionError::UnexpectedHandshake {
+                ftype: c.ftype,
+                operand: c.operand,
+            };
+            return fail(self, frame::CONNECTION_FAILURE, e);
+        }
+        let Some(peer) = Uuid::from_slice(&c.source) else {
+            return fail(self, frame::CONNECTION_FAILURE, SessionError::MissingSource);
+        };
+        self.peer = peer;
+        let reply = ConnectedFrame {
+            major: 0,
+            minor: MINOR,
+            ftype: frame::STATUS,
+            operand: frame::CONNECTED,
+            role: self.own_role,
+            source: self.own_uuid.0.to_vec(),
+            destination: peer.0.to_vec(),
+            payload: self.config.clone(),
+        };
+        self.enc.connected(&reply, &mut self.out);
+        self.phase = Phase::Open;
+        Some(SessionEvent::Connected {
+            peer,
+            role: c.role,
+            config: Vec::new(),
+        })
+    }
+
+    /// Client: the reply to CONNECT, decoded by field names, so an ERROR
+    /// frame is understood as well as CONNECTED.
+    fn on_connected(&mut self, v: Decoded) -> Option<SessionEvent> {
+        let c = v.into_connected();
+        let done = |s: &mut Session, e: SessionError| {
+            s.phase = Phase::Done;
+            Some(SessionEvent::Closed(e))
+        };
+        match (c.ftype, c.operand) {
+            (frame::STATUS, frame::CONNECTED) => {}
+            (frame::ERROR, frame::CONNECTION_FAILURE) => {
+                return done(self, SessionError::ConnectionFailure)
+            }
+            (frame::ERROR, operand) => return done(self, SessionError::Rejected { operand }),
+            (ftype, operand) => {
+                return done(self, SessionError::UnexpectedHandshake { ftype, operand })
+            }
+        }
+        let Some(peer) = Uuid::from_slice(&c.source) else {
+            return done(self, SessionError::MissingSource);
+        };
+        if !role_allowed(c.role, self.peer_cert_roles) {
+            // The original's reply to a server role mismatch.
+            self.phase = Phase::Open;
+            self.send_new(frame::ERROR, frame::CONNECTION_FAILURE, Vec::new());
+            return done(
+                self,
+                SessionError::RoleMismatch {
+                    claimed: c.role,
+                    certified: self.peer_cert_roles,
+                },
+            );
+        }
+        self.peer = peer;
+        self.phase = Phase::Open;
+        Some(SessionEvent::Connected {
+            peer,
+            role: c.role,
+            config: c.payload,
+        })
+    }
+
+    fn on_frame(&mut self, v: Decoded) -> Option<SessionEvent> {
+        let f = v.into_frame();
+        if f.ftype > frame::EVENT {
+            // Unknown type: answer InvalidFrameType, keep the connection.
+            self.send_new(frame::ERROR, frame::INVALID_FRAME_TYPE, Vec::new());
+            return None;
+        }
+        Some(SessionEvent::Frame(f))
+    }
+
+    /// Server's connect-time error reply: a Frame with zero Origin, from a
+    /// fresh encoder (so preceded by the Frame-family definitions).
+    fn error_reply(&mut self, operand: u8) {
+        let f = Frame::new(frame::ERROR, operand, [0; 16], Vec::new());
+        Encoder::new().frame(&f, &mut self.out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAX: usize = 1 << 20;
+
+    fn pair(client_roles_cert: u32, server_roles_cert: u32) -> (Session, Session) {
+        let c = Session::client(
+            Uuid([1; 16]),
+            role::AGENT | role::NETAGENT,
+            server_roles_cert,
+            MAX,
+        );
+        let s = Session::server(
+            Uuid([2; 16]),
+            role::SCHEDULER,
+            client_roles_cert,
+            b"cfg".to_vec(),
+            MAX,
+        );
+        (c, s)
+    }
+
+    fn pump(from: &mut Session, to: &mut Session) -> Vec<SessionEvent> {
+        let mut ev = Vec::new();
+        let bytes = from.take_output();
+        to.receive(&bytes, &mut ev);
+        ev
+    }
+
+    #[test]
+    fn handshake_and_frames() {
+        let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
+        let ev = pump(&mut c, &mut s);
+        assert!(
+            matches!(&ev[..], [SessionEvent::Connected { peer, role: 0x14, .. }] if *peer == Uuid([1; 16]))
+        );
+        let ev = pump(&mut s, &mut c);
+        assert!(
+            matches!(&ev[..], [SessionEvent::Connected { peer, role: 8, config }] if *peer == Uuid([2; 16]) && config == b"cfg")
+        );
+        assert!(c.send_new(frame::STATUS, frame::READY, b"node_uuid: x\n".to_vec()));
+        let ev = pump(&mut c, &mut s);
+        match &ev[..] {
+            [SessionEvent::Frame(f)] => {
+                assert_eq!((f.ftype, f.operand), (frame::STATUS, frame::READY));
+                assert_eq!(f.origin, [1; 16]);
+                assert_eq!(f.payload, b"node_uuid: x\n");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn client_sends_nothing_before_connected() {
+        let (mut c, _) = pair(role::AGENT, role::SCHEDULER);
+        let _ = c.take_output();
+        assert!(!c.send_new(frame::STATUS, frame::READY, Vec::new()));
+        assert!(!c.has_output());
+    }
+
+    #[test]
+    fn server_rejects_role_not_in_certificate() {
+        let (mut c, mut s) = pair(role::AGENT, role::SCHEDULER);
+        let ev = pump(&mut c, &mut s);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::RoleMismatch { .. })]
+        ));
+        let ev = pump(&mut s, &mut c);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::Rejected {
+                operand: frame::CONNECTION_ABORTED
+            })]
+        ));
+    }
+
+    #[test]
+    fn client_rejects_server_role_not_in_certificate() {
+        let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::CONTROLLER);
+        pump(&mut c, &mut s);
+        let ev = pump(&mut s, &mut c);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::RoleMismatch { .. })]
+        ));
+        // The client tells the server why (ERROR ConnectionFailure).
+        let ev = pump(&mut c, &mut s);
+        assert!(
+            matches!(&ev[..], [SessionEvent::Frame(f)] if f.ftype == frame::ERROR && f.operand == frame::CONNECTION_FAILURE)
+        );
+    }
+
+    #[test]
+    fn garbage_before_connect_gets_connection_failure() {
+        let (mut c, mut s) = pair(role::AGENT, role::SCHEDULER);
+        let mut ev = Vec::new();
+        s.receive(b"\x05garbage-not-gob", &mut ev);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::Decode(_))]
+        ));
+        let ev = pump(&mut s, &mut c);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::ConnectionFailure)]
+        ));
+    }
+
+    #[test]
+    fn timeout_gets_connection_failure() {
+        let (mut c, mut s) = pair(role::AGENT, role::SCHEDULER);
+        assert!(matches!(
+            s.timeout(),
+            Some(SessionEvent::Closed(SessionError::Timeout))
+        ));
+        let ev = pump(&mut s, &mut c);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::ConnectionFailure)]
+        ));
+    }
+
+    #[test]
+    fn unknown_type_answered_with_invalid_frame_type() {
+        let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
+        pump(&mut c, &mut s);
+        pump(&mut s, &mut c);
+        assert!(s.send_new(7, 0, Vec::new()));
+        let ev = pump(&mut s, &mut c);
+        assert!(ev.is_empty());
+        let ev = pump(&mut c, &mut s);
+        assert!(
+            matches!(&ev[..], [SessionEvent::Frame(f)] if f.ftype == frame::ERROR && f.operand == frame::INVALID_FRAME_TYPE)
+        );
+    }
+
+    #[test]
+    fn claimed_role_zero_is_refused() {
+        assert!(!role_allowed(0, role::AGENT));
+        assert!(role_allowed(role::AGENT, role::AGENT | role::NETAGENT));
+        assert!(!role_allowed(role::AGENT | role::NETAGENT, role::AGENT));
+    }
+}

@@ -1,0 +1,15 @@
+//! The YAML documents the test server stores and serves and `ciaolc`
+//! decodes (test-tools.md §1.8). They are the payload types of
+//! `crate::payloads` (yaml.v2 decoding and emitting); this module only
+//! gathers them and adds the top-level list of strings of `/clients` and
+//! `/instances`.
+
+pub use crate::payloads::{
+    to_yaml, DecodeError, ErrorReport, InstanceDeleted, InstanceStat, NetworkStat, Node, Ready,
+    Stat, TenantEvent, TenantEventKind, VolumeErrorReport,
+};
+
+/// A top-level YAML list of strings: one `- item` line each, `[]` when empty.
+pub fn string_list(items: &[String]) -> String {
+    to_yaml(&Node::str_seq(items))
+}

@@ -1,0 +1,17 @@
+//! ciao-launcher-server: SSNTP server + REST API for driving launchers in isolation.
+//!
+//! The pure parts live here: the client table fed by SSNTP events
+//! ([`table`]), the REST API as a function from request to response and
+//! frame to send ([`rest`]), the command line ([`config`]) and the cluster
+//! configuration sent in CONNECTED ([`cluster`]). The shell (`shell.rs`) owns
+//! the sockets and the event loop and calls into these.
+
+pub mod cluster;
+pub mod config;
+pub mod docs;
+pub mod rest;
+pub mod table;
+
+pub use config::{parse_args, ParseOutcome, ServerConfig};
+pub use rest::{handle, Command, RestOutcome, RestResponse};
+pub use table::{ClientTable, DrainEntry, FrameOutcome, IgnoredRole};

@@ -1,0 +1,502 @@
+//! The client table of ciao-launcher-server (test-tools.md §1.5): one entry
+//! per connected launcher, keyed by its SSNTP UUID, holding its latest STATS,
+//! its latest STATUS and a queue of events and errors for `/drain`.
+//!
+//! Pure: the shell reports connections, disconnections and frames; nothing
+//! here touches a socket. What is stored is the decoded, typed document, so
+//! what `/stats` serves is the normalised re-serialisation, never the raw
+//! bytes (unknown keys dropped, missing keys zero), as the original.
+
+use std::collections::VecDeque;
+use std::fmt;
+
+use super::docs::{
+    to_yaml, DecodeError, ErrorReport, InstanceDeleted, Node, Ready, Stat, TenantEvent,
+    TenantEventKind, VolumeErrorReport,
+};
+use crate::ssntp::role;
+
+/// SSNTP frame types (spec/ssntp.md §5.1).
+pub mod ftype {
+    pub const COMMAND: u8 = 0;
+    pub const STATUS: u8 = 1;
+    pub const ERROR: u8 = 2;
+    pub const EVENT: u8 = 3;
+}
+
+/// The SSNTP operands this module reads or the REST API sends
+/// (spec/ssntp.md §5.2–5.5).
+pub mod op {
+    // COMMAND
+    pub const START: u8 = 1;
+    pub const STOP: u8 = 2;
+    pub const STATS: u8 = 3;
+    pub const DELETE: u8 = 5;
+    pub const RESTART: u8 = 6;
+    pub const ATTACH_VOLUME: u8 = 10;
+    pub const DETACH_VOLUME: u8 = 11;
+    // ERROR
+    pub const START_FAILURE: u8 = 1;
+    pub const STOP_FAILURE: u8 = 2;
+    pub const RESTART_FAILURE: u8 = 4;
+    pub const DELETE_FAILURE: u8 = 5;
+    pub const ATTACH_VOLUME_FAILURE: u8 = 8;
+    pub const DETACH_VOLUME_FAILURE: u8 = 9;
+    // EVENT
+    pub const TENANT_ADDED: u8 = 0;
+    pub const TENANT_REMOVED: u8 = 1;
+    pub const INSTANCE_DELETED: u8 = 2;
+}
+
+/// Most queued entries kept per client. The original's queue is unbounded;
+/// a launcher that is never drained (or a peer that floods events) would
+/// grow the server without limit, so the oldest entries are dropped beyond
+/// this. Far above anything a test produces.
+pub const MAX_QUEUED: usize = 100_000;
+
+/// One `/drain` entry (test-tools.md §1.8.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DrainEntry {
+    /// EVENT InstanceDeleted.
+    InstanceDeleted(InstanceDeleted),
+    /// EVENT TenantAdded.
+    TenantAdded(TenantEvent),
+    /// EVENT TenantRemoved.
+    TenantRemoved(TenantEvent),
+    /// ERROR Start/Stop/Restart/DeleteFailure.
+    Failure(ErrorReport),
+    /// ERROR Attach/DetachVolumeFailure.
+    VolumeFailure(VolumeErrorReport),
+    /// Any other event or error, or a payload that does not decode: `- null`
+    /// (defect D5, kept: the entry count is visible).
+    Null,
+}
+
+/// A connected launcher.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientEntry {
+    /// SSNTP UUID, canonical text.
+    pub uuid: String,
+    /// Last STATS document received.
+    pub stats: Option<Stat>,
+    /// Last STATUS payload received (a FULL without payload stores zeros:
+    /// defect D3, kept because `/status` shows it).
+    pub status: Option<Ready>,
+    /// Events and errors not drained yet, oldest first.
+    pub events: VecDeque<DrainEntry>,
+}
+
+/// A client whose role is neither agent nor netagent connected: it gets no
+/// entry (defect D11, kept). Display is the original's stderr line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoredRole(pub u32);
+
+impl fmt::Display for IgnoredRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Ignoring connection from unexpected role: {}.",
+            role::name(self.0)
+        )
+    }
+}
+
+impl std::error::Error for IgnoredRole {}
+
+/// What [`ClientTable::on_frame`] did with a frame, for the shell's debug log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FrameOutcome {
+    /// Stored (stats/status replaced, or an entry queued).
+    Recorded,
+    /// Queued as a `null` entry because its payload did not decode.
+    QueuedNull(String),
+    /// Dropped: no entry for this UUID, a COMMAND other than STATS, or an
+    /// undecodable STATS/STATUS (the previous document stays).
+    Ignored(String),
+}
+
+/// All connected launchers, in connection order (a stable order for
+/// `/clients`; the original used Go map order, defect D13).
+#[derive(Debug, Clone, Default)]
+pub struct ClientTable {
+    entries: Vec<ClientEntry>,
+}
+
+impl ClientTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A client finished the SSNTP handshake. Agents and netagents get an
+    /// (empty) entry, unless one with that UUID exists, which is kept. Other
+    /// roles get none; the error's Display is the line to print on stderr.
+    pub fn on_connect(&mut self, uuid: &str, roles: u32) -> Result<(), IgnoredRole> {
+        if roles & (role::AGENT | role::NETAGENT) == 0 {
+            return Err(IgnoredRole(roles));
+        }
+        if self.index(uuid).is_none() {
+            self.entries.push(ClientEntry {
+                uuid: uuid.to_string(),
+                ..Default::default()
+            });
+        }
+        Ok(())
+    }
+
+    /// A client's session ended: its entry goes, with any events not drained
+    /// yet (defect D4, kept). Returns whether there was an entry.
+    pub fn on_disconnect(&mut self, uuid: &str) -> bool {
+        match self.index(uuid) {
+            Some(i) => {
+                self.entries.remove(i);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A frame arrived from client `uuid` (after the handshake).
+    pub fn on_frame(
+        &mut self,
+        uuid: &str,
+        frame_type: u8,
+        operand: u8,
+        payload: &[u8],
+    ) -> FrameOutcome {
+        let Some(i) = self.index(uuid) else {
+            return FrameOutcome::Ignored(format!("frame from {uuid}, which has no entry"));
+        };
+        let entry = &mut self.entries[i];
+        match frame_type {
+            ftype::STATUS => match Ready::parse(payload) {
+                Ok(r) => {
+                    entry.status = Some(r);
+                    FrameOutcome::Recorded
+                }
+                Err(e) => FrameOutcome::Ignored(format!(
+                    "STATUS payload from {uuid} does not decode: {e}"
+                )),
+            },
+            ftype::COMMAND if operand == op::STATS => match Stat::parse(payload) {
+                Ok(s) => {
+                    entry.stats = Some(s);
+                    FrameOutcome::Recorded
+                }
+                Err(e) => {
+                    FrameOutcome::Ignored(format!("STATS payload from {uuid} does not decode: {e}"))
+                }
+            },
+            ftype::COMMAND => {
+                FrameOutcome::Ignored(format!("COMMAND operand {operand} from {uuid}"))
+            }
+            ftype::EVENT | ftype::ERROR => {
+                let decoded = if frame_type == ftype::EVENT {
+                    decode_event(operand, payload)
+                } else {
+                    decode_error(operand, payload)
+                };
+                let (item, outcome) = match decoded {
+                    Ok(item) => (item, FrameOutcome::Recorded),
+                    Err(why) => (DrainEntry::Null, FrameOutcome::QueuedNull(why)),
+                };
+                if entry.events.len() >= MAX_QUEUED {
+                    entry.events.pop_front();
+                }
+                entry.events.push_back(item);
+                outcome
+            }
+            t => FrameOutcome::Ignored(format!("frame type {t} from {uuid}")),
+        }
+    }
+
+    /// UUIDs of all entries, in connection order.
+    pub fn uuids(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.uuid.as_str())
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no launcher is connected.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The entry of `uuid`.
+    pub fn get(&self, uuid: &str) -> Option<&ClientEntry> {
+        self.index(uuid).map(|i| &self.entries[i])
+    }
+
+    /// The entry of `uuid`, mutable.
+    pub fn get_mut(&mut self, uuid: &str) -> Option<&mut ClientEntry> {
+        self.index(uuid).map(move |i| &mut self.entries[i])
+    }
+
+    /// Client selection of test-tools.md §1.6: with exactly one client an
+    /// empty `client` picks it; otherwise `client` must equal a UUID exactly
+    /// (case-sensitive).
+    pub fn select(&self, client: &str) -> Option<usize> {
+        if client.is_empty() {
+            return (self.entries.len() == 1).then_some(0);
+        }
+        self.index(client)
+    }
+
+    /// The entry at a position returned by [`ClientTable::select`].
+    pub fn entry_mut(&mut self, i: usize) -> &mut ClientEntry {
+        &mut self.entries[i]
+    }
+
+    fn index(&self, uuid: &str) -> Option<usize> {
+        self.entries.iter().position(|e| e.uuid == uuid)
+    }
+}
+
+fn decode_event(operand: u8, payload: &[u8]) -> Result<DrainEntry, String> {
+    let why = |e: DecodeError| format!("EVENT operand {operand}: {e}");
+    match operand {
+        op::INSTANCE_DELETED => InstanceDeleted::parse(payload)
+            .map(DrainEntry::InstanceDeleted)
+            .map_err(why),
+        op::TENANT_ADDED => TenantEvent::parse(payload, TenantEventKind::Added)
+            .map(DrainEntry::TenantAdded)
+            .map_err(why),
+        op::TENANT_REMOVED => TenantEvent::parse(payload, TenantEventKind::Removed)
+            .map(DrainEntry::TenantRemoved)
+            .map_err(why),
+        _ => Ok(DrainEntry::Null),
+    }
+}
+
+fn decode_error(operand: u8, payload: &[u8]) -> Result<DrainEntry, String> {
+    let why = |e: DecodeError| format!("ERROR operand {operand}: {e}");
+    match operand {
+        op::START_FAILURE | op::STOP_FAILURE | op::RESTART_FAILURE | op::DELETE_FAILURE => {
+            ErrorReport::parse(payload)
+                .map(DrainEntry::Failure)
+                .map_err(why)
+        }
+        op::ATTACH_VOLUME_FAILURE | op::DETACH_VOLUME_FAILURE => VolumeErrorReport::parse(payload)
+            .map(DrainEntry::VolumeFailure)
+            .map_err(why),
+        _ => Ok(DrainEntry::Null),
+    }
+}
+
+impl DrainEntry {
+    /// The entry as a YAML node (a list element of `/drain`).
+    pub fn to_node(&self) -> Node {
+        match self {
+            DrainEntry::InstanceDeleted(d) => d.to_node(),
+            DrainEntry::TenantAdded(t) => t.to_node(TenantEventKind::Added),
+            DrainEntry::TenantRemoved(t) => t.to_node(TenantEventKind::Removed),
+            DrainEntry::Failure(f) => f.to_node(),
+            DrainEntry::VolumeFailure(f) => f.to_node(),
+            DrainEntry::Null => Node::Null,
+        }
+    }
+}
+
+/// The `/drain` body: a yaml.v2 list of the entries, `[]` when empty.
+pub fn emit_drain<'a>(entries: impl IntoIterator<Item = &'a DrainEntry>) -> String {
+    to_yaml(&Node::Seq(
+        entries.into_iter().map(DrainEntry::to_node).collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "aaaaaaaa-0000-0000-0000-000000000001";
+    const B: &str = "bbbbbbbb-0000-0000-0000-000000000002";
+
+    fn table_with(uuids: &[&str]) -> ClientTable {
+        let mut t = ClientTable::new();
+        for u in uuids {
+            t.on_connect(u, role::AGENT | role::NETAGENT).unwrap();
+        }
+        t
+    }
+
+    #[test]
+    fn roles_decide_who_gets_an_entry() {
+        let mut t = ClientTable::new();
+        assert!(t.on_connect(A, role::AGENT).is_ok());
+        assert!(t.on_connect(B, role::NETAGENT).is_ok());
+        let e = t.on_connect("c", role::CONTROLLER).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "Ignoring connection from unexpected role: Controller."
+        );
+        assert_eq!(
+            IgnoredRole(role::SERVER | role::SCHEDULER).to_string(),
+            "Ignoring connection from unexpected role: Server-Scheduler."
+        );
+        assert_eq!(t.uuids().collect::<Vec<_>>(), vec![A, B]);
+        assert!(matches!(
+            t.on_frame("c", ftype::EVENT, op::INSTANCE_DELETED, b""),
+            FrameOutcome::Ignored(_)
+        ));
+    }
+
+    #[test]
+    fn reconnect_keeps_existing_entry_and_disconnect_drops_events() {
+        let mut t = table_with(&[A]);
+        t.on_frame(
+            A,
+            ftype::EVENT,
+            op::INSTANCE_DELETED,
+            b"instance_deleted:\n  instance_uuid: i1\n",
+        );
+        t.on_connect(A, role::AGENT).unwrap();
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(A).unwrap().events.len(), 1);
+        assert!(t.on_disconnect(A));
+        assert!(!t.on_disconnect(A));
+        t.on_connect(A, role::AGENT).unwrap();
+        assert!(t.get(A).unwrap().events.is_empty());
+    }
+
+    #[test]
+    fn status_is_replaced_by_any_status_frame() {
+        let mut t = table_with(&[A]);
+        let ready = b"node_uuid: n\nmem_total_mb: 1000\nunknown: 1\n";
+        assert_eq!(
+            t.on_frame(A, ftype::STATUS, 1, ready),
+            FrameOutcome::Recorded
+        );
+        assert_eq!(
+            t.get(A).unwrap().status.as_ref().unwrap().mem_total_mb,
+            1000
+        );
+        // FULL carries no payload: zeros (D3).
+        assert_eq!(t.on_frame(A, ftype::STATUS, 2, b""), FrameOutcome::Recorded);
+        assert_eq!(t.get(A).unwrap().status, Some(Ready::default()));
+        // Undecodable: ignored, previous kept.
+        t.on_frame(A, ftype::STATUS, 1, ready);
+        assert!(matches!(
+            t.on_frame(A, ftype::STATUS, 1, b"mem_total_mb: [1]"),
+            FrameOutcome::Ignored(_)
+        ));
+        assert_eq!(
+            t.get(A).unwrap().status.as_ref().unwrap().mem_total_mb,
+            1000
+        );
+    }
+
+    #[test]
+    fn stats_replaced_whole_and_bad_stats_ignored() {
+        let mut t = table_with(&[A]);
+        t.on_frame(
+            A,
+            ftype::COMMAND,
+            op::STATS,
+            b"node_uuid: x\ninstances:\n- instance_uuid: i\n  state: active\n",
+        );
+        assert_eq!(t.get(A).unwrap().stats.as_ref().unwrap().instances.len(), 1);
+        assert!(matches!(
+            t.on_frame(A, ftype::COMMAND, op::STATS, b"not: [yaml"),
+            FrameOutcome::Ignored(_)
+        ));
+        assert_eq!(t.get(A).unwrap().stats.as_ref().unwrap().instances.len(), 1);
+        t.on_frame(A, ftype::COMMAND, op::STATS, b"node_uuid: y\n");
+        assert!(t
+            .get(A)
+            .unwrap()
+            .stats
+            .as_ref()
+            .unwrap()
+            .instances
+            .is_empty());
+        // Other commands are ignored.
+        assert!(matches!(
+            t.on_frame(A, ftype::COMMAND, op::START, b"x"),
+            FrameOutcome::Ignored(_)
+        ));
+    }
+
+    // The sequence agent A sent in test-tools.md §4.6.
+    #[test]
+    fn events_and_errors_queue_as_in_the_probe() {
+        let mut t = table_with(&[A]);
+        let frames: [(u8, u8, &[u8]); 10] = [
+            (ftype::EVENT, op::TENANT_ADDED, b"tenant_added:\n  agent_uuid: a1\n  agent_ip: 10.0.0.1\n  tenant_uuid: t1\n  tenant_subnet: 172.16.0.0/24\n  concentrator_uuid: c1\n  concentrator_ip: 10.0.0.2\n  subnet_key: 42\n"),
+            (ftype::EVENT, op::TENANT_REMOVED, b"tenant_removed:\n  agent_uuid: a1\n  tenant_uuid: t1\n"),
+            (ftype::EVENT, op::INSTANCE_DELETED, b"instance_deleted:\n  instance_uuid: i1\n"),
+            (ftype::EVENT, 3, b"cnci: x\n"),
+            (ftype::ERROR, op::START_FAILURE, b"instance_uuid: i3\nreason: full_cn\n"),
+            (ftype::ERROR, op::ATTACH_VOLUME_FAILURE, b"instance_uuid: i4\nvolume_uuid: v4\nreason: attach_failure\n"),
+            (ftype::ERROR, 0, b""),
+            (ftype::EVENT, op::INSTANCE_DELETED, b"this is: [not yaml"),
+            (ftype::ERROR, op::STOP_FAILURE, b""),
+            (ftype::ERROR, op::DETACH_VOLUME_FAILURE, b"instance_uuid: i5\nvolume_uuid: v5\nreason: not_attached\nextra: key\n"),
+        ];
+        for (ty, op, payload) in frames {
+            t.on_frame(A, ty, op, payload);
+        }
+        let body = emit_drain(&t.get(A).unwrap().events);
+        // Exact body of the /drain answer in §4.6 (Content-Length: 608).
+        let expected = "- tenant_added:
+    agent_uuid: a1
+    agent_ip: 10.0.0.1
+    tenant_uuid: t1
+    tenant_subnet: 172.16.0.0/24
+    concentrator_uuid: c1
+    concentrator_ip: 10.0.0.2
+    subnet_key: 42
+- tenant_removed:
+    agent_uuid: a1
+    agent_ip: \"\"
+    tenant_uuid: t1
+    tenant_subnet: \"\"
+    concentrator_uuid: \"\"
+    concentrator_ip: \"\"
+    subnet_key: 0
+- instance_deleted:
+    instance_uuid: i1
+- null
+- instance_uuid: i3
+  reason: full_cn
+- instance_uuid: i4
+  volume_uuid: v4
+  reason: attach_failure
+- null
+- null
+- instance_uuid: \"\"
+  reason: \"\"
+- instance_uuid: i5
+  volume_uuid: v5
+  reason: not_attached
+";
+        assert_eq!(body, expected);
+        assert_eq!(body.len(), 608);
+    }
+
+    #[test]
+    fn queue_is_bounded() {
+        let mut t = table_with(&[A]);
+        for _ in 0..MAX_QUEUED + 5 {
+            t.on_frame(A, ftype::EVENT, 7, b"");
+        }
+        assert_eq!(t.get(A).unwrap().events.len(), MAX_QUEUED);
+    }
+
+    #[test]
+    fn selection_rules() {
+        let mut t = ClientTable::new();
+        assert_eq!(t.select(""), None);
+        assert_eq!(t.select(A), None);
+        t.on_connect(A, role::AGENT).unwrap();
+        assert_eq!(t.select(""), Some(0));
+        assert_eq!(t.select(A), Some(0));
+        assert_eq!(t.select("nosuch"), None);
+        assert_eq!(t.select(&A.to_uppercase()), None);
+        t.on_connect(B, role::AGENT).unwrap();
+        assert_eq!(t.select(""), None);
+        assert_eq!(t.select(B), Some(1));
+    }
+}

@@ -1,0 +1,6 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+pub mod certgen;
+pub mod proc;
+pub mod rawtls;
+pub mod ssntp_server;
