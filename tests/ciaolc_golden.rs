@@ -17,7 +17,8 @@ use ciao::ciaolc::{self, format};
 use ciao::payloads::{Ready, Stat};
 use ciao::ssntp::role;
 use ciao::testserver::rest::{self, Command};
-use ciao::testserver::table::{ftype, op};
+use ciao::ssntp::frame as ftype;
+use ciao::ssntp::frame as op;
 use ciao::testserver::ClientTable;
 
 // ----------------------------------------------------------------------------

@@ -76,3 +76,13 @@ fn fuzz_corpus_proc_parsers() {
 fn fuzz_corpus_gob_decode() {
     replay("gob_decode", ciao::ssntp::frame::fuzz_gob_decode);
 }
+
+#[test]
+fn fuzz_corpus_start_payload() {
+    replay("start_payload", ciao::payloads::fuzz::start_payload);
+}
+
+#[test]
+fn fuzz_corpus_testserver() {
+    replay("testserver", ciao::testserver::fuzz::fuzz_script);
+}

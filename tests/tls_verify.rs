@@ -13,10 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use certgen::{roles, CertSpec, KeyKind};
 use ciao::ssntp::cert::{parse_certificate, pem_blocks};
 use ciao::ssntp::role;
 use ciao::ssntp::tls::{self, TlsError};
-use certgen::{roles, CertSpec, KeyKind};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, Connection, ServerConnection};
 

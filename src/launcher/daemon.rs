@@ -1,10 +1,11 @@
 //! The launcher's shell: one `mio` loop that owns the SSNTP client, the
-//! signalfd and the timers, and turns what happens into reports.
+//! signalfd and the timers, feeds the instance [`Manager`] and executes
+//! what it asks for.
 //!
 //! Start-up order (design decision 14): flags, signals blocked, logging,
 //! single-instance lock, open-file limit, directories, certificates, node
-//! UUID; then the loop. Every fatal start-up problem exits non-zero with
-//! one clear line (`StartupError`).
+//! UUID, recovery of every instance; then the loop, whose first act is to
+//! connect. Every fatal start-up problem exits non-zero with one clear line.
 
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
@@ -14,10 +15,14 @@ use log::{debug, error, info, warn};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::capacity::{Capacity, Limits};
+use super::capacity::Limits;
 use super::config::{self, LauncherConfig};
+use super::driver::{Driver, Effect, Input, Key, Simulated, Unavailable};
+use super::manager::{DriverFactory, Manager};
 use super::nodestats::{self, NodeStats};
-use crate::payloads;
+use super::store::Store;
+use super::timers::Timers;
+use crate::payloads::{self, InstanceConfig};
 use crate::ssntp::client::{Client, ClientEvent, ClientSettings};
 use crate::ssntp::frame::{self, Frame};
 use crate::ssntp::{role, tls, uuid::Uuid};
@@ -28,6 +33,8 @@ const CLIENT: Token = Token(1);
 
 /// How long a state-change STATS may wait so that changes coalesce.
 const STATS_COALESCE: Duration = Duration::from_millis(100);
+/// How long `-hard-reset` waits for instances to go away.
+const HARD_RESET_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A fatal start-up problem: one line on stderr, exit status 1.
 #[derive(Debug)]
@@ -37,6 +44,10 @@ impl std::fmt::Display for StartupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+fn fail(msg: String) -> StartupError {
+    StartupError(msg)
 }
 
 /// Entry point of the `ciao-launcher` binary; returns the exit status.
@@ -51,7 +62,9 @@ pub fn main(args: Vec<OsString>) -> i32 {
     if let Err(e) = config::setup_logging(&cfg) {
         return fatal(&e);
     }
-    match Daemon::new(cfg, signals).and_then(|d| d.run()) {
+    let hard_reset = cfg.hard_reset;
+    let result = Daemon::new(cfg, signals).and_then(|d| if hard_reset { d.hard_reset() } else { d.run() });
+    match result {
         Ok(()) => {
             info!("ciao-launcher stopped");
             0
@@ -68,16 +81,35 @@ fn fatal(msg: &str) -> i32 {
     1
 }
 
+/// Makes each instance's driver.
+struct Factory {
+    simulation: bool,
+    delay: (Duration, Duration),
+    seed: u64,
+}
+
+impl DriverFactory for Factory {
+    fn make(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
+        if self.simulation {
+            self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            Box::new(Simulated::new(self.delay.0, self.delay.1, self.seed))
+        } else {
+            Box::new(Unavailable)
+        }
+    }
+}
+
 /// The running daemon.
 pub struct Daemon {
     cfg: LauncherConfig,
     poll: Poll,
     signals: SignalFd,
-    client: Client,
+    /// `None` with `-hard-reset` (no connection).
+    client: Option<Client>,
     node_uuid: Uuid,
-    cluster: payloads::ClusterConfig,
-    capacity: Capacity,
-    limits: Limits,
+    own_role: u32,
+    manager: Manager,
+    timers: Timers<Key>,
     /// When the periodic STATUS + STATS is due.
     next_tick: Instant,
     /// A coalesced state-change STATS, when one is pending.
@@ -95,86 +127,44 @@ impl Daemon {
         if !cfg.simulation {
             let path = cfg.agent_lock_path();
             if let Some(dir) = path.parent() {
-                sys::fs::mkdir_p(dir, 0o755)
-                    .map_err(|e| StartupError(format!("cannot create {}: {e}", dir.display())))?;
+                sys::fs::mkdir_p(dir, 0o755).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
             }
-            let lock = Flock::try_lock(&path).map_err(|e| {
-                StartupError(format!(
-                    "{e} (is another ciao-launcher using this data root?)"
-                ))
-            })?;
+            let lock = Flock::try_lock(&path)
+                .map_err(|e| fail(format!("{e} (is another ciao-launcher using this data root?)")))?;
             locks.push(lock);
         }
         let nofile = sys::procfs::raise_nofile_limit();
         let max_instances = usize::try_from(nofile / 5).unwrap_or(usize::MAX);
         let instances = cfg.instances_dir();
-        sys::fs::mkdir_p(&instances, 0o755)
-            .map_err(|e| StartupError(format!("cannot create {}: {e}", instances.display())))?;
+        sys::fs::mkdir_p(&instances, 0o755).map_err(|e| fail(format!("cannot create {}: {e}", instances.display())))?;
 
-        let (cacert, cert) = match (&cfg.cacert, &cfg.cert) {
-            (Some(a), Some(b)) => (a.clone(), b.clone()),
-            _ => {
-                return Err(StartupError(
-                    "both -cacert and -cert are required (the CA certificate and this node's \
-                     certificate with its key, as made by ciao-cert)"
-                        .into(),
-                ))
-            }
-        };
-        let ca = tls::load_ca(&cacert).map_err(|e| StartupError(e.to_string()))?;
-        let identity = tls::load_identity(&cert).map_err(|e| StartupError(e.to_string()))?;
-        let own_role = identity.info.roles;
-        if own_role & (role::AGENT | role::NETAGENT) == 0 {
-            return Err(StartupError(format!(
-                "certificate {} carries role {:#x} ({}); a launcher needs the agent or netagent role",
-                cert.display(),
-                own_role,
-                role::name(own_role)
-            )));
-        }
-        let tls_config =
-            tls::client_config(&ca, &identity).map_err(|e| StartupError(e.to_string()))?;
-        let addresses = match &cfg.server {
-            Some(s) => vec![(s.host.clone(), s.port)],
-            None => {
-                let pem = std::fs::read(&cacert)
-                    .map_err(|e| StartupError(format!("cannot read {}: {e}", cacert.display())))?;
-                tls::server_addresses(&pem)
-                    .into_iter()
-                    .map(|a| (a.host, a.port))
-                    .collect()
-            }
-        };
-        info!(
-            "ciao-launcher starting: role {}, data root {}, servers {:?}",
-            role::name(own_role),
-            cfg.data_root.display(),
-            addresses
-        );
-        let (node_uuid, uuid_lock) = sys::uuidstore::node_uuid(&cfg.data_root, own_role);
-        locks.extend(uuid_lock);
-        info!("node UUID {node_uuid}");
-
-        let poll = Poll::new().map_err(|e| StartupError(format!("cannot create poll: {e}")))?;
+        let poll = Poll::new().map_err(|e| fail(format!("cannot create poll: {e}")))?;
         poll.registry()
-            .register(
-                &mut SourceFd(&signals.as_raw_fd()),
-                SIGNAL,
-                Interest::READABLE,
-            )
-            .map_err(|e| StartupError(format!("cannot watch signals: {e}")))?;
-        let client = Client::new(
-            ClientSettings {
-                addresses,
-                tls: tls_config,
-                uuid: node_uuid,
-                role: own_role,
-                max_message: cfg.max_message_size,
-                connect_timeout: cfg.connect_timeout,
-            },
-            CLIENT,
-        );
+            .register(&mut SourceFd(&signals.as_raw_fd()), SIGNAL, Interest::READABLE)
+            .map_err(|e| fail(format!("cannot watch signals: {e}")))?;
+
+        let (client, node_uuid, own_role) = if cfg.hard_reset {
+            (None, Uuid::NIL, 0)
+        } else {
+            let (client, uuid, role, lock) = make_client(&cfg)?;
+            locks.extend(lock);
+            (Some(client), uuid, role)
+        };
+        let limits = Limits {
+            mem_limit: false,
+            disk_limit: false,
+            max_instances,
+        };
+        let factory = Box::new(Factory {
+            simulation: cfg.simulation,
+            delay: (cfg.simulation_delay.min, cfg.simulation_delay.max),
+            seed: u64::from_le_bytes(Uuid::random().0[..8].try_into().unwrap_or([3; 8])) | 1,
+        });
+        let mut manager = Manager::new(Store::new(instances), limits, factory);
         let now = Instant::now();
+        // Recovery before the first connection, so the first STATS is complete.
+        manager.recover(now);
+        info!("{} instance(s) recovered", manager.len());
         Ok(Daemon {
             next_tick: now + cfg.stats_interval,
             cfg,
@@ -182,13 +172,9 @@ impl Daemon {
             signals,
             client,
             node_uuid,
-            cluster: payloads::ClusterConfig::default(),
-            capacity: Capacity::default(),
-            limits: Limits {
-                mem_limit: false,
-                disk_limit: false,
-                max_instances,
-            },
+            own_role,
+            manager,
+            timers: Timers::new(),
             stats_due: None,
             last_ready: None,
             _locks: locks,
@@ -200,15 +186,15 @@ impl Daemon {
         let mut events = Events::with_capacity(256);
         let mut client_events = Vec::new();
         let mut now = Instant::now();
-        self.client
-            .poll(self.poll.registry(), now, &mut client_events);
+        self.execute(now);
+        if let Some(c) = self.client.as_mut() {
+            c.poll(self.poll.registry(), now, &mut client_events);
+        }
         loop {
-            let timeout = self
-                .next_deadline()
-                .map(|d| d.saturating_duration_since(now));
+            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(StartupError(format!("poll failed: {e}")));
+                    return Err(fail(format!("poll failed: {e}")));
                 }
             }
             now = Instant::now();
@@ -218,7 +204,10 @@ impl Daemon {
                     SIGNAL => {
                         if let Some(sig) = self.pending_signal() {
                             info!("signal {sig} received: shutting down (instances keep running)");
-                            self.client.close(self.poll.registry());
+                            self.manager.commit();
+                            if let Some(c) = self.client.as_mut() {
+                                c.close(self.poll.registry());
+                            }
                             return Ok(());
                         }
                     }
@@ -226,17 +215,22 @@ impl Daemon {
                     t => debug!("event for unknown token {t:?}"),
                 }
             }
-            if client_ready || self.client.deadline().is_some_and(|d| d <= now) {
-                self.client
-                    .poll(self.poll.registry(), now, &mut client_events);
+            if let Some(c) = self.client.as_mut() {
+                if client_ready || c.deadline().is_some_and(|d| d <= now) {
+                    c.poll(self.poll.registry(), now, &mut client_events);
+                }
             }
             for ev in client_events.drain(..) {
                 self.on_client_event(ev, now);
+            }
+            for key in self.timers.expired(now) {
+                self.manager.on_input(&key, Input::Timer { tag: key.tag }, now);
             }
             if now >= self.next_tick {
                 self.next_tick = now + self.cfg.stats_interval;
                 self.report(now);
             }
+            self.execute(now);
             if self.stats_due.is_some_and(|d| d <= now) {
                 self.stats_due = None;
                 let node = self.sample_node();
@@ -245,11 +239,75 @@ impl Daemon {
         }
     }
 
+    /// `-hard-reset`: delete every instance the launcher knows, then exit.
+    pub fn hard_reset(mut self) -> Result<(), StartupError> {
+        let mut now = Instant::now();
+        let n = self.manager.delete_all(now);
+        info!("hard reset: deleting {n} instance(s)");
+        let deadline = now + HARD_RESET_DEADLINE;
+        let mut events = Events::with_capacity(64);
+        loop {
+            self.execute(now);
+            if self.manager.is_empty() {
+                info!("hard reset done");
+                return Ok(());
+            }
+            if now >= deadline {
+                return Err(fail(format!(
+                    "hard reset: {} instance(s) could not be deleted in time",
+                    self.manager.len()
+                )));
+            }
+            let next = self.timers.next().unwrap_or(deadline).min(deadline);
+            let _ = self.poll.poll(&mut events, Some(next.saturating_duration_since(now)));
+            now = Instant::now();
+            if events.iter().any(|e| e.token() == SIGNAL) && self.pending_signal().is_some() {
+                return Err(fail("hard reset interrupted by a signal".into()));
+            }
+            for key in self.timers.expired(now) {
+                self.manager.on_input(&key, Input::Timer { tag: key.tag }, now);
+            }
+        }
+    }
+
+    /// Executes the manager's effects and wishes, and makes state durable.
+    fn execute(&mut self, now: Instant) {
+        loop {
+            let effects = self.manager.take_effects();
+            if effects.is_empty() {
+                break;
+            }
+            for e in effects {
+                match e {
+                    Effect::Send { ftype, operand, payload } => {
+                        let f = Frame::new(ftype, operand, self.node_uuid.0, payload);
+                        self.send(&f);
+                    }
+                    Effect::Timer { key, at } => self.timers.arm(at, key),
+                }
+            }
+        }
+        let wants = self.manager.take_wants();
+        if wants.status {
+            let node = self.sample_node();
+            self.send_status(&node, now);
+        }
+        if wants.stats {
+            self.stats_due.get_or_insert(now + STATS_COALESCE);
+        }
+        self.manager.commit();
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
-        [Some(self.next_tick), self.stats_due, self.client.deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            Some(self.next_tick),
+            self.stats_due,
+            self.client.as_ref().and_then(|c| c.deadline()),
+            self.timers.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn pending_signal(&self) -> Option<i32> {
@@ -276,66 +334,86 @@ impl Daemon {
             ClientEvent::Disconnected(why) => {
                 warn!("lost the SSNTP server: {why}; reconnecting");
             }
-            ClientEvent::Frame(f) => self.on_frame(f),
+            ClientEvent::Frame(f) => {
+                debug!(
+                    "received {} {} ({} bytes)",
+                    frame::type_name(f.ftype),
+                    frame::operand_name(f.ftype, f.operand),
+                    f.payload.len()
+                );
+                match f.ftype {
+                    frame::COMMAND => self.manager.on_command(f, now),
+                    frame::ERROR => warn!(
+                        "server reports an error: {}",
+                        frame::operand_name(f.ftype, f.operand)
+                    ),
+                    _ => {}
+                }
+            }
         }
     }
 
     fn apply_cluster_config(&mut self, config: &[u8]) {
-        if config.is_empty() {
+        let cluster = if config.is_empty() {
             error!("the server sent no cluster configuration; running without memory/disk limits");
-            self.cluster = payloads::ClusterConfig::default();
+            payloads::ClusterConfig::default()
         } else {
             match payloads::ClusterConfig::parse(config) {
-                Ok(c) => self.cluster = c,
+                Ok(c) => c,
                 Err(e) => {
-                    error!("the server's cluster configuration is invalid ({e}); keeping the previous one")
+                    error!("the server's cluster configuration is invalid ({e}); running without memory/disk limits");
+                    payloads::ClusterConfig::default()
                 }
             }
-        }
-        self.limits.mem_limit = self.cluster.mem_limit;
-        self.limits.disk_limit = self.cluster.disk_limit;
+        };
+        self.manager.set_limits(cluster.mem_limit, cluster.disk_limit);
         info!(
             "cluster configuration: compute_net {:?}, mgmt_net {:?}, disk_limit {}, mem_limit {}, ceph_id {:?}",
-            self.cluster.compute_net,
-            self.cluster.mgmt_net,
-            self.cluster.disk_limit,
-            self.cluster.mem_limit,
-            self.cluster.ceph_id
+            cluster.compute_net, cluster.mgmt_net, cluster.disk_limit, cluster.mem_limit, cluster.ceph_id
         );
     }
 
-    fn on_frame(&mut self, f: Frame) {
-        debug!(
-            "received {} {} ({} bytes)",
-            frame::type_name(f.ftype),
-            frame::operand_name(f.ftype, f.operand),
-            f.payload.len()
-        );
+    fn connected(&self) -> bool {
+        self.client.as_ref().is_some_and(|c| c.is_connected())
+    }
+
+    fn send(&mut self, f: &Frame) {
+        if let Some(c) = self.client.as_mut() {
+            if !c.send(self.poll.registry(), f) {
+                debug!(
+                    "not connected: dropping {} {}",
+                    frame::type_name(f.ftype),
+                    frame::operand_name(f.ftype, f.operand)
+                );
+            }
+        }
     }
 
     fn sample_node(&mut self) -> NodeStats {
-        let node = nodestats::sample(&self.cfg.instances_dir());
-        self.capacity
-            .refresh(node.mem_available_mb, node.disk_available_mb, 0, 0);
-        node
+        nodestats::sample(&self.cfg.instances_dir())
     }
 
-    fn instance_count(&self) -> usize {
-        0
-    }
-
-    /// STATUS then STATS (on connect and every tick).
+    /// STATUS then STATS (on connect and every tick), then a TraceReport.
     fn report(&mut self, now: Instant) {
-        if !self.client.is_connected() {
+        if !self.connected() {
             return;
         }
         let node = self.sample_node();
-        self.send_status(&node);
+        self.send_status(&node, now);
         self.send_stats(&node, now);
+        let traces = self.manager.take_traces();
+        if !traces.is_empty() {
+            let report = trace_report(&traces, self.node_uuid, self.own_role);
+            let f = Frame::new(frame::EVENT, frame::TRACE_REPORT, self.node_uuid.0, report.into_bytes());
+            self.send(&f);
+        }
     }
 
-    fn send_status(&mut self, node: &NodeStats) {
-        let ready = self.capacity.ready(&self.limits, self.instance_count());
+    fn send_status(&mut self, node: &NodeStats, now: Instant) {
+        if !self.connected() {
+            return;
+        }
+        let ready = self.manager.ready(node.mem_available_mb, node.disk_available_mb, now);
         self.last_ready = Some(ready);
         let f = if ready {
             let payload = payloads::Ready {
@@ -348,22 +426,21 @@ impl Daemon {
                 cpus_online: node.cpus_online,
             }
             .to_yaml();
-            Frame::new(
-                frame::STATUS,
-                frame::READY,
-                self.node_uuid.0,
-                payload.into_bytes(),
-            )
+            Frame::new(frame::STATUS, frame::READY, self.node_uuid.0, payload.into_bytes())
         } else {
             Frame::new(frame::STATUS, frame::FULL, self.node_uuid.0, Vec::new())
         };
-        self.client.send(self.poll.registry(), &f);
+        self.send(&f);
     }
 
-    fn send_stats(&mut self, node: &NodeStats, _now: Instant) {
-        let ready = self.capacity.ready(&self.limits, self.instance_count());
+    fn send_stats(&mut self, node: &NodeStats, now: Instant) {
+        if !self.connected() {
+            return;
+        }
+        let ready = self.manager.ready(node.mem_available_mb, node.disk_available_mb, now);
         if self.last_ready != Some(ready) {
-            self.send_status(node);
+            // READY/FULL flipped: say so at once (design decision 3).
+            self.send_status(node, now);
         }
         let stat = payloads::Stat {
             node_uuid: self.node_uuid.to_string(),
@@ -376,36 +453,111 @@ impl Daemon {
             cpus_online: node.cpus_online,
             hostname: String::new(),
             networks: Vec::new(),
-            instances: Vec::new(),
+            instances: self.manager.stats(now),
         };
-        let f = Frame::new(
-            frame::COMMAND,
-            frame::STATS,
-            self.node_uuid.0,
-            stat.to_yaml().into_bytes(),
-        );
-        self.client.send(self.poll.registry(), &f);
+        let f = Frame::new(frame::COMMAND, frame::STATS, self.node_uuid.0, stat.to_yaml().into_bytes());
+        self.send(&f);
     }
+}
 
-    /// Asks for a STATS within [`STATS_COALESCE`].
-    pub fn stats_soon(&mut self, now: Instant) {
-        self.stats_due.get_or_insert(now + STATS_COALESCE);
+/// Loads certificates, checks the launcher's own role, finds the node UUID
+/// and the server addresses.
+fn make_client(cfg: &LauncherConfig) -> Result<(Client, Uuid, u32, Option<Flock>), StartupError> {
+    let (cacert, cert) = match (&cfg.cacert, &cfg.cert) {
+        (Some(a), Some(b)) => (a.clone(), b.clone()),
+        _ => {
+            return Err(fail(
+                "both -cacert and -cert are required (the CA certificate and this node's \
+                 certificate with its key, as made by ciao-cert)"
+                    .into(),
+            ))
+        }
+    };
+    let ca = tls::load_ca(&cacert).map_err(|e| fail(e.to_string()))?;
+    let identity = tls::load_identity(&cert).map_err(|e| fail(e.to_string()))?;
+    let own_role = identity.info.roles;
+    if own_role & (role::AGENT | role::NETAGENT) == 0 {
+        return Err(fail(format!(
+            "certificate {} carries role {:#x} ({}); a launcher needs the agent or netagent role",
+            cert.display(),
+            own_role,
+            role::name(own_role)
+        )));
     }
+    let tls_config = tls::client_config(&ca, &identity).map_err(|e| fail(e.to_string()))?;
+    let addresses = match &cfg.server {
+        Some(s) => vec![(s.host.clone(), s.port)],
+        None => {
+            let pem = std::fs::read(&cacert).map_err(|e| fail(format!("cannot read {}: {e}", cacert.display())))?;
+            tls::server_addresses(&pem).into_iter().map(|a| (a.host, a.port)).collect()
+        }
+    };
+    info!(
+        "ciao-launcher starting: role {}, data root {}, servers {:?}",
+        role::name(own_role),
+        cfg.data_root.display(),
+        addresses
+    );
+    let (node_uuid, uuid_lock) = sys::uuidstore::node_uuid(&cfg.data_root, own_role);
+    info!("node UUID {node_uuid}");
+    let client = Client::new(
+        ClientSettings {
+            addresses,
+            tls: tls_config,
+            uuid: node_uuid,
+            role: own_role,
+            max_message: cfg.max_message_size,
+            connect_timeout: cfg.connect_timeout,
+        },
+        CLIENT,
+    );
+    Ok((client, node_uuid, own_role, uuid_lock))
+}
+
+/// The TraceReport payload for traced START frames (`spec/ssntp.md` §9.4):
+/// the launcher appends itself as the last node, with its receive time.
+fn trace_report(frames: &[Frame], own: Uuid, own_role: u32) -> String {
+    let ts = |t: &Option<frame::GoTime>| t.as_ref().map(|t| t.rfc3339_nano()).unwrap_or_default();
+    let report = payloads::TraceReport {
+        frames: frames
+            .iter()
+            .filter_map(|f| {
+                let tr = f.trace.as_ref()?;
+                let mut nodes: Vec<payloads::TraceNode> = tr
+                    .path
+                    .iter()
+                    .map(|n| payloads::TraceNode {
+                        ssntp_node_uuid: Uuid(n.uuid).to_string(),
+                        ssntp_role: role::name(n.role),
+                        tx_timestamp: ts(&n.tx),
+                        rx_timestamp: ts(&n.rx),
+                    })
+                    .collect();
+                nodes.push(payloads::TraceNode {
+                    ssntp_node_uuid: own.to_string(),
+                    ssntp_role: role::name(own_role),
+                    tx_timestamp: String::new(),
+                    rx_timestamp: ts(&tr.end),
+                });
+                Some(payloads::TraceFrame {
+                    label: String::from_utf8_lossy(&tr.label).into_owned(),
+                    frame_type: frame::type_name(f.ftype).to_string(),
+                    operand: frame::operand_string(f.ftype, f.operand),
+                    start_timestamp: ts(&tr.start),
+                    end_timestamp: ts(&tr.end),
+                    nodes,
+                })
+            })
+            .collect(),
+    };
+    report.to_yaml()
 }
 
 /// Flags whose features arrive with later work are refused clearly rather
 /// than silently ignored.
 fn refuse_unfinished_flags(cfg: &LauncherConfig) -> Result<(), StartupError> {
-    if cfg.hard_reset {
-        return Err(StartupError("-hard-reset is not implemented yet".into()));
-    }
-    if cfg.simulation {
-        return Err(StartupError("-simulation is not implemented yet".into()));
-    }
     if cfg.ceph_id.is_some() {
-        return Err(StartupError(
-            "-ceph_id is not supported yet (no ceph volume support)".into(),
-        ));
+        return Err(fail("-ceph_id is not supported yet (no ceph volume support)".into()));
     }
     if cfg.network {
         info!("-network: networking is not implemented yet; running as with -network=false");

@@ -4,3 +4,7 @@ pub mod config;
 pub mod nodestats;
 pub mod capacity;
 pub mod daemon;
+pub mod driver;
+pub mod manager;
+pub mod store;
+pub mod timers;

@@ -18,6 +18,7 @@
 //! * [`events`] — InstanceDeleted, TenantAdded/Removed, TraceReport.
 //! * [`errors`] — ERROR payloads and their reason enums.
 //! * [`cloudinit`] — a container's command and host name from user-data / meta-data.
+//! * `fuzz` — entry points of the payload fuzz targets (also replayed by `cargo test`).
 //!
 //! Every `parse` function takes raw frame bytes and never panics; every `to_yaml` returns the
 //! bytes to send.
@@ -27,6 +28,8 @@ pub mod commands;
 pub mod config;
 pub mod errors;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod ident;
 pub mod lenient;
 pub mod split;

@@ -9,6 +9,8 @@
 pub mod cluster;
 pub mod config;
 pub mod docs;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod rest;
 pub mod table;
 

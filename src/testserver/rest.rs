@@ -7,7 +7,8 @@
 //! / `POST expected`), client (400 `Invalid client`), then the endpoint.
 
 use super::docs::string_list;
-use super::table::{emit_drain, op, ClientTable};
+use super::table::{emit_drain, ClientTable};
+use crate::ssntp::frame as op;
 use crate::http::percent_decode;
 
 /// `Content-Type` of every response with a body.
@@ -225,7 +226,7 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use crate::ssntp::role;
-    use crate::testserver::table::ftype;
+    use crate::ssntp::frame as ftype;
 
     const A: &str = "aaaaaaaa-0000-0000-0000-000000000001";
     const B: &str = "bbbbbbbb-0000-0000-0000-000000000002";

@@ -14,39 +14,8 @@ use super::docs::{
     to_yaml, DecodeError, ErrorReport, InstanceDeleted, Node, Ready, Stat, TenantEvent,
     TenantEventKind, VolumeErrorReport,
 };
+use crate::ssntp::frame as f;
 use crate::ssntp::role;
-
-/// SSNTP frame types (spec/ssntp.md §5.1).
-pub mod ftype {
-    pub const COMMAND: u8 = 0;
-    pub const STATUS: u8 = 1;
-    pub const ERROR: u8 = 2;
-    pub const EVENT: u8 = 3;
-}
-
-/// The SSNTP operands this module reads or the REST API sends
-/// (spec/ssntp.md §5.2–5.5).
-pub mod op {
-    // COMMAND
-    pub const START: u8 = 1;
-    pub const STOP: u8 = 2;
-    pub const STATS: u8 = 3;
-    pub const DELETE: u8 = 5;
-    pub const RESTART: u8 = 6;
-    pub const ATTACH_VOLUME: u8 = 10;
-    pub const DETACH_VOLUME: u8 = 11;
-    // ERROR
-    pub const START_FAILURE: u8 = 1;
-    pub const STOP_FAILURE: u8 = 2;
-    pub const RESTART_FAILURE: u8 = 4;
-    pub const DELETE_FAILURE: u8 = 5;
-    pub const ATTACH_VOLUME_FAILURE: u8 = 8;
-    pub const DETACH_VOLUME_FAILURE: u8 = 9;
-    // EVENT
-    pub const TENANT_ADDED: u8 = 0;
-    pub const TENANT_REMOVED: u8 = 1;
-    pub const INSTANCE_DELETED: u8 = 2;
-}
 
 /// Most queued entries kept per client. The original's queue is unbounded;
 /// a launcher that is never drained (or a peer that floods events) would
@@ -169,7 +138,7 @@ impl ClientTable {
         };
         let entry = &mut self.entries[i];
         match frame_type {
-            ftype::STATUS => match Ready::parse(payload) {
+            f::STATUS => match Ready::parse(payload) {
                 Ok(r) => {
                     entry.status = Some(r);
                     FrameOutcome::Recorded
@@ -178,7 +147,7 @@ impl ClientTable {
                     "STATUS payload from {uuid} does not decode: {e}"
                 )),
             },
-            ftype::COMMAND if operand == op::STATS => match Stat::parse(payload) {
+            f::COMMAND if operand == f::STATS => match Stat::parse(payload) {
                 Ok(s) => {
                     entry.stats = Some(s);
                     FrameOutcome::Recorded
@@ -187,11 +156,11 @@ impl ClientTable {
                     FrameOutcome::Ignored(format!("STATS payload from {uuid} does not decode: {e}"))
                 }
             },
-            ftype::COMMAND => {
+            f::COMMAND => {
                 FrameOutcome::Ignored(format!("COMMAND operand {operand} from {uuid}"))
             }
-            ftype::EVENT | ftype::ERROR => {
-                let decoded = if frame_type == ftype::EVENT {
+            f::EVENT | f::ERROR => {
+                let decoded = if frame_type == f::EVENT {
                     decode_event(operand, payload)
                 } else {
                     decode_error(operand, payload)
@@ -258,13 +227,13 @@ impl ClientTable {
 fn decode_event(operand: u8, payload: &[u8]) -> Result<DrainEntry, String> {
     let why = |e: DecodeError| format!("EVENT operand {operand}: {e}");
     match operand {
-        op::INSTANCE_DELETED => InstanceDeleted::parse(payload)
+        f::INSTANCE_DELETED => InstanceDeleted::parse(payload)
             .map(DrainEntry::InstanceDeleted)
             .map_err(why),
-        op::TENANT_ADDED => TenantEvent::parse(payload, TenantEventKind::Added)
+        f::TENANT_ADDED => TenantEvent::parse(payload, TenantEventKind::Added)
             .map(DrainEntry::TenantAdded)
             .map_err(why),
-        op::TENANT_REMOVED => TenantEvent::parse(payload, TenantEventKind::Removed)
+        f::TENANT_REMOVED => TenantEvent::parse(payload, TenantEventKind::Removed)
             .map(DrainEntry::TenantRemoved)
             .map_err(why),
         _ => Ok(DrainEntry::Null),
@@ -274,12 +243,12 @@ fn decode_event(operand: u8, payload: &[u8]) -> Result<DrainEntry, String> {
 fn decode_error(operand: u8, payload: &[u8]) -> Result<DrainEntry, String> {
     let why = |e: DecodeError| format!("ERROR operand {operand}: {e}");
     match operand {
-        op::START_FAILURE | op::STOP_FAILURE | op::RESTART_FAILURE | op::DELETE_FAILURE => {
+        f::START_FAILURE | f::STOP_FAILURE | f::RESTART_FAILURE | f::DELETE_FAILURE => {
             ErrorReport::parse(payload)
                 .map(DrainEntry::Failure)
                 .map_err(why)
         }
-        op::ATTACH_VOLUME_FAILURE | op::DETACH_VOLUME_FAILURE => VolumeErrorReport::parse(payload)
+        f::ATTACH_VOLUME_FAILURE | f::DETACH_VOLUME_FAILURE => VolumeErrorReport::parse(payload)
             .map(DrainEntry::VolumeFailure)
             .map_err(why),
         _ => Ok(DrainEntry::Null),
@@ -338,7 +307,7 @@ mod tests {
         );
         assert_eq!(t.uuids().collect::<Vec<_>>(), vec![A, B]);
         assert!(matches!(
-            t.on_frame("c", ftype::EVENT, op::INSTANCE_DELETED, b""),
+            t.on_frame("c", f::EVENT, f::INSTANCE_DELETED, b""),
             FrameOutcome::Ignored(_)
         ));
     }
@@ -348,8 +317,8 @@ mod tests {
         let mut t = table_with(&[A]);
         t.on_frame(
             A,
-            ftype::EVENT,
-            op::INSTANCE_DELETED,
+            f::EVENT,
+            f::INSTANCE_DELETED,
             b"instance_deleted:\n  instance_uuid: i1\n",
         );
         t.on_connect(A, role::AGENT).unwrap();
@@ -366,7 +335,7 @@ mod tests {
         let mut t = table_with(&[A]);
         let ready = b"node_uuid: n\nmem_total_mb: 1000\nunknown: 1\n";
         assert_eq!(
-            t.on_frame(A, ftype::STATUS, 1, ready),
+            t.on_frame(A, f::STATUS, 1, ready),
             FrameOutcome::Recorded
         );
         assert_eq!(
@@ -374,12 +343,12 @@ mod tests {
             1000
         );
         // FULL carries no payload: zeros (D3).
-        assert_eq!(t.on_frame(A, ftype::STATUS, 2, b""), FrameOutcome::Recorded);
+        assert_eq!(t.on_frame(A, f::STATUS, 2, b""), FrameOutcome::Recorded);
         assert_eq!(t.get(A).unwrap().status, Some(Ready::default()));
         // Undecodable: ignored, previous kept.
-        t.on_frame(A, ftype::STATUS, 1, ready);
+        t.on_frame(A, f::STATUS, 1, ready);
         assert!(matches!(
-            t.on_frame(A, ftype::STATUS, 1, b"mem_total_mb: [1]"),
+            t.on_frame(A, f::STATUS, 1, b"mem_total_mb: [1]"),
             FrameOutcome::Ignored(_)
         ));
         assert_eq!(
@@ -393,17 +362,17 @@ mod tests {
         let mut t = table_with(&[A]);
         t.on_frame(
             A,
-            ftype::COMMAND,
-            op::STATS,
+            f::COMMAND,
+            f::STATS,
             b"node_uuid: x\ninstances:\n- instance_uuid: i\n  state: active\n",
         );
         assert_eq!(t.get(A).unwrap().stats.as_ref().unwrap().instances.len(), 1);
         assert!(matches!(
-            t.on_frame(A, ftype::COMMAND, op::STATS, b"not: [yaml"),
+            t.on_frame(A, f::COMMAND, f::STATS, b"not: [yaml"),
             FrameOutcome::Ignored(_)
         ));
         assert_eq!(t.get(A).unwrap().stats.as_ref().unwrap().instances.len(), 1);
-        t.on_frame(A, ftype::COMMAND, op::STATS, b"node_uuid: y\n");
+        t.on_frame(A, f::COMMAND, f::STATS, b"node_uuid: y\n");
         assert!(t
             .get(A)
             .unwrap()
@@ -414,7 +383,7 @@ mod tests {
             .is_empty());
         // Other commands are ignored.
         assert!(matches!(
-            t.on_frame(A, ftype::COMMAND, op::START, b"x"),
+            t.on_frame(A, f::COMMAND, f::START, b"x"),
             FrameOutcome::Ignored(_)
         ));
     }
@@ -424,16 +393,16 @@ mod tests {
     fn events_and_errors_queue_as_in_the_probe() {
         let mut t = table_with(&[A]);
         let frames: [(u8, u8, &[u8]); 10] = [
-            (ftype::EVENT, op::TENANT_ADDED, b"tenant_added:\n  agent_uuid: a1\n  agent_ip: 10.0.0.1\n  tenant_uuid: t1\n  tenant_subnet: 172.16.0.0/24\n  concentrator_uuid: c1\n  concentrator_ip: 10.0.0.2\n  subnet_key: 42\n"),
-            (ftype::EVENT, op::TENANT_REMOVED, b"tenant_removed:\n  agent_uuid: a1\n  tenant_uuid: t1\n"),
-            (ftype::EVENT, op::INSTANCE_DELETED, b"instance_deleted:\n  instance_uuid: i1\n"),
-            (ftype::EVENT, 3, b"cnci: x\n"),
-            (ftype::ERROR, op::START_FAILURE, b"instance_uuid: i3\nreason: full_cn\n"),
-            (ftype::ERROR, op::ATTACH_VOLUME_FAILURE, b"instance_uuid: i4\nvolume_uuid: v4\nreason: attach_failure\n"),
-            (ftype::ERROR, 0, b""),
-            (ftype::EVENT, op::INSTANCE_DELETED, b"this is: [not yaml"),
-            (ftype::ERROR, op::STOP_FAILURE, b""),
-            (ftype::ERROR, op::DETACH_VOLUME_FAILURE, b"instance_uuid: i5\nvolume_uuid: v5\nreason: not_attached\nextra: key\n"),
+            (f::EVENT, f::TENANT_ADDED, b"tenant_added:\n  agent_uuid: a1\n  agent_ip: 10.0.0.1\n  tenant_uuid: t1\n  tenant_subnet: 172.16.0.0/24\n  concentrator_uuid: c1\n  concentrator_ip: 10.0.0.2\n  subnet_key: 42\n"),
+            (f::EVENT, f::TENANT_REMOVED, b"tenant_removed:\n  agent_uuid: a1\n  tenant_uuid: t1\n"),
+            (f::EVENT, f::INSTANCE_DELETED, b"instance_deleted:\n  instance_uuid: i1\n"),
+            (f::EVENT, 3, b"cnci: x\n"),
+            (f::ERROR, f::START_FAILURE, b"instance_uuid: i3\nreason: full_cn\n"),
+            (f::ERROR, f::ATTACH_VOLUME_FAILURE, b"instance_uuid: i4\nvolume_uuid: v4\nreason: attach_failure\n"),
+            (f::ERROR, 0, b""),
+            (f::EVENT, f::INSTANCE_DELETED, b"this is: [not yaml"),
+            (f::ERROR, f::STOP_FAILURE, b""),
+            (f::ERROR, f::DETACH_VOLUME_FAILURE, b"instance_uuid: i5\nvolume_uuid: v5\nreason: not_attached\nextra: key\n"),
         ];
         for (ty, op, payload) in frames {
             t.on_frame(A, ty, op, payload);
@@ -480,7 +449,7 @@ mod tests {
     fn queue_is_bounded() {
         let mut t = table_with(&[A]);
         for _ in 0..MAX_QUEUED + 5 {
-            t.on_frame(A, ftype::EVENT, 7, b"");
+            t.on_frame(A, f::EVENT, 7, b"");
         }
         assert_eq!(t.get(A).unwrap().events.len(), MAX_QUEUED);
     }
