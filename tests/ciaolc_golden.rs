@@ -15,10 +15,10 @@ use std::io;
 use ciao::ciaolc::client::{ClientError, Request, Response, Transport};
 use ciao::ciaolc::{self, format};
 use ciao::payloads::{Ready, Stat};
-use ciao::ssntp::role;
-use ciao::testserver::rest::{self, Command};
 use ciao::ssntp::frame as ftype;
 use ciao::ssntp::frame as op;
+use ciao::ssntp::role;
+use ciao::testserver::rest::{self, Command};
 use ciao::testserver::ClientTable;
 
 // ----------------------------------------------------------------------------

@@ -18,7 +18,11 @@ fn replay(target: &str, f: fn(&[u8])) {
         }
     }
     assert!(ran > 0, "no saved inputs for {target}");
-    assert!(failed.is_empty(), "{} of {ran} inputs panicked: {failed:?}", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} of {ran} inputs panicked: {failed:?}",
+        failed.len()
+    );
 }
 
 // One #[test] per fuzz target below, each calling the target's library function.

@@ -218,7 +218,7 @@ fn undecodable(server: &str, path: &str, what: &str, e: impl std::fmt::Display) 
     ))
 }
 
-/// Runs ciaolc with `args` (without argv[0]); returns the exit status.
+/// Runs ciaolc with `args` (without `argv[0]`); returns the exit status.
 pub fn run(
     args: &[String],
     transport: &mut dyn Transport,

@@ -63,7 +63,8 @@ pub fn main(args: Vec<OsString>) -> i32 {
         return fatal(&e);
     }
     let hard_reset = cfg.hard_reset;
-    let result = Daemon::new(cfg, signals).and_then(|d| if hard_reset { d.hard_reset() } else { d.run() });
+    let result =
+        Daemon::new(cfg, signals).and_then(|d| if hard_reset { d.hard_reset() } else { d.run() });
     match result {
         Ok(()) => {
             info!("ciao-launcher stopped");
@@ -91,7 +92,10 @@ struct Factory {
 impl DriverFactory for Factory {
     fn make(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
         if self.simulation {
-            self.seed = self.seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            self.seed = self
+                .seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             Box::new(Simulated::new(self.delay.0, self.delay.1, self.seed))
         } else {
             Box::new(Unavailable)
@@ -127,20 +131,29 @@ impl Daemon {
         if !cfg.simulation {
             let path = cfg.agent_lock_path();
             if let Some(dir) = path.parent() {
-                sys::fs::mkdir_p(dir, 0o755).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+                sys::fs::mkdir_p(dir, 0o755)
+                    .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
             }
-            let lock = Flock::try_lock(&path)
-                .map_err(|e| fail(format!("{e} (is another ciao-launcher using this data root?)")))?;
+            let lock = Flock::try_lock(&path).map_err(|e| {
+                fail(format!(
+                    "{e} (is another ciao-launcher using this data root?)"
+                ))
+            })?;
             locks.push(lock);
         }
         let nofile = sys::procfs::raise_nofile_limit();
         let max_instances = usize::try_from(nofile / 5).unwrap_or(usize::MAX);
         let instances = cfg.instances_dir();
-        sys::fs::mkdir_p(&instances, 0o755).map_err(|e| fail(format!("cannot create {}: {e}", instances.display())))?;
+        sys::fs::mkdir_p(&instances, 0o755)
+            .map_err(|e| fail(format!("cannot create {}: {e}", instances.display())))?;
 
         let poll = Poll::new().map_err(|e| fail(format!("cannot create poll: {e}")))?;
         poll.registry()
-            .register(&mut SourceFd(&signals.as_raw_fd()), SIGNAL, Interest::READABLE)
+            .register(
+                &mut SourceFd(&signals.as_raw_fd()),
+                SIGNAL,
+                Interest::READABLE,
+            )
             .map_err(|e| fail(format!("cannot watch signals: {e}")))?;
 
         let (client, node_uuid, own_role) = if cfg.hard_reset {
@@ -191,7 +204,9 @@ impl Daemon {
             c.poll(self.poll.registry(), now, &mut client_events);
         }
         loop {
-            let timeout = self.next_deadline().map(|d| d.saturating_duration_since(now));
+            let timeout = self
+                .next_deadline()
+                .map(|d| d.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
                     return Err(fail(format!("poll failed: {e}")));
@@ -224,7 +239,8 @@ impl Daemon {
                 self.on_client_event(ev, now);
             }
             for key in self.timers.expired(now) {
-                self.manager.on_input(&key, Input::Timer { tag: key.tag }, now);
+                self.manager
+                    .on_input(&key, Input::Timer { tag: key.tag }, now);
             }
             if now >= self.next_tick {
                 self.next_tick = now + self.cfg.stats_interval;
@@ -259,13 +275,16 @@ impl Daemon {
                 )));
             }
             let next = self.timers.next().unwrap_or(deadline).min(deadline);
-            let _ = self.poll.poll(&mut events, Some(next.saturating_duration_since(now)));
+            let _ = self
+                .poll
+                .poll(&mut events, Some(next.saturating_duration_since(now)));
             now = Instant::now();
             if events.iter().any(|e| e.token() == SIGNAL) && self.pending_signal().is_some() {
                 return Err(fail("hard reset interrupted by a signal".into()));
             }
             for key in self.timers.expired(now) {
-                self.manager.on_input(&key, Input::Timer { tag: key.tag }, now);
+                self.manager
+                    .on_input(&key, Input::Timer { tag: key.tag }, now);
             }
         }
     }
@@ -279,7 +298,11 @@ impl Daemon {
             }
             for e in effects {
                 match e {
-                    Effect::Send { ftype, operand, payload } => {
+                    Effect::Send {
+                        ftype,
+                        operand,
+                        payload,
+                    } => {
                         let f = Frame::new(ftype, operand, self.node_uuid.0, payload);
                         self.send(&f);
                     }
@@ -366,7 +389,8 @@ impl Daemon {
                 }
             }
         };
-        self.manager.set_limits(cluster.mem_limit, cluster.disk_limit);
+        self.manager
+            .set_limits(cluster.mem_limit, cluster.disk_limit);
         info!(
             "cluster configuration: compute_net {:?}, mgmt_net {:?}, disk_limit {}, mem_limit {}, ceph_id {:?}",
             cluster.compute_net, cluster.mgmt_net, cluster.disk_limit, cluster.mem_limit, cluster.ceph_id
@@ -404,7 +428,12 @@ impl Daemon {
         let traces = self.manager.take_traces();
         if !traces.is_empty() {
             let report = trace_report(&traces, self.node_uuid, self.own_role);
-            let f = Frame::new(frame::EVENT, frame::TRACE_REPORT, self.node_uuid.0, report.into_bytes());
+            let f = Frame::new(
+                frame::EVENT,
+                frame::TRACE_REPORT,
+                self.node_uuid.0,
+                report.into_bytes(),
+            );
             self.send(&f);
         }
     }
@@ -413,7 +442,9 @@ impl Daemon {
         if !self.connected() {
             return;
         }
-        let ready = self.manager.ready(node.mem_available_mb, node.disk_available_mb, now);
+        let ready = self
+            .manager
+            .ready(node.mem_available_mb, node.disk_available_mb, now);
         self.last_ready = Some(ready);
         let f = if ready {
             let payload = payloads::Ready {
@@ -426,7 +457,12 @@ impl Daemon {
                 cpus_online: node.cpus_online,
             }
             .to_yaml();
-            Frame::new(frame::STATUS, frame::READY, self.node_uuid.0, payload.into_bytes())
+            Frame::new(
+                frame::STATUS,
+                frame::READY,
+                self.node_uuid.0,
+                payload.into_bytes(),
+            )
         } else {
             Frame::new(frame::STATUS, frame::FULL, self.node_uuid.0, Vec::new())
         };
@@ -437,7 +473,9 @@ impl Daemon {
         if !self.connected() {
             return;
         }
-        let ready = self.manager.ready(node.mem_available_mb, node.disk_available_mb, now);
+        let ready = self
+            .manager
+            .ready(node.mem_available_mb, node.disk_available_mb, now);
         if self.last_ready != Some(ready) {
             // READY/FULL flipped: say so at once (design decision 3).
             self.send_status(node, now);
@@ -455,7 +493,12 @@ impl Daemon {
             networks: Vec::new(),
             instances: self.manager.stats(now),
         };
-        let f = Frame::new(frame::COMMAND, frame::STATS, self.node_uuid.0, stat.to_yaml().into_bytes());
+        let f = Frame::new(
+            frame::COMMAND,
+            frame::STATS,
+            self.node_uuid.0,
+            stat.to_yaml().into_bytes(),
+        );
         self.send(&f);
     }
 }
@@ -488,8 +531,12 @@ fn make_client(cfg: &LauncherConfig) -> Result<(Client, Uuid, u32, Option<Flock>
     let addresses = match &cfg.server {
         Some(s) => vec![(s.host.clone(), s.port)],
         None => {
-            let pem = std::fs::read(&cacert).map_err(|e| fail(format!("cannot read {}: {e}", cacert.display())))?;
-            tls::server_addresses(&pem).into_iter().map(|a| (a.host, a.port)).collect()
+            let pem = std::fs::read(&cacert)
+                .map_err(|e| fail(format!("cannot read {}: {e}", cacert.display())))?;
+            tls::server_addresses(&pem)
+                .into_iter()
+                .map(|a| (a.host, a.port))
+                .collect()
         }
     };
     info!(
@@ -557,7 +604,9 @@ fn trace_report(frames: &[Frame], own: Uuid, own_role: u32) -> String {
 /// than silently ignored.
 fn refuse_unfinished_flags(cfg: &LauncherConfig) -> Result<(), StartupError> {
     if cfg.ceph_id.is_some() {
-        return Err(fail("-ceph_id is not supported yet (no ceph volume support)".into()));
+        return Err(fail(
+            "-ceph_id is not supported yet (no ceph volume support)".into(),
+        ));
     }
     if cfg.network {
         info!("-network: networking is not implemented yet; running as with -network=false");

@@ -26,7 +26,11 @@ pub struct Key {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Send an SSNTP frame to the server (dropped while disconnected).
-    Send { ftype: u8, operand: u8, payload: Vec<u8> },
+    Send {
+        ftype: u8,
+        operand: u8,
+        payload: Vec<u8>,
+    },
     /// Deliver `Input::Timer` for `key` at `at`.
     Timer { key: Key, at: Instant },
 }
@@ -85,7 +89,10 @@ pub struct Cx<'a> {
 impl Cx<'_> {
     /// Arms a timer for this instance.
     pub fn timer(&mut self, tag: u32, after: Duration) {
-        let key = Key { tag, ..self.key.clone() };
+        let key = Key {
+            tag,
+            ..self.key.clone()
+        };
         self.effects.push(Effect::Timer {
             key,
             at: self.now + after,
@@ -178,7 +185,11 @@ impl Driver for Simulated {
 
     fn recover(&mut self, cx: &mut Cx, stopped: bool) {
         self.running = !stopped;
-        cx.outcome(if stopped { Outcome::Exited } else { Outcome::Running });
+        cx.outcome(if stopped {
+            Outcome::Exited
+        } else {
+            Outcome::Running
+        });
     }
 
     fn input(&mut self, cx: &mut Cx, input: Input) {
@@ -215,7 +226,11 @@ pub struct Unavailable;
 
 impl Driver for Unavailable {
     fn start(&mut self, cx: &mut Cx, _restart: bool, _user_data: &[u8], _meta_data: &[u8]) {
-        let what = if cx.config.is_container() { "docker containers" } else { "qemu VMs" };
+        let what = if cx.config.is_container() {
+            "docker containers"
+        } else {
+            "qemu VMs"
+        };
         cx.outcome(Outcome::StartFailed {
             reason: StartFailureReason::ImageFailure,
             detail: format!("this launcher cannot run {what} yet (only -simulation)"),

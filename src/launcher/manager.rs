@@ -83,7 +83,9 @@ enum Op {
     Restart,
     Stop,
     /// DELETE: stopping first (`stopping`), then destroying.
-    Delete { stopping: bool },
+    Delete {
+        stopping: bool,
+    },
     Recover,
 }
 
@@ -182,7 +184,8 @@ impl Manager {
                 disk += u.disk_mb;
             }
         }
-        self.capacity.refresh(mem_available_mb, disk_available_mb, mem, disk);
+        self.capacity
+            .refresh(mem_available_mb, disk_available_mb, mem, disk);
         self.capacity.ready(&self.limits, self.instances.len())
     }
 
@@ -326,12 +329,24 @@ impl Manager {
             Err(_) => (String::new(), String::new(), false),
         };
         let payload = match (&parsed, attach) {
-            (Err(e), true) => payloads::AttachVolumeFailure::new("", "", A::from(e.fault)).to_yaml(),
-            (Err(e), false) => payloads::DetachVolumeFailure::new("", "", D::from(e.fault)).to_yaml(),
-            (Ok(_), true) if !known => payloads::AttachVolumeFailure::new(&inst, &vol, A::NoInstance).to_yaml(),
-            (Ok(_), false) if !known => payloads::DetachVolumeFailure::new(&inst, &vol, D::NoInstance).to_yaml(),
-            (Ok(_), true) => payloads::AttachVolumeFailure::new(&inst, &vol, A::NotSupported).to_yaml(),
-            (Ok(_), false) => payloads::DetachVolumeFailure::new(&inst, &vol, D::NotSupported).to_yaml(),
+            (Err(e), true) => {
+                payloads::AttachVolumeFailure::new("", "", A::from(e.fault)).to_yaml()
+            }
+            (Err(e), false) => {
+                payloads::DetachVolumeFailure::new("", "", D::from(e.fault)).to_yaml()
+            }
+            (Ok(_), true) if !known => {
+                payloads::AttachVolumeFailure::new(&inst, &vol, A::NoInstance).to_yaml()
+            }
+            (Ok(_), false) if !known => {
+                payloads::DetachVolumeFailure::new(&inst, &vol, D::NoInstance).to_yaml()
+            }
+            (Ok(_), true) => {
+                payloads::AttachVolumeFailure::new(&inst, &vol, A::NotSupported).to_yaml()
+            }
+            (Ok(_), false) => {
+                payloads::DetachVolumeFailure::new(&inst, &vol, D::NotSupported).to_yaml()
+            }
         };
         warn!(
             "{} of volume {vol:?} to instance {inst:?} refused: volume support is not available",
@@ -361,9 +376,9 @@ impl Manager {
             return;
         }
         // Admission, synchronously at dispatch (launcher.md §2.2).
-        if let Err(why) = self
-            .capacity
-            .admit(&self.limits, self.instances.len(), resources(&cmd.instance))
+        if let Err(why) =
+            self.capacity
+                .admit(&self.limits, self.instances.len(), resources(&cmd.instance))
         {
             warn!("START of {id} refused (full_cn): {why}");
             self.fail_start(&id, StartFailureReason::FullCn);
@@ -406,7 +421,9 @@ impl Manager {
             info!("DELETE of {id} escalates its graceful stop");
             self.drive(&id, now, |d, cx| d.stop(cx, true));
         }
-        let Some(inst) = self.instances.get_mut(&id) else { return };
+        let Some(inst) = self.instances.get_mut(&id) else {
+            return;
+        };
         inst.queue.push_back(cmd);
         self.run_queue(&id, now);
     }
@@ -414,11 +431,15 @@ impl Manager {
     /// Starts the next queued command if the instance is idle.
     fn run_queue(&mut self, id: &str, now: Instant) {
         loop {
-            let Some(inst) = self.instances.get_mut(id) else { return };
+            let Some(inst) = self.instances.get_mut(id) else {
+                return;
+            };
             if inst.op.is_some() {
                 return;
             }
-            let Some(cmd) = inst.queue.pop_front() else { return };
+            let Some(cmd) = inst.queue.pop_front() else {
+                return;
+            };
             let state = inst.state;
             match cmd {
                 Cmd::Start(c, trace) => match state {
@@ -468,7 +489,13 @@ impl Manager {
     }
 
     /// START of a new instance: directory, state file, then the driver.
-    fn begin_start(&mut self, id: &str, cmd: Box<StartCommand>, trace: Option<Frame>, now: Instant) {
+    fn begin_start(
+        &mut self,
+        id: &str,
+        cmd: Box<StartCommand>,
+        trace: Option<Frame>,
+        now: Instant,
+    ) {
         if let Err(e) = self.store.create(id) {
             warn!("START of {id} refused (instance_exists): {e}");
             self.fail_start(id, StartFailureReason::InstanceExists);
@@ -476,7 +503,11 @@ impl Manager {
             return;
         }
         if let Err(e) = cmd.check_image() {
-            warn!("START of {id} refused ({}): {}", e.reason.as_str(), e.detail);
+            warn!(
+                "START of {id} refused ({}): {}",
+                e.reason.as_str(),
+                e.detail
+            );
             self.fail_start(id, e.reason);
             let _ = self.store.remove(id);
             self.forget(id);
@@ -489,11 +520,15 @@ impl Manager {
             self.forget(id);
             return;
         }
-        let Some(inst) = self.instances.get_mut(id) else { return };
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
         inst.op = Some(Op::Start);
         inst.trace = trace;
         info!("starting instance {id}");
-        self.drive(id, now, |d, cx| d.start(cx, false, &cmd.user_data, &cmd.meta_data));
+        self.drive(id, now, |d, cx| {
+            d.start(cx, false, &cmd.user_data, &cmd.meta_data)
+        });
     }
 
     /// Removes a table entry and releases its resources (no event).
@@ -509,7 +544,10 @@ impl Manager {
         match self.instances.get(&key.instance) {
             Some(inst) if inst.generation == key.generation => {}
             _ => {
-                debug!("dropping a late answer for {} (generation {})", key.instance, key.generation);
+                debug!(
+                    "dropping a late answer for {} (generation {})",
+                    key.instance, key.generation
+                );
                 return;
             }
         }
@@ -523,7 +561,9 @@ impl Manager {
             Ok(d) => d,
             Err(_) => PathBuf::new(),
         };
-        let Some(inst) = self.instances.get_mut(id) else { return };
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
         let mut outcomes = Vec::new();
         {
             let mut cx = Cx {
@@ -546,7 +586,9 @@ impl Manager {
     }
 
     fn apply(&mut self, id: &str, outcome: Outcome, now: Instant) {
-        let Some(inst) = self.instances.get_mut(id) else { return };
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
         let op = inst.op;
         debug!("instance {id}: {outcome:?} during {op:?}");
         match outcome {
@@ -575,7 +617,15 @@ impl Manager {
                 }
             }
             Outcome::StartFailed { reason, detail } => {
-                error!("instance {id}: {} failed ({}): {detail}", if op == Some(Op::Restart) { "RESTART" } else { "START" }, reason.as_str());
+                error!(
+                    "instance {id}: {} failed ({}): {detail}",
+                    if op == Some(Op::Restart) {
+                        "RESTART"
+                    } else {
+                        "START"
+                    },
+                    reason.as_str()
+                );
                 match op {
                     Some(Op::Restart) => {
                         inst.state = State::Exited;
@@ -678,7 +728,9 @@ impl Manager {
     }
 
     fn persist(&mut self, id: &str) {
-        let Some(inst) = self.instances.get(id) else { return };
+        let Some(inst) = self.instances.get(id) else {
+            return;
+        };
         let state = StateFile {
             stopped: inst.stopped,
             ..StateFile::new(inst.config.clone())
@@ -705,24 +757,43 @@ impl Manager {
     }
 
     fn fail_start(&mut self, id: &str, r: StartFailureReason) {
-        self.send(frame::ERROR, frame::START_FAILURE, payloads::StartFailure::new(id, r).to_yaml());
+        self.send(
+            frame::ERROR,
+            frame::START_FAILURE,
+            payloads::StartFailure::new(id, r).to_yaml(),
+        );
     }
 
     fn fail_stop(&mut self, id: &str, r: StopFailureReason) {
-        self.send(frame::ERROR, frame::STOP_FAILURE, payloads::StopFailure::new(id, r).to_yaml());
+        self.send(
+            frame::ERROR,
+            frame::STOP_FAILURE,
+            payloads::StopFailure::new(id, r).to_yaml(),
+        );
     }
 
     fn fail_restart(&mut self, id: &str, r: RestartFailureReason) {
-        self.send(frame::ERROR, frame::RESTART_FAILURE, payloads::RestartFailure::new(id, r).to_yaml());
+        self.send(
+            frame::ERROR,
+            frame::RESTART_FAILURE,
+            payloads::RestartFailure::new(id, r).to_yaml(),
+        );
     }
 
     fn fail_delete(&mut self, id: &str, r: DeleteFailureReason) {
-        self.send(frame::ERROR, frame::DELETE_FAILURE, payloads::DeleteFailure::new(id, r).to_yaml());
+        self.send(
+            frame::ERROR,
+            frame::DELETE_FAILURE,
+            payloads::DeleteFailure::new(id, r).to_yaml(),
+        );
     }
 
     /// Ids of every instance and its reported state (tests, hard reset).
     pub fn list(&self) -> Vec<(String, &'static str)> {
-        self.instances.iter().map(|(k, v)| (k.clone(), v.state.wire())).collect()
+        self.instances
+            .iter()
+            .map(|(k, v)| (k.clone(), v.state.wire()))
+            .collect()
     }
 
     /// Deletes every instance at once (`-hard-reset`): urgent stops, then
@@ -744,4 +815,3 @@ fn resources(c: &InstanceConfig) -> Resources {
         disk_mb: c.disk_mb,
     }
 }
-

@@ -1,10 +1,10 @@
 //! The launcher daemon.
 
-pub mod config;
-pub mod nodestats;
 pub mod capacity;
+pub mod config;
 pub mod daemon;
 pub mod driver;
 pub mod manager;
+pub mod nodestats;
 pub mod store;
 pub mod timers;

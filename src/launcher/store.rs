@@ -73,7 +73,7 @@ impl std::error::Error for StoreError {}
 #[derive(Debug)]
 pub enum Found {
     /// The state file was read.
-    Instance(String, StateFile),
+    Instance(String, Box<StateFile>),
     /// The directory exists but its state cannot be used: quarantined.
     Quarantined(String, String),
 }
@@ -166,7 +166,11 @@ impl Store {
         let state: StateFile = serde_yaml::from_slice(&bytes)
             .map_err(|e| format!("{}: not a valid state file: {e}", path.display()))?;
         if state.version != VERSION {
-            return Err(format!("{}: unknown state file version {}", path.display(), state.version));
+            return Err(format!(
+                "{}: unknown state file version {}",
+                path.display(),
+                state.version
+            ));
         }
         if state.config.instance_uuid != id {
             return Err(format!(
@@ -205,7 +209,7 @@ impl Store {
                 continue;
             }
             match self.load(&name) {
-                Ok(s) => out.push(Found::Instance(name, s)),
+                Ok(s) => out.push(Found::Instance(name, Box::new(s))),
                 Err(why) => out.push(Found::Quarantined(name, why)),
             }
         }
@@ -245,7 +249,9 @@ mod tests {
         s.save("abc-1", &StateFile::new(config("abc-1"))).unwrap();
         s.commit();
         let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(root.join("abc-1").join(STATE_FILE)).unwrap().permissions(),
+            &std::fs::metadata(root.join("abc-1").join(STATE_FILE))
+                .unwrap()
+                .permissions(),
         );
         assert_eq!(mode & 0o777, 0o600);
         match &s.scan()[..] {

@@ -81,7 +81,10 @@ mod tests {
         assert_eq!(t.next(), Some(t0 + Duration::from_millis(10)));
         assert_eq!(t.expired(t0 + Duration::from_millis(20)), vec!["a", "b"]);
         assert_eq!(t.len(), 1);
-        assert_eq!(t.expired(t0 + Duration::from_millis(25)), Vec::<&str>::new());
+        assert_eq!(
+            t.expired(t0 + Duration::from_millis(25)),
+            Vec::<&str>::new()
+        );
         assert_eq!(t.expired(t0 + Duration::from_secs(1)), vec!["c"]);
         assert!(t.is_empty());
     }

@@ -271,19 +271,27 @@ impl Client {
         } else if let Err(e) = stream.flush() {
             return fail(self, &mut stream, e.to_string(), false);
         }
+        // CONNECTED and the first frames may arrive in one read: keep them all.
+        let mut up = false;
         for ev in events {
             match ev {
                 SessionEvent::Connected { peer, config, .. } => {
                     info!("SSNTP: connected to {host}:{port}, server {peer}");
                     self.round = 0;
                     self.slow_retry = false;
-                    let session = session.take().expect("session exists when it reports");
-                    let _ = stream.update_registration(registry, self.token);
                     out.push(ClientEvent::Connected {
                         server: peer,
                         config,
                     });
-                    return State::Up { stream, session };
+                    up = true;
+                }
+                SessionEvent::Frame(f) if up => out.push(ClientEvent::Frame(f)),
+                SessionEvent::Frame(_) => {}
+                SessionEvent::Closed(e) if up => {
+                    warn!("SSNTP: disconnected: {e}");
+                    stream.close(registry);
+                    out.push(ClientEvent::Disconnected(e.to_string()));
+                    return State::Idle { until: now };
                 }
                 SessionEvent::Closed(e) => {
                     let slow = matches!(
@@ -292,8 +300,21 @@ impl Client {
                     );
                     return fail(self, &mut stream, e.to_string(), slow);
                 }
-                SessionEvent::Frame(_) => {}
             }
+        }
+        if up {
+            let Some(session) = session.take() else {
+                return State::Idle { until: now };
+            };
+            if read == ReadState::Eof {
+                stream.close(registry);
+                out.push(ClientEvent::Disconnected(
+                    "server closed the connection".into(),
+                ));
+                return State::Idle { until: now };
+            }
+            let _ = stream.update_registration(registry, self.token);
+            return State::Up { stream, session };
         }
         if read == ReadState::Eof {
             return fail(

@@ -254,7 +254,7 @@ fn flag_set(argv0: &str) -> FlagSet {
     )
 }
 
-/// Parses the arguments after argv[0].
+/// Parses the arguments after `argv[0]`.
 pub fn parse_args(args: &[String]) -> ParseOutcome {
     let set = flag_set("ciao-launcher-server");
     let exit = |code, stderr: String| ParseOutcome::Exit {

@@ -8,8 +8,8 @@
 
 use super::docs::string_list;
 use super::table::{emit_drain, ClientTable};
-use crate::ssntp::frame as op;
 use crate::http::percent_decode;
+use crate::ssntp::frame as op;
 
 /// `Content-Type` of every response with a body.
 pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
@@ -225,8 +225,8 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssntp::role;
     use crate::ssntp::frame as ftype;
+    use crate::ssntp::role;
 
     const A: &str = "aaaaaaaa-0000-0000-0000-000000000001";
     const B: &str = "bbbbbbbb-0000-0000-0000-000000000002";

@@ -156,9 +156,7 @@ impl ClientTable {
                     FrameOutcome::Ignored(format!("STATS payload from {uuid} does not decode: {e}"))
                 }
             },
-            f::COMMAND => {
-                FrameOutcome::Ignored(format!("COMMAND operand {operand} from {uuid}"))
-            }
+            f::COMMAND => FrameOutcome::Ignored(format!("COMMAND operand {operand} from {uuid}")),
             f::EVENT | f::ERROR => {
                 let decoded = if frame_type == f::EVENT {
                     decode_event(operand, payload)
@@ -334,10 +332,7 @@ mod tests {
     fn status_is_replaced_by_any_status_frame() {
         let mut t = table_with(&[A]);
         let ready = b"node_uuid: n\nmem_total_mb: 1000\nunknown: 1\n";
-        assert_eq!(
-            t.on_frame(A, f::STATUS, 1, ready),
-            FrameOutcome::Recorded
-        );
+        assert_eq!(t.on_frame(A, f::STATUS, 1, ready), FrameOutcome::Recorded);
         assert_eq!(
             t.get(A).unwrap().status.as_ref().unwrap().mem_total_mb,
             1000

@@ -95,7 +95,9 @@ impl TestServer {
                     match cmd {
                         Cmd::Send(u, t, o, p) => {
                             let f = server.frame(t, o, p);
-                            let _ = server.send(poll.registry(), &u, &f);
+                            if let Err(e) = server.send(poll.registry(), &u, &f) {
+                                eprintln!("test server: send to {u} failed: {e}");
+                            }
                         }
                         Cmd::Stop => {
                             server.shutdown(poll.registry());

@@ -1,0 +1,471 @@
+//! End to end: instance management in the real `ciao-launcher -simulation`,
+//! driven over SSNTP by a server built on our library. Every error reason
+//! that simulation can produce is provoked, and the launcher keeps serving.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ciao::payloads::{ErrorReport, InstanceDeleted, Stat};
+use ciao::ssntp::frame;
+use ciao::ssntp::server::ServerEvent;
+use ciao::ssntp::tls;
+use ciao::ssntp::uuid::Uuid;
+use common::certgen::{self, CertSet, KeyKind};
+use common::proc::{Proc, TempDir};
+use common::ssntp_server::{Options, TestServer};
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
+const LONG: Duration = Duration::from_secs(30);
+
+fn example(name: &str) -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/payloads")
+        .join(name);
+    std::fs::read_to_string(p).unwrap()
+}
+
+const LEGACY_ID: &str = "d7d86208-b46c-4465-9018-fe14087d415f";
+
+/// The legacy example with another instance id.
+fn start_payload(id: &str) -> Vec<u8> {
+    example("start_legacy.yaml")
+        .replace(LEGACY_ID, id)
+        .into_bytes()
+}
+
+fn cmd(kind: &str, id: &str) -> Vec<u8> {
+    format!("{kind}:\n  instance_uuid: {id}\n  workload_agent_uuid: 4cb19522-1e18-439a-883a-f9b2a3a95f5e\n").into_bytes()
+}
+
+/// Fields drop in order: the launcher first, the temporary directory last.
+struct Node {
+    launcher: Option<Proc>,
+    server: TestServer,
+    certs: CertSet,
+    tmp: TempDir,
+    uuid: Uuid,
+    data: PathBuf,
+    extra: Vec<String>,
+}
+
+impl Node {
+    fn new(tag: &str, config: &[u8], extra: &[&str]) -> Node {
+        let tmp = TempDir::new(tag);
+        let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+        let ca = tls::load_ca(&certs.ca_pem_path).unwrap();
+        let id = tls::load_identity(&certs.server_pem_path).unwrap();
+        let server = TestServer::start(
+            tls::server_config(&ca, &id).unwrap(),
+            Options {
+                config: config.to_vec(),
+                ..Options::default()
+            },
+        );
+        let data = tmp.path().join("data");
+        let mut n = Node {
+            tmp,
+            certs,
+            server,
+            launcher: None,
+            uuid: Uuid::NIL,
+            data,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        n.start_launcher();
+        n
+    }
+
+    fn start_launcher(&mut self) {
+        let mut args = vec![
+            format!("-cacert={}", self.certs.ca_pem_path.display()),
+            format!("-cert={}", self.certs.client_pem_path.display()),
+            format!("--data-root={}", self.data.display()),
+            format!("--server={}", self.server.addr),
+            "-simulation".into(),
+            "-network=false".into(),
+            "-logtostderr".into(),
+            "-v=1".into(),
+        ];
+        args.extend(self.extra.iter().cloned());
+        self.launcher = Some(Proc::start(LAUNCHER, &args, self.tmp.path(), "launcher"));
+        self.uuid = loop {
+            match self.server.expect(LONG, "the launcher to connect") {
+                ServerEvent::Connected { uuid, .. } => break uuid,
+                _ => continue,
+            }
+        };
+    }
+
+    fn send(&self, operand: u8, payload: Vec<u8>) {
+        self.server
+            .send(self.uuid, frame::COMMAND, operand, payload);
+    }
+
+    /// Waits for a STATS whose instance states satisfy `pred`.
+    fn stats_until(&self, what: &str, pred: impl Fn(&HashMap<String, String>) -> bool) -> Stat {
+        let end = Instant::now() + LONG;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let (_, f) = self.server.expect_frame(left, what, |f| {
+                f.ftype == frame::COMMAND && f.operand == frame::STATS
+            });
+            let stat = Stat::parse(&f.payload).unwrap();
+            let states = stat
+                .instances
+                .iter()
+                .map(|i| (i.instance_uuid.clone(), i.state.clone()))
+                .collect();
+            if pred(&states) {
+                return stat;
+            }
+        }
+    }
+
+    /// The next ERROR frame with `operand`.
+    fn error(&self, operand: u8, what: &str) -> ErrorReport {
+        let (_, f) = self
+            .server
+            .expect_frame(LONG, what, |f| f.ftype == frame::ERROR);
+        assert_eq!(
+            f.operand,
+            operand,
+            "{what}: got {}",
+            frame::operand_name(f.ftype, f.operand)
+        );
+        ErrorReport::parse(&f.payload).unwrap()
+    }
+
+    fn expect_error(&self, operand: u8, id: &str, reason: &str, what: &str) {
+        let e = self.error(operand, what);
+        assert_eq!(
+            (e.instance_uuid.as_str(), e.reason.as_str()),
+            (id, reason),
+            "{what}"
+        );
+    }
+
+    fn instance_dir(&self, id: &str) -> PathBuf {
+        self.data.join("instances").join(id)
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut l) = self.launcher.take() {
+            l.signal(libc::SIGKILL);
+            l.wait_exit(LONG).expect("killed launcher exits");
+        }
+        loop {
+            if let ServerEvent::Disconnected { .. } = self.server.expect(LONG, "the disconnect") {
+                break;
+            }
+        }
+    }
+}
+
+fn is(states: &HashMap<String, String>, id: &str, state: &str) -> bool {
+    states.get(id).map(String::as_str) == Some(state)
+}
+
+const NO_LIMITS: &[u8] = b"configure:\n  launcher:\n    disk_limit: false\n    mem_limit: false\n";
+
+#[test]
+fn start_stop_restart_delete() {
+    let n = Node::new("cycle", NO_LIMITS, &["--simulation-delay", "50"]);
+    let id = LEGACY_ID;
+    n.send(frame::START, example("start_legacy.yaml").into_bytes());
+    // The STATUS after a successful launch, then a STATS showing it active.
+    n.server
+        .expect_frame(LONG, "STATUS after launch", |f| f.ftype == frame::STATUS);
+    let stat = n.stats_until("active", |s| is(s, id, "active"));
+    let i = stat
+        .instances
+        .iter()
+        .find(|i| i.instance_uuid == id)
+        .unwrap();
+    assert_eq!(
+        (i.ssh_ip.as_str(), i.ssh_port),
+        ("192.168.42.21", 33000 + 8 * 256 + 2)
+    );
+    assert_eq!(
+        (i.memory_usage_mb, i.cpu_usage),
+        (37, 0),
+        "simulated usage is Mem/10, Cpus/10"
+    );
+    let state_file = n.instance_dir(id).join("instance.yaml");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&state_file).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o077, 0, "state file must not be readable by others");
+
+    n.send(frame::STOP, example("stop_legacy.yaml").into_bytes());
+    n.stats_until("exited after STOP", |s| is(s, id, "exited"));
+    n.send(frame::RESTART, example("restart_legacy.yaml").into_bytes());
+    n.stats_until("active after RESTART", |s| is(s, id, "active"));
+    n.send(frame::DELETE, example("delete_legacy.yaml").into_bytes());
+    let (_, ev) = n
+        .server
+        .expect_frame(LONG, "InstanceDeleted", |f| f.ftype == frame::EVENT);
+    assert_eq!(ev.operand, frame::INSTANCE_DELETED);
+    assert_eq!(
+        InstanceDeleted::parse(&ev.payload).unwrap().instance_uuid,
+        id
+    );
+    n.server
+        .expect_frame(LONG, "STATUS after DELETE", |f| f.ftype == frame::STATUS);
+    n.stats_until("gone", |s| !s.contains_key(id));
+    assert!(!n.instance_dir(id).exists(), "instance directory removed");
+}
+
+#[test]
+fn every_simulation_error_reason_and_the_launcher_keeps_serving() {
+    let config = b"configure:\n  launcher:\n    disk_limit: false\n    mem_limit: true\n";
+    let n = Node::new("errors", config, &["--simulation-delay", "0"]);
+    let a = "aaaa0001-0000-4000-8000-000000000001";
+    use frame::{
+        DELETE_FAILURE as DF, RESTART_FAILURE as RF, START_FAILURE as SF, STOP_FAILURE as PF,
+    };
+
+    // START
+    // `start:` alone on its line opens the start block (payloads.md §3.2).
+    n.send(
+        frame::START,
+        b"start:\n  instance_uuid: [unclosed\n".to_vec(),
+    );
+    n.expect_error(SF, "", "invalid_payload", "START garbage");
+    n.send(frame::START, start_payload("not-hex-zz"));
+    n.expect_error(SF, "", "invalid_data", "START bad id");
+    n.send(
+        frame::START,
+        example("start_legacy.yaml")
+            .replace("fw_type: legacy", "fw_type: bios")
+            .into_bytes(),
+    );
+    n.expect_error(SF, "", "invalid_data", "START bad fw_type");
+    let no_image = example("start_legacy.yaml")
+        .replace(LEGACY_ID, "aaaa0009")
+        .replace("  image_uuid: b286cd45-7d0c-4525-a140-4db6c95e41fa\n", "");
+    n.send(frame::START, no_image.into_bytes());
+    n.expect_error(
+        SF,
+        "aaaa0009",
+        "invalid_data",
+        "START without image or boot volume",
+    );
+    let traversal = example("start_legacy.yaml")
+        .replace(LEGACY_ID, "aaaa000a")
+        .replace("b286cd45-7d0c-4525-a140-4db6c95e41fa", "../../etc");
+    n.send(frame::START, traversal.into_bytes());
+    n.expect_error(
+        SF,
+        "aaaa000a",
+        "invalid_data",
+        "START with image_uuid ../../etc",
+    );
+    assert!(
+        !n.instance_dir("aaaa000a").exists(),
+        "a refused START leaves nothing behind"
+    );
+    let huge = example("start_legacy.yaml")
+        .replace(LEGACY_ID, "aaaa0002")
+        .replace("value: 370", "value: 900000000");
+    n.send(frame::START, huge.into_bytes());
+    n.expect_error(SF, "aaaa0002", "full_cn", "START beyond memory");
+    n.send(frame::START, start_payload(a));
+    n.stats_until("a active", |s| is(s, a, "active"));
+    n.send(frame::START, start_payload(a));
+    n.expect_error(SF, a, "already_running", "START twice");
+    // A directory left on disk for an unknown id.
+    std::fs::create_dir_all(n.instance_dir("aaaa0003")).unwrap();
+    n.send(frame::START, start_payload("aaaa0003"));
+    n.expect_error(
+        SF,
+        "aaaa0003",
+        "instance_exists",
+        "START over an existing directory",
+    );
+
+    // STOP
+    n.send(frame::STOP, b"stop: x".to_vec());
+    n.expect_error(PF, "", "invalid_payload", "STOP garbage");
+    n.send(frame::STOP, cmd("delete", a));
+    n.expect_error(PF, "", "invalid_data", "STOP with a delete payload");
+    n.send(frame::STOP, cmd("stop", "bbbb0001"));
+    n.expect_error(PF, "bbbb0001", "no_instance", "STOP unknown");
+    n.send(frame::STOP, cmd("stop", a));
+    n.stats_until("a exited", |s| is(s, a, "exited"));
+    n.send(frame::STOP, cmd("stop", a));
+    n.expect_error(PF, a, "already_stopped", "STOP twice");
+    n.send(frame::START, start_payload(a));
+    n.expect_error(SF, a, "instance_exists", "START of a stopped instance");
+
+    // RESTART
+    n.send(frame::RESTART, b"restart: [1, 2".to_vec());
+    n.expect_error(RF, "", "invalid_payload", "RESTART garbage");
+    n.send(frame::RESTART, cmd("restart", "xyz"));
+    n.expect_error(RF, "", "invalid_data", "RESTART bad id");
+    n.send(frame::RESTART, cmd("restart", "bbbb0002"));
+    n.expect_error(RF, "bbbb0002", "no_instance", "RESTART unknown");
+    n.send(frame::RESTART, cmd("restart", a));
+    n.stats_until("a active again", |s| is(s, a, "active"));
+    n.send(frame::RESTART, cmd("restart", a));
+    n.expect_error(RF, a, "already_running", "RESTART running");
+
+    // DELETE
+    n.send(frame::DELETE, b"delete: {".to_vec());
+    n.expect_error(DF, "", "invalid_payload", "DELETE garbage");
+    n.send(frame::DELETE, cmd("delete", "-x-"));
+    n.expect_error(DF, "", "invalid_data", "DELETE bad id");
+    n.send(frame::DELETE, cmd("delete", "bbbb0003"));
+    n.expect_error(DF, "bbbb0003", "no_instance", "DELETE unknown");
+
+    // Attach/detach are refused with their documented errors, never ignored.
+    let attach = format!("attach_volume:\n  instance_uuid: {a}\n  volume_uuid: cccc0001\n");
+    n.send(frame::ATTACH_VOLUME, attach.into_bytes());
+    let e = n.error(frame::ATTACH_VOLUME_FAILURE, "attach");
+    assert_eq!(e.reason, "not_supported");
+
+    // Still serving: a new instance starts and the old one deletes.
+    let b = "aaaa0004";
+    n.send(frame::START, start_payload(b));
+    n.stats_until("b active", |s| is(s, b, "active"));
+    n.send(frame::DELETE, cmd("delete", a));
+    n.stats_until("a gone", |s| !s.contains_key(a) && is(s, b, "active"));
+}
+
+#[test]
+fn kill_9_then_restart_recovers_50_instances_and_quarantines_a_corrupt_one() {
+    let mut n = Node::new("recover", NO_LIMITS, &["--simulation-delay", "0"]);
+    let ids: Vec<String> = (0..50)
+        .map(|i| format!("{i:08x}-0000-4000-8000-00000000abcd"))
+        .collect();
+    for id in &ids {
+        n.send(frame::START, start_payload(id));
+    }
+    n.stats_until("50 active", |s| ids.iter().all(|id| is(s, id, "active")));
+    for id in &ids[..20] {
+        n.send(frame::STOP, cmd("stop", id));
+    }
+    n.stats_until("20 exited", |s| {
+        ids[..20].iter().all(|id| is(s, id, "exited"))
+            && ids[20..].iter().all(|id| is(s, id, "active"))
+    });
+    n.kill9();
+    // Corrupt one state file while the launcher is down.
+    let bad = &ids[30];
+    std::fs::write(
+        n.instance_dir(bad).join("instance.yaml"),
+        b"version: [oops\n",
+    )
+    .unwrap();
+    n.start_launcher();
+    let stat = n.stats_until("all 50 reported", |s| s.len() == 50);
+    let states: HashMap<_, _> = stat
+        .instances
+        .iter()
+        .map(|i| (i.instance_uuid.clone(), i.state.clone()))
+        .collect();
+    for (k, id) in ids.iter().enumerate() {
+        let want = if k < 20 || id == bad {
+            "exited"
+        } else {
+            "active"
+        };
+        assert_eq!(states[id], want, "{id}");
+    }
+    // Commands work on recovered instances.
+    n.send(frame::STOP, cmd("stop", &ids[40]));
+    n.stats_until("40 stopped", |s| is(s, &ids[40], "exited"));
+    n.send(frame::RESTART, cmd("restart", &ids[0]));
+    n.stats_until("0 restarted", |s| is(s, &ids[0], "active"));
+    n.send(frame::RESTART, cmd("restart", bad));
+    n.expect_error(
+        frame::RESTART_FAILURE,
+        bad,
+        "instance_corrupt",
+        "RESTART quarantined",
+    );
+    n.send(frame::START, start_payload(bad));
+    n.expect_error(
+        frame::START_FAILURE,
+        bad,
+        "instance_exists",
+        "START over quarantined",
+    );
+    n.send(frame::DELETE, cmd("delete", bad));
+    n.stats_until("quarantined one deleted", |s| {
+        !s.contains_key(bad.as_str()) && s.len() == 49
+    });
+    assert!(!n.instance_dir(bad).exists());
+}
+
+#[test]
+fn a_stop_completes_while_a_burst_of_1000_starts_is_pending() {
+    // Every simulated boot takes 4 s, so the burst stays pending for a while.
+    let n = Node::new("order", NO_LIMITS, &["--simulation-delay", "4000"]);
+    let x = "eeee0000-0000-4000-8000-000000000001";
+    n.send(frame::START, start_payload(x));
+    n.stats_until("x active", |s| is(s, x, "active"));
+    let burst: Vec<String> = (0..1000)
+        .map(|i| format!("{i:08x}-1111-4000-8000-000000000000"))
+        .collect();
+    for id in &burst {
+        n.send(frame::START, start_payload(id));
+    }
+    n.send(frame::STOP, cmd("stop", x));
+    let stat = n.stats_until("x exited", |s| is(s, x, "exited"));
+    let pending = stat
+        .instances
+        .iter()
+        .filter(|i| i.state == "pending")
+        .count();
+    assert!(
+        pending > 0,
+        "the STOP waited for the whole burst (no instance still pending)"
+    );
+    n.stats_until("burst active", |s| {
+        burst.iter().all(|id| is(s, id, "active"))
+    });
+}
+
+#[test]
+fn sigterm_leaves_instances_running_and_recovery_reports_them() {
+    let mut n = Node::new("sigterm", NO_LIMITS, &["--simulation-delay", "0"]);
+    let id = "abcd0001";
+    n.send(frame::START, start_payload(id));
+    n.stats_until("active", |s| is(s, id, "active"));
+    let mut l = n.launcher.take().unwrap();
+    l.signal(libc::SIGTERM);
+    assert_eq!(l.wait_exit(LONG).and_then(|s| s.code()), Some(0));
+    assert!(n.instance_dir(id).join("instance.yaml").exists());
+    n.start_launcher();
+    n.stats_until("recovered active", |s| is(s, id, "active"));
+}
+
+#[test]
+fn hard_reset_deletes_every_instance_and_exits() {
+    let mut n = Node::new("reset", NO_LIMITS, &["--simulation-delay", "0"]);
+    for id in ["abcd0001", "abcd0002"] {
+        n.send(frame::START, start_payload(id));
+    }
+    n.stats_until("two active", |s| s.len() == 2);
+    n.kill9();
+    let args = vec![
+        format!("--data-root={}", n.data.display()),
+        "-simulation".into(),
+        "-hard-reset".into(),
+        "-logtostderr".into(),
+    ];
+    let mut r = Proc::start(LAUNCHER, &args, n.tmp.path(), "reset");
+    assert_eq!(
+        r.wait_exit(LONG).and_then(|s| s.code()),
+        Some(0),
+        "{}",
+        r.output()
+    );
+    let left: Vec<_> = std::fs::read_dir(n.data.join("instances"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "instances left: {left:?}");
+}
