@@ -251,7 +251,8 @@ impl RequestParser {
     /// Reads a head if one is complete; `Ok(true)` when the state moved on
     /// to the body.
     fn read_head(&mut self) -> Result<bool, HttpError> {
-        if self.scanner_is_fresh() {
+        // Between requests the scanner is reset and has seen nothing.
+        if self.scanner.scanned() == 0 {
             // RFC 9112 §2.2: ignore empty lines before the request line.
             loop {
                 let rest = &self.buf[self.pos..];
@@ -289,16 +290,6 @@ impl RequestParser {
         self.continue_pending = expect && !matches!(body, Body::Length(0));
         self.state = State::Body(Box::new(req), body);
         Ok(true)
-    }
-
-    fn scanner_is_fresh(&self) -> bool {
-        // The scanner has made progress iff bytes after `pos` were scanned;
-        // between requests it is reset and nothing is scanned yet.
-        matches!(self.state, State::Head) && self.scanner_scanned() == 0
-    }
-
-    fn scanner_scanned(&self) -> usize {
-        self.scanner.scanned()
     }
 
     fn need_more(&self, r#where: &'static str) -> Result<bool, HttpError> {

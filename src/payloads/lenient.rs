@@ -1123,5 +1123,12 @@ mod tests {
         assert_eq!(resolve("+1"), Resolved::Int(1));
         assert_eq!(resolve("0x"), Resolved::Str);
         assert_eq!(resolve("._5"), Resolved::Str);
+        assert_eq!(resolve("1."), Resolved::Float(1.0));
+        assert_eq!(resolve("+.5"), Resolved::Float(0.5));
+        assert_eq!(resolve(".5e1"), Resolved::Float(5.0));
+        assert_eq!(resolve("1e400"), Resolved::Str);
+        assert_eq!(resolve("0777"), Resolved::Int(511));
+        assert_eq!(resolve("+0x1F"), Resolved::Int(31));
+        assert_eq!(resolve("0x-1"), Resolved::Str);
     }
 }

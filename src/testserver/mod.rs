@@ -12,6 +12,7 @@ pub mod docs;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod rest;
+pub mod shell;
 pub mod table;
 
 pub use config::{parse_args, ParseOutcome, ServerConfig};
