@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use super::capacity::Limits;
 use super::config::{self, LauncherConfig};
 use super::driver::{Driver, Effect, Input, Key, Simulated, Unavailable};
+use super::io::Io;
 use super::manager::{DriverFactory, Manager};
 use super::nodestats::{self, NodeStats};
 use super::store::Store;
@@ -82,24 +83,38 @@ fn fatal(msg: &str) -> i32 {
     1
 }
 
-/// Makes each instance's driver.
+/// Makes each instance's driver: simulated, qemu or docker.
 struct Factory {
-    simulation: bool,
-    delay: (Duration, Duration),
+    cfg: LauncherConfig,
     seed: u64,
 }
 
 impl DriverFactory for Factory {
-    fn make(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
-        if self.simulation {
+    fn make(&mut self, config: &InstanceConfig) -> Box<dyn Driver> {
+        if self.cfg.simulation {
             self.seed = self
                 .seed
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            Box::new(Simulated::new(self.delay.0, self.delay.1, self.seed))
+            let d = self.cfg.simulation_delay;
+            Box::new(Simulated::new(d.min, d.max, self.seed))
+        } else if config.is_container() {
+            self.docker(config)
         } else {
-            Box::new(Unavailable)
+            self.qemu(config)
         }
+    }
+}
+
+impl Factory {
+    /// The driver of a qemu VM.
+    fn qemu(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
+        Box::new(Unavailable)
+    }
+
+    /// The driver of a docker container.
+    fn docker(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
+        Box::new(Unavailable)
     }
 }
 
@@ -114,6 +129,7 @@ pub struct Daemon {
     own_role: u32,
     manager: Manager,
     timers: Timers<Key>,
+    io: Io,
     /// When the periodic STATUS + STATS is due.
     next_tick: Instant,
     /// A coalesced state-change STATS, when one is pending.
@@ -169,8 +185,7 @@ impl Daemon {
             max_instances,
         };
         let factory = Box::new(Factory {
-            simulation: cfg.simulation,
-            delay: (cfg.simulation_delay.min, cfg.simulation_delay.max),
+            cfg: cfg.clone(),
             seed: u64::from_le_bytes(Uuid::random().0[..8].try_into().unwrap_or([3; 8])) | 1,
         });
         let mut manager = Manager::new(Store::new(instances), limits, factory);
@@ -188,6 +203,7 @@ impl Daemon {
             own_role,
             manager,
             timers: Timers::new(),
+            io: Io::new(),
             stats_due: None,
             last_ready: None,
             _locks: locks,
@@ -198,6 +214,7 @@ impl Daemon {
     pub fn run(mut self) -> Result<(), StartupError> {
         let mut events = Events::with_capacity(256);
         let mut client_events = Vec::new();
+        let mut inputs = Vec::new();
         let mut now = Instant::now();
         self.execute(now);
         if let Some(c) = self.client.as_mut() {
@@ -227,8 +244,13 @@ impl Daemon {
                         }
                     }
                     CLIENT => client_ready = true,
+                    t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
                     t => debug!("event for unknown token {t:?}"),
                 }
+            }
+            self.io.tick(self.poll.registry(), now, &mut inputs);
+            for (key, input) in inputs.drain(..) {
+                self.manager.on_input(&key, input, now);
             }
             if let Some(c) = self.client.as_mut() {
                 if client_ready || c.deadline().is_some_and(|d| d <= now) {
@@ -307,6 +329,13 @@ impl Daemon {
                         self.send(&f);
                     }
                     Effect::Timer { key, at } => self.timers.arm(at, key),
+                    other => {
+                        let mut inputs = Vec::new();
+                        self.io.apply(self.poll.registry(), other, now, &mut inputs);
+                        for (key, input) in inputs {
+                            self.manager.on_input(&key, input, now);
+                        }
+                    }
                 }
             }
         }
@@ -327,6 +356,7 @@ impl Daemon {
             self.stats_due,
             self.client.as_ref().and_then(|c| c.deadline()),
             self.timers.next(),
+            self.io.deadline(),
         ]
         .into_iter()
         .flatten()

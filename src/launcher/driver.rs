@@ -8,7 +8,8 @@
 //! instance's generation, so a late answer for a deleted instance, or for
 //! an instance re-created under the same UUID, is recognised and dropped.
 
-use std::path::Path;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::payloads::{InstanceConfig, StartFailureReason};
@@ -33,6 +34,31 @@ pub enum Effect {
     },
     /// Deliver `Input::Timer` for `key` at `at`.
     Timer { key: Key, at: Instant },
+    /// Run a program (argument vector, never a shell); `Input::Exited`
+    /// when it ends. It is killed when `deadline` passes.
+    Spawn {
+        key: Key,
+        argv: Vec<OsString>,
+        deadline: Duration,
+    },
+    /// Watch a process that is not our child (a daemonised qemu) through a
+    /// pidfd; `Input::Gone` when it ends (at once if it is already gone).
+    Watch { key: Key, pid: u32 },
+    /// Send a signal through the pidfd of a watched process or a child.
+    Signal { key: Key, signal: i32 },
+    /// Stop watching a process (it keeps running).
+    Unwatch { key: Key },
+    /// Connect a Unix stream socket (QMP, docker); `Input::Connected` or
+    /// `Input::ConnectFailed`, then `Input::Data` and `Input::Closed`.
+    Connect {
+        key: Key,
+        path: PathBuf,
+        deadline: Duration,
+    },
+    /// Write to a connected socket (queued until it is writable).
+    Write { key: Key, bytes: Vec<u8> },
+    /// Close a socket; no `Input::Closed` follows.
+    Close { key: Key },
 }
 
 /// What the shell reports back to a driver.
@@ -40,6 +66,42 @@ pub enum Effect {
 pub enum Input {
     /// A timer armed with `Effect::Timer` fired.
     Timer { tag: u32 },
+    /// A spawned program ended. `status` is `None` when it could not be
+    /// started at all (`error` says why); `timed_out` when the shell killed
+    /// it at its deadline. Output is the tail of what it wrote.
+    Exited {
+        tag: u32,
+        status: Option<crate::sys::pidfd::ChildStatus>,
+        timed_out: bool,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+        error: String,
+    },
+    /// A watched process is gone (or could not be watched: `error`).
+    Gone { tag: u32, error: String },
+    /// A socket connected.
+    Connected { tag: u32 },
+    /// A socket could not connect (or its deadline passed).
+    ConnectFailed { tag: u32, error: String },
+    /// Bytes arrived on a socket.
+    Data { tag: u32, bytes: Vec<u8> },
+    /// The peer closed the socket, or it failed.
+    Closed { tag: u32 },
+}
+
+impl Input {
+    /// The driver-defined tag this input answers.
+    pub fn tag(&self) -> u32 {
+        match self {
+            Input::Timer { tag }
+            | Input::Exited { tag, .. }
+            | Input::Gone { tag, .. }
+            | Input::Connected { tag }
+            | Input::ConnectFailed { tag, .. }
+            | Input::Data { tag, .. }
+            | Input::Closed { tag } => *tag,
+        }
+    }
 }
 
 /// How an operation (or the instance) went, as the manager needs to know.
@@ -97,6 +159,16 @@ impl Cx<'_> {
             key,
             at: self.now + after,
         });
+    }
+
+    /// The key of this instance with another tag.
+    pub fn key(&self, tag: u32) -> Key {
+        Key { tag, ..self.key.clone() }
+    }
+
+    /// Asks the shell for something.
+    pub fn effect(&mut self, e: Effect) {
+        self.effects.push(e);
     }
 
     /// Reports an outcome to the manager.
@@ -198,7 +270,7 @@ impl Driver for Simulated {
                 self.running = true;
                 cx.outcome(Outcome::Running);
             }
-            Input::Timer { .. } => {}
+            _ => {}
         }
     }
 

@@ -8,3 +8,4 @@ pub mod manager;
 pub mod nodestats;
 pub mod store;
 pub mod timers;
+pub mod io;

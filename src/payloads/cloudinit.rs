@@ -2,7 +2,8 @@
 //! instances get both parts verbatim on a config drive, containers get a command and a host
 //! name read out of them.
 
-use super::lenient::{self, lenient_struct};
+use super::lenient::{self, lenient_struct, LenientStruct, Source, Style};
+use serde::de::{self, MapAccess};
 
 #[derive(Debug, Default)]
 struct CloudConfig {
@@ -25,8 +26,8 @@ pub fn container_command(user_data: &[u8]) -> Option<Vec<String>> {
 }
 
 /// The container host name: the `hostname` string of the JSON meta-data (key matched without
-/// regard to case, as Go's `encoding/json`; `""` when absent); the instance UUID when the
-/// meta-data is not a JSON object with a string (or null) `hostname`.
+/// regard to case and last one winning, as Go's `encoding/json`; `""` when absent or null);
+/// the instance UUID when the meta-data is not a JSON object or `hostname` is not a string.
 pub fn container_hostname(meta_data: &[u8], instance_uuid: &str) -> String {
     json_hostname(meta_data).unwrap_or_else(|| instance_uuid.to_owned())
 }
@@ -38,21 +39,40 @@ fn json_hostname(meta_data: &[u8]) -> Option<String> {
     if !(text.starts_with('{') && text.ends_with('}')) {
         return None;
     }
-    let value: serde_yaml::Value = serde_yaml::from_str(text).ok()?;
-    let map = value.as_mapping()?;
-    let mut hostname = String::new();
-    for (k, v) in map {
-        if k.as_str()
-            .is_some_and(|k| k.eq_ignore_ascii_case("hostname"))
-        {
-            match v {
-                serde_yaml::Value::String(s) => hostname = s.clone(),
-                serde_yaml::Value::Null => {}
-                _ => return None,
+    let meta: MetaData = lenient::decode_bytes(text.as_bytes()).ok()?;
+    Some(meta.hostname)
+}
+
+/// The one meta-data field a container uses.
+#[derive(Debug, Default)]
+struct MetaData {
+    hostname: String,
+}
+
+impl LenientStruct for MetaData {
+    fn decode_field<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        src: Source<'_>,
+    ) -> Result<bool, A::Error> {
+        if !key.eq_ignore_ascii_case("hostname") {
+            return Ok(false);
+        }
+        match lenient::next_scalar(map, src)? {
+            // JSON null leaves the field alone.
+            None => {}
+            // A JSON string is always double-quoted; a number or boolean is a type error.
+            Some(s) if s.style == Style::Quoted => self.hostname = s.text,
+            Some(s) => {
+                return Err(de::Error::custom(format!(
+                    "hostname {:?} is not a string",
+                    s.text
+                )))
             }
         }
+        Ok(true)
     }
-    Some(hostname)
 }
 
 #[cfg(test)]
@@ -91,5 +111,15 @@ mod tests {
         assert_eq!(container_hostname(b"", "u"), "u");
         assert_eq!(container_hostname(b"hostname: h\n", "u"), "u");
         assert_eq!(container_hostname(b"{broken", "u"), "u");
+        assert_eq!(
+            container_hostname(b"{\"hostname\": \"a\", \"HOSTNAME\": \"b\"}", "u"),
+            "b"
+        );
+        assert_eq!(
+            container_hostname(b"{\"hostname\": \"a\", \"hostname\": null}", "u"),
+            "a"
+        );
+        assert_eq!(container_hostname(b"{\"hostname\": {\"a\": 1}}", "u"), "u");
+        assert_eq!(container_hostname(b"{\"hostname\": true}", "u"), "u");
     }
 }

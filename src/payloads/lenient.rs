@@ -17,7 +17,7 @@
 //!
 //! Whether a scalar was quoted is not part of serde's data model, so the scalar visitors look
 //! at the input text: serde_yaml hands out plain and quoted scalars as slices borrowed from the
-//! input, and the bytes around such a slice tell how it was written (see [`Style`]).
+//! input, and the bytes around such a slice tell how it was written (see `Style`).
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use std::fmt;
@@ -589,6 +589,22 @@ impl Scalar {
 
 /// 2^63: integer fields take floats in `[-2^63, 2^63)`.
 const TWO_POW_63: f64 = 9_223_372_036_854_775_808.0;
+
+/// Decodes the next map value as a possibly-null scalar (`None` for null); for callers that
+/// need to know how the scalar was written.
+pub(crate) fn next_scalar<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    src: Source<'_>,
+) -> Result<Option<Scalar>, A::Error> {
+    struct Seed<'s>(Source<'s>);
+    impl<'de> DeserializeSeed<'de> for Seed<'_> {
+        type Value = Option<Scalar>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Scalar>, D::Error> {
+            d.deserialize_option(OptScalar { src: self.0 })
+        }
+    }
+    map.next_value_seed(Seed(src))
+}
 
 /// Decodes a possibly-null scalar: `None` for null / empty.
 pub(crate) struct OptScalar<'s> {
