@@ -17,7 +17,7 @@ INSTALL ?= install
 BINS = ciao-launcher ciao-launcher-server ciaolc
 RELEASE = target/release
 
-.PHONY: all build test demo bench install uninstall clean fuzz-check
+.PHONY: all build test demo bench install uninstall clean
 
 all: build
 
@@ -28,6 +28,14 @@ test:
 	$(CARGO) build --release --bins
 	$(CARGO) test --release
 	$(CARGO) build --release --manifest-path fuzz/Cargo.toml --bins
+
+demo:
+	$(CARGO) build --release --bins --examples
+	bash examples/demo.sh
+
+bench:
+	$(CARGO) build --release --bins --examples
+	bash bench/run.sh
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
