@@ -345,7 +345,10 @@ fn analyze(s: &str) -> Analysis {
                 _ => {}
             }
         }
-        if !is_printable(c) {
+        // Unicode line and paragraph separators count as line breaks in block scalars, which
+        // the literal writer does not handle: escape them in double quotes (yaml.v2 might
+        // write a block; both read back the same).
+        if !is_printable(c) || c == '\u{2028}' || c == '\u{2029}' {
             special = true;
         }
         if c == ' ' {
@@ -500,6 +503,8 @@ mod tests {
             ("---", "'---'"),
             ("a\"b", "a\"b"),
             ("trailing ", "'trailing '"),
+            ("a\u{2028}", "\"a\\L\""),
+            ("a\nb\u{2029}", "\"a\\nb\\P\""),
             ("READY", "READY"),
             ("127.0.0.1:8888", "127.0.0.1:8888"),
         ] {
