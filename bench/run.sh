@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make bench`: speed and size figures, each next to a baseline or target
+# measured in the same run, reported as ratios. Never pass/fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REL=target/release
+
+echo "== binaries (release, stripped)"
+for b in ciao-launcher ciao-launcher-server ciaolc; do
+  printf '%-24s %8d bytes\n' "$b" "$(stat -c %s "$REL/$b")"
+done
+
+echo
+echo "== simulation"
+"$REL/examples/bench-sim" "$REL/ciao-launcher"
+
+for extra in bench/qemu.sh bench/docker.sh; do
+  if [ -x "$extra" ]; then
+    echo
+    echo "== $extra"
+    "$extra" || echo "($extra failed: see above)"
+  fi
+done

@@ -1,0 +1,138 @@
+//! `make bench`, simulation part: the real `ciao-launcher -simulation`
+//! driven by an in-process SSNTP server built on our library.
+//!
+//! Figures (reported, never asserted), each next to its target as a ratio:
+//! - burst: 1000 STARTs with zero simulated delay, time from the last START
+//!   frame until a STATS shows all 1000 active (target 1 s);
+//! - resident memory idle and with 1000 instances (targets 4 and 8 MiB);
+//! - CPU time of one stats tick at 1000 instances (target 10 ms).
+//!
+//! Usage: bench-sim [PATH-TO-ciao-launcher]
+
+#[path = "../tests/common/certgen.rs"]
+#[allow(dead_code)]
+mod certgen;
+#[path = "../tests/common/ssntp_server.rs"]
+#[allow(dead_code)]
+mod ssntp_server;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ciao::payloads::Stat;
+use ciao::ssntp::frame;
+use ciao::ssntp::server::ServerEvent;
+use ciao::ssntp::tls;
+use ssntp_server::{Options, TestServer};
+
+const N: usize = 1000;
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    ciao::sys::procfs::cpu_ticks(pid).unwrap_or(0)
+}
+
+fn main() {
+    let launcher = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "target/release/ciao-launcher".to_string());
+    let tmp = std::env::temp_dir().join(format!("ciao-bench-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let certs = certgen::make_ciao_certs(&tmp, certgen::KeyKind::Rsa);
+    let ca = tls::load_ca(&certs.ca_pem_path).unwrap();
+    let id = tls::load_identity(&certs.server_pem_path).unwrap();
+    let server = TestServer::start(
+        tls::server_config(&ca, &id).unwrap(),
+        Options {
+            config: b"configure:\n  launcher:\n    disk_limit: false\n    mem_limit: false\n".to_vec(),
+            ..Options::default()
+        },
+    );
+    let mut child = Command::new(&launcher)
+        .args([
+            format!("-cacert={}", certs.ca_pem_path.display()),
+            format!("-cert={}", certs.client_pem_path.display()),
+            format!("--server={}", server.addr),
+            format!("--data-root={}", tmp.join("data").display()),
+            "-simulation".into(),
+            "--simulation-delay=0".into(),
+            "--stats-interval=1".into(),
+            "-network=false".into(),
+            format!("-log_dir={}", tmp.join("logs").display()),
+        ])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start ciao-launcher");
+    let pid = child.id();
+    let uuid = loop {
+        match server.expect(Duration::from_secs(30), "the launcher to connect") {
+            ServerEvent::Connected { uuid, .. } => break uuid,
+            _ => continue,
+        }
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = rss_kib(pid);
+
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/payloads/start_legacy.yaml"),
+    )
+    .unwrap();
+    for i in 0..N {
+        let p = template.replace(
+            "d7d86208-b46c-4465-9018-fe14087d415f",
+            &format!("{i:08x}-0000-4000-8000-000000000000"),
+        );
+        server.send(uuid, frame::COMMAND, frame::START, p.into_bytes());
+    }
+    let last_sent = Instant::now();
+    let burst = loop {
+        let (_, f) = server.expect_frame(Duration::from_secs(120), "STATS", |f| {
+            f.ftype == frame::COMMAND && f.operand == frame::STATS
+        });
+        let s = Stat::parse(&f.payload).unwrap();
+        if s.instances.len() == N && s.instances.iter().all(|i| i.state == "active") {
+            break last_sent.elapsed();
+        }
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let loaded = rss_kib(pid);
+
+    // Ticks every second: CPU over 10 s of otherwise idle time / 10.
+    let hz = ciao::sys::procfs::clock_ticks_per_sec().max(1);
+    let t0 = cpu_ticks(pid);
+    let w0 = Instant::now();
+    std::thread::sleep(Duration::from_secs(10));
+    let ticks = w0.elapsed().as_secs_f64().floor();
+    let cpu = (cpu_ticks(pid) - t0) as f64 / hz as f64;
+    let per_tick_ms = cpu * 1000.0 / ticks;
+
+    unsafe {
+        libc::kill(pid as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+    server.stop();
+    let _ = std::fs::remove_dir_all(&tmp);
+
+    let row = |what: &str, value: f64, unit: &str, target: f64| {
+        println!(
+            "{what:<44} {value:>10.2} {unit:<4} target {target:>6} {unit:<4} ratio {:.2}",
+            value / target
+        );
+    };
+    println!("simulation ({N} instances, zero delay)");
+    row("burst: last START -> all active", burst.as_secs_f64() * 1000.0, "ms", 1000.0);
+    row("resident memory, idle", idle as f64 / 1024.0, "MiB", 4.0);
+    row("resident memory, 1000 instances", loaded as f64 / 1024.0, "MiB", 8.0);
+    row("CPU per stats tick, 1000 instances", per_tick_ms, "ms", 10.0);
+}

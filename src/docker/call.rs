@@ -1,0 +1,450 @@
+//! HTTP/1.1 requests to dockerd as driver effects: one Unix-socket
+//! connection per request (the exit long poll is just a connection that
+//! lives long), many in flight at once under distinct [`Key`] tags, each
+//! with a deadline. Sans-IO: the shell connects, writes and reads; this
+//! table turns its inputs into complete replies.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::http::{HttpError, ResponseEvent, ResponseParser};
+use crate::launcher::driver::{Cx, Effect, Input};
+
+use super::api::{Api, Req};
+
+/// How long connecting to the daemon's socket may take.
+pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+
+/// Tags below this are the driver's own timers.
+pub const FIRST_CALL_TAG: u32 = 16;
+/// Set in the tag of a call's deadline timer.
+const DEADLINE_BIT: u32 = 1 << 31;
+/// Largest error body kept from a stream.
+const MAX_STREAM_ERROR_BODY: usize = 64 << 10;
+
+/// Why a request got no usable reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The socket could not be connected: dockerd is not running (or the
+    /// socket path is wrong).
+    Unreachable(String),
+    /// The deadline passed.
+    Timeout(Duration),
+    /// The connection broke or the reply was not HTTP.
+    Broken(String),
+}
+
+impl CallError {
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, CallError::Unreachable(_))
+    }
+}
+
+impl fmt::Display for CallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CallError::Unreachable(e) => write!(f, "cannot reach dockerd: {e}"),
+            CallError::Timeout(d) => write!(f, "dockerd did not answer within {} s", d.as_secs()),
+            CallError::Broken(e) => write!(f, "dockerd connection failed: {e}"),
+        }
+    }
+}
+
+/// A complete reply (for streams: the status, and the body only when the
+/// status is an error).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// What the table reports to the driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event<W> {
+    /// The head of a reply arrived (the exit long poll sends it as soon as
+    /// the wait is registered, API ≥ 1.30).
+    Head { what: W, status: u16 },
+    /// Body bytes of a 2xx streamed reply.
+    Data { what: W, bytes: Vec<u8> },
+    /// The request is over.
+    Done {
+        what: W,
+        result: Result<Reply, CallError>,
+    },
+}
+
+struct Call<W> {
+    what: W,
+    request: Vec<u8>,
+    parser: ResponseParser,
+    stream: bool,
+    deadline: Option<Duration>,
+    status: Option<u16>,
+    body: Vec<u8>,
+}
+
+/// The requests of one driver.
+pub struct Calls<W> {
+    calls: BTreeMap<u32, Call<W>>,
+    next: u32,
+}
+
+impl<W> Default for Calls<W> {
+    fn default() -> Self {
+        Calls {
+            calls: BTreeMap::new(),
+            next: FIRST_CALL_TAG,
+        }
+    }
+}
+
+impl<W: Clone + PartialEq> Calls<W> {
+    /// Starts a request; returns its tag.
+    pub fn send(&mut self, cx: &mut Cx, socket: &Path, api: Option<Api>, req: &Req, what: W) -> u32 {
+        let tag = self.next;
+        self.next = if self.next >= DEADLINE_BIT - 1 {
+            FIRST_CALL_TAG
+        } else {
+            self.next + 1
+        };
+        let connect = req.deadline.map_or(CONNECT_DEADLINE, |d| d.min(CONNECT_DEADLINE));
+        cx.effect(Effect::Connect {
+            key: cx.key(tag),
+            path: socket.to_path_buf(),
+            deadline: connect,
+        });
+        if let Some(d) = req.deadline {
+            cx.timer(tag | DEADLINE_BIT, d);
+        }
+        self.calls.insert(
+            tag,
+            Call {
+                what,
+                request: req.to_bytes(api),
+                parser: ResponseParser::new(req.method),
+                stream: req.stream,
+                deadline: req.deadline,
+                status: None,
+                body: Vec::new(),
+            },
+        );
+        tag
+    }
+
+    /// True when `input` belongs to this table.
+    pub fn owns(&self, input: &Input) -> bool {
+        let tag = input.tag();
+        match input {
+            Input::Timer { .. } => tag & DEADLINE_BIT != 0,
+            _ => tag >= FIRST_CALL_TAG,
+        }
+    }
+
+    /// Requests in flight with this purpose.
+    pub fn count(&self, pred: impl Fn(&W) -> bool) -> usize {
+        self.calls.values().filter(|c| pred(&c.what)).count()
+    }
+
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// Abandons the requests matching `pred` (their connections are
+    /// closed; no event follows).
+    pub fn cancel(&mut self, cx: &mut Cx, pred: impl Fn(&W) -> bool) {
+        let tags: Vec<u32> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| pred(&c.what))
+            .map(|(t, _)| *t)
+            .collect();
+        for t in tags {
+            self.calls.remove(&t);
+            cx.effect(Effect::Close { key: cx.key(t) });
+        }
+    }
+
+    /// Feeds one input of the shell; appends what came of it.
+    pub fn input(&mut self, cx: &mut Cx, input: Input, out: &mut Vec<Event<W>>) {
+        match input {
+            Input::Timer { tag } => {
+                let tag = tag & !DEADLINE_BIT;
+                if let Some(c) = self.calls.remove(&tag) {
+                    cx.effect(Effect::Close { key: cx.key(tag) });
+                    let d = c.deadline.unwrap_or_default();
+                    out.push(Event::Done {
+                        what: c.what,
+                        result: Err(CallError::Timeout(d)),
+                    });
+                }
+            }
+            Input::Connected { tag } => {
+                if let Some(c) = self.calls.get_mut(&tag) {
+                    let bytes = std::mem::take(&mut c.request);
+                    cx.effect(Effect::Write {
+                        key: cx.key(tag),
+                        bytes,
+                    });
+                }
+            }
+            Input::ConnectFailed { tag, error } => {
+                if let Some(c) = self.calls.remove(&tag) {
+                    out.push(Event::Done {
+                        what: c.what,
+                        result: Err(CallError::Unreachable(error)),
+                    });
+                }
+            }
+            Input::Data { tag, bytes } => {
+                if let Some(c) = self.calls.get_mut(&tag) {
+                    c.parser.feed(&bytes);
+                    self.drive(cx, tag, false, out);
+                }
+            }
+            Input::Closed { tag } => {
+                if let Some(c) = self.calls.get_mut(&tag) {
+                    c.parser.eof();
+                    self.drive(cx, tag, true, out);
+                }
+            }
+            Input::Exited { .. } | Input::Gone { .. } => {}
+        }
+    }
+
+    fn drive(&mut self, cx: &mut Cx, tag: u32, closed: bool, out: &mut Vec<Event<W>>) {
+        let Some(c) = self.calls.get_mut(&tag) else {
+            return;
+        };
+        let done: Option<Result<Reply, CallError>> = loop {
+            match c.parser.next_event() {
+                Ok(None) => {
+                    if closed {
+                        // The parser wants more but the peer is gone.
+                        break Some(Err(CallError::Broken(
+                            "dockerd closed the connection before the reply was complete".into(),
+                        )));
+                    }
+                    break None;
+                }
+                Ok(Some(ResponseEvent::Head { status, .. })) => {
+                    c.status = Some(status);
+                    out.push(Event::Head {
+                        what: c.what.clone(),
+                        status,
+                    });
+                }
+                Ok(Some(ResponseEvent::Data(d))) => {
+                    let ok = c.status.is_some_and(|s| (200..300).contains(&s));
+                    if c.stream && ok {
+                        out.push(Event::Data {
+                            what: c.what.clone(),
+                            bytes: d,
+                        });
+                    } else if !c.stream || c.body.len() < MAX_STREAM_ERROR_BODY {
+                        c.body.extend_from_slice(&d);
+                    }
+                }
+                Ok(Some(ResponseEvent::End)) => {
+                    break Some(Ok(Reply {
+                        status: c.status.unwrap_or(0),
+                        body: std::mem::take(&mut c.body),
+                    }));
+                }
+                Err(e) => break Some(Err(broken(&e))),
+            }
+        };
+        if let Some(result) = done {
+            if let Some(c) = self.calls.remove(&tag) {
+                if !closed {
+                    cx.effect(Effect::Close { key: cx.key(tag) });
+                }
+                out.push(Event::Done {
+                    what: c.what,
+                    result,
+                });
+            }
+        }
+    }
+}
+
+fn broken(e: &HttpError) -> CallError {
+    CallError::Broken(format!("bad reply: {e}"))
+}
+
+/// Tags of a call's own inputs (for tests).
+#[cfg(test)]
+pub fn deadline_tag(tag: u32) -> u32 {
+    tag | DEADLINE_BIT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launcher::driver::{Key, Outcome};
+    use crate::payloads::InstanceConfig;
+
+    #[derive(Debug, Clone, PartialEq)]
+    enum W {
+        A,
+        B,
+    }
+
+    struct T {
+        effects: Vec<Effect>,
+        outcomes: Vec<Outcome>,
+        cfg: InstanceConfig,
+        now: Instant,
+    }
+
+    impl T {
+        fn new() -> T {
+            T {
+                effects: Vec::new(),
+                outcomes: Vec::new(),
+                cfg: InstanceConfig::default(),
+                now: Instant::now(),
+            }
+        }
+        fn with<R>(&mut self, f: impl FnOnce(&mut Cx) -> R) -> R {
+            let mut cx = Cx {
+                now: self.now,
+                key: Key {
+                    instance: "i".into(),
+                    generation: 1,
+                    tag: 0,
+                },
+                dir: Path::new("/nonexistent"),
+                config: &self.cfg,
+                effects: &mut self.effects,
+                outcomes: &mut self.outcomes,
+            };
+            f(&mut cx)
+        }
+    }
+
+    #[test]
+    fn request_reply_and_close() {
+        let mut t = T::new();
+        let mut calls = Calls::<W>::default();
+        let api = Some(Api::new(1, 41));
+        let tag = t.with(|cx| calls.send(cx, Path::new("/s"), api, &Req::start("c"), W::A));
+        assert!(matches!(&t.effects[0], Effect::Connect { key, .. } if key.tag == tag));
+        assert!(matches!(&t.effects[1], Effect::Timer { key, .. } if key.tag == deadline_tag(tag)));
+        t.effects.clear();
+        let mut out = Vec::new();
+        t.with(|cx| calls.input(cx, Input::Connected { tag }, &mut out));
+        match &t.effects[0] {
+            Effect::Write { bytes, .. } => {
+                assert!(bytes.starts_with(b"POST /v1.41/containers/c/start HTTP/1.1\r\n"))
+            }
+            e => panic!("{e:?}"),
+        }
+        t.effects.clear();
+        let reply = b"HTTP/1.1 204 No Content\r\nApi-Version: 1.41\r\n\r\n";
+        // Byte by byte: the reply completes on the last one.
+        for (i, b) in reply.iter().enumerate() {
+            t.with(|cx| calls.input(cx, Input::Data { tag, bytes: vec![*b] }, &mut out));
+            if i + 1 < reply.len() {
+                assert!(!out.iter().any(|e| matches!(e, Event::Done { .. })));
+            }
+        }
+        assert_eq!(
+            out.last(),
+            Some(&Event::Done {
+                what: W::A,
+                result: Ok(Reply {
+                    status: 204,
+                    body: vec![]
+                })
+            })
+        );
+        assert!(matches!(&t.effects[0], Effect::Close { key } if key.tag == tag));
+        assert!(calls.is_empty());
+        // The deadline timer firing later is harmless.
+        out.clear();
+        t.with(|cx| calls.input(cx, Input::Timer { tag: deadline_tag(tag) }, &mut out));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn failures() {
+        let mut t = T::new();
+        let mut calls = Calls::<W>::default();
+        let mut out = Vec::new();
+        let a = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::version(), W::A));
+        let b = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::version(), W::B));
+        assert_ne!(a, b);
+        t.with(|cx| {
+            calls.input(
+                cx,
+                Input::ConnectFailed {
+                    tag: a,
+                    error: "/s: No such file or directory".into(),
+                },
+                &mut out,
+            )
+        });
+        assert!(matches!(&out[0], Event::Done { what: W::A, result: Err(e) } if e.is_unreachable()));
+        out.clear();
+        t.with(|cx| calls.input(cx, Input::Connected { tag: b }, &mut out));
+        t.with(|cx| calls.input(cx, Input::Data { tag: b, bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec() }, &mut out));
+        t.with(|cx| calls.input(cx, Input::Closed { tag: b }, &mut out));
+        assert!(matches!(&out.last(), Some(Event::Done { what: W::B, result: Err(CallError::Broken(_)) })));
+        // A deadline.
+        out.clear();
+        let c = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::version(), W::A));
+        t.effects.clear();
+        t.with(|cx| calls.input(cx, Input::Timer { tag: deadline_tag(c) }, &mut out));
+        assert!(matches!(&out[0], Event::Done { result: Err(CallError::Timeout(_)), .. }));
+        assert!(matches!(&t.effects[0], Effect::Close { key } if key.tag == c));
+        // Garbage.
+        out.clear();
+        let d = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::version(), W::A));
+        t.with(|cx| calls.input(cx, Input::Data { tag: d, bytes: b"SSH-2.0-OpenSSH\r\n\r\n".to_vec() }, &mut out));
+        assert!(matches!(&out[0], Event::Done { result: Err(CallError::Broken(_)), .. }));
+        // Cancel: no event.
+        out.clear();
+        let e = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::wait("c"), W::B));
+        t.with(|cx| calls.cancel(cx, |w| *w == W::B));
+        t.with(|cx| calls.input(cx, Input::Closed { tag: e }, &mut out));
+        assert!(out.is_empty());
+        assert!(calls.is_empty());
+    }
+
+    #[test]
+    fn streams() {
+        let mut t = T::new();
+        let mut calls = Calls::<W>::default();
+        let mut out = Vec::new();
+        let a = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::pull("x"), W::A));
+        t.with(|cx| calls.input(cx, Input::Data { tag: a, bytes: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n".to_vec() }, &mut out));
+        assert_eq!(
+            out,
+            vec![
+                Event::Head { what: W::A, status: 200 },
+                Event::Data { what: W::A, bytes: b"{\"a\":".to_vec() }
+            ]
+        );
+        out.clear();
+        t.with(|cx| calls.input(cx, Input::Data { tag: a, bytes: b"2\r\n1}\r\n0\r\n\r\n".to_vec() }, &mut out));
+        assert_eq!(out[0], Event::Data { what: W::A, bytes: b"1}".to_vec() });
+        assert_eq!(out[1], Event::Done { what: W::A, result: Ok(Reply { status: 200, body: vec![] }) });
+        // An error status keeps the body for the message.
+        out.clear();
+        let b = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::pull("x"), W::B));
+        t.with(|cx| calls.input(cx, Input::Data { tag: b, bytes: b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 13\r\n\r\n{\"message\":1}".to_vec() }, &mut out));
+        assert_eq!(out[1], Event::Done { what: W::B, result: Ok(Reply { status: 500, body: b"{\"message\":1}".to_vec() }) });
+    }
+}
