@@ -25,9 +25,8 @@ build:
 	$(CARGO) build --release --bins
 
 test:
-	$(CARGO) build --release --bins
-	$(CARGO) test --release
-	$(CARGO) build --release --manifest-path fuzz/Cargo.toml --bins
+	$(CARGO) test
+	$(CARGO) build --manifest-path fuzz/Cargo.toml --bins
 
 demo:
 	$(CARGO) build --release --bins --examples

@@ -55,7 +55,8 @@ fn main() {
     let server = TestServer::start(
         tls::server_config(&ca, &id).unwrap(),
         Options {
-            config: b"configure:\n  launcher:\n    disk_limit: false\n    mem_limit: false\n".to_vec(),
+            config: b"configure:\n  launcher:\n    disk_limit: false\n    mem_limit: false\n"
+                .to_vec(),
             ..Options::default()
         },
     );
@@ -85,7 +86,8 @@ fn main() {
     let idle = rss_kib(pid);
 
     let template = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/payloads/start_legacy.yaml"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/payloads/start_legacy.yaml"),
     )
     .unwrap();
     for i in 0..N {
@@ -131,8 +133,23 @@ fn main() {
         );
     };
     println!("simulation ({N} instances, zero delay)");
-    row("burst: last START -> all active", burst.as_secs_f64() * 1000.0, "ms", 1000.0);
+    row(
+        "burst: last START -> all active",
+        burst.as_secs_f64() * 1000.0,
+        "ms",
+        1000.0,
+    );
     row("resident memory, idle", idle as f64 / 1024.0, "MiB", 4.0);
-    row("resident memory, 1000 instances", loaded as f64 / 1024.0, "MiB", 8.0);
-    row("CPU per stats tick, 1000 instances", per_tick_ms, "ms", 10.0);
+    row(
+        "resident memory, 1000 instances",
+        loaded as f64 / 1024.0,
+        "MiB",
+        8.0,
+    );
+    row(
+        "CPU per stats tick, 1000 instances",
+        per_tick_ms,
+        "ms",
+        10.0,
+    );
 }

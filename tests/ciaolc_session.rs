@@ -26,7 +26,11 @@ const LEGACY: &str = "d7d86208-b46c-4465-9018-fe14087d415f";
 const CONTAINER: &str = "67d86208-b46c-4465-9018-e14087d415f";
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn examples() -> PathBuf {
@@ -129,7 +133,9 @@ impl Setup {
             other => panic!("{other:?}"),
         }
         wait_for(LONG, "the agent to be listed", || {
-            self.ok(&["clients"]).contains(&uuid.to_string()).then_some(())
+            self.ok(&["clients"])
+                .contains(&uuid.to_string())
+                .then_some(())
         });
         (c, uuid)
     }
@@ -162,14 +168,30 @@ fn the_readme_session() {
         "{header}{CONTAINER}\tactive\t192.168.200.200:61518\t1 MB\t1000 MB\t0%\t[]\n\
          {LEGACY}\tactive\t192.168.42.21:35050\t37 MB\t0 MB\t0%\t[]\n"
     );
-    wait_for(LONG, "both instances active", || (s.ok(&["istats"]) == both_active).then_some(()));
+    wait_for(LONG, "both instances active", || {
+        (s.ok(&["istats"]) == both_active).then_some(())
+    });
     assert_eq!(s.ok(&["instances"]), format!("{CONTAINER}\n{LEGACY}\n"));
-    assert_eq!(s.ok(&["instances", "-filter", "active"]), format!("{CONTAINER}\n{LEGACY}\n"));
+    assert_eq!(
+        s.ok(&["instances", "-filter", "active"]),
+        format!("{CONTAINER}\n{LEGACY}\n")
+    );
     let stats = s.ok(&["stats"]);
-    assert!(stats.starts_with(&format!("NodeUUID:\t {id}\nStatus:\t\t READY\nMemTotal:\t ")), "{stats}");
-    assert!(stats.ends_with("NodeHostName:\t \nInstances:\t 2 (2 running 0 exited 0 pending)\n"), "{stats}");
+    assert!(
+        stats.starts_with(&format!(
+            "NodeUUID:\t {id}\nStatus:\t\t READY\nMemTotal:\t "
+        )),
+        "{stats}"
+    );
+    assert!(
+        stats.ends_with("NodeHostName:\t \nInstances:\t 2 (2 running 0 exited 0 pending)\n"),
+        "{stats}"
+    );
     let status = s.ok(&["status"]);
-    assert!(status.starts_with(&format!("NodeUUID:\t {id}\nMemTotal:\t ")), "{status}");
+    assert!(
+        status.starts_with(&format!("NodeUUID:\t {id}\nMemTotal:\t ")),
+        "{status}"
+    );
     assert!(status.contains("\nCpusOnline:\t "), "{status}");
 
     assert_eq!(s.ok(&["stop", LEGACY]), "");
@@ -177,13 +199,22 @@ fn the_readme_session() {
         "{header}{CONTAINER}\tactive\t192.168.200.200:61518\t1 MB\t1000 MB\t0%\t[]\n\
          {LEGACY}\texited\t192.168.42.21:35050\t-1 MB\t0 MB\t-1%\t[]\n"
     );
-    wait_for(LONG, "the legacy VM exited", || (s.ok(&["istats"]) == stopped).then_some(()));
-    assert_eq!(s.ok(&["istats", "-filter", "exited"]), format!("{header}{LEGACY}\texited\t192.168.42.21:35050\t-1 MB\t0 MB\t-1%\t[]\n"));
+    wait_for(LONG, "the legacy VM exited", || {
+        (s.ok(&["istats"]) == stopped).then_some(())
+    });
+    assert_eq!(
+        s.ok(&["istats", "-filter", "exited"]),
+        format!("{header}{LEGACY}\texited\t192.168.42.21:35050\t-1 MB\t0 MB\t-1%\t[]\n")
+    );
     assert_eq!(s.ok(&["restart", LEGACY]), "");
-    wait_for(LONG, "the legacy VM active again", || (s.ok(&["istats"]) == both_active).then_some(()));
+    wait_for(LONG, "the legacy VM active again", || {
+        (s.ok(&["istats"]) == both_active).then_some(())
+    });
     assert_eq!(s.ok(&["delete", LEGACY]), "");
     assert_eq!(s.ok(&["delete", CONTAINER]), "");
-    wait_for(LONG, "both deleted", || s.ok(&["instances"]).is_empty().then_some(()));
+    wait_for(LONG, "both deleted", || {
+        s.ok(&["instances"]).is_empty().then_some(())
+    });
     let drained = s.ok(&["drain"]);
     assert_eq!(
         drained,
@@ -202,15 +233,29 @@ fn commands_reach_the_client_byte_for_byte() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("start_"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("start_")
+        })
         .collect();
     files.sort();
     assert!(files.len() >= 6);
     for f in &files {
         assert_eq!(s.ok(&["startf", "-client", &u, f.to_str().unwrap()]), "");
         let got = next_frame(&mut agent);
-        assert_eq!((got.ftype, got.operand), (frame::COMMAND, frame::START), "{f:?}");
-        assert_eq!(got.payload, std::fs::read(f).unwrap(), "{f:?} must arrive byte for byte");
+        assert_eq!(
+            (got.ftype, got.operand),
+            (frame::COMMAND, frame::START),
+            "{f:?}"
+        );
+        assert_eq!(
+            got.payload,
+            std::fs::read(f).unwrap(),
+            "{f:?} must arrive byte for byte"
+        );
     }
     for (cmd, operand, key) in [
         ("stop", frame::STOP, "stop:"),
@@ -222,9 +267,15 @@ fn commands_reach_the_client_byte_for_byte() {
         assert_eq!((got.ftype, got.operand), (frame::COMMAND, operand), "{cmd}");
         let text = String::from_utf8(got.payload).unwrap();
         assert!(text.starts_with(key), "{cmd}: {text}");
-        assert!(text.contains(&format!("instance_uuid: {LEGACY}")), "{cmd}: {text}");
+        assert!(
+            text.contains(&format!("instance_uuid: {LEGACY}")),
+            "{cmd}: {text}"
+        );
     }
-    for (cmd, operand) in [("attach", frame::ATTACH_VOLUME), ("detach", frame::DETACH_VOLUME)] {
+    for (cmd, operand) in [
+        ("attach", frame::ATTACH_VOLUME),
+        ("detach", frame::DETACH_VOLUME),
+    ] {
         assert_eq!(s.ok(&[cmd, "-client", &u, LEGACY, "0000aaaa-bbbb"]), "");
         let got = next_frame(&mut agent);
         assert_eq!(got.operand, operand, "{cmd}");
@@ -239,15 +290,31 @@ fn drain_shows_events_and_errors_in_the_spec_yaml() {
     let (mut agent, uuid) = s.agent(&s.certs.client_pem_path);
     let me = uuid.0;
     let frames = [
-        Frame::new(frame::ERROR, frame::START_FAILURE, me, format!("instance_uuid: {LEGACY}\nreason: full_cn\n").into_bytes()),
+        Frame::new(
+            frame::ERROR,
+            frame::START_FAILURE,
+            me,
+            format!("instance_uuid: {LEGACY}\nreason: full_cn\n").into_bytes(),
+        ),
         Frame::new(
             frame::ERROR,
             frame::DETACH_VOLUME_FAILURE,
             me,
-            format!("instance_uuid: {LEGACY}\nvolume_uuid: abc\nreason: not_attached\n").into_bytes(),
+            format!("instance_uuid: {LEGACY}\nvolume_uuid: abc\nreason: not_attached\n")
+                .into_bytes(),
         ),
-        Frame::new(frame::EVENT, frame::INSTANCE_DELETED, me, format!("instance_deleted:\n  instance_uuid: {LEGACY}\n").into_bytes()),
-        Frame::new(frame::EVENT, frame::TRACE_REPORT, me, b"frames: []\n".to_vec()),
+        Frame::new(
+            frame::EVENT,
+            frame::INSTANCE_DELETED,
+            me,
+            format!("instance_deleted:\n  instance_uuid: {LEGACY}\n").into_bytes(),
+        ),
+        Frame::new(
+            frame::EVENT,
+            frame::TRACE_REPORT,
+            me,
+            b"frames: []\n".to_vec(),
+        ),
     ];
     for f in &frames {
         send(&mut agent, f);
@@ -291,27 +358,46 @@ fn client_selects_among_two_launchers_and_errors_are_clear() {
             "node_uuid: {u}\nstatus: READY\nmem_total_mb: 100\nmem_available_mb: 50\ndisk_total_mb: 10\n\
              disk_available_mb: 5\nload: 0\ncpus_online: 2\nhostname: \"\"\nnetworks: []\ninstances: []\n"
         );
-        send(c, &Frame::new(frame::COMMAND, frame::STATS, u.0, stat.into_bytes()));
+        send(
+            c,
+            &Frame::new(frame::COMMAND, frame::STATS, u.0, stat.into_bytes()),
+        );
     }
     // Two clients: without -client the server cannot choose.
     let o = s.ciaolc(&["stats"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("-client"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("-client"),
+        "{o:?}"
+    );
     for u in [ua, ub] {
         let out = wait_for(LONG, "stats of one client", || {
             let o = s.ciaolc(&["stats", "-client", &u.to_string()]);
-            o.status.success().then(|| String::from_utf8(o.stdout).unwrap())
+            o.status
+                .success()
+                .then(|| String::from_utf8(o.stdout).unwrap())
         });
         assert!(out.starts_with(&format!("NodeUUID:\t {u}\n")), "{out}");
     }
     // Unknown client.
     let o = s.ciaolc(&["status", "-client", "00000000-0000-4000-8000-000000000000"]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("No launcher with UUID"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("No launcher with UUID"),
+        "{o:?}"
+    );
     // Missing and unreadable START files.
-    let o = s.ciaolc(&["startf", "-client", &ua.to_string(), "/nonexistent/start.yaml"]);
+    let o = s.ciaolc(&[
+        "startf",
+        "-client",
+        &ua.to_string(),
+        "/nonexistent/start.yaml",
+    ]);
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/start.yaml"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("/nonexistent/start.yaml"),
+        "{o:?}"
+    );
     let o = s.ciaolc(&["startf", "-client", &ua.to_string()]);
     assert!(!o.status.success());
     // HTTP garbage gets a 4xx and the server keeps serving.
@@ -323,21 +409,29 @@ fn client_selects_among_two_launchers_and_errors_are_clear() {
     assert!(reply.starts_with("HTTP/1.1 4"), "{reply}");
     let mut t = TcpStream::connect(s.rest).unwrap();
     t.set_read_timeout(Some(LONG)).unwrap();
-    t.write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    t.write_all(b"GET /nowhere HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let mut reply = String::new();
     let _ = t.read_to_string(&mut reply);
     assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
     assert!(reply.ends_with("404 page not found\n"), "{reply}");
     let mut t = TcpStream::connect(s.rest).unwrap();
     t.set_read_timeout(Some(LONG)).unwrap();
-    t.write_all(b"POST /clients HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    t.write_all(
+        b"POST /clients HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
     let mut reply = String::new();
     let _ = t.read_to_string(&mut reply);
-    assert!(reply.starts_with("HTTP/1.1 400") && reply.ends_with("GET expected\n"), "{reply}");
+    assert!(
+        reply.starts_with("HTTP/1.1 400") && reply.ends_with("GET expected\n"),
+        "{reply}"
+    );
     // A stuck HTTP client does not stall the server.
     let _stuck = {
         let mut t = TcpStream::connect(s.rest).unwrap();
-        t.write_all(b"GET /clients HTTP/1.1\r\nHost: x\r\n").unwrap();
+        t.write_all(b"GET /clients HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
         t
     };
     assert!(s.ok(&["clients"]).contains(&ua.to_string()));
@@ -353,7 +447,9 @@ fn ciaolc_says_when_the_server_is_down() {
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains(&format!("cannot reach ciao-launcher-server at 127.0.0.1:{port}")),
+        err.contains(&format!(
+            "cannot reach ciao-launcher-server at 127.0.0.1:{port}"
+        )),
         "{err}"
     );
 }

@@ -163,7 +163,10 @@ impl Cx<'_> {
 
     /// The key of this instance with another tag.
     pub fn key(&self, tag: u32) -> Key {
-        Key { tag, ..self.key.clone() }
+        Key {
+            tag,
+            ..self.key.clone()
+        }
     }
 
     /// Asks the shell for something.

@@ -70,8 +70,16 @@ impl Io {
         self.slots
             .values()
             .filter_map(|s| match &s.res {
-                Resource::Child { deadline, timed_out: false, .. } => Some(*deadline),
-                Resource::Socket { deadline, connected: false, .. } => *deadline,
+                Resource::Child {
+                    deadline,
+                    timed_out: false,
+                    ..
+                } => Some(*deadline),
+                Resource::Socket {
+                    deadline,
+                    connected: false,
+                    ..
+                } => *deadline,
                 _ => None,
             })
             .min()
@@ -100,25 +108,46 @@ impl Io {
 
     /// Executes one effect (timers and frames are the daemon's business).
     /// An effect that fails at once produces its input immediately.
-    pub fn apply(&mut self, registry: &Registry, e: Effect, now: Instant, out: &mut Vec<(Key, Input)>) {
+    pub fn apply(
+        &mut self,
+        registry: &Registry,
+        e: Effect,
+        now: Instant,
+        out: &mut Vec<(Key, Input)>,
+    ) {
         match e {
-            Effect::Spawn { key, argv, deadline } => {
+            Effect::Spawn {
+                key,
+                argv,
+                deadline,
+            } => {
                 debug!("{}: running {:?}", key.instance, argv);
                 match child::spawn(&argv, SpawnOptions::default()) {
                     Ok(c) => {
-                        let slot = self.alloc(key, Resource::Child {
-                            child: c,
-                            deadline: now + deadline,
-                            timed_out: false,
-                        });
-                        if let Some(Slot { res: Resource::Child { child, .. }, key }) = self.slots.get(&slot) {
+                        let slot = self.alloc(
+                            key,
+                            Resource::Child {
+                                child: c,
+                                deadline: now + deadline,
+                                timed_out: false,
+                            },
+                        );
+                        if let Some(Slot {
+                            res: Resource::Child { child, .. },
+                            key,
+                        }) = self.slots.get(&slot)
+                        {
                             let regs = [
                                 (child.pidfd_raw(), 0),
                                 (child.stdout_raw(), 1),
                                 (child.stderr_raw(), 2),
                             ];
                             for (fd, k) in regs {
-                                if let Err(e) = registry.register(&mut SourceFd(&fd), Io::token(slot, k), Interest::READABLE) {
+                                if let Err(e) = registry.register(
+                                    &mut SourceFd(&fd),
+                                    Io::token(slot, k),
+                                    Interest::READABLE,
+                                ) {
                                     warn!("{}: cannot watch a child: {e}", key.instance);
                                 }
                             }
@@ -132,7 +161,12 @@ impl Io {
                             timed_out: false,
                             stdout: Vec::new(),
                             stderr: Vec::new(),
-                            error: format!("cannot run {}: {e}", argv.first().map(|a| a.to_string_lossy().into_owned()).unwrap_or_default()),
+                            error: format!(
+                                "cannot run {}: {e}",
+                                argv.first()
+                                    .map(|a| a.to_string_lossy().into_owned())
+                                    .unwrap_or_default()
+                            ),
                         },
                     )),
                 }
@@ -141,26 +175,53 @@ impl Io {
                 Ok(fd) => {
                     let raw = fd.as_raw_fd();
                     let slot = self.alloc(key.clone(), Resource::Watch { pidfd: fd });
-                    if let Err(e) = registry.register(&mut SourceFd(&raw), Io::token(slot, 0), Interest::READABLE) {
+                    if let Err(e) = registry.register(
+                        &mut SourceFd(&raw),
+                        Io::token(slot, 0),
+                        Interest::READABLE,
+                    ) {
                         self.remove(registry, slot);
-                        out.push((key.clone(), Input::Gone { tag: key.tag, error: e.to_string() }));
+                        out.push((
+                            key.clone(),
+                            Input::Gone {
+                                tag: key.tag,
+                                error: e.to_string(),
+                            },
+                        ));
                     }
                 }
-                Err(e) => out.push((key.clone(), Input::Gone { tag: key.tag, error: format!("process {pid}: {e}") })),
+                Err(e) => out.push((
+                    key.clone(),
+                    Input::Gone {
+                        tag: key.tag,
+                        error: format!("process {pid}: {e}"),
+                    },
+                )),
             },
             Effect::Signal { key, signal } => {
-                let res = self.by_key.get(&key).and_then(|s| self.slots.get(s)).map(|s| match &s.res {
-                    Resource::Child { child, .. } => child.signal(signal),
-                    Resource::Watch { pidfd } => match pidfd::pidfd_send_signal(pidfd, signal) {
-                        Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-                        r => r,
-                    },
-                    Resource::Socket { .. } => Err(io::Error::new(io::ErrorKind::InvalidInput, "not a process")),
-                });
+                let res = self
+                    .by_key
+                    .get(&key)
+                    .and_then(|s| self.slots.get(s))
+                    .map(|s| match &s.res {
+                        Resource::Child { child, .. } => child.signal(signal),
+                        Resource::Watch { pidfd } => {
+                            match pidfd::pidfd_send_signal(pidfd, signal) {
+                                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+                                r => r,
+                            }
+                        }
+                        Resource::Socket { .. } => {
+                            Err(io::Error::new(io::ErrorKind::InvalidInput, "not a process"))
+                        }
+                    });
                 match res {
                     Some(Ok(())) => debug!("{}: sent signal {signal}", key.instance),
                     Some(Err(e)) => warn!("{}: cannot send signal {signal}: {e}", key.instance),
-                    None => debug!("{}: signal {signal} for a process no longer watched", key.instance),
+                    None => debug!(
+                        "{}: signal {signal} for a process no longer watched",
+                        key.instance
+                    ),
                 }
             }
             Effect::Unwatch { key } | Effect::Close { key } => {
@@ -168,27 +229,44 @@ impl Io {
                     self.remove(registry, slot);
                 }
             }
-            Effect::Connect { key, path, deadline } => match UnixStream::connect(&path) {
+            Effect::Connect {
+                key,
+                path,
+                deadline,
+            } => match UnixStream::connect(&path) {
                 Ok(mut stream) => {
                     let slot_key = key.clone();
                     let slot = self.next_free();
                     let interest = Interest::READABLE | Interest::WRITABLE;
                     if let Err(e) = registry.register(&mut stream, Io::token(slot, 0), interest) {
-                        out.push((key.clone(), Input::ConnectFailed { tag: key.tag, error: e.to_string() }));
+                        out.push((
+                            key.clone(),
+                            Input::ConnectFailed {
+                                tag: key.tag,
+                                error: e.to_string(),
+                            },
+                        ));
                         return;
                     }
-                    let got = self.alloc_at(slot, slot_key, Resource::Socket {
-                        stream,
-                        out: Vec::new(),
-                        connected: false,
-                        deadline: Some(now + deadline),
-                        interest,
-                    });
+                    let got = self.alloc_at(
+                        slot,
+                        slot_key,
+                        Resource::Socket {
+                            stream,
+                            out: Vec::new(),
+                            connected: false,
+                            deadline: Some(now + deadline),
+                            interest,
+                        },
+                    );
                     debug_assert_eq!(got, slot);
                 }
                 Err(e) => out.push((
                     key.clone(),
-                    Input::ConnectFailed { tag: key.tag, error: format!("{}: {e}", path.display()) },
+                    Input::ConnectFailed {
+                        tag: key.tag,
+                        error: format!("{}: {e}", path.display()),
+                    },
                 )),
             },
             Effect::Write { key, bytes } => {
@@ -196,7 +274,11 @@ impl Io {
                     debug!("{}: write to a closed socket dropped", key.instance);
                     return;
                 };
-                if let Some(Slot { res: Resource::Socket { out: buf, .. }, .. }) = self.slots.get_mut(&slot) {
+                if let Some(Slot {
+                    res: Resource::Socket { out: buf, .. },
+                    ..
+                }) = self.slots.get_mut(&slot)
+                {
                     buf.extend_from_slice(&bytes);
                 }
                 self.drive_socket(registry, slot, now, out);
@@ -221,7 +303,9 @@ impl Io {
     }
 
     fn remove(&mut self, registry: &Registry, slot: usize) {
-        let Some(s) = self.slots.remove(&slot) else { return };
+        let Some(s) = self.slots.remove(&slot) else {
+            return;
+        };
         if self.by_key.get(&s.key) == Some(&slot) {
             self.by_key.remove(&s.key);
         }
@@ -244,7 +328,13 @@ impl Io {
     }
 
     /// Handles readiness of one of our tokens.
-    pub fn on_event(&mut self, registry: &Registry, token: Token, now: Instant, out: &mut Vec<(Key, Input)>) {
+    pub fn on_event(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        now: Instant,
+        out: &mut Vec<(Key, Input)>,
+    ) {
         let slot = (token.0 - TOKEN_BASE) / 4;
         match self.slots.get(&slot).map(|s| &s.res) {
             Some(Resource::Child { .. }) => self.drive_child(registry, slot, out),
@@ -252,7 +342,13 @@ impl Io {
                 if let Some(s) = self.slots.get(&slot) {
                     let key = s.key.clone();
                     self.remove(registry, slot);
-                    out.push((key.clone(), Input::Gone { tag: key.tag, error: String::new() }));
+                    out.push((
+                        key.clone(),
+                        Input::Gone {
+                            tag: key.tag,
+                            error: String::new(),
+                        },
+                    ));
                 }
             }
             Some(Resource::Socket { .. }) => self.drive_socket(registry, slot, now, out),
@@ -261,7 +357,13 @@ impl Io {
     }
 
     fn drive_child(&mut self, registry: &Registry, slot: usize, out: &mut Vec<(Key, Input)>) {
-        let Some(Slot { key, res: Resource::Child { child, timed_out, .. } }) = self.slots.get_mut(&slot) else {
+        let Some(Slot {
+            key,
+            res: Resource::Child {
+                child, timed_out, ..
+            },
+        }) = self.slots.get_mut(&slot)
+        else {
             return;
         };
         let _ = child.read_output();
@@ -290,9 +392,24 @@ impl Io {
         out.push((key, input));
     }
 
-    fn drive_socket(&mut self, registry: &Registry, slot: usize, _now: Instant, out: &mut Vec<(Key, Input)>) {
-        let Some(Slot { key, res: Resource::Socket { stream, out: buf, connected, deadline, interest } }) =
-            self.slots.get_mut(&slot)
+    fn drive_socket(
+        &mut self,
+        registry: &Registry,
+        slot: usize,
+        _now: Instant,
+        out: &mut Vec<(Key, Input)>,
+    ) {
+        let Some(Slot {
+            key,
+            res:
+                Resource::Socket {
+                    stream,
+                    out: buf,
+                    connected,
+                    deadline,
+                    interest,
+                },
+        }) = self.slots.get_mut(&slot)
         else {
             return;
         };
@@ -301,7 +418,13 @@ impl Io {
             match stream.take_error() {
                 Ok(Some(e)) | Err(e) => {
                     self.remove(registry, slot);
-                    out.push((key.clone(), Input::ConnectFailed { tag: key.tag, error: e.to_string() }));
+                    out.push((
+                        key.clone(),
+                        Input::ConnectFailed {
+                            tag: key.tag,
+                            error: e.to_string(),
+                        },
+                    ));
                     return;
                 }
                 Ok(None) => {}
@@ -315,7 +438,13 @@ impl Io {
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(e) => {
                     self.remove(registry, slot);
-                    out.push((key.clone(), Input::ConnectFailed { tag: key.tag, error: e.to_string() }));
+                    out.push((
+                        key.clone(),
+                        Input::ConnectFailed {
+                            tag: key.tag,
+                            error: e.to_string(),
+                        },
+                    ));
                     return;
                 }
             }
@@ -350,7 +479,13 @@ impl Io {
             }
         }
         if !data.is_empty() {
-            out.push((key.clone(), Input::Data { tag: key.tag, bytes: data }));
+            out.push((
+                key.clone(),
+                Input::Data {
+                    tag: key.tag,
+                    bytes: data,
+                },
+            ));
         }
         if closed {
             self.remove(registry, slot);
@@ -374,24 +509,46 @@ impl Io {
             .slots
             .iter()
             .filter(|(_, s)| match &s.res {
-                Resource::Child { deadline, timed_out: false, .. } => now >= *deadline,
-                Resource::Socket { deadline: Some(d), connected: false, .. } => now >= *d,
+                Resource::Child {
+                    deadline,
+                    timed_out: false,
+                    ..
+                } => now >= *deadline,
+                Resource::Socket {
+                    deadline: Some(d),
+                    connected: false,
+                    ..
+                } => now >= *d,
                 _ => false,
             })
             .map(|(k, _)| *k)
             .collect();
         for slot in due {
-            let Some(s) = self.slots.get_mut(&slot) else { continue };
+            let Some(s) = self.slots.get_mut(&slot) else {
+                continue;
+            };
             match &mut s.res {
-                Resource::Child { child, timed_out, .. } => {
-                    warn!("{}: a child (pid {}) missed its deadline; killing it", s.key.instance, child.pid());
+                Resource::Child {
+                    child, timed_out, ..
+                } => {
+                    warn!(
+                        "{}: a child (pid {}) missed its deadline; killing it",
+                        s.key.instance,
+                        child.pid()
+                    );
                     *timed_out = true;
                     let _ = child.kill();
                 }
                 Resource::Socket { .. } => {
                     let key = s.key.clone();
                     self.remove(registry, slot);
-                    out.push((key.clone(), Input::ConnectFailed { tag: key.tag, error: "connect timed out".into() }));
+                    out.push((
+                        key.clone(),
+                        Input::ConnectFailed {
+                            tag: key.tag,
+                            error: "connect timed out".into(),
+                        },
+                    ));
                 }
                 Resource::Watch { .. } => {}
             }

@@ -1,0 +1,115 @@
+//! Docker containers over the Engine API (launcher.md §5, design decisions
+//! 10, 13, 15): a hand-written HTTP/1.1 client on the launcher's one `mio`
+//! loop, talking to dockerd's Unix socket.
+//!
+//! * [`api`]: the calls as data (method, path, body, deadline) and what the
+//!   replies mean; API version negotiation (`GET /version`, 1.22 to 1.45).
+//! * [`call`]: one connection per request as driver effects, many in
+//!   flight at once, each with a deadline (the exit long poll has none).
+//! * [`driver`]: the per-container step machine ([`Docker`]): image check
+//!   and pull, create, start, exit detection, graceful stop, restart,
+//!   delete, statistics, recovery, and what happens while dockerd is down.
+//!
+//! Everything is sans-IO and unit-tested against a scripted daemon; the
+//! end-to-end tests (`tests/docker_*.rs`) run a real, private dockerd.
+
+pub mod api;
+pub mod call;
+pub mod driver;
+
+use std::cell::RefCell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use log::{error, info};
+
+use crate::launcher::config::LauncherConfig;
+use api::Api;
+
+pub use driver::Docker;
+
+/// What every container driver of one launcher shares: where dockerd is,
+/// which API version it was found to speak, and whether it is down (so an
+/// outage is logged once, not once per container).
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// dockerd's socket (`--docker-socket`).
+    pub socket: PathBuf,
+    /// The negotiated version; `None` until `GET /version` succeeded, and
+    /// again after the daemon was unreachable (it may come back upgraded).
+    pub api: Option<Api>,
+    /// `--stop-timeout`: how long a STOP waits after SIGTERM.
+    pub stop_timeout: Duration,
+    /// How often a running container's statistics are sampled.
+    pub sample_interval: Duration,
+    /// The launcher's instances directory, written into a label so that
+    /// launchers sharing a daemon never take each other's containers.
+    pub instances_dir: String,
+    down: bool,
+    server: String,
+}
+
+/// The shared state, as the factory hands it to each driver.
+pub type SharedRef = Rc<RefCell<Shared>>;
+
+impl Shared {
+    pub fn new(
+        socket: PathBuf,
+        stop_timeout: Duration,
+        sample_interval: Duration,
+        instances_dir: String,
+    ) -> Shared {
+        Shared {
+            socket,
+            api: None,
+            stop_timeout,
+            sample_interval,
+            instances_dir,
+            down: false,
+            server: String::new(),
+        }
+    }
+
+    /// From the launcher's configuration: samples as often as STATS go out
+    /// (at most every 30 s), so each STATS carries a fresh figure.
+    pub fn from_config(cfg: &LauncherConfig) -> SharedRef {
+        Rc::new(RefCell::new(Shared::new(
+            cfg.docker_socket.clone(),
+            cfg.stop_timeout,
+            cfg.stats_interval.min(Duration::from_secs(30)),
+            cfg.instances_dir().to_string_lossy().into_owned(),
+        )))
+    }
+
+    /// A version was negotiated.
+    pub fn negotiated(&mut self, api: Api, server: &str) {
+        if self.api != Some(api) || self.down || self.server != server {
+            info!(
+                "dockerd {server} at {}: using Engine API {api}",
+                self.socket.display()
+            );
+        }
+        self.api = Some(api);
+        self.server = server.to_string();
+        self.down = false;
+    }
+
+    /// A request could not connect: log the outage once and negotiate
+    /// again when the daemon is back.
+    pub fn unreachable(&mut self, why: &str) {
+        if !self.down {
+            error!(
+                "dockerd is unreachable at {} ({why}): container commands fail until it is back",
+                self.socket.display()
+            );
+        }
+        self.down = true;
+        self.api = None;
+    }
+
+    /// Whether an outage is current.
+    pub fn is_down(&self) -> bool {
+        self.down
+    }
+}
