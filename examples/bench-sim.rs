@@ -10,7 +10,6 @@
 //! Usage: bench-sim [PATH-TO-ciao-launcher]
 
 #[path = "../tests/common/certgen.rs"]
-#[allow(dead_code)]
 mod certgen;
 #[path = "../tests/common/ssntp_server.rs"]
 #[allow(dead_code)]

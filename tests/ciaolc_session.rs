@@ -40,7 +40,7 @@ fn examples() -> PathBuf {
 /// Field order: processes end before the directory goes.
 struct Setup {
     launcher: Option<Proc>,
-    server: Proc,
+    _server: Proc,
     certs: CertSet,
     rest: SocketAddr,
     ssntp: SocketAddr,
@@ -70,7 +70,7 @@ impl Setup {
         );
         let s = Setup {
             launcher: None,
-            server,
+            _server: server,
             certs,
             rest,
             ssntp,

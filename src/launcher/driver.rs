@@ -268,12 +268,9 @@ impl Driver for Simulated {
     }
 
     fn input(&mut self, cx: &mut Cx, input: Input) {
-        match input {
-            Input::Timer { tag: SIM_BOOT } => {
-                self.running = true;
-                cx.outcome(Outcome::Running);
-            }
-            _ => {}
+        if input == (Input::Timer { tag: SIM_BOOT }) {
+            self.running = true;
+            cx.outcome(Outcome::Running);
         }
     }
 
