@@ -461,3 +461,22 @@ fn server_without_certificates_says_how_to_make_them() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("ciao-cert"), "{err}");
 }
+
+#[test]
+fn server_exits_when_its_rest_port_is_taken() {
+    let tmp = TempDir::new("busy");
+    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let o = Command::new(SERVER)
+        .args([
+            format!("-ca-server-cert={}", certs.ca_pem_path.display()),
+            format!("-server-cert={}", certs.server_pem_path.display()),
+            format!("--ssntp-listen=127.0.0.1:{}", free_port()),
+            format!("-server={}", busy.local_addr().unwrap()),
+            format!("--data-root={}", tmp.path().join("server").display()),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Unable to create listener"), "{o:?}");
+}

@@ -469,3 +469,41 @@ fn hard_reset_deletes_every_instance_and_exits() {
         .collect();
     assert!(left.is_empty(), "instances left: {left:?}");
 }
+
+#[test]
+fn a_traced_start_is_reported_in_a_trace_report() {
+    use ciao::payloads::TraceReport;
+    use ciao::ssntp::frame::{Frame, FrameTrace, GoTime, TraceNode};
+    let n = Node::new("trace", NO_LIMITS, &["--simulation-delay", "0", "--stats-interval", "1"]);
+    let server_uuid = n.server.uuid;
+    let mut f = Frame::new(frame::COMMAND, frame::START, server_uuid.0, start_payload("abcd00ff"));
+    f.major |= frame::TRACE_BIT;
+    let start = GoTime::now();
+    f.trace = Some(FrameTrace {
+        label: b"trace-label".to_vec(),
+        start: Some(start),
+        end: None,
+        path: vec![TraceNode {
+            uuid: server_uuid.0,
+            role: ciao::ssntp::role::SCHEDULER,
+            tx: Some(GoTime::now()),
+            rx: None,
+        }],
+    });
+    n.server.send_frame(n.uuid, f);
+    let (_, ev) = n.server.expect_frame(LONG, "TraceReport", |f| {
+        f.ftype == frame::EVENT && f.operand == frame::TRACE_REPORT
+    });
+    let report = TraceReport::parse(&ev.payload).unwrap();
+    assert_eq!(report.frames.len(), 1, "{report:?}");
+    let t = &report.frames[0];
+    assert_eq!((t.label.as_str(), t.frame_type.as_str(), t.operand.as_str()), ("trace-label", "COMMAND", "START"));
+    assert_eq!(t.start_timestamp, start.rfc3339_nano());
+    assert!(!t.end_timestamp.is_empty());
+    assert_eq!(t.nodes.len(), 2, "the server's node and the launcher's");
+    assert_eq!(t.nodes[0].ssntp_node_uuid, server_uuid.to_string());
+    assert_eq!(t.nodes[0].ssntp_role, "Scheduler");
+    assert_eq!(t.nodes[1].ssntp_node_uuid, n.uuid.to_string());
+    assert_eq!(t.nodes[1].ssntp_role, "CNAgent-NetworkingAgent");
+    assert!(!t.nodes[1].rx_timestamp.is_empty());
+}

@@ -18,6 +18,7 @@ const BASE: usize = 1;
 
 enum Cmd {
     Send(Uuid, u8, u8, Vec<u8>),
+    SendFrame(Uuid, Box<Frame>),
     Stop,
 }
 
@@ -99,6 +100,11 @@ impl TestServer {
                                 eprintln!("test server: send to {u} failed: {e}");
                             }
                         }
+                        Cmd::SendFrame(u, f) => {
+                            if let Err(e) = server.send(poll.registry(), &u, &f) {
+                                eprintln!("test server: send to {u} failed: {e}");
+                            }
+                        }
                         Cmd::Stop => {
                             server.shutdown(poll.registry());
                             return;
@@ -125,6 +131,12 @@ impl TestServer {
     /// Sends a frame to a client.
     pub fn send(&self, to: Uuid, ftype: u8, operand: u8, payload: Vec<u8>) {
         let _ = self.cmds.send(Cmd::Send(to, ftype, operand, payload));
+        let _ = self.waker.wake();
+    }
+
+    /// Sends a frame built by the test (e.g. a traced one).
+    pub fn send_frame(&self, to: Uuid, f: Frame) {
+        let _ = self.cmds.send(Cmd::SendFrame(to, Box::new(f)));
         let _ = self.waker.wake();
     }
 
