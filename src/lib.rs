@@ -7,6 +7,7 @@
 pub mod ciaolc;
 pub mod http;
 pub mod launcher;
+pub mod logging;
 pub mod payloads;
 pub mod ssntp;
 pub mod sys;

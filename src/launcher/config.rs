@@ -760,45 +760,20 @@ fn stderr_level(cfg: &LauncherConfig, file_level: LevelFilter) -> LevelFilter {
 /// ignored, and about ignored positional arguments. Err: a message for
 /// stderr (the caller exits 1).
 pub fn setup_logging(cfg: &LauncherConfig) -> Result<(), String> {
-    use simplelog::{CombinedLogger, ConfigBuilder, SharedLogger, WriteLogger};
-
     let level = cfg.level_filter();
-    let mut b = ConfigBuilder::new();
-    b.set_thread_level(LevelFilter::Off)
-        .set_target_level(LevelFilter::Debug)
-        .set_time_format_rfc3339();
-    let _ = b.set_time_offset_to_local();
-    let conf = b.build();
-
-    let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
-    let stderr = || io::LineWriter::new(io::stderr());
-    if cfg.logtostderr {
-        loggers.push(WriteLogger::new(level, conf, stderr()));
+    let (file, stderr) = if cfg.logtostderr {
+        (None, level)
+    } else if cfg.alsologtostderr {
+        (Some(cfg.log_file()), level)
     } else {
-        let dir = cfg.log_dir();
-        crate::sys::fs::mkdir_p(&dir, 0o755)
-            .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
-        let path = cfg.log_file();
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-        loggers.push(WriteLogger::new(
-            level,
-            conf.clone(),
-            io::LineWriter::new(file),
-        ));
-        let err_level = if cfg.alsologtostderr {
-            level
-        } else {
-            stderr_level(cfg, level)
-        };
-        if err_level != LevelFilter::Off {
-            loggers.push(WriteLogger::new(err_level, conf, stderr()));
-        }
-    }
-    CombinedLogger::init(loggers).map_err(|e| format!("cannot install the logger: {e}"))?;
+        (Some(cfg.log_file()), stderr_level(cfg, level))
+    };
+    crate::logging::install(crate::logging::Sinks {
+        level,
+        file,
+        stderr,
+        quiet: &[],
+    })?;
 
     for (flag, val) in [
         ("-vmodule", &cfg.vmodule),

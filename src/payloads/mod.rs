@@ -54,8 +54,8 @@ pub use events::{
 pub use lenient::DecodeError;
 pub use split::{split_start_payload, SplitStart};
 pub use start::{
-    parse_start, FwType, InstanceConfig, NetworkConfig, StartCommand, StartError, VmType,
-    VolumeConfig,
+    default_meta_data, parse_start, FwType, InstanceConfig, NetworkConfig, StartCommand,
+    StartError, VmType, VolumeConfig,
 };
 pub use status::{InstanceStat, InstanceState, NetworkStat, NodeStatus, Ready, Stat};
 pub use yaml_out::{to_yaml, Node};

@@ -76,7 +76,9 @@ struct Emitter {
 
 impl Emitter {
     fn indent(&mut self, n: usize) {
-        self.out.extend(std::iter::repeat(' ').take(n));
+        for _ in 0..n {
+            self.out.push(' ');
+        }
     }
 
     fn end_line(&mut self) {
@@ -328,7 +330,7 @@ fn analyze(s: &str) -> Analysis {
     let chars: Vec<char> = s.chars().collect();
     for (i, &c) in chars.iter().enumerate() {
         let next = chars.get(i + 1).copied();
-        let followed_by_whitespace = next.map_or(true, is_blank);
+        let followed_by_whitespace = !matches!(next, Some(n) if !is_blank(n));
         let first = i == 0;
         let last = i + 1 == chars.len();
         if first {

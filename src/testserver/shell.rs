@@ -523,53 +523,22 @@ pub fn main(args: Vec<String>) -> i32 {
 /// stderr by default (warnings only, as the original prints little);
 /// `-v N` raises the level; `-log_dir` adds a file unless `-logtostderr`.
 fn setup_logging(cfg: &ServerConfig) -> Result<(), String> {
-    use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
+    use simplelog::LevelFilter;
     let level = match cfg.verbosity {
         0 => LevelFilter::Warn,
         1 => LevelFilter::Info,
         2 => LevelFilter::Debug,
         _ => LevelFilter::Trace,
     };
-    let mut b = ConfigBuilder::new();
-    b.set_thread_level(LevelFilter::Off)
-        .set_time_format_rfc3339();
-    if cfg.verbosity < 3 {
-        // rustls is chatty at debug level; keep it to what matters.
-        b.add_filter_ignore_str("rustls");
-    }
-    let conf = b.build();
-    let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
-    match (&cfg.log_dir, cfg.logtostderr) {
-        (Some(dir), false) => {
-            crate::sys::fs::mkdir_p(dir, 0o755)
-                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-            let path = dir.join("ciao-launcher-server.log");
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            loggers.push(WriteLogger::new(
-                level,
-                conf.clone(),
-                io::LineWriter::new(file),
-            ));
-            let err_level = if cfg.alsologtostderr {
-                level
-            } else {
-                LevelFilter::Error
-            };
-            loggers.push(WriteLogger::new(
-                err_level,
-                conf,
-                io::LineWriter::new(io::stderr()),
-            ));
-        }
-        _ => loggers.push(WriteLogger::new(
-            level,
-            conf,
-            io::LineWriter::new(io::stderr()),
-        )),
-    }
-    CombinedLogger::init(loggers).map_err(|e| format!("cannot set up logging: {e}"))
+    let file = match (&cfg.log_dir, cfg.logtostderr) {
+        (Some(dir), false) => Some(dir.join("ciao-launcher-server.log")),
+        _ => None,
+    };
+    let stderr = if cfg.alsologtostderr { level } else { LevelFilter::Error };
+    crate::logging::install(crate::logging::Sinks {
+        level,
+        file,
+        stderr,
+        quiet: &["rustls"],
+    })
 }

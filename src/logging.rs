@@ -1,0 +1,55 @@
+//! Logger set-up shared by the daemons: glog-like sinks on top of
+//! simplelog (an optional log file plus stderr, each with its own level).
+
+use std::io;
+use std::path::PathBuf;
+
+use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
+
+/// Where records go.
+pub struct Sinks {
+    /// Level of the file (and of stderr when there is no file).
+    pub level: LevelFilter,
+    /// Log file, appended to; its directory is created (0755).
+    pub file: Option<PathBuf>,
+    /// Level of stderr when a file is used too (`Off` for none).
+    pub stderr: LevelFilter,
+    /// Targets (module prefixes) kept to warnings and errors below trace
+    /// level (rustls is chatty at debug level).
+    pub quiet: &'static [&'static str],
+}
+
+/// Installs the global logger.
+pub fn install(s: Sinks) -> Result<(), String> {
+    let mut b = ConfigBuilder::new();
+    b.set_thread_level(LevelFilter::Off)
+        .set_target_level(LevelFilter::Debug)
+        .set_time_format_rfc3339();
+    if s.level < LevelFilter::Trace {
+        for q in s.quiet {
+            b.add_filter_ignore_str(q);
+        }
+    }
+    let conf = b.build();
+    let stderr = || io::LineWriter::new(io::stderr());
+    let mut loggers: Vec<Box<dyn SharedLogger>> = Vec::new();
+    match &s.file {
+        None => loggers.push(WriteLogger::new(s.level, conf, stderr())),
+        Some(path) => {
+            if let Some(dir) = path.parent() {
+                crate::sys::fs::mkdir_p(dir, 0o755)
+                    .map_err(|e| format!("cannot create log directory {}: {e}", dir.display()))?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
+            loggers.push(WriteLogger::new(s.level, conf.clone(), io::LineWriter::new(file)));
+            if s.stderr != LevelFilter::Off {
+                loggers.push(WriteLogger::new(s.stderr, conf, stderr()));
+            }
+        }
+    }
+    CombinedLogger::init(loggers).map_err(|e| format!("cannot install the logger: {e}"))
+}
