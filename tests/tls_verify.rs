@@ -604,3 +604,23 @@ fn ca_file_with_several_anchors_trusts_each() {
     let o = connect(c, s, "localhost");
     assert!(o.ok(), "{} / {}", err_text(&o.client), err_text(&o.server));
 }
+
+#[test]
+fn certificates_are_discovered_as_the_original_does() {
+    let dir = std::env::temp_dir().join(format!("ciao-discover-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let set = certgen::make_ciao_certs(&dir, certgen::KeyKind::Rsa);
+    let (ca, cert) = ciao::ssntp::tls::discover_certificates(&dir).unwrap();
+    assert_eq!(ca, set.ca_pem_path);
+    assert_eq!(cert, set.client_pem_path);
+    // A second agent certificate makes the choice ambiguous...
+    let spec = certgen::CertSpec::new(certgen::roles::AGENT, certgen::KeyKind::Rsa).hosts(&["other"]);
+    certgen::write_leaf(&dir, &set.anchor, &spec);
+    assert!(ciao::ssntp::tls::discover_certificates(&dir).is_err());
+    // ...unless client.pem names this node's certificate.
+    std::fs::copy(&set.client_pem_path, dir.join("client.pem")).unwrap();
+    let (ca, cert) = ciao::ssntp::tls::discover_certificates(&dir).unwrap();
+    assert_eq!((ca, cert), (dir.join("CAcert-localhost.pem"), dir.join("client.pem")));
+    let _ = std::fs::remove_dir_all(&dir);
+}

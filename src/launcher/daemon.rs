@@ -538,9 +538,23 @@ impl Daemon {
 fn make_client(cfg: &LauncherConfig) -> Result<(Client, Uuid, u32, Option<Flock>), StartupError> {
     let (cacert, cert) = match (&cfg.cacert, &cfg.cert) {
         (Some(a), Some(b)) => (a.clone(), b.clone()),
+        (None, None) => {
+            let dir = std::path::Path::new(tls::DEFAULT_PKI_DIR);
+            let found = tls::discover_certificates(dir).map_err(|e| {
+                fail(format!(
+                    "{e} (give -cacert and -cert, as made by ciao-cert)"
+                ))
+            })?;
+            info!(
+                "using certificates {} and {}",
+                found.0.display(),
+                found.1.display()
+            );
+            found
+        }
         _ => {
             return Err(fail(
-                "both -cacert and -cert are required (the CA certificate and this node's \
+                "-cacert and -cert go together (the CA certificate and this node's \
                  certificate with its key, as made by ciao-cert)"
                     .into(),
             ))

@@ -282,6 +282,77 @@ mod tests {
         let _ = std::fs::remove_dir_all(root);
     }
 
+    /// The original's gob `state` file is not read: such a directory is
+    /// quarantined (never re-adopted, never deleted by the scan).
+    #[test]
+    fn original_gob_state_file_is_quarantined_not_read() {
+        let root = tmp("gob");
+        let s = Store::new(root.clone());
+        s.create("d7d86208").unwrap();
+        // The first bytes of a gob-encoded state file of the original.
+        std::fs::write(
+            root.join("d7d86208").join("state"),
+            b"\x3f\xff\x81\x03\x01\x01\x0bvmConfig\x01\xff\x82",
+        )
+        .unwrap();
+        match &s.scan()[..] {
+            [Found::Quarantined(id, why)] => {
+                assert_eq!(id, "d7d86208");
+                assert!(why.contains(STATE_FILE), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(root.join("d7d86208").join("state").exists());
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    /// Launcher defect 14: only direct children of the instances directory
+    /// are instances; nested directories (a container's volume tree) are
+    /// never scanned.
+    #[test]
+    fn scan_never_descends_into_instance_directories() {
+        let root = tmp("nested");
+        let mut s = Store::new(root.clone());
+        s.create("abc-1").unwrap();
+        s.save("abc-1", &StateFile::new(config("abc-1"))).unwrap();
+        s.commit();
+        let nested = root.join("abc-1").join("volumes").join("abc-2");
+        std::fs::create_dir_all(&nested).unwrap();
+        std::fs::write(
+            nested.join(STATE_FILE),
+            serde_yaml::to_string(&StateFile::new(config("abc-2"))).unwrap(),
+        )
+        .unwrap();
+        match &s.scan()[..] {
+            [Found::Instance(id, _)] => assert_eq!(id, "abc-1"),
+            other => panic!("{other:?}"),
+        }
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    /// Launcher defect 13: a state file is replaced whole (temporary file
+    /// and rename), so a reader sees the old or the new version, and no
+    /// temporary file is left behind.
+    #[test]
+    fn state_files_are_replaced_whole() {
+        let root = tmp("atomic");
+        let mut s = Store::new(root.clone());
+        s.create("abc-1").unwrap();
+        s.save("abc-1", &StateFile::new(config("abc-1"))).unwrap();
+        s.commit();
+        let mut stopped = StateFile::new(config("abc-1"));
+        stopped.stopped = true;
+        s.save("abc-1", &stopped).unwrap();
+        s.commit();
+        assert_eq!(s.load("abc-1").unwrap(), stopped);
+        let names: Vec<_> = std::fs::read_dir(root.join("abc-1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [STATE_FILE], "no temporary file left");
+        let _ = std::fs::remove_dir_all(root);
+    }
+
     #[test]
     fn ids_are_checked_before_becoming_paths() {
         let s = Store::new(tmp("ids"));

@@ -439,6 +439,48 @@ pub fn parse_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
 mod tests {
     use super::*;
 
+    fn offline_client() -> Client {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        Client::new(
+            ClientSettings {
+                addresses: Vec::new(),
+                tls: Arc::new(tls),
+                uuid: Uuid::NIL,
+                role: 0x14,
+                max_message: 1 << 20,
+                connect_timeout: Duration::from_secs(30),
+            },
+            Token(0),
+        )
+    }
+
+    /// ssntp.md §6.2: the back-off caps cycle 5, 10, 20, 40 s (a uniform
+    /// 1..=cap); after a refusal the original treats as final
+    /// (ConnectionAborted, role mismatch) the client keeps retrying every
+    /// 40 s instead of giving up.
+    #[test]
+    fn backoff_cycles_and_refusals_retry_at_the_longest_interval() {
+        let mut c = offline_client();
+        for round in 0..12 {
+            let cap = BACKOFF_CAPS[round % 4];
+            let d = c.backoff();
+            assert!(
+                d >= Duration::from_secs(1) && d <= Duration::from_secs(cap),
+                "round {round}: {d:?} outside 1..={cap} s"
+            );
+        }
+        c.slow_retry = true;
+        for _ in 0..5 {
+            assert_eq!(c.backoff(), Duration::from_secs(40));
+        }
+        assert!(!c.is_connected());
+    }
+
     #[test]
     fn host_port_forms() {
         assert_eq!(parse_host_port("a:1", 8888), Some(("a".into(), 1)));

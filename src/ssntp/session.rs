@@ -268,12 +268,13 @@ impl Session {
             s.phase = Phase::Done;
             Some(SessionEvent::Closed(e))
         };
-        if !role_allowed(c.role, self.peer_cert_roles) {
-            let e = SessionError::RoleMismatch {
-                claimed: c.role,
-                certified: self.peer_cert_roles,
-            };
-            return fail(self, frame::CONNECTION_ABORTED, e);
+        let mismatch = SessionError::RoleMismatch {
+            claimed: c.role,
+            certified: self.peer_cert_roles,
+        };
+        // The original's check first (a role the certificate lacks)...
+        if self.peer_cert_roles & c.role != c.role {
+            return fail(self, frame::CONNECTION_ABORTED, mismatch);
         }
         if c.ftype != frame::COMMAND || c.operand != frame::CONNECT {
             let e = SessionError::UnexpectedHandshake {
@@ -285,6 +286,10 @@ impl Session {
         let Some(peer) = Uuid::from_slice(&c.source) else {
             return fail(self, frame::CONNECTION_FAILURE, SessionError::MissingSource);
         };
+        // ...ours last: a CONNECT claiming no role at all is refused too.
+        if !role_allowed(c.role, self.peer_cert_roles) {
+            return fail(self, frame::CONNECTION_ABORTED, mismatch);
+        }
         self.peer = peer;
         let reply = ConnectedFrame {
             major: 0,
@@ -501,6 +506,198 @@ mod tests {
         assert!(
             matches!(&ev[..], [SessionEvent::Frame(f)] if f.ftype == frame::ERROR && f.operand == frame::INVALID_FRAME_TYPE)
         );
+    }
+
+    /// ssntp.md §10 "Source < 16 bytes" (Go panics): the server answers
+    /// ConnectionFailure and closes.
+    #[test]
+    fn connect_without_a_16_byte_source_gets_connection_failure() {
+        let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
+        let _ = c.take_output();
+        let mut bytes = Vec::new();
+        Encoder::new().connect(
+            &ConnectFrame {
+                major: 0,
+                minor: MINOR,
+                ftype: frame::COMMAND,
+                operand: frame::CONNECT,
+                role: role::AGENT,
+                source: vec![1; 15],
+                destination: vec![0; 16],
+            },
+            &mut bytes,
+        );
+        let mut ev = Vec::new();
+        s.receive(&bytes, &mut ev);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::MissingSource)]
+        ));
+        assert!(s.is_done());
+        let ev = pump(&mut s, &mut c);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::ConnectionFailure)]
+        ));
+    }
+
+    /// ssntp.md §10 "Source < 16 bytes" on the client: a CONNECTED without
+    /// a full source UUID is a failed handshake (retried), not a crash.
+    #[test]
+    fn connected_without_a_16_byte_source_fails_the_handshake() {
+        let (mut c, _) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
+        let _ = c.take_output();
+        let mut bytes = Vec::new();
+        Encoder::new().connected(
+            &ConnectedFrame {
+                major: 0,
+                minor: MINOR,
+                ftype: frame::STATUS,
+                operand: frame::CONNECTED,
+                role: role::SCHEDULER,
+                source: Vec::new(),
+                destination: vec![1; 16],
+                payload: b"cfg".to_vec(),
+            },
+            &mut bytes,
+        );
+        let mut ev = Vec::new();
+        c.receive(&bytes, &mut ev);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::MissingSource)]
+        ));
+        assert!(!c.is_open());
+    }
+
+    /// ssntp.md §10: unknown operands, a wrong PayloadLength and unexpected
+    /// Major/Minor values are not checked; the gob length of the payload is
+    /// what counts, and the trace bit is only a bit.
+    #[test]
+    fn operand_payload_length_and_version_are_not_checked() {
+        let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
+        pump(&mut c, &mut s);
+        pump(&mut s, &mut c);
+        let mut f = Frame::new(frame::COMMAND, 77, [2; 16], b"abc".to_vec());
+        f.payload_length = 9999;
+        f.major = 0x05;
+        f.minor = 42;
+        assert!(s.send(&f));
+        let f2 = Frame {
+            major: frame::TRACE_BIT | 3,
+            ..Frame::new(frame::EVENT, 200, [2; 16], Vec::new())
+        };
+        assert!(s.send(&f2));
+        let ev = pump(&mut s, &mut c);
+        match &ev[..] {
+            [SessionEvent::Frame(a), SessionEvent::Frame(b)] => {
+                assert_eq!((a.operand, a.major, a.minor), (77, 5, 42));
+                assert_eq!(a.payload, b"abc");
+                assert_eq!(a.payload_length, 9999);
+                assert_eq!((b.ftype, b.operand), (frame::EVENT, 200));
+                assert!(!b.is_traced(), "trace bit without a trace");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(c.is_open());
+    }
+
+    /// ssntp.md §10 "malformed gob after the handshake": the session ends
+    /// (the shell closes the socket, the client reconnects); no reply.
+    #[test]
+    fn garbage_after_the_handshake_ends_the_session_without_a_reply() {
+        let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
+        pump(&mut c, &mut s);
+        pump(&mut s, &mut c);
+        let mut ev = Vec::new();
+        s.receive(b"\x03\xff\xff\xff", &mut ev);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::Decode(_))]
+        ));
+        assert!(s.is_done() && !s.has_output());
+        let mut ev = Vec::new();
+        c.receive(b"\x05garbage", &mut ev);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::Decode(_))]
+        ));
+        assert!(c.is_done() && !c.has_output());
+    }
+
+    /// ssntp.md §6.3 / §14 "pipelining after CONNECT loses data" in Go:
+    /// frames that arrive in the same read as CONNECT are kept.
+    #[test]
+    fn frames_pipelined_after_connect_are_kept() {
+        let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
+        let mut bytes = c.take_output();
+        // The client's own encoder, as a pipelining client would use.
+        c.enc.frame(
+            &Frame::new(frame::STATUS, frame::READY, [1; 16], b"x: 1\n".to_vec()),
+            &mut bytes,
+        );
+        let mut ev = Vec::new();
+        s.receive(&bytes, &mut ev);
+        assert!(
+            matches!(&ev[..], [SessionEvent::Connected { .. }, SessionEvent::Frame(f)] if f.operand == frame::READY)
+        );
+    }
+
+    /// ssntp.md §6.3 steps 4–5 / §14 "server ignores clients until
+    /// CONNECT": a first message that is not COMMAND/CONNECT is refused
+    /// with ConnectionFailure when it claims a certified role (Go's order:
+    /// role first, then type). A first message without a Role field (a
+    /// plain Frame) claims role 0, which we refuse with ConnectionAborted
+    /// (Go let role 0 through and answered ConnectionFailure).
+    #[test]
+    fn first_message_not_connect() {
+        let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
+        let _ = c.take_output();
+        let mut bytes = Vec::new();
+        Encoder::new().connect(
+            &ConnectFrame {
+                major: 0,
+                minor: MINOR,
+                ftype: frame::STATUS,
+                operand: frame::READY,
+                role: role::AGENT,
+                source: vec![1; 16],
+                destination: vec![0; 16],
+            },
+            &mut bytes,
+        );
+        let mut ev = Vec::new();
+        s.receive(&bytes, &mut ev);
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(
+                SessionError::UnexpectedHandshake { .. }
+            )]
+        ));
+        assert!(matches!(
+            &pump(&mut s, &mut c)[..],
+            [SessionEvent::Closed(SessionError::ConnectionFailure)]
+        ));
+
+        let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
+        let _ = c.take_output();
+        let mut bytes = Vec::new();
+        Encoder::new().frame(
+            &Frame::new(frame::STATUS, frame::READY, [1; 16], Vec::new()),
+            &mut bytes,
+        );
+        let mut ev = Vec::new();
+        s.receive(&bytes, &mut ev);
+        // A Frame-shaped first message has no Role (0): as in Go, the type
+        // check answers it with ConnectionFailure.
+        assert!(matches!(
+            &ev[..],
+            [SessionEvent::Closed(SessionError::UnexpectedHandshake { .. })]
+        ));
+        assert!(matches!(
+            &pump(&mut s, &mut c)[..],
+            [SessionEvent::Closed(SessionError::ConnectionFailure)]
+        ));
     }
 
     #[test]

@@ -751,6 +751,60 @@ impl ClientCertVerifier for CiaoClientVerifier {
     }
 }
 
+/// Where the launcher looks for certificates when `-cacert` is not given.
+pub const DEFAULT_PKI_DIR: &str = "/etc/pki/ciao";
+
+/// Certificate discovery of the original (`spec/ssntp.md` §2.4): in `dir`,
+/// in name order, the first file holding a CA certificate is the CA, and
+/// the files whose certificate carries the agent or netagent role are the
+/// candidates for this node's certificate. Exactly one candidate is used;
+/// with several, `CAcert-localhost.pem` and `client.pem` must both exist and
+/// are used. Returns `(ca file, certificate file)`.
+pub fn discover_certificates(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    let mut ca = None;
+    let mut candidates = Vec::new();
+    for f in &files {
+        let Ok(text) = std::fs::read(f) else { continue };
+        let Some(info) = cert::pem_blocks(&text)
+            .into_iter()
+            .find(|(label, _)| label == "CERTIFICATE")
+            .and_then(|(_, der)| cert::parse_certificate(&der).ok())
+        else {
+            continue;
+        };
+        if info.is_ca && ca.is_none() {
+            ca = Some(f.clone());
+        }
+        if info.roles & (role::AGENT | role::NETAGENT) != 0 {
+            candidates.push(f.clone());
+        }
+    }
+    let ca = ca.ok_or_else(|| format!("no CA certificate in {}", dir.display()))?;
+    match candidates.len() {
+        0 => Err(format!("no agent or netagent certificate in {}", dir.display())),
+        1 => Ok((ca, candidates.remove(0))),
+        _ => {
+            let (a, b) = (dir.join("CAcert-localhost.pem"), dir.join("client.pem"));
+            if a.is_file() && b.is_file() {
+                Ok((a, b))
+            } else {
+                Err(format!(
+                    "several agent certificates in {}; name the CA CAcert-localhost.pem and this \
+                     node's certificate client.pem, or give -cacert and -cert",
+                    dir.display()
+                ))
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -791,3 +845,4 @@ mod tests {
         );
     }
 }
+

@@ -1,0 +1,121 @@
+//! Deliberate differences of `ciao-launcher-server` from the original
+//! (docs/compatibility.md, test tools): start-up failure of the REST
+//! listener, and the limits of its HTTP server.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use common::certgen::{self, CertSet, KeyKind};
+use common::proc::{wait_for, Proc, TempDir};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_ciao-launcher-server");
+const LONG: Duration = Duration::from_secs(30);
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn args(certs: &CertSet, tmp: &TempDir, rest: SocketAddr) -> Vec<String> {
+    vec![
+        format!("-ca-server-cert={}", certs.ca_pem_path.display()),
+        format!("-server-cert={}", certs.server_pem_path.display()),
+        format!("--ssntp-listen=127.0.0.1:{}", free_port()),
+        format!("-server={rest}"),
+        format!("--data-root={}", tmp.path().join("server").display()),
+    ]
+}
+
+/// test-tools.md §5 D9: when the REST listener cannot be opened the
+/// original hung (ignoring SIGTERM). Ours prints the original's message and
+/// exits 1.
+#[test]
+fn rest_listener_failure_exits_with_the_originals_message() {
+    let tmp = TempDir::new("restbusy");
+    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+    let busy = TcpListener::bind("127.0.0.1:0").unwrap();
+    let rest = busy.local_addr().unwrap();
+    let mut p = Proc::start(SERVER, &args(&certs, &tmp, rest), tmp.path(), "server");
+    let status = p.wait_exit(LONG).expect("the server kept running");
+    assert_eq!(status.code(), Some(1));
+    let out = p.output();
+    assert!(
+        out.contains(&format!("Unable to create listener: listen tcp {rest}")),
+        "{out}"
+    );
+}
+
+/// Sends raw bytes, returns the status line of the answer.
+fn status_of(rest: SocketAddr, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(rest).unwrap();
+    s.set_read_timeout(Some(LONG)).unwrap();
+    // The server may answer and close before the whole request is written.
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// The REST API's HTTP server has limits the original (Go net/http with
+/// its defaults: 1 MiB of header, no body limit, no connection limit) did
+/// not: request line 8 KiB (414), header section 32 KiB or 100 fields
+/// (431), body 16 MiB (413), 256 connections at once (503).
+#[test]
+fn rest_http_limits_answer_with_their_status_codes() {
+    let tmp = TempDir::new("restlimits");
+    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+    let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _p = Proc::start(SERVER, &args(&certs, &tmp, rest), tmp.path(), "server");
+    wait_for(LONG, "the REST API", || TcpStream::connect(rest).ok());
+
+    let ok = status_of(
+        rest,
+        b"GET /clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(9000));
+    assert!(status_of(rest, long_uri.as_bytes()).starts_with("HTTP/1.1 414"));
+
+    let big_header = format!(
+        "GET /clients HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "v".repeat(40_000)
+    );
+    assert!(status_of(rest, big_header.as_bytes()).starts_with("HTTP/1.1 431"));
+
+    let many: String = (0..120).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let many = format!("GET /clients HTTP/1.1\r\nHost: x\r\n{many}\r\n");
+    assert!(status_of(rest, many.as_bytes()).starts_with("HTTP/1.1 431"));
+
+    let big_body = b"POST /stop HTTP/1.1\r\nHost: x\r\nContent-Length: 17000000\r\n\r\n";
+    assert!(status_of(rest, big_body).starts_with("HTTP/1.1 413"));
+
+    // 256 idle connections are held; the next one is refused with 503.
+    let held: Vec<TcpStream> = (0..256)
+        .map(|_| TcpStream::connect(rest).unwrap())
+        .collect();
+    // Let the server accept all of them before the extra one.
+    std::thread::sleep(Duration::from_millis(500));
+    // Nothing is sent: the refusal is written as soon as it is accepted.
+    let refused = status_of(rest, b"");
+    assert!(refused.starts_with("HTTP/1.1 503"), "{refused}");
+    drop(held);
+    wait_for(LONG, "the server to serve again", || {
+        status_of(
+            rest,
+            b"GET /clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+        .starts_with("HTTP/1.1 200")
+        .then_some(())
+    });
+}
