@@ -54,6 +54,7 @@ fn fail(msg: String) -> StartupError {
 /// Entry point of the `ciao-launcher` binary; returns the exit status.
 pub fn main(args: Vec<OsString>) -> i32 {
     let cfg = config::parse_or_exit(args);
+    sys::mem::keep_heap_small();
     // Block the shutdown signals before anything else (the mask is
     // inherited by any thread created later).
     let signals = match SignalFd::shutdown_signals() {

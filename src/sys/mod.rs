@@ -10,6 +10,7 @@
 pub mod child;
 pub mod fs;
 pub mod lock;
+pub mod mem;
 pub mod pidfd;
 pub mod procfs;
 pub mod signals;
