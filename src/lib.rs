@@ -5,10 +5,12 @@
 //! loop (the shell) that owns every socket, pidfd, signalfd and timer.
 
 pub mod ciaolc;
+pub mod docker;
 pub mod http;
 pub mod launcher;
 pub mod logging;
 pub mod payloads;
+pub mod qemu;
 pub mod ssntp;
 pub mod sys;
 pub mod testserver;

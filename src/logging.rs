@@ -45,7 +45,11 @@ pub fn install(s: Sinks) -> Result<(), String> {
                 .append(true)
                 .open(path)
                 .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
-            loggers.push(WriteLogger::new(s.level, conf.clone(), io::LineWriter::new(file)));
+            loggers.push(WriteLogger::new(
+                s.level,
+                conf.clone(),
+                io::LineWriter::new(file),
+            ));
             if s.stderr != LevelFilter::Off {
                 loggers.push(WriteLogger::new(s.stderr, conf, stderr()));
             }

@@ -478,5 +478,8 @@ fn server_exits_when_its_rest_port_is_taken() {
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(1), "{o:?}");
-    assert!(String::from_utf8_lossy(&o.stderr).contains("Unable to create listener"), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Unable to create listener"),
+        "{o:?}"
+    );
 }

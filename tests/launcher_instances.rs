@@ -474,9 +474,18 @@ fn hard_reset_deletes_every_instance_and_exits() {
 fn a_traced_start_is_reported_in_a_trace_report() {
     use ciao::payloads::TraceReport;
     use ciao::ssntp::frame::{Frame, FrameTrace, GoTime, TraceNode};
-    let n = Node::new("trace", NO_LIMITS, &["--simulation-delay", "0", "--stats-interval", "1"]);
+    let n = Node::new(
+        "trace",
+        NO_LIMITS,
+        &["--simulation-delay", "0", "--stats-interval", "1"],
+    );
     let server_uuid = n.server.uuid;
-    let mut f = Frame::new(frame::COMMAND, frame::START, server_uuid.0, start_payload("abcd00ff"));
+    let mut f = Frame::new(
+        frame::COMMAND,
+        frame::START,
+        server_uuid.0,
+        start_payload("abcd00ff"),
+    );
     f.major |= frame::TRACE_BIT;
     let start = GoTime::now();
     f.trace = Some(FrameTrace {
@@ -497,7 +506,10 @@ fn a_traced_start_is_reported_in_a_trace_report() {
     let report = TraceReport::parse(&ev.payload).unwrap();
     assert_eq!(report.frames.len(), 1, "{report:?}");
     let t = &report.frames[0];
-    assert_eq!((t.label.as_str(), t.frame_type.as_str(), t.operand.as_str()), ("trace-label", "COMMAND", "START"));
+    assert_eq!(
+        (t.label.as_str(), t.frame_type.as_str(), t.operand.as_str()),
+        ("trace-label", "COMMAND", "START")
+    );
     assert_eq!(t.start_timestamp, start.rfc3339_nano());
     assert!(!t.end_timestamp.is_empty());
     assert_eq!(t.nodes.len(), 2, "the server's node and the launcher's");

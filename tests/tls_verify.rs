@@ -615,12 +615,16 @@ fn certificates_are_discovered_as_the_original_does() {
     assert_eq!(ca, set.ca_pem_path);
     assert_eq!(cert, set.client_pem_path);
     // A second agent certificate makes the choice ambiguous...
-    let spec = certgen::CertSpec::new(certgen::roles::AGENT, certgen::KeyKind::Rsa).hosts(&["other"]);
+    let spec =
+        certgen::CertSpec::new(certgen::roles::AGENT, certgen::KeyKind::Rsa).hosts(&["other"]);
     certgen::write_leaf(&dir, &set.anchor, &spec);
     assert!(ciao::ssntp::tls::discover_certificates(&dir).is_err());
     // ...unless client.pem names this node's certificate.
     std::fs::copy(&set.client_pem_path, dir.join("client.pem")).unwrap();
     let (ca, cert) = ciao::ssntp::tls::discover_certificates(&dir).unwrap();
-    assert_eq!((ca, cert), (dir.join("CAcert-localhost.pem"), dir.join("client.pem")));
+    assert_eq!(
+        (ca, cert),
+        (dir.join("CAcert-localhost.pem"), dir.join("client.pem"))
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -51,6 +51,11 @@ impl Api {
     pub fn has_one_shot_stats(&self) -> bool {
         *self >= Api::new(1, 41)
     }
+
+    /// The create body may carry `StopTimeout` (API 1.25, Docker 1.13).
+    pub fn has_stop_timeout(&self) -> bool {
+        *self >= Api::new(1, 25)
+    }
 }
 
 impl fmt::Display for Api {
@@ -87,9 +92,15 @@ pub fn negotiate(body: &[u8]) -> Result<(Api, String), String> {
         .api_version
         .as_deref()
         .and_then(Api::parse)
-        .ok_or_else(|| format!("GET /version: dockerd {server} did not say which API version it speaks"))?;
+        .ok_or_else(|| {
+            format!("GET /version: dockerd {server} did not say which API version it speaks")
+        })?;
     // Daemons older than API 1.25 do not report a minimum.
-    let min = v.min_api_version.as_deref().and_then(Api::parse).unwrap_or(max);
+    let min = v
+        .min_api_version
+        .as_deref()
+        .and_then(Api::parse)
+        .unwrap_or(max);
     if max < MIN_API {
         return Err(format!(
             "dockerd {server} speaks Engine API {max} at most; ciao-launcher needs {MIN_API} or later"
@@ -319,6 +330,10 @@ pub struct CreateSpec {
     pub cmd: Option<Vec<String>>,
     pub mem_mb: i64,
     pub cpus: i64,
+    /// Seconds dockerd waits after SIGTERM when it stops the container
+    /// itself (its own shutdown, `docker stop` without `-t`): the
+    /// launcher's stop timeout, so every stop path agrees. API ≥ 1.25.
+    pub stop_timeout: Option<u64>,
 }
 
 impl CreateSpec {
@@ -330,6 +345,9 @@ impl CreateSpec {
         w.key("Image").string(&self.image);
         if let Some(cmd) = &self.cmd {
             w.key("Cmd").strings(cmd);
+        }
+        if let Some(t) = self.stop_timeout {
+            w.key("StopTimeout").uint(t);
         }
         w.key("Labels").begin_object();
         w.key(LABEL_INSTANCE).string(&self.instance_uuid);
@@ -396,6 +414,9 @@ pub struct ContainerState {
     pub exit_code: Option<i64>,
     #[serde(rename = "Status", default)]
     pub status: Option<String>,
+    /// The main process, as the host sees it (0 when not running).
+    #[serde(rename = "Pid", default)]
+    pub pid: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -420,6 +441,12 @@ pub struct Inspect {
 }
 
 impl Inspect {
+    /// The main process of a running container.
+    pub fn pid(&self) -> Option<u32> {
+        let p = self.state.as_ref()?.pid?;
+        u32::try_from(p).ok().filter(|p| *p > 0)
+    }
+
     /// Running as the original counts it: running, paused or restarting.
     pub fn is_running(&self) -> bool {
         self.state
@@ -594,12 +621,14 @@ mod tests {
         assert!(e.contains("1.21") && e.contains("needs 1.22"), "{e}");
         // No minimum reported (API < 1.25): the maximum is taken.
         assert_eq!(
-            negotiate(br#"{"Version":"1.10.3","ApiVersion":"1.22"}"#).unwrap().0,
+            negotiate(br#"{"Version":"1.10.3","ApiVersion":"1.22"}"#)
+                .unwrap()
+                .0,
             MIN_API
         );
         // A future daemon that refuses everything we speak.
-        let e =
-            negotiate(br#"{"Version":"99","ApiVersion":"1.60","MinAPIVersion":"1.50"}"#).unwrap_err();
+        let e = negotiate(br#"{"Version":"99","ApiVersion":"1.60","MinAPIVersion":"1.50"}"#)
+            .unwrap_err();
         assert!(e.contains("1.50 to 1.60"), "{e}");
         assert!(negotiate(b"{}").is_err());
         assert!(negotiate(b"<html>").is_err());
@@ -610,9 +639,14 @@ mod tests {
     fn requests() {
         let api = Some(Api::new(1, 41));
         let r = String::from_utf8(Req::version().to_bytes(api)).unwrap();
-        assert!(r.starts_with("GET /version HTTP/1.1\r\nHost: docker\r\nUser-Agent: ciao-launcher/"));
+        assert!(
+            r.starts_with("GET /version HTTP/1.1\r\nHost: docker\r\nUser-Agent: ciao-launcher/")
+        );
         let r = String::from_utf8(Req::start("abc").to_bytes(api)).unwrap();
-        assert!(r.starts_with("POST /v1.41/containers/abc/start HTTP/1.1\r\n"), "{r}");
+        assert!(
+            r.starts_with("POST /v1.41/containers/abc/start HTTP/1.1\r\n"),
+            "{r}"
+        );
         assert!(r.ends_with("Content-Length: 0\r\n\r\n"), "{r}");
         let r = String::from_utf8(Req::create("u-1", "{}".into()).to_bytes(api)).unwrap();
         assert!(r.starts_with("POST /v1.41/containers/create?name=u-1 HTTP/1.1\r\n"));
@@ -627,7 +661,10 @@ mod tests {
             Req::stats("c", true).path,
             "/containers/c/stats?stream=false&one-shot=true"
         );
-        assert_eq!(Req::stats("c", false).path, "/containers/c/stats?stream=false");
+        assert_eq!(
+            Req::stats("c", false).path,
+            "/containers/c/stats?stream=false"
+        );
         assert_eq!(Req::wait("c").deadline, None);
         let s = Req::stop("c", Duration::from_secs(7));
         assert_eq!(s.path, "/containers/c/stop?t=7");
@@ -647,16 +684,28 @@ mod tests {
             split_reference("127.0.0.1:5000/a/b"),
             ("127.0.0.1:5000/a/b", "latest")
         );
-        assert_eq!(split_reference("127.0.0.1:1/missing:latest"), ("127.0.0.1:1/missing", "latest"));
+        assert_eq!(
+            split_reference("127.0.0.1:1/missing:latest"),
+            ("127.0.0.1:1/missing", "latest")
+        );
         assert_eq!(split_reference("a@sha256:00ff"), ("a", "sha256:00ff"));
-        for ok in ["ubuntu:latest", "127.0.0.1:1/missing:latest", "a/b_c.d-e:1", "a@sha256:0f"] {
+        for ok in [
+            "ubuntu:latest",
+            "127.0.0.1:1/missing:latest",
+            "a/b_c.d-e:1",
+            "a@sha256:0f",
+        ] {
             assert!(valid_reference(ok), "{ok}");
         }
-        for bad in ["", "a b", "a?b", "a#b", "../x", "/x", "-x", "a/../b", "a\nb", "é", "a%2f"] {
+        for bad in [
+            "", "a b", "a?b", "a#b", "../x", "/x", "-x", "a/../b", "a\nb", "é", "a%2f",
+        ] {
             assert!(!valid_reference(bad), "{bad}");
         }
         assert!(valid_id("67d86208-b46c-4465-9018-e14087d415f"));
-        assert!(valid_id("53c7c0aefcf446bc0507e9eb4baec0cf228dad20716dc06d329281662b8703b1"));
+        assert!(valid_id(
+            "53c7c0aefcf446bc0507e9eb4baec0cf228dad20716dc06d329281662b8703b1"
+        ));
         for bad in ["", "-a", "a/b", "a?", "../a", "zz"] {
             assert!(!valid_id(bad), "{bad}");
         }
@@ -669,13 +718,18 @@ mod tests {
             instances_dir: "/var/lib/ciao/instances".into(),
             image: "ubuntu:latest".into(),
             hostname: "ciao".into(),
-            cmd: Some(vec!["/bin/bash".into(), "-c".into(), "while true; do sleep \"60\"; done".into()]),
+            cmd: Some(vec![
+                "/bin/bash".into(),
+                "-c".into(),
+                "while true; do sleep \"60\"; done".into(),
+            ]),
             mem_mb: 16,
             cpus: 2,
+            stop_timeout: Some(30),
         };
         assert_eq!(
             spec.body(),
-            r#"{"Hostname":"ciao","Image":"ubuntu:latest","Cmd":["/bin/bash","-c","while true; do sleep \"60\"; done"],"Labels":{"ciao.instance-uuid":"67d8","ciao.instances-dir":"/var/lib/ciao/instances"},"HostConfig":{"Binds":[],"Memory":16777216,"CpuPeriod":100000,"CpuQuota":200000}}"#
+            r#"{"Hostname":"ciao","Image":"ubuntu:latest","Cmd":["/bin/bash","-c","while true; do sleep \"60\"; done"],"StopTimeout":30,"Labels":{"ciao.instance-uuid":"67d8","ciao.instances-dir":"/var/lib/ciao/instances"},"HostConfig":{"Binds":[],"Memory":16777216,"CpuPeriod":100000,"CpuQuota":200000}}"#
         );
         let bare = CreateSpec {
             instance_uuid: "u".into(),
@@ -699,29 +753,42 @@ mod tests {
         let long = vec![b'x'; 1000];
         assert!(error_message(500, &long).chars().count() < 320);
 
-        let i: Inspect = parse_json(br#"{"Id":"ab","State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,"ExitCode":0},"Config":{"Hostname":"ciao","Labels":{"ciao.instance-uuid":"u"}},"SizeRootFs":2076250}"#).unwrap();
+        let i: Inspect = parse_json(br#"{"Id":"ab","State":{"Status":"running","Running":true,"Paused":false,"Restarting":false,"Pid":19789,"ExitCode":0},"Config":{"Hostname":"ciao","Labels":{"ciao.instance-uuid":"u"}},"SizeRootFs":2076250}"#).unwrap();
         assert!(i.is_running());
+        assert_eq!(i.pid(), Some(19789));
         assert_eq!(i.label(LABEL_INSTANCE), Some("u"));
         assert_eq!(i.size_root_fs, Some(2076250));
-        let i: Inspect = parse_json(br#"{"Id":"ab","State":{"Running":false,"Paused":true},"Config":{"Labels":null}}"#).unwrap();
+        let i: Inspect = parse_json(
+            br#"{"Id":"ab","State":{"Running":false,"Paused":true},"Config":{"Labels":null}}"#,
+        )
+        .unwrap();
         assert!(i.is_running());
         assert_eq!(i.label(LABEL_INSTANCE), None);
 
         let s: Stats = parse_json(br#"{"read":"2026-11-25T19:00:51Z","pids_stats":{"current":2},"cpu_stats":{"cpu_usage":{"total_usage":31991744,"percpu_usage":[15018027,16973717]},"system_cpu_usage":6183960000000,"online_cpus":2},"memory_stats":{"usage":770048,"limit":16777216}}"#).unwrap();
         assert_eq!((s.memory_mb(), s.cpu_ns()), (Some(0), Some(31991744)));
-        let s: Stats = parse_json(br#"{"memory_stats":{"usage":17825792},"cpu_stats":{}}"#).unwrap();
+        let s: Stats =
+            parse_json(br#"{"memory_stats":{"usage":17825792},"cpu_stats":{}}"#).unwrap();
         assert_eq!((s.memory_mb(), s.cpu_ns()), (Some(17), None));
-        let s: Stats = parse_json(br#"{"memory_stats":{},"cpu_stats":{"cpu_usage":{"total_usage":0}}}"#).unwrap();
+        let s: Stats =
+            parse_json(br#"{"memory_stats":{},"cpu_stats":{"cpu_usage":{"total_usage":0}}}"#)
+                .unwrap();
         assert_eq!((s.memory_mb(), s.cpu_ns()), (None, Some(0)));
 
         let w: Waited = parse_json(br#"{"Error":null,"StatusCode":137}"#).unwrap();
         assert_eq!(w.status_code, 137);
-        let l: Vec<Listed> = parse_json(br#"[{"Id":"ab","Names":["/u"],"State":"exited","Labels":{"ciao.instance-uuid":"u"}}]"#).unwrap();
+        let l: Vec<Listed> = parse_json(
+            br#"[{"Id":"ab","Names":["/u"],"State":"exited","Labels":{"ciao.instance-uuid":"u"}}]"#,
+        )
+        .unwrap();
         assert!(!l[0].is_running());
         let l: Vec<Listed> = parse_json(b"[]").unwrap();
         assert!(l.is_empty());
 
-        let p: PullLine = parse_json(br#"{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"}"#).unwrap();
+        let p: PullLine = parse_json(
+            br#"{"errorDetail":{"message":"manifest unknown"},"error":"manifest unknown"}"#,
+        )
+        .unwrap();
         assert_eq!(p.failure().as_deref(), Some("manifest unknown"));
         let p: PullLine = parse_json(br#"{"status":"Downloading","progressDetail":{"current":1,"total":2},"progress":"[=>  ]","id":"a"}"#).unwrap();
         assert_eq!(p.failure(), None);

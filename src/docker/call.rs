@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::http::{HttpError, ResponseEvent, ResponseParser};
 use crate::launcher::driver::{Cx, Effect, Input};
@@ -108,14 +108,23 @@ impl<W> Default for Calls<W> {
 
 impl<W: Clone + PartialEq> Calls<W> {
     /// Starts a request; returns its tag.
-    pub fn send(&mut self, cx: &mut Cx, socket: &Path, api: Option<Api>, req: &Req, what: W) -> u32 {
+    pub fn send(
+        &mut self,
+        cx: &mut Cx,
+        socket: &Path,
+        api: Option<Api>,
+        req: &Req,
+        what: W,
+    ) -> u32 {
         let tag = self.next;
         self.next = if self.next >= DEADLINE_BIT - 1 {
             FIRST_CALL_TAG
         } else {
             self.next + 1
         };
-        let connect = req.deadline.map_or(CONNECT_DEADLINE, |d| d.min(CONNECT_DEADLINE));
+        let connect = req
+            .deadline
+            .map_or(CONNECT_DEADLINE, |d| d.min(CONNECT_DEADLINE));
         cx.effect(Effect::Connect {
             key: cx.key(tag),
             path: socket.to_path_buf(),
@@ -294,6 +303,7 @@ mod tests {
     use super::*;
     use crate::launcher::driver::{Key, Outcome};
     use crate::payloads::InstanceConfig;
+    use std::time::Instant;
 
     #[derive(Debug, Clone, PartialEq)]
     enum W {
@@ -355,7 +365,16 @@ mod tests {
         let reply = b"HTTP/1.1 204 No Content\r\nApi-Version: 1.41\r\n\r\n";
         // Byte by byte: the reply completes on the last one.
         for (i, b) in reply.iter().enumerate() {
-            t.with(|cx| calls.input(cx, Input::Data { tag, bytes: vec![*b] }, &mut out));
+            t.with(|cx| {
+                calls.input(
+                    cx,
+                    Input::Data {
+                        tag,
+                        bytes: vec![*b],
+                    },
+                    &mut out,
+                )
+            });
             if i + 1 < reply.len() {
                 assert!(!out.iter().any(|e| matches!(e, Event::Done { .. })));
             }
@@ -374,7 +393,15 @@ mod tests {
         assert!(calls.is_empty());
         // The deadline timer firing later is harmless.
         out.clear();
-        t.with(|cx| calls.input(cx, Input::Timer { tag: deadline_tag(tag) }, &mut out));
+        t.with(|cx| {
+            calls.input(
+                cx,
+                Input::Timer {
+                    tag: deadline_tag(tag),
+                },
+                &mut out,
+            )
+        });
         assert!(out.is_empty());
     }
 
@@ -396,24 +423,70 @@ mod tests {
                 &mut out,
             )
         });
-        assert!(matches!(&out[0], Event::Done { what: W::A, result: Err(e) } if e.is_unreachable()));
+        assert!(
+            matches!(&out[0], Event::Done { what: W::A, result: Err(e) } if e.is_unreachable())
+        );
         out.clear();
         t.with(|cx| calls.input(cx, Input::Connected { tag: b }, &mut out));
-        t.with(|cx| calls.input(cx, Input::Data { tag: b, bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec() }, &mut out));
+        t.with(|cx| {
+            calls.input(
+                cx,
+                Input::Data {
+                    tag: b,
+                    bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(),
+                },
+                &mut out,
+            )
+        });
         t.with(|cx| calls.input(cx, Input::Closed { tag: b }, &mut out));
-        assert!(matches!(&out.last(), Some(Event::Done { what: W::B, result: Err(CallError::Broken(_)) })));
+        assert!(matches!(
+            &out.last(),
+            Some(Event::Done {
+                what: W::B,
+                result: Err(CallError::Broken(_))
+            })
+        ));
         // A deadline.
         out.clear();
         let c = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::version(), W::A));
         t.effects.clear();
-        t.with(|cx| calls.input(cx, Input::Timer { tag: deadline_tag(c) }, &mut out));
-        assert!(matches!(&out[0], Event::Done { result: Err(CallError::Timeout(_)), .. }));
+        t.with(|cx| {
+            calls.input(
+                cx,
+                Input::Timer {
+                    tag: deadline_tag(c),
+                },
+                &mut out,
+            )
+        });
+        assert!(matches!(
+            &out[0],
+            Event::Done {
+                result: Err(CallError::Timeout(_)),
+                ..
+            }
+        ));
         assert!(matches!(&t.effects[0], Effect::Close { key } if key.tag == c));
         // Garbage.
         out.clear();
         let d = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::version(), W::A));
-        t.with(|cx| calls.input(cx, Input::Data { tag: d, bytes: b"SSH-2.0-OpenSSH\r\n\r\n".to_vec() }, &mut out));
-        assert!(matches!(&out[0], Event::Done { result: Err(CallError::Broken(_)), .. }));
+        t.with(|cx| {
+            calls.input(
+                cx,
+                Input::Data {
+                    tag: d,
+                    bytes: b"SSH-2.0-OpenSSH\r\n\r\n".to_vec(),
+                },
+                &mut out,
+            )
+        });
+        assert!(matches!(
+            &out[0],
+            Event::Done {
+                result: Err(CallError::Broken(_)),
+                ..
+            }
+        ));
         // Cancel: no event.
         out.clear();
         let e = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::wait("c"), W::B));
@@ -429,22 +502,71 @@ mod tests {
         let mut calls = Calls::<W>::default();
         let mut out = Vec::new();
         let a = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::pull("x"), W::A));
-        t.with(|cx| calls.input(cx, Input::Data { tag: a, bytes: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n".to_vec() }, &mut out));
+        t.with(|cx| {
+            calls.input(
+                cx,
+                Input::Data {
+                    tag: a,
+                    bytes: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n"
+                        .to_vec(),
+                },
+                &mut out,
+            )
+        });
         assert_eq!(
             out,
             vec![
-                Event::Head { what: W::A, status: 200 },
-                Event::Data { what: W::A, bytes: b"{\"a\":".to_vec() }
+                Event::Head {
+                    what: W::A,
+                    status: 200
+                },
+                Event::Data {
+                    what: W::A,
+                    bytes: b"{\"a\":".to_vec()
+                }
             ]
         );
         out.clear();
-        t.with(|cx| calls.input(cx, Input::Data { tag: a, bytes: b"2\r\n1}\r\n0\r\n\r\n".to_vec() }, &mut out));
-        assert_eq!(out[0], Event::Data { what: W::A, bytes: b"1}".to_vec() });
-        assert_eq!(out[1], Event::Done { what: W::A, result: Ok(Reply { status: 200, body: vec![] }) });
+        t.with(|cx| {
+            calls.input(
+                cx,
+                Input::Data {
+                    tag: a,
+                    bytes: b"2\r\n1}\r\n0\r\n\r\n".to_vec(),
+                },
+                &mut out,
+            )
+        });
+        assert_eq!(
+            out[0],
+            Event::Data {
+                what: W::A,
+                bytes: b"1}".to_vec()
+            }
+        );
+        assert_eq!(
+            out[1],
+            Event::Done {
+                what: W::A,
+                result: Ok(Reply {
+                    status: 200,
+                    body: vec![]
+                })
+            }
+        );
         // An error status keeps the body for the message.
         out.clear();
         let b = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::pull("x"), W::B));
         t.with(|cx| calls.input(cx, Input::Data { tag: b, bytes: b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 13\r\n\r\n{\"message\":1}".to_vec() }, &mut out));
-        assert_eq!(out[1], Event::Done { what: W::B, result: Ok(Reply { status: 500, body: b"{\"message\":1}".to_vec() }) });
+        assert_eq!(
+            out[1],
+            Event::Done {
+                what: W::B,
+                result: Ok(Reply {
+                    status: 500,
+                    body: b"{\"message\":1}".to_vec()
+                })
+            }
+        );
     }
 }

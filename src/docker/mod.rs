@@ -6,6 +6,8 @@
 //!   replies mean; API version negotiation (`GET /version`, 1.22 to 1.45).
 //! * [`call`]: one connection per request as driver effects, many in
 //!   flight at once, each with a deadline (the exit long poll has none).
+//! * [`cgroup`]: memory and CPU of a running container from its cgroup
+//!   files, without asking dockerd.
 //! * [`driver`]: the per-container step machine ([`Docker`]): image check
 //!   and pull, create, start, exit detection, graceful stop, restart,
 //!   delete, statistics, recovery, and what happens while dockerd is down.
@@ -15,6 +17,7 @@
 
 pub mod api;
 pub mod call;
+pub mod cgroup;
 pub mod driver;
 
 use std::cell::RefCell;
@@ -48,6 +51,10 @@ pub struct Shared {
     pub instances_dir: String,
     down: bool,
     server: String,
+    /// Containers of deleted instances may be left behind (a DELETE that
+    /// gave up while dockerd was down): look for them after the next
+    /// successful negotiation.
+    sweep_due: bool,
 }
 
 /// The shared state, as the factory hands it to each driver.
@@ -68,6 +75,7 @@ impl Shared {
             instances_dir,
             down: false,
             server: String::new(),
+            sweep_due: true,
         }
     }
 
@@ -106,6 +114,12 @@ impl Shared {
         }
         self.down = true;
         self.api = None;
+        self.sweep_due = true;
+    }
+
+    /// Whether the caller should look for left-over containers now.
+    pub fn take_sweep(&mut self) -> bool {
+        std::mem::take(&mut self.sweep_due)
     }
 
     /// Whether an outage is current.
@@ -113,3 +127,8 @@ impl Shared {
         self.down
     }
 }
+
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod tests;

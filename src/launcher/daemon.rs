@@ -17,7 +17,7 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::capacity::Limits;
 use super::config::{self, LauncherConfig};
-use super::driver::{Driver, Effect, Input, Key, Simulated, Unavailable};
+use super::driver::{Driver, Effect, Input, Key, Simulated};
 use super::io::Io;
 use super::manager::{DriverFactory, Manager};
 use super::nodestats::{self, NodeStats};
@@ -88,6 +88,10 @@ fn fatal(msg: &str) -> i32 {
 struct Factory {
     cfg: LauncherConfig,
     seed: u64,
+    /// State shared by every docker driver (socket, negotiated API version).
+    docker: Option<crate::docker::SharedRef>,
+    /// State shared by every qemu driver (settings, the probed CPU model).
+    qemu: Option<std::rc::Rc<std::cell::RefCell<crate::qemu::Shared>>>,
 }
 
 impl DriverFactory for Factory {
@@ -110,12 +114,30 @@ impl DriverFactory for Factory {
 impl Factory {
     /// The driver of a qemu VM.
     fn qemu(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
-        Box::new(Unavailable)
+        let cfg = &self.cfg;
+        let shared = self.qemu.get_or_insert_with(|| {
+            let mut settings = crate::qemu::Settings::new(
+                cfg.images_dir(),
+                cfg.virtualisation,
+                cfg.ovmf_path(),
+                cfg.stop_timeout,
+            );
+            settings.ceph_id = cfg.ceph_id.clone().unwrap_or_default();
+            if cfg.with_ui != config::UiMode::None {
+                warn!("qemu: -with-ui nc is not supported for VMs; serial consoles go to <instance dir>/console.log");
+            }
+            crate::qemu::Shared::new(settings, Box::new(crate::qemu::RealHost))
+        });
+        Box::new(crate::qemu::QemuDriver::new(shared.clone()))
     }
 
     /// The driver of a docker container.
     fn docker(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
-        Box::new(Unavailable)
+        let cfg = &self.cfg;
+        let shared = self
+            .docker
+            .get_or_insert_with(|| crate::docker::Shared::from_config(cfg));
+        Box::new(crate::docker::Docker::new(shared.clone()))
     }
 }
 
@@ -188,6 +210,8 @@ impl Daemon {
         let factory = Box::new(Factory {
             cfg: cfg.clone(),
             seed: u64::from_le_bytes(Uuid::random().0[..8].try_into().unwrap_or([3; 8])) | 1,
+            docker: None,
+            qemu: None,
         });
         let mut manager = Manager::new(Store::new(instances), limits, factory);
         let now = Instant::now();
@@ -297,13 +321,28 @@ impl Daemon {
                     self.manager.len()
                 )));
             }
-            let next = self.timers.next().unwrap_or(deadline).min(deadline);
+            let next = [self.timers.next(), self.io.deadline(), Some(deadline)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(deadline);
             let _ = self
                 .poll
                 .poll(&mut events, Some(next.saturating_duration_since(now)));
             now = Instant::now();
-            if events.iter().any(|e| e.token() == SIGNAL) && self.pending_signal().is_some() {
-                return Err(fail("hard reset interrupted by a signal".into()));
+            let mut inputs = Vec::new();
+            for ev in events.iter() {
+                match ev.token() {
+                    SIGNAL if self.pending_signal().is_some() => {
+                        return Err(fail("hard reset interrupted by a signal".into()));
+                    }
+                    t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
+                    _ => {}
+                }
+            }
+            self.io.tick(self.poll.registry(), now, &mut inputs);
+            for (key, input) in inputs {
+                self.manager.on_input(&key, input, now);
             }
             for key in self.timers.expired(now) {
                 self.manager

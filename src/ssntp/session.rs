@@ -692,7 +692,9 @@ mod tests {
         // check answers it with ConnectionFailure.
         assert!(matches!(
             &ev[..],
-            [SessionEvent::Closed(SessionError::UnexpectedHandshake { .. })]
+            [SessionEvent::Closed(
+                SessionError::UnexpectedHandshake { .. }
+            )]
         ));
         assert!(matches!(
             &pump(&mut s, &mut c)[..],

@@ -788,7 +788,10 @@ pub fn discover_certificates(dir: &Path) -> Result<(PathBuf, PathBuf), String> {
     }
     let ca = ca.ok_or_else(|| format!("no CA certificate in {}", dir.display()))?;
     match candidates.len() {
-        0 => Err(format!("no agent or netagent certificate in {}", dir.display())),
+        0 => Err(format!(
+            "no agent or netagent certificate in {}",
+            dir.display()
+        )),
         1 => Ok((ca, candidates.remove(0))),
         _ => {
             let (a, b) = (dir.join("CAcert-localhost.pem"), dir.join("client.pem"));
@@ -845,4 +848,3 @@ mod tests {
         );
     }
 }
-

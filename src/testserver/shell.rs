@@ -534,7 +534,11 @@ fn setup_logging(cfg: &ServerConfig) -> Result<(), String> {
         (Some(dir), false) => Some(dir.join("ciao-launcher-server.log")),
         _ => None,
     };
-    let stderr = if cfg.alsologtostderr { level } else { LevelFilter::Error };
+    let stderr = if cfg.alsologtostderr {
+        level
+    } else {
+        LevelFilter::Error
+    };
     crate::logging::install(crate::logging::Sinks {
         level,
         file,

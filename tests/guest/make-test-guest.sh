@@ -36,7 +36,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # The kernel: whatever linux-image-amd64 depends on now.
-kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+if [ -z "$kpkg" ]; then
+  apt-get update -q >/dev/null
+  kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ {print $2; exit}')
+fi
 [ -n "$kpkg" ] || { echo "make-test-guest: cannot resolve linux-image-amd64 (apt-get update?)" >&2; exit 1; }
 apt-get -o APT::Sandbox::User=root download "$kpkg" >/dev/null
 apt-get -o APT::Sandbox::User=root download systemd-boot-efi >/dev/null
@@ -87,9 +91,12 @@ for d in /dev/vd?; do
 done
 if [ -f /mnt/root/syslinux.cfg ]; then
   [ -f /mnt/root/BOOTS.TXT ] && n=$(cat /mnt/root/BOOTS.TXT)
-  n=$((n+1)); echo $n > /mnt/root/BOOTS.TXT
+  n=$((n+1))
   printf 'hostname=%s\nuserdata=%s\nboots=%s\n' "$host" "$ud" "$n" > /mnt/root/CIAO.TXT
   sync
+  # vfat's sync does not flush the disk's write cache, fsync does: without
+  # it the writes may stay in qemu's qcow2 cache and die with a killed qemu.
+  echo $n | dd of=/mnt/root/BOOTS.TXT conv=fsync 2>/dev/null
 fi
 echo "CIAO-TEST-GUEST hostname=$host boots=$n userdata=$ud" > /dev/ttyS0
 if [ "$ignore" = yes ]; then

@@ -1,0 +1,1239 @@
+//! One container's step machine (launcher.md §5.4 to §5.8).
+//!
+//! * START: negotiate the API version (once per daemon), check the image
+//!   (pull it when missing, progress to the log), create the container
+//!   (named after the instance, labelled with its UUID), record its id in
+//!   `<dir>/docker-id`, start it (`Launched`), then confirm it runs
+//!   (`Running`) while the exit long poll (`POST /wait`) watches it.
+//! * STOP: `POST /stop?t=<stop timeout>` (dockerd sends SIGTERM, and
+//!   SIGKILL when the timeout passes); if that fails, `kill`. DELETE's
+//!   urgent stop is a `kill` at once. RESTART starts the same container.
+//! * DELETE: `DELETE /containers/<id>?force=1&v=1`, then `Destroyed`.
+//! * Statistics: one-shot stats (memory, CPU) and inspect-with-size (disk)
+//!   every sampling period while running; `usage` only reads the cache.
+//! * Recovery: by the recorded id, else by the UUID label; the real state
+//!   is reported.
+//! * dockerd down: what cannot be answered fails with a clear reason;
+//!   containers whose monitor was lost are reported exited and polled
+//!   (with back-off) until the daemon answers again, then reported as
+//!   they really are.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use log::{debug, error, info, trace, warn};
+
+use super::api::{self, CreateSpec, Inspect, Listed, Req, Stats, Waited};
+use super::call::{CallError, Calls, Event, Reply};
+use super::cgroup::{self, CgroupFiles};
+use super::{Shared, SharedRef};
+use crate::http::json::JsonLines;
+use crate::http::parse_json;
+use crate::launcher::driver::{Cx, Driver, Input, Outcome, Usage};
+use crate::payloads::cloudinit::{container_command, container_hostname};
+use crate::payloads::{InstanceConfig, StartFailureReason};
+
+/// The file in the instance directory that records the container id.
+pub const ID_FILE: &str = "docker-id";
+
+/// Timer: take a statistics sample.
+const T_SAMPLE: u32 = 1;
+/// Timer: look for the container again after dockerd was unreachable.
+const T_POLL: u32 = 2;
+/// Timer: retry a removal.
+const T_RETRY: u32 = 3;
+
+/// First and longest delay of the poll after an outage.
+const POLL_FIRST: Duration = Duration::from_secs(1);
+const POLL_MAX: Duration = Duration::from_secs(30);
+/// Removal attempts while dockerd fails (1 + 2 + 4 s of back-off); a
+/// container left behind is removed by the sweep after the next
+/// negotiation.
+const REMOVE_ATTEMPTS: u32 = 4;
+
+/// Why an inspect or list was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Right after a start: is it running? (run number)
+    Confirm(u64),
+    /// The exit long poll broke: still running? (run number)
+    Recheck(u64),
+    /// At recovery.
+    Recover,
+    /// Polling after an outage.
+    Poll,
+    /// Create said the name is taken: ours, left over?
+    Stale,
+}
+
+/// What a request is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum What {
+    Version,
+    ImageCheck,
+    Pull,
+    Create,
+    RemoveStale,
+    Start,
+    Wait(u64),
+    Inspect(Look),
+    List(Look),
+    Stats,
+    Disk,
+    Stop,
+    Kill,
+    Remove,
+    Rollback,
+    /// Looking for containers of instances that no longer exist.
+    Sweep,
+    /// Removing one of those.
+    Orphan(String),
+}
+
+/// The operation the manager asked for and is waiting on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Idle,
+    Start { restart: bool },
+    Stop,
+    Kill,
+    Destroy { attempt: u32 },
+    Recover,
+}
+
+/// Statistics cache.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sample {
+    memory_mb: Option<i64>,
+    cpu_percent: Option<i64>,
+    disk_mb: Option<i64>,
+    /// CPU baseline: total ns and when it was read.
+    base: Option<(u64, Instant)>,
+}
+
+/// The docker driver of one instance.
+pub struct Docker {
+    shared: SharedRef,
+    calls: Calls<What>,
+    /// Requests waiting for the version negotiation.
+    queued: Vec<(Req, What)>,
+    /// The container id (or, before it is known, nothing).
+    id: Option<String>,
+    op: Op,
+    /// The container is up as far as the manager knows.
+    alive: bool,
+    /// Counts launches and adoptions, so that answers about an earlier
+    /// run of the container are recognised.
+    run: u64,
+    spec: Option<CreateSpec>,
+    stale_removed: bool,
+    pull: JsonLines,
+    pull_error: Option<String>,
+    sample: Sample,
+    sample_armed: bool,
+    poll: Option<Duration>,
+    poll_armed: bool,
+    /// When the graceful stop in flight was asked for.
+    stop_since: Option<Instant>,
+    /// The running container's cgroup files, once found (else samples
+    /// come from dockerd's stats call).
+    cgroup: Option<CgroupFiles>,
+}
+
+impl Docker {
+    pub fn new(shared: SharedRef) -> Docker {
+        Docker {
+            shared,
+            calls: Calls::default(),
+            queued: Vec::new(),
+            id: None,
+            op: Op::Idle,
+            alive: false,
+            run: 0,
+            spec: None,
+            stale_removed: false,
+            pull: JsonLines::new(64 << 10),
+            pull_error: None,
+            sample: Sample::default(),
+            sample_armed: false,
+            poll: None,
+            poll_armed: false,
+            stop_since: None,
+            cgroup: None,
+        }
+    }
+
+    /// A driver with its own shared state (tests).
+    pub fn standalone(shared: Shared) -> Docker {
+        Docker::new(Rc::new(RefCell::new(shared)))
+    }
+
+    /// The container id, once known.
+    pub fn container_id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// Sends a request, negotiating the API version first if needed.
+    fn send(&mut self, cx: &mut Cx, req: Req, what: What) {
+        let (api, socket) = {
+            let s = self.shared.borrow();
+            (s.api, s.socket.clone())
+        };
+        if api.is_none() && what != What::Version {
+            self.queued.push((req, what));
+            if self.calls.count(|w| *w == What::Version) == 0 {
+                self.calls
+                    .send(cx, &socket, None, &Req::version(), What::Version);
+            }
+            return;
+        }
+        self.calls.send(cx, &socket, api, &req, what);
+    }
+
+    /// The container as the API names it: its id, else its name.
+    fn target(&self, cx: &Cx) -> String {
+        self.id.clone().unwrap_or_else(|| cx.key.instance.clone())
+    }
+
+    fn fail_start(&mut self, cx: &mut Cx, reason: StartFailureReason, detail: String) {
+        self.op = Op::Idle;
+        self.spec = None;
+        cx.outcome(Outcome::StartFailed { reason, detail });
+    }
+
+    /// The container is up: start watching and sampling it.
+    fn became_alive(&mut self, cx: &mut Cx) {
+        self.alive = true;
+        self.run += 1;
+        self.cgroup = None;
+        self.sample = Sample {
+            disk_mb: self.sample.disk_mb,
+            ..Sample::default()
+        };
+        let id = self.target(cx);
+        self.send(cx, Req::wait(&id), What::Wait(self.run));
+    }
+
+    fn report_running(&mut self, cx: &mut Cx) {
+        if matches!(self.op, Op::Start { .. } | Op::Recover) {
+            self.op = Op::Idle;
+        }
+        cx.outcome(Outcome::Running);
+        self.take_sample(cx);
+    }
+
+    /// The container is not running (any more): tell the manager once.
+    fn report_exited(&mut self, cx: &mut Cx) {
+        let was = self.alive;
+        self.alive = false;
+        self.calls.cancel(cx, |w| {
+            matches!(
+                w,
+                What::Wait(_) | What::Stats | What::Inspect(Look::Confirm(_) | Look::Recheck(_))
+            )
+        });
+        self.sample.memory_mb = None;
+        self.sample.cpu_percent = None;
+        self.sample.base = None;
+        self.cgroup = None;
+        // The manager waits for an answer during these operations.
+        let waiting = matches!(
+            self.op,
+            Op::Start { .. } | Op::Stop | Op::Kill | Op::Recover
+        );
+        if waiting {
+            self.op = Op::Idle;
+        }
+        if was || waiting {
+            cx.outcome(Outcome::Exited);
+        }
+    }
+
+    /// Not knowing is reported as exited; the poll corrects it when
+    /// dockerd answers again.
+    fn start_poll(&mut self, cx: &mut Cx) {
+        if self.poll.is_none() {
+            self.poll = Some(POLL_FIRST);
+        }
+        if !self.poll_armed {
+            self.poll_armed = true;
+            cx.timer(T_POLL, self.poll.unwrap_or(POLL_FIRST));
+        }
+    }
+
+    fn stop_poll(&mut self) {
+        self.poll = None;
+    }
+
+    fn take_sample(&mut self, cx: &mut Cx) {
+        if !self.alive {
+            return;
+        }
+        let id = self.target(cx);
+        if let Some(files) = &self.cgroup {
+            match files.read() {
+                Some((mem, cpu)) => self.record(cx, Some(mem), Some(cpu)),
+                None => {
+                    debug!(
+                        "instance {}: cgroup files unreadable; asking dockerd",
+                        cx.key.instance
+                    );
+                    self.cgroup = None;
+                }
+            }
+        }
+        let one_shot = self
+            .shared
+            .borrow()
+            .api
+            .is_some_and(|a| a.has_one_shot_stats());
+        if self.cgroup.is_none() && self.calls.count(|w| *w == What::Stats) == 0 {
+            self.send(cx, Req::stats(&id, one_shot), What::Stats);
+        }
+        if self.calls.count(|w| *w == What::Disk) == 0 {
+            self.send(cx, Req::inspect(&id, true), What::Disk);
+        }
+        if !self.sample_armed {
+            self.sample_armed = true;
+            let every = self.shared.borrow().sample_interval;
+            cx.timer(T_SAMPLE, every.max(Duration::from_secs(1)));
+        }
+    }
+
+    fn write_id(&self, cx: &Cx, id: &str) -> std::io::Result<()> {
+        if cx.dir.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let path = cx.dir.join(ID_FILE);
+        if std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == id) {
+            return Ok(());
+        }
+        crate::sys::fs::write_atomic(&path, format!("{id}\n").as_bytes(), 0o600)
+    }
+
+    fn read_id(dir: &Path) -> Option<String> {
+        if dir.as_os_str().is_empty() {
+            return None;
+        }
+        let text = std::fs::read_to_string(dir.join(ID_FILE)).ok()?;
+        let id = text.trim();
+        api::valid_id(id).then(|| id.to_string())
+    }
+
+    /// Looks the container up: by id when one is known, else by label.
+    fn look_up(&mut self, cx: &mut Cx, why: Look) {
+        match self.id.clone() {
+            Some(id) => self.send(cx, Req::inspect(&id, false), What::Inspect(why)),
+            None => {
+                let uuid = cx.key.instance.clone();
+                self.send(
+                    cx,
+                    Req::list_by_label(api::LABEL_INSTANCE, &uuid),
+                    What::List(why),
+                )
+            }
+        }
+    }
+
+    /// Recovery or poll found the container (or not).
+    fn found(&mut self, cx: &mut Cx, why: Look, found: Option<(String, bool)>) {
+        let inst = cx.key.instance.clone();
+        match found {
+            Some((id, running)) => {
+                if let Err(e) = self.write_id(cx, &id) {
+                    warn!("instance {inst}: cannot record container id in {ID_FILE}: {e}");
+                }
+                self.id = Some(id.clone());
+                self.stop_poll();
+                if running {
+                    info!(
+                        "instance {inst}: container {} is running; re-adopted",
+                        short(&id)
+                    );
+                    self.became_alive(cx);
+                    self.report_running(cx);
+                } else {
+                    info!("instance {inst}: container {} is not running", short(&id));
+                    if why == Look::Recover {
+                        self.report_exited(cx);
+                    }
+                }
+            }
+            None => {
+                warn!(
+                    "instance {inst}: its container no longer exists (removed outside the launcher?); \
+                     reported exited, it can be deleted"
+                );
+                self.id = None;
+                self.stop_poll();
+                if why == Look::Recover {
+                    self.report_exited(cx);
+                }
+            }
+        }
+    }
+
+    /// A look-up could not be answered.
+    fn look_failed(&mut self, cx: &mut Cx, why: Look, e: &str) {
+        let inst = cx.key.instance.clone();
+        match why {
+            Look::Recover => {
+                error!("instance {inst}: cannot find out whether its container runs ({e}); reported exited until dockerd answers");
+                self.report_exited(cx);
+                self.start_poll(cx);
+            }
+            Look::Poll => {
+                debug!("instance {inst}: dockerd still does not answer ({e})");
+                let next = self.poll.map_or(POLL_FIRST, |d| (d * 2).min(POLL_MAX));
+                self.poll = Some(next);
+                self.start_poll(cx);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_done(&mut self, cx: &mut Cx, what: What, result: Result<Reply, CallError>) {
+        let inst = cx.key.instance.clone();
+        if let Err(e) = &result {
+            if e.is_unreachable() {
+                self.shared.borrow_mut().unreachable(&e.to_string());
+            }
+        }
+        match what {
+            What::Version => self.on_version(cx, result),
+            What::ImageCheck => self.on_image_check(cx, result),
+            What::Pull => self.on_pull_done(cx, result),
+            What::Create => self.on_create(cx, result),
+            What::RemoveStale => match result {
+                Ok(r) if r.ok() || r.status == 404 => {
+                    self.stale_removed = true;
+                    self.create(cx);
+                }
+                other => {
+                    let e = describe(&other);
+                    self.fail_start(cx, StartFailureReason::ImageFailure, format!("a container named {inst} is left from an earlier attempt and cannot be removed: {e}"));
+                }
+            },
+            What::Start => self.on_start(cx, result),
+            What::Wait(run) => self.on_wait(cx, run, result),
+            What::Inspect(why) => self.on_inspect(cx, why, result),
+            What::List(why) => self.on_list(cx, why, result),
+            What::Stats => self.on_stats(cx, result),
+            What::Disk => {
+                let inspect = match result {
+                    Ok(r) if r.ok() => parse_json::<Inspect>(&r.body).ok(),
+                    _ => None,
+                };
+                self.sample.disk_mb = inspect
+                    .as_ref()
+                    .and_then(|i| i.size_root_fs)
+                    .map(|b| b.max(0) >> 20);
+                if let Some(pid) = inspect.as_ref().and_then(Inspect::pid) {
+                    self.find_cgroup(cx, pid);
+                }
+            }
+            What::Stop => self.on_stop(cx, result),
+            What::Kill => self.on_kill(cx, result),
+            What::Remove => self.on_remove(cx, result),
+            What::Sweep => self.on_sweep(cx, result),
+            What::Orphan(id) => match result {
+                Ok(r) if r.ok() || r.status == 404 => {
+                    info!("left-over container {} removed", short(&id))
+                }
+                other => warn!(
+                    "cannot remove left-over container {}: {}",
+                    short(&id),
+                    describe(&other)
+                ),
+            },
+            What::Rollback => {
+                if let Err(e) = result.as_ref().map_err(|e| e.to_string()).and_then(|r| {
+                    if r.ok() || r.status == 404 {
+                        Ok(())
+                    } else {
+                        Err(api::error_message(r.status, &r.body))
+                    }
+                }) {
+                    error!("instance {inst}: cannot remove the container of a failed START: {e}");
+                }
+            }
+        }
+    }
+
+    fn on_version(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        let negotiated = match &result {
+            Ok(r) if r.ok() => api::negotiate(&r.body),
+            other => Err(format!("GET /version: {}", describe(other))),
+        };
+        let queued = std::mem::take(&mut self.queued);
+        match negotiated {
+            Ok((a, server)) => {
+                let sweep = {
+                    let mut s = self.shared.borrow_mut();
+                    s.negotiated(a, &server);
+                    s.take_sweep().then(|| s.instances_dir.clone())
+                };
+                if let Some(dir) = sweep {
+                    self.send(
+                        cx,
+                        Req::list_by_label(api::LABEL_INSTANCES_DIR, &dir),
+                        What::Sweep,
+                    );
+                }
+                for (req, what) in queued {
+                    self.send(cx, req, what);
+                }
+            }
+            Err(msg) => {
+                let err = match result {
+                    Err(e) => e,
+                    Ok(_) => CallError::Broken(msg.clone()),
+                };
+                if !err.is_unreachable() {
+                    error!(
+                        "dockerd at {}: {msg}",
+                        self.shared.borrow().socket.display()
+                    );
+                }
+                for (_, what) in queued {
+                    self.on_done(cx, what, Err(err.clone()));
+                }
+            }
+        }
+    }
+
+    fn on_image_check(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        let inst = cx.key.instance.clone();
+        let image = cx.config.docker_image.clone();
+        match result {
+            Ok(r) if r.ok() => self.create(cx),
+            Ok(r) if r.status == 404 => {
+                info!("instance {inst}: image {image} is not present; pulling it");
+                self.pull = JsonLines::new(64 << 10);
+                self.pull_error = None;
+                self.send(cx, Req::pull(&image), What::Pull);
+            }
+            other => {
+                let e = describe(&other);
+                self.fail_start(
+                    cx,
+                    StartFailureReason::ImageFailure,
+                    format!("cannot check image {image}: {e}"),
+                );
+            }
+        }
+    }
+
+    fn pull_lines(&mut self, cx: &Cx) {
+        let inst = &cx.key.instance;
+        loop {
+            let line = match self.pull.next_line() {
+                Ok(Some(l)) => l,
+                Ok(None) => return,
+                Err(e) => {
+                    warn!("instance {inst}: pull progress: {e}");
+                    continue;
+                }
+            };
+            match parse_json::<api::PullLine>(&line) {
+                Ok(p) => {
+                    if let Some(f) = p.failure() {
+                        warn!("instance {inst}: pull of {}: {f}", cx.config.docker_image);
+                        self.pull_error.get_or_insert(f);
+                    } else if let Some(s) = &p.status {
+                        let id =
+                            p.id.as_deref()
+                                .map(|i| format!("{i}: "))
+                                .unwrap_or_default();
+                        if p.progress.is_some() {
+                            trace!(
+                                "instance {inst}: pull: {id}{s} {}",
+                                p.progress.as_deref().unwrap_or("")
+                            );
+                        } else {
+                            info!(
+                                "instance {inst}: pull of {}: {id}{s}",
+                                cx.config.docker_image
+                            );
+                        }
+                    }
+                }
+                Err(e) => {
+                    // A malformed progress stream fails the pull (§5.2).
+                    let t = String::from_utf8_lossy(&line)
+                        .chars()
+                        .take(200)
+                        .collect::<String>();
+                    self.pull_error
+                        .get_or_insert(format!("malformed progress line {t:?}: {e}"));
+                }
+            }
+        }
+    }
+
+    fn on_pull_done(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        let image = cx.config.docker_image.clone();
+        if let Some(last) = self.pull.finish() {
+            self.pull.push(&last);
+            self.pull.push(b"\n");
+            self.pull_lines(cx);
+        }
+        let err = match (&result, self.pull_error.take()) {
+            (Ok(r), None) if r.ok() => None,
+            (Ok(r), Some(e)) if r.ok() => Some(e),
+            (other, _) => Some(describe(other)),
+        };
+        match err {
+            None => {
+                info!("instance {}: image {image} pulled", cx.key.instance);
+                self.create(cx);
+            }
+            Some(e) => self.fail_start(
+                cx,
+                StartFailureReason::ImageFailure,
+                format!("image {image} is not present and cannot be pulled: {e}"),
+            ),
+        }
+    }
+
+    fn create(&mut self, cx: &mut Cx) {
+        let Some(mut spec) = self.spec.clone() else {
+            return;
+        };
+        let shared = self.shared.borrow();
+        if shared.api.is_some_and(|a| a.has_stop_timeout()) {
+            spec.stop_timeout = Some(shared.stop_timeout.as_secs());
+        }
+        drop(shared);
+        let name = cx.key.instance.clone();
+        self.send(cx, Req::create(&name, spec.body()), What::Create);
+    }
+
+    fn on_create(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        let inst = cx.key.instance.clone();
+        match result {
+            Ok(r) if r.ok() => {
+                let id = match parse_json::<api::Created>(&r.body) {
+                    Ok(c) if api::valid_id(&c.id) => c.id,
+                    _ => {
+                        // Created, but we cannot tell its id: remove by name.
+                        self.send(cx, Req::remove(&inst), What::Rollback);
+                        return self.fail_start(
+                            cx,
+                            StartFailureReason::ImageFailure,
+                            "dockerd created the container but its reply has no valid id".into(),
+                        );
+                    }
+                };
+                if let Err(e) = self.write_id(cx, &id) {
+                    self.send(cx, Req::remove(&id), What::Rollback);
+                    return self.fail_start(
+                        cx,
+                        StartFailureReason::ImageFailure,
+                        format!(
+                            "cannot record the container id in {}: {e}",
+                            cx.dir.join(ID_FILE).display()
+                        ),
+                    );
+                }
+                info!("instance {inst}: container {} created", short(&id));
+                self.id = Some(id.clone());
+                self.send(cx, Req::start(&id), What::Start);
+            }
+            Ok(r) if r.status == 409 && !self.stale_removed => {
+                // The name is taken: a container left by an earlier START of
+                // this UUID (the original failed here for ever). Ours?
+                self.send(cx, Req::inspect(&inst, false), What::Inspect(Look::Stale));
+            }
+            other => {
+                let e = describe(&other);
+                self.fail_start(
+                    cx,
+                    StartFailureReason::ImageFailure,
+                    format!("cannot create the container: {e}"),
+                );
+            }
+        }
+    }
+
+    fn on_start(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        match result {
+            Ok(r) if r.ok() || r.status == 304 => {
+                cx.outcome(Outcome::Launched);
+                self.spec = None;
+                self.became_alive(cx);
+                let id = self.target(cx);
+                self.send(
+                    cx,
+                    Req::inspect(&id, false),
+                    What::Inspect(Look::Confirm(self.run)),
+                );
+            }
+            Ok(r) if r.status == 404 => {
+                self.id = None;
+                self.fail_start(
+                    cx,
+                    StartFailureReason::LaunchFailure,
+                    "the container no longer exists (removed outside the launcher); delete the instance".into(),
+                );
+            }
+            other => {
+                let e = describe(&other);
+                self.fail_start(
+                    cx,
+                    StartFailureReason::LaunchFailure,
+                    format!("cannot start the container: {e}"),
+                );
+            }
+        }
+    }
+
+    fn on_wait(&mut self, cx: &mut Cx, run: u64, result: Result<Reply, CallError>) {
+        if run != self.run || !self.alive {
+            return;
+        }
+        let inst = cx.key.instance.clone();
+        match result {
+            Ok(r) if r.ok() => {
+                match parse_json::<Waited>(&r.body) {
+                    Ok(w) => {
+                        let why = w.error.and_then(|e| e.message).filter(|m| !m.is_empty());
+                        info!(
+                            "instance {inst}: container exited with status {}{}",
+                            w.status_code,
+                            why.map(|m| format!(" ({m})")).unwrap_or_default()
+                        );
+                    }
+                    Err(e) => info!("instance {inst}: container exited ({e})"),
+                }
+                self.report_exited(cx);
+            }
+            Ok(r) if r.status == 404 => {
+                info!("instance {inst}: container is gone");
+                self.report_exited(cx);
+            }
+            other => {
+                // The monitor broke (dockerd restarting?): look again.
+                warn!(
+                    "instance {inst}: lost the container's exit monitor: {}",
+                    describe(&other)
+                );
+                let id = self.target(cx);
+                self.send(
+                    cx,
+                    Req::inspect(&id, false),
+                    What::Inspect(Look::Recheck(run)),
+                );
+            }
+        }
+    }
+
+    fn on_inspect(&mut self, cx: &mut Cx, why: Look, result: Result<Reply, CallError>) {
+        let inst = cx.key.instance.clone();
+        let parsed = match &result {
+            Ok(r) if r.ok() => parse_json::<Inspect>(&r.body)
+                .map(Some)
+                .map_err(|e| e.to_string()),
+            Ok(r) if r.status == 404 => Ok(None),
+            other => Err(describe(other)),
+        };
+        match why {
+            Look::Confirm(run) => {
+                if run != self.run || !self.alive {
+                    return;
+                }
+                match parsed {
+                    Ok(Some(i)) if i.is_running() => {
+                        if let Some(pid) = i.pid() {
+                            self.find_cgroup(cx, pid);
+                        }
+                        self.report_running(cx)
+                    }
+                    Ok(_) => {
+                        info!("instance {inst}: container stopped right after its start");
+                        self.report_exited(cx);
+                    }
+                    Err(e) => {
+                        // Started (204) but not confirmed: the exit monitor
+                        // decides from here.
+                        warn!("instance {inst}: cannot confirm the container runs ({e}); assuming it does");
+                        self.report_running(cx);
+                    }
+                }
+            }
+            Look::Recheck(run) => {
+                if run != self.run || !self.alive {
+                    return;
+                }
+                match parsed {
+                    Ok(Some(i)) if i.is_running() => {
+                        let id = self.target(cx);
+                        self.send(cx, Req::wait(&id), What::Wait(run));
+                    }
+                    Ok(_) => self.report_exited(cx),
+                    Err(e) => {
+                        error!("instance {inst}: cannot reach its container ({e}); reported exited until dockerd answers");
+                        self.report_exited(cx);
+                        self.start_poll(cx);
+                    }
+                }
+            }
+            Look::Recover | Look::Poll => match parsed {
+                Ok(Some(i)) => {
+                    let ours = i.label(api::LABEL_INSTANCE).is_none_or(|l| l == inst);
+                    if ours {
+                        let running = i.is_running();
+                        let pid = i.pid();
+                        self.found(cx, why, Some((i.id, running)));
+                        if let Some(pid) = pid {
+                            self.find_cgroup(cx, pid);
+                        }
+                    } else {
+                        warn!("instance {inst}: container {} belongs to another instance; looking up by label", short(&i.id));
+                        self.id = None;
+                        self.look_up(cx, why);
+                    }
+                }
+                Ok(None) => {
+                    // The recorded id is gone; maybe it was re-created.
+                    self.id = None;
+                    self.look_up(cx, why);
+                }
+                Err(e) => self.look_failed(cx, why, &e),
+            },
+            Look::Stale => match parsed {
+                Ok(Some(i))
+                    if i.label(api::LABEL_INSTANCE) == Some(inst.as_str())
+                        && self.same_launcher(i.label(api::LABEL_INSTANCES_DIR)) =>
+                {
+                    warn!(
+                        "instance {inst}: removing container {} left by an earlier START",
+                        short(&i.id)
+                    );
+                    self.send(cx, Req::remove(&i.id), What::RemoveStale);
+                }
+                Ok(Some(_)) => self.fail_start(
+                    cx,
+                    StartFailureReason::ImageFailure,
+                    format!(
+                        "a container named {inst} already exists and was not made by this launcher"
+                    ),
+                ),
+                Ok(None) => {
+                    // Gone meanwhile: try once more.
+                    self.stale_removed = true;
+                    self.create(cx);
+                }
+                Err(e) => self.fail_start(
+                    cx,
+                    StartFailureReason::ImageFailure,
+                    format!("cannot create the container: the name is taken, and: {e}"),
+                ),
+            },
+        }
+    }
+
+    fn same_launcher(&self, dir: Option<&str>) -> bool {
+        dir.is_none_or(|d| d == self.shared.borrow().instances_dir)
+    }
+
+    fn on_list(&mut self, cx: &mut Cx, why: Look, result: Result<Reply, CallError>) {
+        let parsed = match &result {
+            Ok(r) if r.ok() => parse_json::<Vec<Listed>>(&r.body).map_err(|e| e.to_string()),
+            other => Err(describe(other)),
+        };
+        match parsed {
+            Ok(list) => {
+                let mut mine: Vec<&Listed> = list
+                    .iter()
+                    .filter(|l| api::valid_id(&l.id))
+                    .filter(|l| {
+                        self.same_launcher(
+                            l.labels
+                                .as_ref()
+                                .and_then(|m| m.get(api::LABEL_INSTANCES_DIR))
+                                .map(String::as_str),
+                        )
+                    })
+                    .collect();
+                // Prefer a running one should there be several.
+                mine.sort_by_key(|l| !l.is_running());
+                let found = mine.first().map(|l| (l.id.clone(), l.is_running()));
+                self.found(cx, why, found);
+            }
+            Err(e) => self.look_failed(cx, why, &e),
+        }
+    }
+
+    fn on_stats(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        if !self.alive {
+            return;
+        }
+        let stats = match &result {
+            Ok(r) if r.ok() => parse_json::<Stats>(&r.body).map_err(|e| e.to_string()),
+            other => Err(describe(other)),
+        };
+        match stats {
+            Ok(s) => {
+                let mem = s.memory_stats.as_ref().and_then(|m| m.usage);
+                self.record(cx, mem, s.cpu_ns());
+            }
+            Err(e) => {
+                debug!("instance {}: stats sample failed: {e}", cx.key.instance);
+                self.sample.memory_mb = None;
+                self.sample.cpu_percent = None;
+            }
+        }
+    }
+
+    fn on_stop(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        let inst = cx.key.instance.clone();
+        let timeout = self.shared.borrow().stop_timeout;
+        match result {
+            Ok(r) if r.ok() || r.status == 304 || r.status == 404 => {
+                let took = self
+                    .stop_since
+                    .take()
+                    .map_or(Duration::ZERO, |t| cx.now.saturating_duration_since(t));
+                if r.status == 404 {
+                    info!("instance {inst}: container is gone");
+                } else if r.status == 304 {
+                    info!("instance {inst}: container was not running");
+                } else if took + Duration::from_millis(200) >= timeout {
+                    info!(
+                        "instance {inst}: container ignored SIGTERM for {} s; killed (SIGKILL) by the stop timeout",
+                        timeout.as_secs()
+                    );
+                } else {
+                    info!(
+                        "instance {inst}: container stopped by SIGTERM after {} ms",
+                        took.as_millis()
+                    );
+                }
+                self.report_exited(cx);
+            }
+            other => {
+                warn!(
+                    "instance {inst}: graceful stop failed ({}); killing the container",
+                    describe(&other)
+                );
+                if self.calls.count(|w| *w == What::Kill) == 0 {
+                    let id = self.target(cx);
+                    self.send(cx, Req::kill(&id), What::Kill);
+                }
+            }
+        }
+    }
+
+    fn on_kill(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        let inst = cx.key.instance.clone();
+        match result {
+            Ok(r) if r.ok() => {
+                info!("instance {inst}: container killed (SIGKILL)");
+                self.report_exited(cx);
+            }
+            Ok(r) if r.status == 404 || r.status == 409 => {
+                info!("instance {inst}: container was not running");
+                self.report_exited(cx);
+            }
+            other => {
+                error!(
+                    "instance {inst}: cannot kill the container ({}); reported exited, and checked again when dockerd answers",
+                    describe(&other)
+                );
+                self.report_exited(cx);
+                self.start_poll(cx);
+            }
+        }
+    }
+
+    fn on_remove(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        let inst = cx.key.instance.clone();
+        let Op::Destroy { attempt } = self.op else {
+            return;
+        };
+        match result {
+            Ok(r) if r.ok() || r.status == 404 => {
+                if r.status == 404 {
+                    info!("instance {inst}: container was already removed");
+                } else {
+                    info!("instance {inst}: container removed");
+                }
+                self.op = Op::Idle;
+                self.id = None;
+                cx.outcome(Outcome::Destroyed);
+            }
+            other => {
+                let e = describe(&other);
+                if attempt + 1 < REMOVE_ATTEMPTS {
+                    let delay = Duration::from_secs(1 << attempt);
+                    warn!(
+                        "instance {inst}: cannot remove the container ({e}); retrying in {} s",
+                        delay.as_secs()
+                    );
+                    self.op = Op::Destroy {
+                        attempt: attempt + 1,
+                    };
+                    cx.timer(T_RETRY, delay);
+                } else {
+                    let target = self.target(cx);
+                    error!(
+                        "instance {inst}: cannot remove container {target} ({e}); giving up, \
+                         remove it by hand (docker rm -f {target})"
+                    );
+                    self.op = Op::Idle;
+                    cx.outcome(Outcome::Destroyed);
+                }
+            }
+        }
+    }
+}
+
+impl Docker {
+    /// Stores one sample: memory in bytes, CPU time in ns.
+    fn record(&mut self, cx: &Cx, mem_bytes: Option<u64>, cpu_ns: Option<u64>) {
+        self.sample.memory_mb = mem_bytes.and_then(|b| i64::try_from(b >> 20).ok());
+        self.sample.cpu_percent = None;
+        if let Some(ns) = cpu_ns {
+            if let Some((prev, at)) = self.sample.base {
+                let p = api::cpu_percent(
+                    prev,
+                    ns,
+                    cx.now.saturating_duration_since(at),
+                    cx.config.cpus,
+                );
+                self.sample.cpu_percent = (p >= 0).then_some(p);
+            }
+            self.sample.base = Some((ns, cx.now));
+        }
+    }
+
+    /// Samples the container through its cgroup files from now on, if they
+    /// can be found (the process must still be this container's).
+    fn find_cgroup(&mut self, cx: &Cx, pid: u32) {
+        if !self.alive || self.cgroup.is_some() {
+            return;
+        }
+        let Some(files) = cgroup::locate(pid) else {
+            debug!(
+                "instance {}: no readable cgroup files for pid {pid}; sampling through dockerd",
+                cx.key.instance
+            );
+            return;
+        };
+        let id = self.id.clone().unwrap_or_default();
+        let mine = files.memory.to_string_lossy().contains(id.as_str()) && !id.is_empty();
+        if !mine {
+            debug!("instance {}: cgroup of pid {pid} does not name the container; sampling through dockerd", cx.key.instance);
+            return;
+        }
+        debug!(
+            "instance {}: sampling through {}",
+            cx.key.instance,
+            files.memory.display()
+        );
+        self.cgroup = Some(files);
+    }
+
+    /// Removes containers of this launcher whose instance directory is
+    /// gone (their DELETE could not reach dockerd).
+    fn on_sweep(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        let list = match &result {
+            Ok(r) if r.ok() => parse_json::<Vec<Listed>>(&r.body).map_err(|e| e.to_string()),
+            other => Err(describe(other)),
+        };
+        let list = match list {
+            Ok(l) => l,
+            Err(e) => {
+                debug!("looking for left-over containers failed: {e}");
+                return;
+            }
+        };
+        let dir = self.shared.borrow().instances_dir.clone();
+        for l in list {
+            let Some(uuid) = l.labels.as_ref().and_then(|m| m.get(api::LABEL_INSTANCE)) else {
+                continue;
+            };
+            if !api::valid_id(uuid) || !api::valid_id(&l.id) || dir.is_empty() {
+                continue;
+            }
+            if Path::new(&dir).join(uuid).exists() {
+                continue;
+            }
+            warn!(
+                "container {} of deleted instance {uuid} was left behind; removing it",
+                short(&l.id)
+            );
+            self.send(cx, Req::remove(&l.id), What::Orphan(l.id.clone()));
+        }
+    }
+}
+
+/// The first 12 characters of an id, as docker prints them.
+fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}
+
+fn describe(r: &Result<Reply, CallError>) -> String {
+    match r {
+        Ok(r) => api::error_message(r.status, &r.body),
+        Err(e) => e.to_string(),
+    }
+}
+
+impl Driver for Docker {
+    fn start(&mut self, cx: &mut Cx, restart: bool, user_data: &[u8], meta_data: &[u8]) {
+        self.stop_poll();
+        self.op = Op::Start { restart };
+        let inst = cx.key.instance.clone();
+        if restart {
+            match self.id.clone() {
+                Some(id) => self.send(cx, Req::start(&id), What::Start),
+                None => self.fail_start(
+                    cx,
+                    StartFailureReason::LaunchFailure,
+                    "the container no longer exists (removed outside the launcher); delete the instance".into(),
+                ),
+            }
+            return;
+        }
+        let c = cx.config;
+        if c.volumes.iter().any(|v| v.bootable) {
+            return self.fail_start(
+                cx,
+                StartFailureReason::ImageFailure,
+                "cannot attach bootable volumes to containers".into(),
+            );
+        }
+        if !c.volumes.is_empty() {
+            return self.fail_start(
+                cx,
+                StartFailureReason::ImageFailure,
+                "containers with volumes need ceph support, which this launcher does not have"
+                    .into(),
+            );
+        }
+        if !api::valid_reference(&c.docker_image) {
+            return self.fail_start(
+                cx,
+                StartFailureReason::ImageFailure,
+                format!(
+                    "docker_image {:?} is not a valid image reference",
+                    c.docker_image
+                ),
+            );
+        }
+        self.spec = Some(CreateSpec {
+            instance_uuid: inst.clone(),
+            instances_dir: self.shared.borrow().instances_dir.clone(),
+            image: c.docker_image.clone(),
+            hostname: container_hostname(meta_data, &inst),
+            cmd: container_command(user_data),
+            mem_mb: c.mem_mb,
+            cpus: c.cpus,
+            stop_timeout: None,
+        });
+        self.stale_removed = false;
+        let image = c.docker_image.clone();
+        self.send(cx, Req::image_inspect(&image), What::ImageCheck);
+    }
+
+    fn stop(&mut self, cx: &mut Cx, urgent: bool) {
+        self.stop_poll();
+        if !self.alive {
+            self.op = Op::Idle;
+            cx.outcome(Outcome::Exited);
+            return;
+        }
+        let id = self.target(cx);
+        if urgent {
+            if !matches!(self.op, Op::Stop) {
+                self.op = Op::Kill;
+            }
+            if self.calls.count(|w| *w == What::Kill) == 0 {
+                self.send(cx, Req::kill(&id), What::Kill);
+            }
+        } else {
+            self.op = Op::Stop;
+            self.stop_since = Some(cx.now);
+            let t = self.shared.borrow().stop_timeout;
+            self.send(cx, Req::stop(&id, t), What::Stop);
+        }
+    }
+
+    fn destroy(&mut self, cx: &mut Cx) {
+        self.stop_poll();
+        self.alive = false;
+        self.queued.clear();
+        self.calls.cancel(cx, |_| true);
+        self.op = Op::Destroy { attempt: 0 };
+        let id = self.target(cx);
+        self.send(cx, Req::remove(&id), What::Remove);
+    }
+
+    fn recover(&mut self, cx: &mut Cx, _stopped: bool) {
+        // The real state is reported whether or not an operator had
+        // stopped it (a container started by hand is running).
+        self.op = Op::Recover;
+        self.id = Self::read_id(cx.dir);
+        self.look_up(cx, Look::Recover);
+    }
+
+    fn input(&mut self, cx: &mut Cx, input: Input) {
+        if self.calls.owns(&input) {
+            let mut events = Vec::new();
+            self.calls.input(cx, input, &mut events);
+            for ev in events {
+                match ev {
+                    Event::Head { .. } => {}
+                    Event::Data {
+                        what: What::Pull,
+                        bytes,
+                    } => {
+                        self.pull.push(&bytes);
+                        self.pull_lines(cx);
+                    }
+                    Event::Data { .. } => {}
+                    Event::Done { what, result } => self.on_done(cx, what, result),
+                }
+            }
+            return;
+        }
+        match input {
+            Input::Timer { tag: T_SAMPLE } => {
+                self.sample_armed = false;
+                self.take_sample(cx);
+            }
+            Input::Timer { tag: T_POLL } => {
+                self.poll_armed = false;
+                if self.poll.is_some() && self.op == Op::Idle && !self.alive {
+                    self.look_up(cx, Look::Poll);
+                }
+            }
+            Input::Timer { tag: T_RETRY } => {
+                if matches!(self.op, Op::Destroy { .. }) {
+                    let id = self.target(cx);
+                    self.send(cx, Req::remove(&id), What::Remove);
+                }
+            }
+            other => debug!("instance {}: unexpected input {other:?}", cx.key.instance),
+        }
+    }
+
+    fn usage(&mut self, _config: &InstanceConfig, _now: Instant) -> Usage {
+        let s = &self.sample;
+        if !self.alive {
+            return Usage {
+                disk_mb: s.disk_mb.unwrap_or(-1),
+                ..Usage::UNKNOWN
+            };
+        }
+        Usage {
+            memory_mb: s.memory_mb.unwrap_or(-1),
+            disk_mb: s.disk_mb.unwrap_or(-1),
+            cpu_percent: s.cpu_percent.unwrap_or(-1),
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The driver's step machine against the scripted daemon of `fake.rs`.
+
+use std::time::Duration;
+
+use super::driver::ID_FILE;
+use super::fake::Bench;
+use crate::launcher::driver::{Driver, Outcome, Usage};
+use crate::payloads::StartFailureReason;
+
+const UD: &[u8] =
+    b"#cloud-config\nruncmd:\n  - [ /bin/bash, -c, \"while true; do sleep 60; done\" ]\n";
+const MD: &[u8] = b"{\n  \"uuid\": \"67d86208\",\n  \"hostname\": \"ciao\"\n}\n";
+const ID: &str = "67d86208-b46c-4465-9018-e14087d415f";
+
+fn started(tag: &str) -> Bench {
+    let mut b = Bench::new(tag, Duration::from_secs(5));
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    b
+}
+
+fn failed(b: &mut Bench) -> (StartFailureReason, String) {
+    match b.take().as_slice() {
+        [Outcome::StartFailed { reason, detail }] => (*reason, detail.clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn start_negotiates_creates_and_watches() {
+    let b = started("start");
+    let d = &b.daemon;
+    // Version first, unprefixed; then everything under /v1.41.
+    assert_eq!(d.log[0].1, "/version");
+    assert!(
+        d.log[1..].iter().all(|(_, p, _)| p.starts_with("/v1.41/")),
+        "{:?}",
+        d.log
+    );
+    let c = d.container(ID).expect("container named after the instance");
+    assert!(c.running);
+    assert_eq!(
+        c.labels.get("ciao.instance-uuid").map(String::as_str),
+        Some(ID)
+    );
+    assert_eq!(
+        c.body,
+        format!(
+            r#"{{"Hostname":"ciao","Image":"ubuntu:latest","Cmd":["/bin/bash","-c","while true; do sleep 60; done"],"StopTimeout":5,"Labels":{{"ciao.instance-uuid":"67d86208-b46c-4465-9018-e14087d415f","ciao.instances-dir":"{}"}},"HostConfig":{{"Binds":[],"Memory":16777216,"CpuPeriod":100000,"CpuQuota":100000}}}}"#,
+            b.base.display()
+        )
+    );
+    let recorded = std::fs::read_to_string(b.dir.join(ID_FILE)).unwrap();
+    assert_eq!(recorded.trim(), c.id);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(b.dir.join(ID_FILE))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(b.held(), 1, "the exit long poll is open");
+    assert_eq!(d.count("GET", "/stats?stream=false&one-shot=true"), 1);
+}
+
+#[test]
+fn statistics() {
+    let mut b = started("stats");
+    let now = b.now;
+    let u = b.drv.usage(&b.cfg.clone(), now);
+    // One sample: memory and disk, CPU needs two.
+    assert_eq!(
+        u,
+        Usage {
+            memory_mb: 5,
+            disk_mb: 1,
+            cpu_percent: -1
+        }
+    );
+    b.advance(Duration::from_secs(2));
+    let u = b.drv.usage(&b.cfg.clone(), b.now);
+    // 0.25 s of CPU in 2 s.
+    assert_eq!(u.cpu_percent, 12);
+    assert_eq!(b.daemon.count("GET", "/stats"), 2);
+    // Exited: memory and CPU unknown, disk kept.
+    b.daemon.containers[0].running = false;
+    b.settle_waits();
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    let u = b.drv.usage(&b.cfg.clone(), b.now);
+    assert_eq!((u.memory_mb, u.cpu_percent, u.disk_mb), (-1, -1, 1));
+    // No more sampling once it is down.
+    b.advance(Duration::from_secs(10));
+    assert_eq!(b.daemon.count("GET", "/stats"), 2);
+}
+
+#[test]
+fn api_versions() {
+    // A daemon that only speaks newer versions than ours is refused clearly.
+    let mut b = Bench::new("newapi", Duration::from_secs(5));
+    b.daemon.api = "1.60";
+    b.daemon.min_api = "1.50";
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::ImageFailure);
+    assert!(d.contains("accepts Engine API 1.50 to 1.60"), "{d}");
+    // A Docker 28 daemon: we use our maximum.
+    let mut b = Bench::new("v28", Duration::from_secs(5));
+    b.daemon.api = "1.50";
+    b.daemon.min_api = "1.24";
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert!(b.daemon.log[1].1.starts_with("/v1.45/"));
+    // An old daemon (1.22): no one-shot stats.
+    let mut b = Bench::new("v122", Duration::from_secs(5));
+    b.daemon.api = "1.22";
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(
+        b.daemon.count("GET", "/v1.22/containers/0000"),
+        3,
+        "inspect, stats, size"
+    );
+    assert_eq!(b.daemon.count("GET", "one-shot"), 0);
+}
+
+#[test]
+fn image_missing_is_pulled_or_fails() {
+    let mut b = Bench::new("pull", Duration::from_secs(5));
+    b.cfg.docker_image = "busybox:1.36".into();
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(
+        b.daemon
+            .count("POST", "/images/create?fromImage=busybox&tag=1.36"),
+        1
+    );
+
+    let mut b = Bench::new("nopull", Duration::from_secs(5));
+    b.cfg.docker_image = "127.0.0.1:1/missing:latest".into();
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::ImageFailure);
+    assert!(
+        d.contains("cannot be pulled") && d.contains("connection refused"),
+        "{d}"
+    );
+    assert!(b.daemon.containers.is_empty());
+
+    // An error inside the progress stream.
+    let mut b = Bench::new("badstream", Duration::from_secs(5));
+    b.cfg.docker_image = "badstream".into();
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::ImageFailure);
+    assert!(d.contains("manifest unknown"), "{d}");
+
+    // Never put in a path.
+    let mut b = Bench::new("badref", Duration::from_secs(5));
+    b.cfg.docker_image = "ubuntu?x=1".into();
+    b.start(UD, MD);
+    assert_eq!(failed(&mut b).0, StartFailureReason::ImageFailure);
+    assert!(b.daemon.log.is_empty());
+}
+
+#[test]
+fn launch_failure_and_leftover_name() {
+    let mut b = Bench::new("launchfail", Duration::from_secs(5));
+    b.daemon.start_error = Some("OCI runtime create failed: exec: \"/bin/bash\": not found".into());
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::LaunchFailure);
+    assert!(d.contains("/bin/bash"), "{d}");
+
+    // A container left with our name and label by an earlier attempt is
+    // replaced; one that is not ours is not touched.
+    let mut b = Bench::new("leftover", Duration::from_secs(5));
+    b.start(UD, MD);
+    b.take();
+    let old = b.daemon.containers[0].id.clone();
+    b.restart_launcher();
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(b.daemon.containers.len(), 1);
+    assert_ne!(b.daemon.containers[0].id, old);
+
+    b.daemon.containers[0].labels.clear();
+    b.restart_launcher();
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::ImageFailure);
+    assert!(d.contains("not made by this launcher"), "{d}");
+}
+
+#[test]
+fn stop_graceful_then_restart_then_delete() {
+    let mut b = started("cycle");
+    b.call(|d, cx| d.stop(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    assert_eq!(b.daemon.count("POST", "/stop?t=5"), 1);
+    assert_eq!(b.held(), 0, "the long poll was closed");
+    // RESTART starts the same container.
+    let id = b.daemon.containers[0].id.clone();
+    b.call(|d, cx| d.start(cx, true, &[], &[]));
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(
+        b.daemon.count("POST", &format!("/containers/{id}/start")),
+        2
+    );
+    assert_eq!(b.held(), 1);
+    // DELETE: urgent stop (kill), then removal.
+    b.call(|d, cx| d.stop(cx, true));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    assert_eq!(b.daemon.count("POST", "/kill?signal=KILL"), 1);
+    b.call(|d, cx| d.destroy(cx));
+    assert_eq!(b.take(), vec![Outcome::Destroyed]);
+    assert_eq!(b.daemon.count("DELETE", "?force=1&v=1"), 1);
+    assert!(b.daemon.containers.is_empty());
+    assert_eq!(b.open(), 0, "no connection left open");
+}
+
+#[test]
+fn stop_that_hangs_is_escalated() {
+    let mut b = started("hang");
+    b.daemon.hang = Some("/stop".into());
+    b.call(|d, cx| d.stop(cx, false));
+    assert!(b.take().is_empty());
+    // DELETE escalates: kill, Exited at once.
+    b.call(|d, cx| d.stop(cx, true));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    b.call(|d, cx| d.destroy(cx));
+    assert_eq!(b.take(), vec![Outcome::Destroyed]);
+
+    // Without escalation, the stop's deadline (timeout + 30 s) ends it with
+    // a kill.
+    let mut b = started("hang2");
+    b.daemon.hang = Some("/stop".into());
+    b.call(|d, cx| d.stop(cx, false));
+    b.advance(Duration::from_secs(34));
+    assert!(b.take().is_empty());
+    b.advance(Duration::from_secs(2));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    assert_eq!(b.daemon.count("POST", "/kill"), 1);
+}
+
+#[test]
+fn exit_and_removal_behind_our_back() {
+    let mut b = started("exit");
+    b.daemon.containers[0].running = false;
+    b.daemon.containers[0].exit_code = 3;
+    b.settle_waits();
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    // STOP of an exited container: at once.
+    b.call(|d, cx| d.stop(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+
+    let mut b = started("rmf");
+    b.daemon.containers.clear();
+    b.settle_waits();
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    b.call(|d, cx| d.start(cx, true, &[], &[]));
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::LaunchFailure);
+    assert!(d.contains("no longer exists"), "{d}");
+    b.call(|d, cx| d.destroy(cx));
+    assert_eq!(b.take(), vec![Outcome::Destroyed]);
+}
+
+#[test]
+fn recovery() {
+    let mut b = started("recover");
+    let id = b.daemon.containers[0].id.clone();
+    // A new driver (launcher restarted): by the recorded id.
+    b.restart_launcher();
+    let n = b.daemon.log.len();
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Running]);
+    // /version, the sweep's list, then the inspect by id.
+    assert!(
+        b.daemon.log[n + 2]
+            .1
+            .ends_with(&format!("/containers/{id}/json")),
+        "{:?}",
+        &b.daemon.log[n..]
+    );
+    assert_eq!(b.daemon.count("POST", "/wait"), 2, "a new exit long poll");
+
+    // Without docker-id: by label.
+    std::fs::remove_file(b.dir.join(ID_FILE)).unwrap();
+    b.restart_launcher();
+    b.call(|d, cx| d.recover(cx, true));
+    assert_eq!(b.take(), vec![Outcome::Running]);
+    assert_eq!(b.daemon.count("GET", "ciao.instance-uuid%3D67d8"), 1);
+    assert_eq!(
+        std::fs::read_to_string(b.dir.join(ID_FILE)).unwrap().trim(),
+        id,
+        "docker-id written again"
+    );
+
+    // Stopped container: exited.
+    b.daemon.containers[0].running = false;
+    b.restart_launcher();
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    // And a RESTART of it works.
+    b.call(|d, cx| d.start(cx, true, &[], &[]));
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+
+    // Gone: exited, deletable.
+    b.daemon.containers.clear();
+    b.restart_launcher();
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    b.call(|d, cx| d.destroy(cx));
+    assert_eq!(b.take(), vec![Outcome::Destroyed]);
+}
+
+#[test]
+fn a_container_of_another_launcher_is_not_adopted() {
+    let mut b = started("other");
+    b.daemon.containers[0]
+        .labels
+        .insert("ciao.instances-dir".into(), "/elsewhere/instances".into());
+    std::fs::remove_file(b.dir.join(ID_FILE)).unwrap();
+    b.restart_launcher();
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+}
+
+#[test]
+fn daemon_down_and_back() {
+    // START while down: a clear image_failure.
+    let mut b = Bench::new("down", Duration::from_secs(5));
+    b.daemon.up = false;
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::ImageFailure);
+    assert!(
+        d.contains("cannot reach dockerd") && d.contains("Connection refused"),
+        "{d}"
+    );
+
+    // The daemon dies under a running container: exited, then polled.
+    let mut b = started("dies");
+    b.daemon_dies();
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    // RESTART while down fails clearly.
+    b.call(|d, cx| d.start(cx, true, &[], &[]));
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::LaunchFailure);
+    assert!(d.contains("cannot reach dockerd"), "{d}");
+    // Back (containers dead, as without live-restore): RESTART works.
+    b.daemon.up = true;
+    b.call(|d, cx| d.start(cx, true, &[], &[]));
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+
+    // Live-restore style: the container survives the daemon; the poll
+    // finds it running again.
+    let mut b = started("live");
+    b.daemon.up = false;
+    b.daemon_dies();
+    b.daemon.containers[0].running = true;
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    b.advance(Duration::from_secs(10));
+    assert!(b.take().is_empty());
+    b.daemon.up = true;
+    b.advance(Duration::from_secs(40));
+    assert_eq!(b.take(), vec![Outcome::Running]);
+
+    // DELETE while down: retried, then given up (logged), never hung.
+    let mut b = started("deldown");
+    b.daemon_dies();
+    b.take();
+    b.call(|d, cx| d.destroy(cx));
+    assert!(b.take().is_empty());
+    b.advance(Duration::from_secs(20));
+    assert_eq!(b.take(), vec![Outcome::Destroyed]);
+    // ... and succeeds when the daemon comes back in time.
+    let mut b = started("delback");
+    b.daemon_dies();
+    b.take();
+    b.call(|d, cx| d.destroy(cx));
+    b.daemon.up = true;
+    b.advance(Duration::from_secs(2));
+    assert_eq!(b.take(), vec![Outcome::Destroyed]);
+    assert!(b.daemon.containers.is_empty());
+
+    // Recovery while down: exited, then adopted when back.
+    let mut b = started("recdown");
+    b.restart_launcher();
+    b.daemon.up = false;
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    b.daemon.up = true;
+    b.advance(Duration::from_secs(2));
+    assert_eq!(b.take(), vec![Outcome::Running]);
+}
+
+#[test]
+fn volumes_are_refused() {
+    let mut b = Bench::new("vol", Duration::from_secs(5));
+    b.cfg.volumes.push(crate::payloads::start::VolumeConfig {
+        uuid: "aaaa".into(),
+        bootable: true,
+    });
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::ImageFailure);
+    assert!(d.contains("bootable"), "{d}");
+}
+
+#[test]
+fn left_over_containers_are_swept_after_negotiation() {
+    let mut b = started("sweep");
+    let base = b.base.to_string_lossy().into_owned();
+    let mk = |id: &str, uuid: &str, dir: &str| super::fake::Container {
+        id: id.into(),
+        name: uuid.into(),
+        running: false,
+        labels: [
+            ("ciao.instance-uuid".to_string(), uuid.to_string()),
+            ("ciao.instances-dir".to_string(), dir.to_string()),
+        ]
+        .into(),
+        body: String::new(),
+        ignores_term: false,
+        exit_code: 0,
+        cpu_ns: 0,
+    };
+    // A DELETE gave up while dockerd was down: its directory is gone.
+    b.daemon.containers.push(mk("0a1", "aaaa0001", &base));
+    // Another launcher's container, and one whose instance still exists.
+    b.daemon
+        .containers
+        .push(mk("0a2", "aaaa0002", "/elsewhere/instances"));
+    std::fs::create_dir_all(b.base.join("aaaa0003")).unwrap();
+    b.daemon.containers.push(mk("0a3", "aaaa0003", &base));
+    // The daemon goes away and comes back: the next negotiation sweeps.
+    b.daemon_dies();
+    b.take();
+    b.daemon.up = true;
+    b.call(|d, cx| d.start(cx, true, &[], &[]));
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    let left: Vec<&str> = b.daemon.containers.iter().map(|c| c.id.as_str()).collect();
+    assert!(!left.contains(&"0a1"), "{left:?}");
+    assert!(left.contains(&"0a2") && left.contains(&"0a3"), "{left:?}");
+    assert_eq!(left.len(), 3, "ours, the other launcher's, and aaaa0003");
+}

@@ -1,0 +1,401 @@
+//! Argument vectors of every program the qemu driver runs (pure):
+//! `qemu-img info` / `create` (`spec/launcher.md` §4.2, §4.4), `xorriso`
+//! (§4.3), the CPU probe and the VM itself (§4.5, design decision 9).
+//! Nothing here passes through a shell; paths come from validated ids.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::payloads::InstanceConfig;
+
+/// The VM's emulator, looked up in `PATH`.
+pub const QEMU: &str = "qemu-system-x86_64";
+/// The image tool, looked up in `PATH`.
+pub const QEMU_IMG: &str = "qemu-img";
+/// The ISO maker, looked up in `PATH`.
+pub const XORRISO: &str = "xorriso";
+
+/// Files of an instance directory `<D>` that the driver owns.
+pub const OVERLAY: &str = "image.qcow2";
+pub const SEED_ISO: &str = "seed.iso";
+pub const QMP_SOCKET: &str = "socket";
+pub const PIDFILE: &str = "qemu.pid";
+pub const CONSOLE_LOG: &str = "console.log";
+/// Staging directory of the config drive, removed right after the ISO.
+pub const STAGING: &str = "clr-cloud-init";
+
+/// How the VM is accelerated, as decided for this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Accel {
+    /// TCG: no accelerator or CPU arguments (qemu's defaults).
+    Software,
+    /// KVM with a CPU model: `Some("host")`, or `None` for qemu's default
+    /// model (where `-cpu host` fails, launcher.md §4.12).
+    Kvm { cpu: Option<String> },
+}
+
+impl Accel {
+    fn args(&self) -> Vec<OsString> {
+        match self {
+            Accel::Software => Vec::new(),
+            Accel::Kvm { cpu: None } => vec!["-enable-kvm".into()],
+            Accel::Kvm { cpu: Some(c) } => vec!["-enable-kvm".into(), "-cpu".into(), c.into()],
+        }
+    }
+
+    /// For log lines.
+    pub fn describe(&self) -> String {
+        match self {
+            Accel::Software => "software emulation (TCG), default CPU model".into(),
+            Accel::Kvm { cpu: None } => "KVM, qemu's default CPU model".into(),
+            Accel::Kvm { cpu: Some(c) } => format!("KVM, -cpu {c}"),
+        }
+    }
+}
+
+/// Everything [`qemu_argv`] needs besides the configuration.
+#[derive(Debug, Clone)]
+pub struct Launch<'a> {
+    /// The instance directory (absolute).
+    pub dir: &'a Path,
+    pub accel: &'a Accel,
+    /// EFI firmware, used unless the instance is legacy-BIOS.
+    pub ovmf: Option<&'a Path>,
+    /// Ceph client id for `rbd:` volume drives.
+    pub ceph_id: &'a str,
+}
+
+/// A path inside `<D>`.
+pub fn in_dir(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+
+/// qemu's option syntax doubles commas inside a value.
+fn opt_escape(p: &Path) -> OsString {
+    let mut v = Vec::new();
+    for &b in p.as_os_str().as_bytes() {
+        v.push(b);
+        if b == b',' {
+            v.push(b',');
+        }
+    }
+    OsString::from_vec(v)
+}
+
+fn cat(parts: &[&OsStr]) -> OsString {
+    let mut s = OsString::new();
+    for p in parts {
+        s.push(p);
+    }
+    s
+}
+
+/// The qemu command line of launcher.md §4.5 with our additions
+/// (`-pidfile`, serial console log, probed CPU; networking off: user-mode
+/// NIC). The EFI firmware is `-bios <ovmf>`; `None` for an EFI instance is
+/// the caller's error to report.
+pub fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
+    let d = l.dir;
+    let mut a: Vec<OsString> = vec![QEMU.into()];
+    let has_image = !cfg.image_uuid.is_empty();
+    if has_image {
+        a.push("-drive".into());
+        a.push(cat(&[
+            OsStr::new("file="),
+            &opt_escape(&in_dir(d, OVERLAY)),
+            OsStr::new(",if=virtio,aio=threads,format=qcow2"),
+        ]));
+    }
+    for (i, v) in cfg.volumes.iter().enumerate() {
+        let slot = 3 + usize::from(has_image) + i;
+        a.push("-drive".into());
+        a.push(
+            format!(
+                "file=rbd:rbd/{}:id={},if=none,id=drive_{},format=raw",
+                v.uuid, l.ceph_id, v.uuid
+            )
+            .into(),
+        );
+        a.push("-device".into());
+        a.push(
+            format!(
+                "virtio-blk-pci,scsi=off,bus=pci.0,addr=0x{slot:x},id=device_{},drive=drive_{}",
+                v.uuid, v.uuid
+            )
+            .into(),
+        );
+    }
+    a.push("-drive".into());
+    a.push(cat(&[
+        OsStr::new("file="),
+        &opt_escape(&in_dir(d, SEED_ISO)),
+        OsStr::new(",if=virtio,media=cdrom"),
+    ]));
+    a.extend(["-net", "nic,model=virtio", "-net", "user"].map(OsString::from));
+    a.extend(l.accel.args());
+    a.push("-daemonize".into());
+    a.push("-pidfile".into());
+    a.push(in_dir(d, PIDFILE).into());
+    a.push("-qmp".into());
+    a.push(cat(&[
+        OsStr::new("unix:"),
+        &opt_escape(&in_dir(d, QMP_SOCKET)),
+        OsStr::new(",server=on,wait=off"),
+    ]));
+    if cfg.mem_mb > 0 {
+        a.push("-m".into());
+        a.push(cfg.mem_mb.to_string().into());
+    }
+    if cfg.cpus > 0 {
+        a.push("-smp".into());
+        a.push(format!("cpus={}", cfg.cpus).into());
+    }
+    if !cfg.is_legacy() {
+        if let Some(o) = l.ovmf {
+            a.push("-bios".into());
+            a.push(o.into());
+        }
+    }
+    a.extend(["-display", "none", "-vga", "none"].map(OsString::from));
+    // The serial console, appended to (a RESTART keeps the earlier boots).
+    a.push("-chardev".into());
+    a.push(cat(&[
+        OsStr::new("file,id=console0,append=on,path="),
+        &opt_escape(&in_dir(d, CONSOLE_LOG)),
+    ]));
+    a.extend(["-serial", "chardev:console0"].map(OsString::from));
+    a
+}
+
+/// True when `/proc/PID/cmdline` (split) is a qemu started for `dir`: it
+/// names our pidfile and our QMP socket (guards against PID reuse before a
+/// pidfile is trusted, launcher.md Appendix A).
+pub fn cmdline_matches(args: &[String], dir: &Path) -> bool {
+    let pid = in_dir(dir, PIDFILE);
+    let pid = pid.to_string_lossy();
+    let sock = opt_escape(&in_dir(dir, QMP_SOCKET));
+    let sock = sock.to_string_lossy();
+    let has_pidfile = args.windows(2).any(|w| w[0] == "-pidfile" && w[1] == pid);
+    let has_socket = args.windows(2).any(|w| {
+        w[0] == "-qmp"
+            && w[1]
+                .strip_prefix("unix:")
+                .is_some_and(|r| r.starts_with(sock.as_ref()))
+    });
+    has_pidfile && has_socket
+}
+
+/// `qemu-img info --output=json <backing>`.
+pub fn image_info_argv(backing: &Path) -> Vec<OsString> {
+    vec![
+        QEMU_IMG.into(),
+        "info".into(),
+        "--output=json".into(),
+        backing.into(),
+    ]
+}
+
+/// `qemu-img create -f qcow2 -F <fmt> -b <backing> <D>/image.qcow2`: the
+/// backing format is explicit (QEMU ≥ 6.1 refuses to guess, launcher.md
+/// §4.4) and given with `-F`/`-b` so no comma in a path needs escaping;
+/// no size, so the overlay takes the backing image's.
+pub fn image_create_argv(backing: &Path, format: &str, dir: &Path) -> Vec<OsString> {
+    vec![
+        QEMU_IMG.into(),
+        "create".into(),
+        "-q".into(),
+        "-f".into(),
+        "qcow2".into(),
+        "-F".into(),
+        format.into(),
+        "-b".into(),
+        backing.into(),
+        in_dir(dir, OVERLAY).into(),
+    ]
+}
+
+/// `xorriso -as mkisofs -R -V config-2 -o <D>/seed.iso <D>/clr-cloud-init`.
+pub fn iso_argv(dir: &Path) -> Vec<OsString> {
+    vec![
+        XORRISO.into(),
+        "-as".into(),
+        "mkisofs".into(),
+        "-R".into(),
+        "-V".into(),
+        "config-2".into(),
+        "-o".into(),
+        in_dir(dir, SEED_ISO).into(),
+        in_dir(dir, STAGING).into(),
+    ]
+}
+
+/// A short-lived qemu that shows whether `-enable-kvm -cpu <cpu>` can run
+/// a vCPU here: it is killed at its deadline if it is still running (the
+/// model works); it exits at once with an error where the model aborts
+/// (launcher.md §4.12).
+pub fn cpu_probe_argv(cpu: &str) -> Vec<OsString> {
+    [
+        QEMU,
+        "-enable-kvm",
+        "-cpu",
+        cpu,
+        "-machine",
+        "pc",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-vga",
+        "none",
+        "-m",
+        "16",
+        "-no-reboot",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect()
+}
+
+#[derive(Deserialize)]
+struct ImageInfo {
+    format: String,
+}
+
+/// The `format` of `qemu-img info --output=json`, checked to be a plain
+/// driver name (it becomes an argument).
+pub fn parse_image_format(json: &[u8]) -> Result<String, String> {
+    let info: ImageInfo = crate::http::json::parse_json(json).map_err(|e| e.to_string())?;
+    let ok = !info.format.is_empty()
+        && info.format.len() <= 32
+        && info
+            .format
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(info.format)
+    } else {
+        Err(format!("unexpected image format {:?}", info.format))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payloads::{FwType, VolumeConfig};
+
+    fn s(v: &[OsString]) -> Vec<String> {
+        v.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    fn cfg() -> InstanceConfig {
+        InstanceConfig {
+            instance_uuid: "d7d86208-b46c-4465-9018-fe14087d415f".into(),
+            image_uuid: "img".into(),
+            cpus: 2,
+            mem_mb: 370,
+            fw_type: FwType::Legacy,
+            ..InstanceConfig::default()
+        }
+    }
+
+    #[test]
+    fn legacy_software() {
+        let d = Path::new("/v/instances/x");
+        let a = qemu_argv(
+            &cfg(),
+            &Launch {
+                dir: d,
+                accel: &Accel::Software,
+                ovmf: None,
+                ceph_id: "",
+            },
+        );
+        assert_eq!(
+            s(&a).join(" "),
+            "qemu-system-x86_64 -drive file=/v/instances/x/image.qcow2,if=virtio,aio=threads,format=qcow2 \
+             -drive file=/v/instances/x/seed.iso,if=virtio,media=cdrom -net nic,model=virtio -net user \
+             -daemonize -pidfile /v/instances/x/qemu.pid -qmp unix:/v/instances/x/socket,server=on,wait=off \
+             -m 370 -smp cpus=2 -display none -vga none \
+             -chardev file,id=console0,append=on,path=/v/instances/x/console.log -serial chardev:console0"
+        );
+        assert!(cmdline_matches(&s(&a), d));
+        assert!(!cmdline_matches(&s(&a), Path::new("/v/instances/y")));
+        assert!(!cmdline_matches(&["/bin/sleep".into(), "100".into()], d));
+    }
+
+    #[test]
+    fn efi_kvm_volumes_and_commas() {
+        let d = Path::new("/data,1/instances/x");
+        let mut c = cfg();
+        c.fw_type = FwType::Efi;
+        c.cpus = 0;
+        c.mem_mb = 0;
+        c.volumes = vec![VolumeConfig {
+            uuid: "v1".into(),
+            bootable: false,
+        }];
+        let accel = Accel::Kvm {
+            cpu: Some("host".into()),
+        };
+        let a = s(&qemu_argv(
+            &c,
+            &Launch {
+                dir: d,
+                accel: &accel,
+                ovmf: Some(Path::new("/usr/share/qemu/OVMF.fd")),
+                ceph_id: "ciao",
+            },
+        ));
+        let j = a.join(" ");
+        assert!(
+            j.contains("-drive file=/data,,1/instances/x/image.qcow2,if=virtio"),
+            "{j}"
+        );
+        assert!(j.contains("-drive file=rbd:rbd/v1:id=ciao,if=none,id=drive_v1,format=raw -device virtio-blk-pci,scsi=off,bus=pci.0,addr=0x4,id=device_v1,drive=drive_v1"));
+        assert!(j.contains("-enable-kvm -cpu host -daemonize"));
+        assert!(j.contains("-bios /usr/share/qemu/OVMF.fd -display none"));
+        assert!(!j.contains("-m ") && !j.contains("-smp"));
+        assert!(j.contains("path=/data,,1/instances/x/console.log -serial chardev:console0"));
+        assert!(cmdline_matches(&a, d));
+        let k = s(&Accel::Kvm { cpu: None }.args());
+        assert_eq!(k, vec!["-enable-kvm"]);
+    }
+
+    #[test]
+    fn tools() {
+        let d = Path::new("/d");
+        assert_eq!(
+            s(&image_create_argv(Path::new("/img/a"), "raw", d)).join(" "),
+            "qemu-img create -q -f qcow2 -F raw -b /img/a /d/image.qcow2"
+        );
+        assert_eq!(
+            s(&iso_argv(d)).join(" "),
+            "xorriso -as mkisofs -R -V config-2 -o /d/seed.iso /d/clr-cloud-init"
+        );
+        assert_eq!(
+            s(&image_info_argv(Path::new("/img/a"))).join(" "),
+            "qemu-img info --output=json /img/a"
+        );
+        assert!(s(&cpu_probe_argv("host"))
+            .join(" ")
+            .starts_with("qemu-system-x86_64 -enable-kvm -cpu host"));
+    }
+
+    #[test]
+    fn image_format() {
+        let j = br#"{
+    "virtual-size": 17825792,
+    "filename": "guest.img",
+    "format": "raw",
+    "actual-size": 17825792,
+    "dirty-flag": false
+}"#;
+        assert_eq!(parse_image_format(j).unwrap(), "raw");
+        assert!(parse_image_format(br#"{"format": "qcow2,x"}"#).is_err());
+        assert!(parse_image_format(b"").is_err());
+        assert!(parse_image_format(b"qemu-img: Could not open").is_err());
+    }
+}

@@ -1,0 +1,560 @@
+//! A private dockerd for the container tests: its own data root, exec root,
+//! socket and config file under a temporary directory, so a system dockerd
+//! is never touched; stopped (containers removed first) when dropped.
+//!
+//! Prerequisites: root, `dockerd` (Debian's docker.io, installed by
+//! `.ci/install-docker`) and a static busybox (`busybox-static`) for the
+//! test image. With `CI=true` a missing one fails the test; otherwise the
+//! test prints `SKIPPED: <why>` and returns.
+//!
+//! Tests that use a daemon run one at a time (a process-wide lock), to keep
+//! the load low on small machines.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ciao::http::{parse_json, write_request, ResponseParser};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// The image name the container example uses (examples/payloads/start_container.yaml).
+pub const EXAMPLE_IMAGE: &str = "ubuntu:latest";
+
+/// Where a static busybox may be.
+const BUSYBOX: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain([
+            "/usr/sbin",
+            "/usr/bin",
+            "/sbin",
+            "/bin",
+            "/usr/local/sbin",
+            "/usr/local/bin",
+        ])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found
+}
+
+/// A static busybox, or why there is none.
+fn static_busybox() -> Result<PathBuf, String> {
+    for p in BUSYBOX {
+        let Ok(bytes) = std::fs::read(p) else {
+            continue;
+        };
+        let head = &bytes[..bytes.len().min(8192)];
+        if head.windows(7).any(|w| w == b"ld-linu") {
+            return Err(format!("{p} is dynamically linked; install busybox-static"));
+        }
+        return Ok(PathBuf::from(p));
+    }
+    Err("no busybox (install busybox-static)".into())
+}
+
+/// Fails (CI) or prints a visible skip line and returns false.
+pub fn skip_or_fail(test: &str, why: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: prerequisite missing under CI=true: {why}");
+    }
+    // Straight to the stderr descriptor: the test harness captures
+    // `eprintln!` of passing tests, and a skip must be seen.
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
+    false
+}
+
+/// A running private dockerd.
+pub struct Dockerd {
+    pub root: PathBuf,
+    pub socket: PathBuf,
+    pub log: PathBuf,
+    dockerd: PathBuf,
+    child: Option<Child>,
+    _serial: MutexGuard<'static, ()>,
+}
+
+/// A reply of the Engine API.
+#[derive(Debug)]
+pub struct ApiReply {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+impl ApiReply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Dockerd {
+    /// Starts a private daemon with the test image imported, or returns
+    /// `None` after [`skip_or_fail`].
+    pub fn require(test: &str) -> Option<Dockerd> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            skip_or_fail(test, "not root (dockerd needs root)");
+            return None;
+        }
+        let Some(dockerd) = find_program("dockerd") else {
+            skip_or_fail(
+                test,
+                "dockerd not installed (apt-get install docker.io, or .ci/install-docker)",
+            );
+            return None;
+        };
+        if let Err(why) = static_busybox() {
+            skip_or_fail(test, &why);
+            return None;
+        }
+        let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        let root = PathBuf::from(format!("/tmp/ciao-dk-{}-{}", std::process::id(), unique()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("daemon.json"), "{}\n").unwrap();
+        let mut d = Dockerd {
+            socket: root.join("d.sock"),
+            log: root.join("dockerd.log"),
+            root,
+            dockerd,
+            child: None,
+            _serial: serial,
+        };
+        if let Err(e) = d.start() {
+            panic!(
+                "{test}: cannot start a private dockerd: {e}\n--- dockerd log ---\n{}",
+                d.log_text()
+            );
+        }
+        d.import_busybox(EXAMPLE_IMAGE);
+        Some(d)
+    }
+
+    /// Starts (or starts again) the daemon and waits until it answers.
+    pub fn start(&mut self) -> Result<(), String> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| e.to_string())?;
+        let r = &self.root;
+        let child = Command::new(&self.dockerd)
+            .arg(format!("--config-file={}", r.join("daemon.json").display()))
+            .arg(format!("--data-root={}", r.join("data").display()))
+            .arg(format!("--exec-root={}", r.join("x").display()))
+            .arg(format!("--pidfile={}", r.join("d.pid").display()))
+            .arg(format!("--host=unix://{}", self.socket.display()))
+            .args([
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--userland-proxy=false",
+                "--shutdown-timeout=1",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| format!("{}: {e}", self.dockerd.display()))?;
+        self.child = Some(child);
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = self.api("GET", "/_ping", b"") {
+                if r.status == 200 {
+                    return Ok(());
+                }
+            }
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(st)) = c.try_wait() {
+                    self.child = None;
+                    return Err(format!("dockerd exited: {st}"));
+                }
+            }
+            if Instant::now() > end {
+                return Err("dockerd did not answer within 60 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the daemon (containers die with it, as without live-restore).
+    pub fn stop(&mut self) {
+        let Some(mut c) = self.child.take() else {
+            return;
+        };
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(c.id() as i32, libc::SIGTERM);
+        }
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = c.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// One Engine API request (unversioned path: the daemon's own version).
+    pub fn api(&self, method: &str, path: &str, body: &[u8]) -> Result<ApiReply, String> {
+        let mut s = UnixStream::connect(&self.socket).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(60))).ok();
+        let ct = if body.is_empty() {
+            vec![]
+        } else {
+            vec![("Content-Type", "application/json")]
+        };
+        s.write_all(&write_request(method, path, "docker", &ct, body))
+            .map_err(|e| e.to_string())?;
+        let mut p = ResponseParser::new(method);
+        let mut buf = vec![0u8; 64 << 10];
+        loop {
+            if let Some(r) = p.response().map_err(|e| e.to_string())? {
+                return Ok(ApiReply {
+                    status: r.status,
+                    body: r.body,
+                });
+            }
+            match s.read(&mut buf) {
+                Ok(0) => p.eof(),
+                Ok(n) => p.feed(&buf[..n]),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// `docker inspect` of a container, as JSON text.
+    pub fn inspect(&self, name: &str) -> Option<String> {
+        let r = self
+            .api("GET", &format!("/containers/{name}/json"), b"")
+            .ok()?;
+        (r.status == 200).then(|| r.text())
+    }
+
+    /// Ids of every container (all states).
+    pub fn containers(&self) -> Vec<String> {
+        #[derive(serde::Deserialize)]
+        struct L {
+            #[serde(rename = "Id")]
+            id: String,
+        }
+        match self.api("GET", "/containers/json?all=1", b"") {
+            Ok(r) if r.status == 200 => parse_json::<Vec<L>>(&r.body)
+                .map(|v| v.into_iter().map(|l| l.id).collect())
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// `docker rm -f`, behind the launcher's back.
+    pub fn remove(&self, name: &str) {
+        let r = self
+            .api("DELETE", &format!("/containers/{name}?force=1&v=1"), b"")
+            .unwrap();
+        assert!(r.status == 204 || r.status == 404, "rm -f {name}: {r:?}");
+    }
+
+    /// Imports a busybox root file system as `name`, with a `/bin/bash`
+    /// that runs busybox's shell (the example payload runs /bin/bash).
+    pub fn import_busybox(&self, name: &str) {
+        let rootfs = self.root.join("rootfs");
+        let bin = rootfs.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let bb = static_busybox().unwrap();
+        std::fs::copy(&bb, bin.join("busybox")).unwrap();
+        let list = Command::new(&bb).arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            let link = bin.join(applet.trim());
+            if !applet.trim().is_empty() && !link.exists() {
+                std::os::unix::fs::symlink("busybox", link).unwrap();
+            }
+        }
+        std::fs::write(bin.join("bash"), "#!/bin/sh\nexec /bin/sh \"$@\"\n").unwrap();
+        std::fs::set_permissions(
+            bin.join("bash"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        for d in ["tmp", "proc", "sys", "dev", "etc"] {
+            std::fs::create_dir_all(rootfs.join(d)).unwrap();
+        }
+        let tar = self.root.join("rootfs.tar");
+        let st = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .status()
+            .unwrap();
+        assert!(st.success(), "tar failed");
+        let (repo, tag) = name.rsplit_once(':').unwrap_or((name, "latest"));
+        let body = std::fs::read(&tar).unwrap();
+        let r = self
+            .api(
+                "POST",
+                &format!("/images/create?fromSrc=-&repo={repo}&tag={tag}"),
+                &body,
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "import: {}", r.text());
+        assert!(!r.text().contains("error"), "import: {}", r.text());
+        let _ = std::fs::remove_dir_all(&rootfs);
+        let _ = std::fs::remove_file(&tar);
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            for id in self.containers() {
+                let _ = self.api("DELETE", &format!("/containers/{id}?force=1&v=1"), b"");
+            }
+        }
+        self.stop();
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "--- last lines of {} ---\n{}",
+                self.log.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        // Never descend into something still mounted under the root.
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let root = self.root.to_string_lossy().into_owned();
+        let busy = mounts
+            .lines()
+            .filter_map(|l| l.split(' ').nth(4))
+            .any(|m| m.starts_with(&root));
+        if busy {
+            eprintln!("warning: {root} still has mounts; left in place");
+        } else {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A real `ciao-launcher` (no simulation) using a private dockerd, driven
+/// by the in-process SSNTP test server.
+pub mod node {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    use ciao::payloads::{ErrorReport, InstanceDeleted, InstanceStat, Stat};
+    use ciao::ssntp::frame;
+    use ciao::ssntp::server::ServerEvent;
+    use ciao::ssntp::tls;
+    use ciao::ssntp::uuid::Uuid;
+
+    use super::Dockerd;
+    use crate::common::certgen::{self, CertSet, KeyKind};
+    use crate::common::proc::{Proc, TempDir};
+    use crate::common::ssntp_server::{Options, TestServer};
+
+    pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
+    pub const LONG: Duration = Duration::from_secs(60);
+    /// The instance of examples/payloads/start_container.yaml.
+    pub const EXAMPLE_ID: &str = "67d86208-b46c-4465-9018-e14087d415f";
+
+    pub fn example(name: &str) -> String {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/payloads")
+            .join(name);
+        std::fs::read_to_string(p).unwrap()
+    }
+
+    /// The container example with another id, image and command.
+    pub fn container_payload(id: &str, image: &str, cmd: &str) -> Vec<u8> {
+        example("start_container.yaml")
+            .replace(EXAMPLE_ID, id)
+            .replace(
+                "docker_image: ubuntu:latest",
+                &format!("docker_image: {image}"),
+            )
+            .replace("while true; do sleep 60; done", cmd)
+            .into_bytes()
+    }
+
+    pub fn cmd(kind: &str, id: &str) -> Vec<u8> {
+        format!("{kind}:\n  instance_uuid: {id}\n  workload_agent_uuid: 4cb19522-1e18-439a-883a-f9b2a3a95f5e\n").into_bytes()
+    }
+
+    /// Fields drop in order: the launcher first, the temporary directory last.
+    pub struct Node {
+        pub launcher: Option<Proc>,
+        pub server: TestServer,
+        pub certs: CertSet,
+        pub tmp: TempDir,
+        pub uuid: Uuid,
+        pub data: PathBuf,
+        pub args: Vec<String>,
+        pub launches: usize,
+    }
+
+    impl Node {
+        pub fn new(tag: &str, d: &Dockerd, extra: &[&str]) -> Node {
+            let tmp = TempDir::new(tag);
+            let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+            let ca = tls::load_ca(&certs.ca_pem_path).unwrap();
+            let id = tls::load_identity(&certs.server_pem_path).unwrap();
+            let server =
+                TestServer::start(tls::server_config(&ca, &id).unwrap(), Options::default());
+            let data = tmp.path().join("data");
+            let mut args = vec![
+                format!("-cacert={}", certs.ca_pem_path.display()),
+                format!("-cert={}", certs.client_pem_path.display()),
+                format!("--data-root={}", data.display()),
+                format!("--server={}", server.addr),
+                format!("--docker-socket={}", d.socket.display()),
+                "-network=false".into(),
+                "-logtostderr".into(),
+                "-v=1".into(),
+            ];
+            args.extend(extra.iter().map(|s| s.to_string()));
+            let mut n = Node {
+                tmp,
+                certs,
+                server,
+                launcher: None,
+                uuid: Uuid::NIL,
+                data,
+                args,
+                launches: 0,
+            };
+            n.start_launcher();
+            n
+        }
+
+        pub fn start_launcher(&mut self) {
+            self.launches += 1;
+            let name = format!("launcher{}", self.launches);
+            self.launcher = Some(Proc::start(LAUNCHER, &self.args, self.tmp.path(), &name));
+            self.uuid = loop {
+                match self.server.expect(LONG, "the launcher to connect") {
+                    ServerEvent::Connected { uuid, .. } => break uuid,
+                    _ => continue,
+                }
+            };
+        }
+
+        /// Everything the launcher(s) logged so far.
+        pub fn log(&self) -> String {
+            (1..=self.launches)
+                .map(|i| {
+                    std::fs::read_to_string(self.tmp.path().join(format!("launcher{i}.log")))
+                        .unwrap_or_default()
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+
+        pub fn send(&self, operand: u8, payload: Vec<u8>) {
+            self.server
+                .send(self.uuid, frame::COMMAND, operand, payload);
+        }
+
+        /// Waits for a STATS satisfying `pred`.
+        pub fn stats_until(&self, what: &str, pred: impl Fn(&Stat) -> bool) -> Stat {
+            let end = Instant::now() + LONG;
+            loop {
+                let left = end.saturating_duration_since(Instant::now());
+                let (_, f) = self.server.expect_frame(left, what, |f| {
+                    f.ftype == frame::COMMAND && f.operand == frame::STATS
+                });
+                let stat = Stat::parse(&f.payload).unwrap();
+                if pred(&stat) {
+                    return stat;
+                }
+            }
+        }
+
+        /// Waits for a STATS where `id` is in `state`; returns its entry.
+        pub fn state(&self, id: &str, state: &str) -> InstanceStat {
+            let s = self.stats_until(&format!("{id} {state}"), |s| {
+                s.instances
+                    .iter()
+                    .any(|i| i.instance_uuid == id && i.state == state)
+            });
+            s.instances
+                .into_iter()
+                .find(|i| i.instance_uuid == id)
+                .unwrap()
+        }
+
+        /// The next ERROR frame; checks operand, id and reason.
+        pub fn expect_error(&self, operand: u8, id: &str, reason: &str, what: &str) {
+            let (_, f) = self
+                .server
+                .expect_frame(LONG, what, |f| f.ftype == frame::ERROR);
+            assert_eq!(
+                f.operand,
+                operand,
+                "{what}: got {}",
+                frame::operand_name(f.ftype, f.operand)
+            );
+            let e = ErrorReport::parse(&f.payload).unwrap();
+            assert_eq!(
+                (e.instance_uuid.as_str(), e.reason.as_str()),
+                (id, reason),
+                "{what}"
+            );
+        }
+
+        /// DELETE, then InstanceDeleted and the directory gone.
+        pub fn delete(&self, id: &str) {
+            self.send(frame::DELETE, cmd("delete", id));
+            let (_, ev) = self.server.expect_frame(LONG, "InstanceDeleted", |f| {
+                f.ftype == frame::EVENT && f.operand == frame::INSTANCE_DELETED
+            });
+            assert_eq!(
+                InstanceDeleted::parse(&ev.payload).unwrap().instance_uuid,
+                id
+            );
+            assert!(
+                !self.instance_dir(id).exists(),
+                "instance directory removed"
+            );
+        }
+
+        pub fn instance_dir(&self, id: &str) -> PathBuf {
+            self.data.join("instances").join(id)
+        }
+
+        pub fn kill9(&mut self) {
+            if let Some(mut l) = self.launcher.take() {
+                l.signal(libc::SIGKILL);
+                l.wait_exit(LONG).expect("killed launcher exits");
+            }
+            loop {
+                if let ServerEvent::Disconnected { .. } = self.server.expect(LONG, "the disconnect")
+                {
+                    break;
+                }
+            }
+        }
+    }
+}

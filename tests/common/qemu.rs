@@ -1,0 +1,473 @@
+//! Helpers of the qemu end-to-end tests: prerequisites, the test guest,
+//! a launcher node that runs real VMs (software emulation), and cleanup of
+//! every qemu it started, by PID, even when a test fails.
+//!
+//! Prerequisites: root, `qemu-system-x86_64`, `qemu-img`, `xorriso`, and,
+//! to build the guest the first time, `apt-get`/`dpkg` (Debian packages;
+//! `.ci/install-qemu` installs the rest). With `CI=true` a missing one
+//! fails the test; otherwise the test prints `SKIPPED: <why>` and returns.
+//!
+//! The guest is built by `tests/guest/make-test-guest.sh` once and cached
+//! under Cargo's target directory. VM tests run one at a time (a
+//! process-wide lock): the machines are small.
+
+use std::collections::HashMap;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use ciao::payloads::{ErrorReport, Stat};
+use ciao::ssntp::frame;
+use ciao::ssntp::server::ServerEvent;
+use ciao::ssntp::tls;
+use ciao::ssntp::uuid::Uuid;
+
+use super::certgen::{self, CertSet, KeyKind};
+use super::proc::{Proc, TempDir};
+use super::ssntp_server::{Options, TestServer};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
+/// The backing image name of the test guest under `<data root>/images`.
+pub const GUEST_IMAGE: &str = "ciao-test-guest";
+/// Long enough for a software-emulated boot on a busy 2-core machine.
+pub const BOOT: Duration = Duration::from_secs(150);
+pub const LONG: Duration = Duration::from_secs(60);
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file());
+    found
+}
+
+/// Fails (CI) or prints a visible skip line and returns false.
+pub fn skip_or_fail(test: &str, why: &str) -> bool {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: prerequisite missing under CI=true: {why}");
+    }
+    eprintln!("SKIPPED: {test}: {why}");
+    false
+}
+
+fn missing() -> Option<String> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some("needs root".into());
+    }
+    for p in ["qemu-system-x86_64", "qemu-img", "xorriso"] {
+        if find_program(p).is_none() {
+            return Some(format!("{p} is not installed (run .ci/install-qemu)"));
+        }
+    }
+    None
+}
+
+/// The serial lock and the test guest, or `None` (skipped) when the
+/// prerequisites are missing outside CI.
+pub fn setup(test: &str) -> Option<(MutexGuard<'static, ()>, PathBuf)> {
+    let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(why) = missing() {
+        skip_or_fail(test, &why);
+        return None;
+    }
+    match guest() {
+        Ok(p) => Some((guard, p)),
+        Err(why) => {
+            skip_or_fail(test, &why);
+            None
+        }
+    }
+}
+
+/// Whether OVMF is installed (EFI tests).
+pub fn ovmf() -> Option<PathBuf> {
+    [
+        "/usr/share/qemu/OVMF.fd",
+        "/usr/share/ovmf/OVMF.fd",
+        "/usr/share/OVMF/OVMF_CODE.fd",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.is_file())
+}
+
+/// The cached test guest, built when missing.
+pub fn guest() -> Result<PathBuf, String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ciao-test-guest");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let img = dir.join("guest.img");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest/make-test-guest.sh");
+    // One builder at a time across processes (bench and tests).
+    let lock = std::fs::File::create(dir.join("lock")).map_err(|e| e.to_string())?;
+    // SAFETY: flock on a descriptor we own; released when `lock` drops.
+    unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+    let fresh = match (std::fs::metadata(&img), std::fs::metadata(&script)) {
+        (Ok(i), Ok(s)) => i.modified().ok() >= s.modified().ok(),
+        _ => false,
+    };
+    if fresh {
+        return Ok(img);
+    }
+    if find_program("apt-get").is_none() || find_program("dpkg").is_none() {
+        return Err("building the test guest needs apt-get and dpkg (Debian)".into());
+    }
+    eprintln!(
+        "building the test guest (Debian kernel + busybox) into {}",
+        img.display()
+    );
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg(&img)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{} failed: {}{}",
+            script.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(img)
+}
+
+/// PIDs of every process whose command line mentions `root`.
+pub fn pids_under(root: &Path) -> Vec<i32> {
+    let needle = root.to_string_lossy().into_owned();
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if pid as u32 == std::process::id() {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        if cmd.is_empty() {
+            continue; // zombie or kernel thread
+        }
+        let text = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        if text.contains(&needle) && text.contains("qemu-system") {
+            v.push(pid);
+        }
+    }
+    v
+}
+
+/// SIGKILLs every qemu started under `root` and waits until they are gone.
+pub fn kill_qemus(root: &Path) {
+    for _ in 0..50 {
+        let pids = pids_under(root);
+        if pids.is_empty() {
+            return;
+        }
+        for p in pids {
+            // SAFETY: kill(2) on a qemu PID found under our own data root.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The PID of the qemu of `id`, from its pidfile.
+pub fn qemu_pid(data: &Path, id: &str) -> Option<i32> {
+    std::fs::read_to_string(data.join("instances").join(id).join("qemu.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+/// A START payload from the legacy example: our id, image, size, hostname;
+/// `efi` drops `fw_type: legacy`; `extra_user_data` is appended to the
+/// user-data.
+pub fn start_payload(
+    id: &str,
+    hostname: &str,
+    efi: bool,
+    mem_mb: u32,
+    extra_user_data: &str,
+) -> Vec<u8> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/payloads/start_legacy.yaml");
+    let text = std::fs::read_to_string(p).unwrap();
+    let mut text = text
+        .replace("d7d86208-b46c-4465-9018-fe14087d415f", id)
+        .replace("b286cd45-7d0c-4525-a140-4db6c95e41fa", GUEST_IMAGE)
+        .replace("       value: 2\n", "       value: 1\n")
+        .replace("       value: 370\n", &format!("       value: {mem_mb}\n"))
+        .replace(
+            "\"hostname\": \"ciao\"",
+            &format!("\"hostname\": \"{hostname}\""),
+        );
+    if efi {
+        text = text.replace("  fw_type: legacy\n", "");
+    }
+    if !extra_user_data.is_empty() {
+        // The user-data document ends before the second "...".
+        let first = text.find("\n...\n").unwrap() + 5;
+        let second = first + text[first..].find("\n...\n").unwrap();
+        text.insert_str(second + 1, extra_user_data);
+    }
+    text.into_bytes()
+}
+
+pub fn cmd(kind: &str, id: &str) -> Vec<u8> {
+    format!("{kind}:\n  instance_uuid: {id}\n  workload_agent_uuid: 4cb19522-1e18-439a-883a-f9b2a3a95f5e\n").into_bytes()
+}
+
+/// A launcher running real qemu VMs against an in-process SSNTP server.
+/// Drops the launcher first, then every qemu under its data root (by
+/// PID), then the temporary directory.
+pub struct VmNode {
+    pub launcher: Option<Proc>,
+    pub server: TestServer,
+    pub certs: CertSet,
+    pub uuid: Uuid,
+    pub data: PathBuf,
+    pub args: Vec<String>,
+    pub path_prefix: Option<PathBuf>,
+    pub tmp: TempDir,
+    starts: u32,
+}
+
+impl Drop for VmNode {
+    fn drop(&mut self) {
+        drop(self.launcher.take());
+        kill_qemus(&self.data);
+    }
+}
+
+impl VmNode {
+    /// A node with the guest as backing image `GUEST_IMAGE`; `extra` flags
+    /// after the defaults (`-qemu-virtualisation software`, ...).
+    pub fn new(tag: &str, guest: &Path, extra: &[&str], path_prefix: Option<PathBuf>) -> VmNode {
+        // A short path: the QMP socket path must stay under 108 bytes.
+        let _ = tag;
+        let tmp = loop {
+            let p = std::env::temp_dir().join(format!(
+                "cq{}-{}",
+                std::process::id(),
+                rand_u32() % 100000
+            ));
+            if std::fs::create_dir(&p).is_ok() {
+                break TempDir(p);
+            }
+        };
+        let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+        let ca = tls::load_ca(&certs.ca_pem_path).unwrap();
+        let id = tls::load_identity(&certs.server_pem_path).unwrap();
+        let server = TestServer::start(tls::server_config(&ca, &id).unwrap(), Options::default());
+        let data = tmp.path().join("data");
+        std::fs::create_dir_all(data.join("images")).unwrap();
+        std::os::unix::fs::symlink(guest, data.join("images").join(GUEST_IMAGE)).unwrap();
+        let mut n = VmNode {
+            launcher: None,
+            server,
+            certs,
+            uuid: Uuid::NIL,
+            data,
+            args: extra.iter().map(|s| s.to_string()).collect(),
+            path_prefix,
+            tmp,
+            starts: 0,
+        };
+        n.start_launcher();
+        n
+    }
+
+    pub fn start_launcher(&mut self) {
+        let mut args = vec![
+            format!("-cacert={}", self.certs.ca_pem_path.display()),
+            format!("-cert={}", self.certs.client_pem_path.display()),
+            format!("--data-root={}", self.data.display()),
+            format!("--server={}", self.server.addr),
+            "-network=false".into(),
+            "-qemu-virtualisation=software".into(),
+            "--stats-interval=2".into(),
+            "-logtostderr".into(),
+            "-v=1".into(),
+        ];
+        args.extend(self.args.iter().cloned());
+        self.starts += 1;
+        let log = self
+            .tmp
+            .path()
+            .join(format!("launcher-{}.log", self.starts));
+        let f = std::fs::File::create(&log).unwrap();
+        let mut c = Command::new(LAUNCHER);
+        c.args(&args)
+            .stdin(Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f);
+        if let Some(p) = &self.path_prefix {
+            let path = std::env::var("PATH").unwrap_or_default();
+            c.env("PATH", format!("{}:{path}", p.display()));
+        }
+        let child = c
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the launcher: {e}"));
+        self.launcher = Some(Proc {
+            child,
+            name: "launcher".into(),
+            log,
+        });
+        self.uuid = loop {
+            match self.server.expect(LONG, "the launcher to connect") {
+                ServerEvent::Connected { uuid, .. } => break uuid,
+                _ => continue,
+            }
+        };
+    }
+
+    /// Everything the launchers logged so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        for i in 1..=self.starts {
+            s += &std::fs::read_to_string(self.tmp.path().join(format!("launcher-{i}.log")))
+                .unwrap_or_default();
+        }
+        s
+    }
+
+    pub fn send(&self, operand: u8, payload: Vec<u8>) {
+        self.server
+            .send(self.uuid, frame::COMMAND, operand, payload);
+    }
+
+    /// Waits for a STATS that satisfies `pred` (instance id → stat).
+    pub fn stats_until(
+        &self,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&HashMap<String, ciao::payloads::InstanceStat>) -> bool,
+    ) -> Stat {
+        let end = Instant::now() + within;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                panic!(
+                    "timed out waiting for {what}\n--- launcher log ---\n{}",
+                    self.log()
+                );
+            }
+            let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.server.expect_frame(left, what, |f| {
+                    f.ftype == frame::COMMAND && f.operand == frame::STATS
+                })
+            }));
+            let (_, f) = match got {
+                Ok(x) => x,
+                Err(_) => panic!(
+                    "timed out waiting for {what}\n--- launcher log ---\n{}",
+                    self.log()
+                ),
+            };
+            let stat = Stat::parse(&f.payload).unwrap();
+            let map = stat
+                .instances
+                .iter()
+                .map(|i| (i.instance_uuid.clone(), i.clone()))
+                .collect();
+            if pred(&map) {
+                return stat;
+            }
+        }
+    }
+
+    /// Waits until `id` is in `state`.
+    pub fn wait_state(
+        &self,
+        id: &str,
+        state: &str,
+        within: Duration,
+    ) -> ciao::payloads::InstanceStat {
+        let s = self.stats_until(within, &format!("{id} {state}"), |m| {
+            m.get(id).is_some_and(|i| i.state == state)
+        });
+        s.instances
+            .into_iter()
+            .find(|i| i.instance_uuid == id)
+            .unwrap()
+    }
+
+    /// The next ERROR frame (any operand).
+    pub fn error(&self, within: Duration, what: &str) -> (u8, ErrorReport) {
+        let (_, f) = self
+            .server
+            .expect_frame(within, what, |f| f.ftype == frame::ERROR);
+        (f.operand, ErrorReport::parse(&f.payload).unwrap())
+    }
+
+    pub fn instance_dir(&self, id: &str) -> PathBuf {
+        self.data.join("instances").join(id)
+    }
+
+    pub fn console(&self, id: &str) -> String {
+        String::from_utf8_lossy(
+            &std::fs::read(self.instance_dir(id).join("console.log")).unwrap_or_default(),
+        )
+        .into_owned()
+    }
+
+    /// Waits until the console of `id` contains `needle`.
+    pub fn wait_console(&self, id: &str, needle: &str, within: Duration) -> String {
+        let end = Instant::now() + within;
+        loop {
+            let c = self.console(id);
+            if c.contains(needle) {
+                return c;
+            }
+            if Instant::now() >= end {
+                panic!(
+                    "console of {id} never showed {needle:?}:\n{c}\n--- launcher log ---\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// SIGKILLs the launcher (VMs keep running) and waits for the disconnect.
+    pub fn kill9(&mut self) {
+        if let Some(mut l) = self.launcher.take() {
+            l.signal(libc::SIGKILL);
+            l.wait_exit(LONG).expect("killed launcher exits");
+        }
+        loop {
+            if let ServerEvent::Disconnected { .. } = self.server.expect(LONG, "the disconnect") {
+                break;
+            }
+        }
+    }
+}
+
+fn rand_u32() -> u32 {
+    let mut b = [0u8; 4];
+    let _ = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
+    u32::from_le_bytes(b)
+}
