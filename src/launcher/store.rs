@@ -143,6 +143,7 @@ impl Store {
                 Ok(()) => {}
                 // The instance was deleted in the same turn.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(_) if !path.parent().is_some_and(|d| d.exists()) => {}
                 Err(e) => error!("cannot save {}: {e}", path.display()),
             }
         }
