@@ -139,6 +139,13 @@ pub const STATS_DEADLINE: Duration = Duration::from_secs(5);
 pub const PULL_DEADLINE: Duration = Duration::from_secs(600);
 /// Extra time given to `stop?t=N` beyond N.
 pub const STOP_GRACE: Duration = Duration::from_secs(30);
+/// How long one exit long poll may stay open. Every wait has a deadline:
+/// a dockerd that accepts the poll and then never answers (a hung daemon, a
+/// lost connection nobody closed) would otherwise leave the instance
+/// unwatched for ever. When it passes, the driver inspects the container and
+/// opens a new poll, so a healthy long-running container costs one inspect
+/// and one wait every few minutes.
+pub const WAIT_RENEW: Duration = Duration::from_secs(300);
 
 impl Req {
     fn new(method: &'static str, path: String) -> Req {
@@ -232,10 +239,11 @@ impl Req {
         }
     }
 
-    /// The exit long poll: answers when the container is not running.
+    /// The exit long poll: answers when the container is not running, or
+    /// is renewed after [`WAIT_RENEW`].
     pub fn wait(id: &str) -> Req {
         Req {
-            deadline: None,
+            deadline: Some(WAIT_RENEW),
             ..Req::new("POST", format!("/containers/{id}/wait"))
         }
     }
@@ -665,7 +673,7 @@ mod tests {
             Req::stats("c", false).path,
             "/containers/c/stats?stream=false"
         );
-        assert_eq!(Req::wait("c").deadline, None);
+        assert_eq!(Req::wait("c").deadline, Some(WAIT_RENEW));
         let s = Req::stop("c", Duration::from_secs(7));
         assert_eq!(s.path, "/containers/c/stop?t=7");
         assert_eq!(s.deadline, Some(Duration::from_secs(37)));

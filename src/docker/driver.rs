@@ -714,6 +714,16 @@ impl Docker {
                 info!("instance {inst}: container is gone");
                 self.report_exited(cx);
             }
+            Err(CallError::Timeout(_)) => {
+                // The poll's deadline (api::WAIT_RENEW): still running?
+                debug!("instance {inst}: renewing the container's exit monitor");
+                let id = self.target(cx);
+                self.send(
+                    cx,
+                    Req::inspect(&id, false),
+                    What::Inspect(Look::Recheck(run)),
+                );
+            }
             other => {
                 // The monitor broke (dockerd restarting?): look again.
                 warn!(

@@ -444,3 +444,21 @@ fn left_over_containers_are_swept_after_negotiation() {
     assert!(left.contains(&"0a2") && left.contains(&"0a3"), "{left:?}");
     assert_eq!(left.len(), 3, "ours, the other launcher's, and aaaa0003");
 }
+
+#[test]
+fn the_exit_long_poll_has_a_deadline_and_is_renewed() {
+    use super::api::WAIT_RENEW;
+    let mut b = started("renew");
+    assert_eq!(b.daemon.count("POST", "/wait"), 1);
+    // Still running at the deadline: one inspect, one new poll, no outcome.
+    b.advance(WAIT_RENEW + Duration::from_secs(1));
+    assert_eq!(b.take(), vec![]);
+    assert_eq!(b.daemon.count("POST", "/wait"), 2, "a new exit long poll");
+    assert_eq!(b.held(), 1, "exactly one poll open");
+    // A daemon that swallowed the exit (the poll never answers): the next
+    // deadline finds the container stopped.
+    b.daemon.containers[0].running = false;
+    b.advance(WAIT_RENEW + Duration::from_secs(1));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    assert_eq!(b.daemon.count("POST", "/wait"), 2);
+}
