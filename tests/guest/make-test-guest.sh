@@ -98,16 +98,20 @@ if [ -f /mnt/root/syslinux.cfg ]; then
   # it the writes may stay in qemu's qcow2 cache and die with a killed qemu.
   echo $n | dd of=/mnt/root/BOOTS.TXT conv=fsync 2>/dev/null
 fi
+# The power button's event device is opened before the marker is printed:
+# a test presses the button as soon as it sees the marker, and a press
+# before the open would be lost (the guest would then ignore the STOP).
+ev=""
+for e in /sys/class/input/event*; do
+  grep -q "Power Button" $e/device/name 2>/dev/null && ev=/dev/input/$(basename $e) && break
+done
+[ -n "$ev" ] && exec 3<"$ev"
 echo "CIAO-TEST-GUEST hostname=$host boots=$n userdata=$ud" > /dev/ttyS0
 if [ "$ignore" = yes ]; then
   echo "CIAO-TEST-GUEST ignoring the ACPI power button" > /dev/ttyS0
   while true; do sleep 3600; done
 fi
-ev=""
-for e in /sys/class/input/event*; do
-  grep -q "Power Button" $e/device/name 2>/dev/null && ev=/dev/input/$(basename $e) && break
-done
-if [ -n "$ev" ]; then dd if=$ev of=/dev/null bs=24 count=1 2>/dev/null; else while true; do sleep 3600; done; fi
+if [ -n "$ev" ]; then dd of=/dev/null bs=24 count=1 <&3 2>/dev/null; else while true; do sleep 3600; done; fi
 echo "CIAO-TEST-GUEST power button: shutting down" > /dev/ttyS0
 [ -f /mnt/root/CIAO.TXT ] && echo "shutdown=clean" >> /mnt/root/CIAO.TXT
 sync; umount /mnt/root 2>/dev/null; poweroff -f
