@@ -57,15 +57,12 @@ impl Node {
             },
         );
         let data = tmp.path().join("data");
-        let mut args = vec![
-            format!("-cacert={}", certs.ca_pem_path.display()),
-            format!("-cert={}", certs.client_pem_path.display()),
-            format!("--data-root={}", data.display()),
-            format!("--server={}", server.addr),
-            "-simulation".into(),
-            "-logtostderr".into(),
-            "-v=1".into(),
-        ];
+        let mut args = certs.launcher_args(&data, server.addr);
+        args.extend([
+            "-simulation".to_string(),
+            "-logtostderr".to_string(),
+            "-v=1".to_string(),
+        ]);
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut n = Node {
             launcher: None,
@@ -109,11 +106,7 @@ impl Node {
             l.signal(libc::SIGKILL);
             l.wait_exit(LONG).expect("killed launcher exits");
         }
-        loop {
-            if let ServerEvent::Disconnected { .. } = self.server.expect(LONG, "the disconnect") {
-                break;
-            }
-        }
+        self.server.expect_disconnect(LONG);
     }
 
     fn alive(&mut self) -> bool {

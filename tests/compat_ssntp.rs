@@ -30,14 +30,8 @@ fn server_tls(certs: &CertSet) -> Arc<rustls::ServerConfig> {
 }
 
 fn launcher(certs: &CertSet, tmp: &TempDir, addr: SocketAddr, extra: &[&str]) -> Proc {
-    let mut args = vec![
-        format!("-cacert={}", certs.ca_pem_path.display()),
-        format!("-cert={}", certs.client_pem_path.display()),
-        format!("--data-root={}", tmp.path().join("data").display()),
-        format!("--server={addr}"),
-        "-simulation".into(),
-        "-logtostderr".into(),
-    ];
+    let mut args = certs.launcher_args(&tmp.path().join("data"), addr);
+    args.extend(["-simulation".to_string(), "-logtostderr".to_string()]);
     args.extend(extra.iter().map(|s| s.to_string()));
     Proc::start(LAUNCHER, &args, tmp.path(), "launcher")
 }

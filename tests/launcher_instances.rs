@@ -79,16 +79,13 @@ impl Node {
     }
 
     fn start_launcher(&mut self) {
-        let mut args = vec![
-            format!("-cacert={}", self.certs.ca_pem_path.display()),
-            format!("-cert={}", self.certs.client_pem_path.display()),
-            format!("--data-root={}", self.data.display()),
-            format!("--server={}", self.server.addr),
-            "-simulation".into(),
-            "-network=false".into(),
-            "-logtostderr".into(),
-            "-v=1".into(),
-        ];
+        let mut args = self.certs.launcher_args(&self.data, self.server.addr);
+        args.extend([
+            "-simulation".to_string(),
+            "-network=false".to_string(),
+            "-logtostderr".to_string(),
+            "-v=1".to_string(),
+        ]);
         args.extend(self.extra.iter().cloned());
         self.launcher = Some(Proc::start(LAUNCHER, &args, self.tmp.path(), "launcher"));
         self.uuid = loop {
@@ -126,16 +123,14 @@ impl Node {
 
     /// The next ERROR frame with `operand`.
     fn error(&self, operand: u8, what: &str) -> ErrorReport {
-        let (_, f) = self
-            .server
-            .expect_frame(LONG, what, |f| f.ftype == frame::ERROR);
+        let (got, e) = self.server.expect_error(LONG, what);
         assert_eq!(
-            f.operand,
+            got,
             operand,
             "{what}: got {}",
-            frame::operand_name(f.ftype, f.operand)
+            frame::operand_name(frame::ERROR, got)
         );
-        ErrorReport::parse(&f.payload).unwrap()
+        e
     }
 
     fn expect_error(&self, operand: u8, id: &str, reason: &str, what: &str) {
@@ -156,11 +151,7 @@ impl Node {
             l.signal(libc::SIGKILL);
             l.wait_exit(LONG).expect("killed launcher exits");
         }
-        loop {
-            if let ServerEvent::Disconnected { .. } = self.server.expect(LONG, "the disconnect") {
-                break;
-            }
-        }
+        self.server.expect_disconnect(LONG);
     }
 }
 

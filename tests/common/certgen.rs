@@ -365,6 +365,19 @@ pub struct CertSet {
     pub anchor: Generated,
 }
 
+impl CertSet {
+    /// What every test launcher is given: this set's CA and client
+    /// certificate, its data root and the server to dial.
+    pub fn launcher_args(&self, data: &Path, server: impl std::fmt::Display) -> Vec<String> {
+        vec![
+            format!("-cacert={}", self.ca_pem_path.display()),
+            format!("-cert={}", self.client_pem_path.display()),
+            format!("--data-root={}", data.display()),
+            format!("--server={server}"),
+        ]
+    }
+}
+
 /// What the demo of the spec makes: a scheduler anchor (DNS localhost, IP
 /// 127.0.0.1) and an agent+netagent client, written into `dir`.
 pub fn make_ciao_certs(dir: &Path, kind: KeyKind) -> CertSet {

@@ -364,7 +364,7 @@ pub mod node {
     use std::path::{Path, PathBuf};
     use std::time::{Duration, Instant};
 
-    use ciao::payloads::{ErrorReport, InstanceDeleted, InstanceStat, Stat};
+    use ciao::payloads::{InstanceDeleted, InstanceStat, Stat};
     use ciao::ssntp::frame;
     use ciao::ssntp::server::ServerEvent;
     use ciao::ssntp::tls;
@@ -424,16 +424,13 @@ pub mod node {
             let server =
                 TestServer::start(tls::server_config(&ca, &id).unwrap(), Options::default());
             let data = tmp.path().join("data");
-            let mut args = vec![
-                format!("-cacert={}", certs.ca_pem_path.display()),
-                format!("-cert={}", certs.client_pem_path.display()),
-                format!("--data-root={}", data.display()),
-                format!("--server={}", server.addr),
+            let mut args = certs.launcher_args(&data, server.addr);
+            args.extend([
                 format!("--docker-socket={}", d.socket.display()),
-                "-network=false".into(),
-                "-logtostderr".into(),
-                "-v=1".into(),
-            ];
+                "-network=false".to_string(),
+                "-logtostderr".to_string(),
+                "-v=1".to_string(),
+            ]);
             args.extend(extra.iter().map(|s| s.to_string()));
             let mut n = Node {
                 tmp,
@@ -507,16 +504,13 @@ pub mod node {
 
         /// The next ERROR frame; checks operand, id and reason.
         pub fn expect_error(&self, operand: u8, id: &str, reason: &str, what: &str) {
-            let (_, f) = self
-                .server
-                .expect_frame(LONG, what, |f| f.ftype == frame::ERROR);
+            let (got, e) = self.server.expect_error(LONG, what);
             assert_eq!(
-                f.operand,
+                got,
                 operand,
                 "{what}: got {}",
-                frame::operand_name(f.ftype, f.operand)
+                frame::operand_name(frame::ERROR, got)
             );
-            let e = ErrorReport::parse(&f.payload).unwrap();
             assert_eq!(
                 (e.instance_uuid.as_str(), e.reason.as_str()),
                 (id, reason),
@@ -549,12 +543,7 @@ pub mod node {
                 l.signal(libc::SIGKILL);
                 l.wait_exit(LONG).expect("killed launcher exits");
             }
-            loop {
-                if let ServerEvent::Disconnected { .. } = self.server.expect(LONG, "the disconnect")
-                {
-                    break;
-                }
-            }
+            self.server.expect_disconnect(LONG);
         }
     }
 }

@@ -300,17 +300,14 @@ impl VmNode {
     }
 
     pub fn start_launcher(&mut self) {
-        let mut args = vec![
-            format!("-cacert={}", self.certs.ca_pem_path.display()),
-            format!("-cert={}", self.certs.client_pem_path.display()),
-            format!("--data-root={}", self.data.display()),
-            format!("--server={}", self.server.addr),
-            "-network=false".into(),
-            "-qemu-virtualisation=software".into(),
-            "--stats-interval=2".into(),
-            "-logtostderr".into(),
-            "-v=1".into(),
-        ];
+        let mut args = self.certs.launcher_args(&self.data, self.server.addr);
+        args.extend([
+            "-network=false".to_string(),
+            "-qemu-virtualisation=software".to_string(),
+            "--stats-interval=2".to_string(),
+            "-logtostderr".to_string(),
+            "-v=1".to_string(),
+        ]);
         args.extend(self.args.iter().cloned());
         self.starts += 1;
         let log = self
@@ -416,10 +413,7 @@ impl VmNode {
 
     /// The next ERROR frame (any operand).
     pub fn error(&self, within: Duration, what: &str) -> (u8, ErrorReport) {
-        let (_, f) = self
-            .server
-            .expect_frame(within, what, |f| f.ftype == frame::ERROR);
-        (f.operand, ErrorReport::parse(&f.payload).unwrap())
+        self.server.expect_error(within, what)
     }
 
     pub fn instance_dir(&self, id: &str) -> PathBuf {
@@ -457,11 +451,7 @@ impl VmNode {
             l.signal(libc::SIGKILL);
             l.wait_exit(LONG).expect("killed launcher exits");
         }
-        loop {
-            if let ServerEvent::Disconnected { .. } = self.server.expect(LONG, "the disconnect") {
-                break;
-            }
-        }
+        self.server.expect_disconnect(LONG);
     }
 }
 

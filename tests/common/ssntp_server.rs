@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ciao::ssntp::frame::Frame;
+use ciao::payloads::ErrorReport;
+use ciao::ssntp::frame::{self, Frame};
 use ciao::ssntp::server::{Server, ServerEvent, ServerSettings};
 use ciao::ssntp::uuid::Uuid;
 use mio::{Events, Poll, Token, Waker};
@@ -163,6 +164,22 @@ impl TestServer {
                 Err(_) => panic!("timed out after {within:?} waiting for {what}"),
             }
         }
+    }
+
+    /// The next ERROR frame from anyone: its operand and its report.
+    pub fn expect_error(&self, within: Duration, what: &str) -> (u8, ErrorReport) {
+        let (_, f) = self.expect_frame(within, what, |f| f.ftype == frame::ERROR);
+        let report = ErrorReport::parse(&f.payload)
+            .unwrap_or_else(|e| panic!("{what}: undecodable ERROR payload: {e}"));
+        (f.operand, report)
+    }
+
+    /// Skips events until a client disconnects.
+    pub fn expect_disconnect(&self, within: Duration) {
+        while !matches!(
+            self.expect(within, "the disconnect"),
+            ServerEvent::Disconnected { .. }
+        ) {}
     }
 
     pub fn stop(mut self) {
