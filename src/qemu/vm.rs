@@ -1521,6 +1521,15 @@ mod tests {
             .collect()
     }
 
+    /// The reason and detail of the first outcome, which must be a failed
+    /// START.
+    fn start_failure(o: &[Outcome]) -> (StartFailureReason, &str) {
+        match o.first() {
+            Some(Outcome::StartFailed { reason, detail }) => (*reason, detail),
+            other => panic!("expected a failed START, got {other:?}"),
+        }
+    }
+
     #[test]
     fn start_then_graceful_stop_by_acpi() {
         let mut t = T::new(Virtualisation::Software);
@@ -1629,13 +1638,9 @@ mod tests {
         t.cfg.image_uuid = "nope".into();
         let (e, o) = t.call(|d, cx| d.start(cx, false, b"", b""));
         assert!(spawned(&e).is_empty());
-        match &o[0] {
-            Outcome::StartFailed { reason, detail } => {
-                assert_eq!(*reason, StartFailureReason::ImageFailure);
-                assert!(detail.contains("/data/images/nope"), "{detail}");
-            }
-            o => panic!("{o:?}"),
-        }
+        let (reason, detail) = start_failure(&o);
+        assert_eq!(reason, StartFailureReason::ImageFailure);
+        assert!(detail.contains("/data/images/nope"), "{detail}");
     }
 
     #[test]
@@ -1643,9 +1648,9 @@ mod tests {
         let mut t = T::new(Virtualisation::Software);
         let _ = t.call(|d, cx| d.start(cx, false, b"", b""));
         let (e, o) = t.exit(J_ISO, 1, b"", b"xorriso : FAILURE : no space");
-        assert!(
-            matches!(&o[0], Outcome::StartFailed { reason: StartFailureReason::ImageFailure, detail } if detail.contains("no space"))
-        );
+        let (reason, detail) = start_failure(&o);
+        assert_eq!(reason, StartFailureReason::ImageFailure);
+        assert!(detail.contains("no space"), "{detail}");
         assert!(
             signals(&e).contains(&(J_INFO, libc::SIGKILL)),
             "the other tool is stopped"
@@ -1654,13 +1659,7 @@ mod tests {
         let mut t = T::new(Virtualisation::Software);
         let _ = t.call(|d, cx| d.start(cx, false, b"", b""));
         let (_, o) = t.exit(J_INFO, 0, b"not json", b"");
-        assert!(matches!(
-            &o[0],
-            Outcome::StartFailed {
-                reason: StartFailureReason::ImageFailure,
-                ..
-            }
-        ));
+        assert_eq!(start_failure(&o).0, StartFailureReason::ImageFailure);
     }
 
     #[test]
@@ -1676,13 +1675,9 @@ mod tests {
             b"",
             b"qemu-system-x86_64: Invalid SMP CPUs 1000\n",
         );
-        match &o[0] {
-            Outcome::StartFailed { reason, detail } => {
-                assert_eq!(*reason, StartFailureReason::LaunchFailure);
-                assert!(detail.contains("Invalid SMP CPUs 1000"), "{detail}");
-            }
-            o => panic!("{o:?}"),
-        }
+        let (reason, detail) = start_failure(&o);
+        assert_eq!(reason, StartFailureReason::LaunchFailure);
+        assert!(detail.contains("Invalid SMP CPUs 1000"), "{detail}");
     }
 
     #[test]
@@ -1694,9 +1689,9 @@ mod tests {
         let _ = t.exit(J_INFO, 0, br#"{"format": "raw"}"#, b"");
         let _ = t.exit(J_ISO, 0, b"", b"");
         let (_, o) = t.exit(J_CREATE, 0, b"", b"");
-        assert!(
-            matches!(&o[0], Outcome::StartFailed { reason: StartFailureReason::LaunchFailure, detail } if detail.contains("OVMF"))
-        );
+        let (reason, detail) = start_failure(&o);
+        assert_eq!(reason, StartFailureReason::LaunchFailure);
+        assert!(detail.contains("OVMF"), "{detail}");
     }
 
     #[test]
@@ -1801,13 +1796,7 @@ mod tests {
                 error: "refused".into(),
             });
             if !o.is_empty() {
-                assert!(matches!(
-                    &o[0],
-                    Outcome::StartFailed {
-                        reason: StartFailureReason::LaunchFailure,
-                        ..
-                    }
-                ));
+                assert_eq!(start_failure(&o).0, StartFailureReason::LaunchFailure);
                 assert!(signals(&e).contains(&(WATCH, libc::SIGKILL)));
                 return;
             }
