@@ -6,9 +6,11 @@
 
 pub mod ciaolc;
 pub mod docker;
+pub mod driver;
 pub mod http;
 pub mod launcher;
 pub mod logging;
+pub mod node;
 pub mod payloads;
 pub mod qemu;
 pub mod ssntp;

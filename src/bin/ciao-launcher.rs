@@ -2,5 +2,5 @@
 
 fn main() {
     let args = std::env::args_os().skip(1).collect();
-    std::process::exit(ciao::launcher::daemon::main(args));
+    std::process::exit(ciao::node::main(args));
 }

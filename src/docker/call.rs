@@ -1,7 +1,7 @@
 //! HTTP/1.1 requests to dockerd as driver effects: one Unix-socket
 //! connection per request (the exit long poll is just a connection that
-//! lives long), many in flight at once under distinct [`Key`] tags, each
-//! with a deadline. Sans-IO: the shell connects, writes and reads; this
+//! lives long), many in flight at once as distinct resources
+//! ([`Res::Call`]), each with a deadline timer ([`Timer::CtrCall`]). Sans-IO: the shell connects, writes and reads; this
 //! table turns its inputs into complete replies.
 
 use std::collections::BTreeMap;
@@ -9,18 +9,14 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
+use crate::driver::{Cx, Input, Res, Timer};
 use crate::http::{HttpError, ResponseEvent, ResponseParser};
-use crate::launcher::driver::{Cx, Effect, Input};
 
 use super::api::{Api, Req};
 
 /// How long connecting to the daemon's socket may take.
 pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 
-/// Tags below this are the driver's own timers.
-pub const FIRST_CALL_TAG: u32 = 16;
-/// Set in the tag of a call's deadline timer.
-const DEADLINE_BIT: u32 = 1 << 31;
 /// Largest error body kept from a stream.
 const MAX_STREAM_ERROR_BODY: usize = 64 << 10;
 
@@ -101,13 +97,13 @@ impl<W> Default for Calls<W> {
     fn default() -> Self {
         Calls {
             calls: BTreeMap::new(),
-            next: FIRST_CALL_TAG,
+            next: 0,
         }
     }
 }
 
 impl<W: Clone + PartialEq> Calls<W> {
-    /// Starts a request; returns its tag.
+    /// Starts a request; returns its number.
     pub fn send(
         &mut self,
         cx: &mut Cx,
@@ -117,21 +113,13 @@ impl<W: Clone + PartialEq> Calls<W> {
         what: W,
     ) -> u32 {
         let tag = self.next;
-        self.next = if self.next >= DEADLINE_BIT - 1 {
-            FIRST_CALL_TAG
-        } else {
-            self.next + 1
-        };
+        self.next = self.next.wrapping_add(1);
         let connect = req
             .deadline
             .map_or(CONNECT_DEADLINE, |d| d.min(CONNECT_DEADLINE));
-        cx.effect(Effect::Connect {
-            key: cx.key(tag),
-            path: socket.to_path_buf(),
-            deadline: connect,
-        });
+        cx.connect(Res::Call(tag), socket.to_path_buf(), connect);
         if let Some(d) = req.deadline {
-            cx.timer(tag | DEADLINE_BIT, d);
+            cx.arm(Timer::CtrCall(tag), d);
         }
         self.calls.insert(
             tag,
@@ -150,11 +138,20 @@ impl<W: Clone + PartialEq> Calls<W> {
 
     /// True when `input` belongs to this table.
     pub fn owns(&self, input: &Input) -> bool {
-        let tag = input.tag();
-        match input {
-            Input::Timer { .. } => tag & DEADLINE_BIT != 0,
-            _ => tag >= FIRST_CALL_TAG,
-        }
+        matches!(
+            input,
+            Input::Timer(Timer::CtrCall(_))
+                | Input::Connected { res: Res::Call(_) }
+                | Input::ConnectFailed {
+                    res: Res::Call(_),
+                    ..
+                }
+                | Input::Data {
+                    res: Res::Call(_),
+                    ..
+                }
+                | Input::Closed { res: Res::Call(_) }
+        )
     }
 
     /// Requests in flight with this purpose.
@@ -180,18 +177,25 @@ impl<W: Clone + PartialEq> Calls<W> {
             .map(|(t, _)| *t)
             .collect();
         for t in tags {
-            self.calls.remove(&t);
-            cx.effect(Effect::Close { key: cx.key(t) });
+            self.end(cx, t);
         }
+    }
+
+    /// Forgets call `tag`: its socket is closed and its deadline cancelled.
+    fn end(&mut self, cx: &mut Cx, tag: u32) -> Option<Call<W>> {
+        let c = self.calls.remove(&tag)?;
+        cx.close(Res::Call(tag));
+        if c.deadline.is_some() {
+            cx.cancel(Timer::CtrCall(tag));
+        }
+        Some(c)
     }
 
     /// Feeds one input of the shell; appends what came of it.
     pub fn input(&mut self, cx: &mut Cx, input: Input, out: &mut Vec<Event<W>>) {
         match input {
-            Input::Timer { tag } => {
-                let tag = tag & !DEADLINE_BIT;
-                if let Some(c) = self.calls.remove(&tag) {
-                    cx.effect(Effect::Close { key: cx.key(tag) });
+            Input::Timer(Timer::CtrCall(tag)) => {
+                if let Some(c) = self.end(cx, tag) {
                     let d = c.deadline.unwrap_or_default();
                     out.push(Event::Done {
                         what: c.what,
@@ -199,36 +203,43 @@ impl<W: Clone + PartialEq> Calls<W> {
                     });
                 }
             }
-            Input::Connected { tag } => {
+            Input::Connected {
+                res: Res::Call(tag),
+            } => {
                 if let Some(c) = self.calls.get_mut(&tag) {
                     let bytes = std::mem::take(&mut c.request);
-                    cx.effect(Effect::Write {
-                        key: cx.key(tag),
-                        bytes,
-                    });
+                    cx.write(Res::Call(tag), bytes);
                 }
             }
-            Input::ConnectFailed { tag, error } => {
-                if let Some(c) = self.calls.remove(&tag) {
+            Input::ConnectFailed {
+                res: Res::Call(tag),
+                error,
+            } => {
+                if let Some(c) = self.end(cx, tag) {
                     out.push(Event::Done {
                         what: c.what,
                         result: Err(CallError::Unreachable(error)),
                     });
                 }
             }
-            Input::Data { tag, bytes } => {
+            Input::Data {
+                res: Res::Call(tag),
+                bytes,
+            } => {
                 if let Some(c) = self.calls.get_mut(&tag) {
                     c.parser.feed(&bytes);
                     self.drive(cx, tag, false, out);
                 }
             }
-            Input::Closed { tag } => {
+            Input::Closed {
+                res: Res::Call(tag),
+            } => {
                 if let Some(c) = self.calls.get_mut(&tag) {
                     c.parser.eof();
                     self.drive(cx, tag, true, out);
                 }
             }
-            Input::Exited { .. } | Input::Gone { .. } => {}
+            _ => {}
         }
     }
 
@@ -275,10 +286,9 @@ impl<W: Clone + PartialEq> Calls<W> {
             }
         };
         if let Some(result) = done {
-            if let Some(c) = self.calls.remove(&tag) {
-                if !closed {
-                    cx.effect(Effect::Close { key: cx.key(tag) });
-                }
+            // Closing a socket the peer closed is harmless.
+            let _ = closed;
+            if let Some(c) = self.end(cx, tag) {
                 out.push(Event::Done {
                     what: c.what,
                     result,
@@ -290,12 +300,6 @@ impl<W: Clone + PartialEq> Calls<W> {
 
 fn broken(e: &HttpError) -> CallError {
     CallError::Broken(format!("bad reply: {e}"))
-}
-
-/// Tags of a call's own inputs (for tests).
-#[cfg(test)]
-pub fn deadline_tag(tag: u32) -> u32 {
-    tag | DEADLINE_BIT
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@
 //!   they really are.
 
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -29,21 +29,14 @@ use super::api::{self, CreateSpec, Inspect, Listed, Req, Stats, Waited};
 use super::call::{CallError, Calls, Event, Reply};
 use super::cgroup::{self, CgroupFiles};
 use super::{Shared, SharedRef};
+use crate::driver::{Cx, Driver, FileAction, Input, Job, Outcome, Res, Timer, Turn, Usage};
 use crate::http::json::JsonLines;
 use crate::http::parse_json;
-use crate::launcher::driver::{Cx, Driver, Input, Outcome, Usage};
 use crate::payloads::cloudinit::{container_command, container_hostname};
 use crate::payloads::{InstanceConfig, StartFailureReason};
 
 /// The file in the instance directory that records the container id.
 pub const ID_FILE: &str = "docker-id";
-
-/// Timer: take a statistics sample.
-const T_SAMPLE: u32 = 1;
-/// Timer: look for the container again after dockerd was unreachable.
-const T_POLL: u32 = 2;
-/// Timer: retry a removal.
-const T_RETRY: u32 = 3;
 
 /// First and longest delay of the poll after an outage.
 const POLL_FIRST: Duration = Duration::from_secs(1);
@@ -132,20 +125,25 @@ pub struct Docker {
     pull: JsonLines,
     pull_error: Option<String>,
     sample: Sample,
-    sample_armed: bool,
     poll: Option<Duration>,
-    poll_armed: bool,
     /// When the graceful stop in flight was asked for.
     stop_since: Option<Instant>,
     /// The running container's cgroup files, once found (else samples
     /// come from dockerd's stats call).
     cgroup: Option<CgroupFiles>,
+    /// The instance directory.
+    dir: PathBuf,
+    /// Recording the container id before it is started.
+    recording: bool,
 }
 
 impl Docker {
-    pub fn new(shared: SharedRef) -> Docker {
+    /// The driver of the container whose instance directory is `dir`.
+    pub fn new(shared: SharedRef, dir: PathBuf) -> Docker {
         Docker {
             shared,
+            dir,
+            recording: false,
             calls: Calls::default(),
             queued: Vec::new(),
             id: None,
@@ -157,22 +155,15 @@ impl Docker {
             pull: JsonLines::new(64 << 10),
             pull_error: None,
             sample: Sample::default(),
-            sample_armed: false,
             poll: None,
-            poll_armed: false,
             stop_since: None,
             cgroup: None,
         }
     }
 
     /// A driver with its own shared state (tests).
-    pub fn standalone(shared: Shared) -> Docker {
-        Docker::new(Rc::new(RefCell::new(shared)))
-    }
-
-    /// The container id, once known.
-    pub fn container_id(&self) -> Option<&str> {
-        self.id.as_deref()
+    pub fn standalone(shared: Shared, dir: PathBuf) -> Docker {
+        Docker::new(Rc::new(RefCell::new(shared)), dir)
     }
 
     /// Sends a request, negotiating the API version first if needed.
@@ -183,18 +174,48 @@ impl Docker {
         };
         if api.is_none() && what != What::Version {
             self.queued.push((req, what));
-            if self.calls.count(|w| *w == What::Version) == 0 {
-                self.calls
-                    .send(cx, &socket, None, &Req::version(), What::Version);
-            }
+            self.negotiate(cx);
             return;
         }
         self.calls.send(cx, &socket, api, &req, what);
     }
 
+    /// Negotiates the API version, or waits for the instance that does
+    /// (a node-wide job: one `GET /version` however many containers wait).
+    fn negotiate(&mut self, cx: &mut Cx) {
+        if self.calls.count(|w| *w == What::Version) > 0 {
+            return;
+        }
+        if cx.join(Job::DockerApi) == Turn::Lead {
+            let socket = self.shared.borrow().socket.clone();
+            self.calls
+                .send(cx, &socket, None, &Req::version(), What::Version);
+        }
+    }
+
+    /// The negotiation another instance led is over: go on with what
+    /// waited for it, or fail it as that negotiation failed.
+    fn negotiated(&mut self, cx: &mut Cx) {
+        let queued = std::mem::take(&mut self.queued);
+        let (failure, api) = {
+            let s = self.shared.borrow();
+            (s.negotiation_failure.clone(), s.api)
+        };
+        for (req, what) in queued {
+            match (&failure, api) {
+                (_, Some(_)) | (None, None) => self.queued.push((req, what)),
+                (Some(e), None) => self.on_done(cx, what, Err(e.clone())),
+            }
+        }
+        let queued = std::mem::take(&mut self.queued);
+        for (req, what) in queued {
+            self.send(cx, req, what);
+        }
+    }
+
     /// The container as the API names it: its id, else its name.
     fn target(&self, cx: &Cx) -> String {
-        self.id.clone().unwrap_or_else(|| cx.key.instance.clone())
+        self.id.clone().unwrap_or_else(|| cx.inst.id.clone())
     }
 
     fn fail_start(&mut self, cx: &mut Cx, reason: StartFailureReason, detail: String) {
@@ -257,9 +278,8 @@ impl Docker {
         if self.poll.is_none() {
             self.poll = Some(POLL_FIRST);
         }
-        if !self.poll_armed {
-            self.poll_armed = true;
-            cx.timer(T_POLL, self.poll.unwrap_or(POLL_FIRST));
+        {
+            cx.arm(Timer::CtrPoll, self.poll.unwrap_or(POLL_FIRST));
         }
     }
 
@@ -278,7 +298,7 @@ impl Docker {
                 None => {
                     debug!(
                         "instance {}: cgroup files unreadable; asking dockerd",
-                        cx.key.instance
+                        cx.inst
                     );
                     self.cgroup = None;
                 }
@@ -295,31 +315,55 @@ impl Docker {
         if self.calls.count(|w| *w == What::Disk) == 0 {
             self.send(cx, Req::inspect(&id, true), What::Disk);
         }
-        if !self.sample_armed {
-            self.sample_armed = true;
-            let every = self.shared.borrow().sample_interval;
-            cx.timer(T_SAMPLE, every.max(Duration::from_secs(1)));
-        }
+        let every = self.shared.borrow().sample_interval;
+        cx.arm(Timer::CtrSample, every.max(Duration::from_secs(1)));
     }
 
-    fn write_id(&self, cx: &Cx, id: &str) -> std::io::Result<()> {
-        if cx.dir.as_os_str().is_empty() {
-            return Ok(());
-        }
-        let path = cx.dir.join(ID_FILE);
-        if std::fs::read_to_string(&path).is_ok_and(|s| s.trim() == id) {
-            return Ok(());
-        }
-        crate::sys::fs::write_atomic(&path, format!("{id}\n").as_bytes(), 0o600)
+    /// Records the container id in the instance directory (0600); the
+    /// answer comes as [`Input::File`] for [`Res::ContainerId`].
+    fn write_id(&self, cx: &mut Cx, id: &str) {
+        cx.file(
+            Res::ContainerId,
+            FileAction::Write {
+                path: self.dir.join(ID_FILE),
+                bytes: format!("{id}\n").into_bytes(),
+                mode: 0o600,
+                durable: true,
+            },
+        );
     }
 
-    fn read_id(dir: &Path) -> Option<String> {
-        if dir.as_os_str().is_empty() {
-            return None;
-        }
-        let text = std::fs::read_to_string(dir.join(ID_FILE)).ok()?;
+    /// The container id recorded in the file's bytes, if valid.
+    fn parse_id(bytes: &[u8]) -> Option<String> {
+        let text = std::str::from_utf8(bytes).ok()?;
         let id = text.trim();
         api::valid_id(id).then(|| id.to_string())
+    }
+
+    /// The id file was written (or not).
+    fn id_recorded(&mut self, cx: &mut Cx, result: Result<(), String>) {
+        if !std::mem::take(&mut self.recording) {
+            if let Err(e) = result {
+                warn!("instance {}: cannot record the container id: {e}", cx.inst);
+            }
+            return;
+        }
+        if !matches!(self.op, Op::Start { .. }) {
+            return;
+        }
+        let Some(id) = self.id.clone() else { return };
+        match result {
+            Ok(()) => self.send(cx, Req::start(&id), What::Start),
+            Err(e) => {
+                self.send(cx, Req::remove(&id), What::Rollback);
+                self.id = None;
+                self.fail_start(
+                    cx,
+                    StartFailureReason::ImageFailure,
+                    format!("cannot record the container id: {e}"),
+                );
+            }
+        }
     }
 
     /// Looks the container up: by id when one is known, else by label.
@@ -327,7 +371,7 @@ impl Docker {
         match self.id.clone() {
             Some(id) => self.send(cx, Req::inspect(&id, false), What::Inspect(why)),
             None => {
-                let uuid = cx.key.instance.clone();
+                let uuid = cx.inst.id.clone();
                 self.send(
                     cx,
                     Req::list_by_label(api::LABEL_INSTANCE, &uuid),
@@ -339,11 +383,11 @@ impl Docker {
 
     /// Recovery or poll found the container (or not).
     fn found(&mut self, cx: &mut Cx, why: Look, found: Option<(String, bool)>) {
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         match found {
             Some((id, running)) => {
-                if let Err(e) = self.write_id(cx, &id) {
-                    warn!("instance {inst}: cannot record container id in {ID_FILE}: {e}");
+                if self.id.as_deref() != Some(id.as_str()) {
+                    self.write_id(cx, &id);
                 }
                 self.id = Some(id.clone());
                 self.stop_poll();
@@ -377,7 +421,7 @@ impl Docker {
 
     /// A look-up could not be answered.
     fn look_failed(&mut self, cx: &mut Cx, why: Look, e: &str) {
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         match why {
             Look::Recover => {
                 error!("instance {inst}: cannot find out whether its container runs ({e}); reported exited until dockerd answers");
@@ -395,7 +439,7 @@ impl Docker {
     }
 
     fn on_done(&mut self, cx: &mut Cx, what: What, result: Result<Reply, CallError>) {
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         if let Err(e) = &result {
             if e.is_unreachable() {
                 self.shared.borrow_mut().unreachable(&e.to_string());
@@ -468,10 +512,12 @@ impl Docker {
             other => Err(format!("GET /version: {}", describe(other))),
         };
         let queued = std::mem::take(&mut self.queued);
+        cx.finish(Job::DockerApi);
         match negotiated {
             Ok((a, server)) => {
                 let sweep = {
                     let mut s = self.shared.borrow_mut();
+                    s.negotiation_failure = None;
                     s.negotiated(a, &server);
                     s.take_sweep().then(|| s.instances_dir.clone())
                 };
@@ -491,6 +537,7 @@ impl Docker {
                     Err(e) => e,
                     Ok(_) => CallError::Broken(msg.clone()),
                 };
+                self.shared.borrow_mut().negotiation_failure = Some(err.clone());
                 if !err.is_unreachable() {
                     error!(
                         "dockerd at {}: {msg}",
@@ -505,7 +552,7 @@ impl Docker {
     }
 
     fn on_image_check(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         let image = cx.config.docker_image.clone();
         match result {
             Ok(r) if r.ok() => self.create(cx),
@@ -527,7 +574,7 @@ impl Docker {
     }
 
     fn pull_lines(&mut self, cx: &Cx) {
-        let inst = &cx.key.instance;
+        let inst = &cx.inst.id;
         loop {
             let line = match self.pull.next_line() {
                 Ok(Some(l)) => l,
@@ -587,7 +634,7 @@ impl Docker {
         };
         match err {
             None => {
-                info!("instance {}: image {image} pulled", cx.key.instance);
+                info!("instance {}: image {image} pulled", cx.inst);
                 self.create(cx);
             }
             Some(e) => self.fail_start(
@@ -607,12 +654,12 @@ impl Docker {
             spec.stop_timeout = Some(shared.stop_timeout.as_secs());
         }
         drop(shared);
-        let name = cx.key.instance.clone();
+        let name = cx.inst.id.clone();
         self.send(cx, Req::create(&name, spec.body()), What::Create);
     }
 
     fn on_create(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         match result {
             Ok(r) if r.ok() => {
                 let id = match parse_json::<api::Created>(&r.body) {
@@ -627,20 +674,11 @@ impl Docker {
                         );
                     }
                 };
-                if let Err(e) = self.write_id(cx, &id) {
-                    self.send(cx, Req::remove(&id), What::Rollback);
-                    return self.fail_start(
-                        cx,
-                        StartFailureReason::ImageFailure,
-                        format!(
-                            "cannot record the container id in {}: {e}",
-                            cx.dir.join(ID_FILE).display()
-                        ),
-                    );
-                }
                 info!("instance {inst}: container {} created", short(&id));
                 self.id = Some(id.clone());
-                self.send(cx, Req::start(&id), What::Start);
+                // Started once its id is on disk, so it is never lost.
+                self.recording = true;
+                self.write_id(cx, &id);
             }
             Ok(r) if r.status == 409 && !self.stale_removed => {
                 // The name is taken: a container left by an earlier START of
@@ -694,7 +732,7 @@ impl Docker {
         if run != self.run || !self.alive {
             return;
         }
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         match result {
             Ok(r) if r.ok() => {
                 match parse_json::<Waited>(&r.body) {
@@ -741,7 +779,7 @@ impl Docker {
     }
 
     fn on_inspect(&mut self, cx: &mut Cx, why: Look, result: Result<Reply, CallError>) {
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         let parsed = match &result {
             Ok(r) if r.ok() => parse_json::<Inspect>(&r.body)
                 .map(Some)
@@ -891,7 +929,7 @@ impl Docker {
                 self.record(cx, mem, s.cpu_ns());
             }
             Err(e) => {
-                debug!("instance {}: stats sample failed: {e}", cx.key.instance);
+                debug!("instance {}: stats sample failed: {e}", cx.inst);
                 self.sample.memory_mb = None;
                 self.sample.cpu_percent = None;
             }
@@ -899,7 +937,7 @@ impl Docker {
     }
 
     fn on_stop(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         let timeout = self.shared.borrow().stop_timeout;
         match result {
             Ok(r) if r.ok() || r.status == 304 || r.status == 404 => {
@@ -938,7 +976,7 @@ impl Docker {
     }
 
     fn on_kill(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         match result {
             Ok(r) if r.ok() => {
                 info!("instance {inst}: container killed (SIGKILL)");
@@ -960,7 +998,7 @@ impl Docker {
     }
 
     fn on_remove(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         let Op::Destroy { attempt } = self.op else {
             return;
         };
@@ -986,7 +1024,7 @@ impl Docker {
                     self.op = Op::Destroy {
                         attempt: attempt + 1,
                     };
-                    cx.timer(T_RETRY, delay);
+                    cx.arm(Timer::CtrRetry, delay);
                 } else {
                     let target = self.target(cx);
                     error!(
@@ -1029,19 +1067,19 @@ impl Docker {
         let Some(files) = cgroup::locate(pid) else {
             debug!(
                 "instance {}: no readable cgroup files for pid {pid}; sampling through dockerd",
-                cx.key.instance
+                cx.inst
             );
             return;
         };
         let id = self.id.clone().unwrap_or_default();
         let mine = files.memory.to_string_lossy().contains(id.as_str()) && !id.is_empty();
         if !mine {
-            debug!("instance {}: cgroup of pid {pid} does not name the container; sampling through dockerd", cx.key.instance);
+            debug!("instance {}: cgroup of pid {pid} does not name the container; sampling through dockerd", cx.inst);
             return;
         }
         debug!(
             "instance {}: sampling through {}",
-            cx.key.instance,
+            cx.inst,
             files.memory.display()
         );
         self.cgroup = Some(files);
@@ -1069,7 +1107,7 @@ impl Docker {
             if !api::valid_id(uuid) || !api::valid_id(&l.id) || dir.is_empty() {
                 continue;
             }
-            if Path::new(&dir).join(uuid).exists() {
+            if std::path::Path::new(&dir).join(uuid).exists() {
                 continue;
             }
             warn!(
@@ -1097,7 +1135,7 @@ impl Driver for Docker {
     fn start(&mut self, cx: &mut Cx, restart: bool, user_data: &[u8], meta_data: &[u8]) {
         self.stop_poll();
         self.op = Op::Start { restart };
-        let inst = cx.key.instance.clone();
+        let inst = cx.inst.id.clone();
         if restart {
             match self.id.clone() {
                 Some(id) => self.send(cx, Req::start(&id), What::Start),
@@ -1187,8 +1225,12 @@ impl Driver for Docker {
         // The real state is reported whether or not an operator had
         // stopped it (a container started by hand is running).
         self.op = Op::Recover;
-        self.id = Self::read_id(cx.dir);
-        self.look_up(cx, Look::Recover);
+        cx.file(
+            Res::ContainerId,
+            FileAction::Read {
+                path: self.dir.join(ID_FILE),
+            },
+        );
     }
 
     fn input(&mut self, cx: &mut Cx, input: Input) {
@@ -1212,23 +1254,41 @@ impl Driver for Docker {
             return;
         }
         match input {
-            Input::Timer { tag: T_SAMPLE } => {
-                self.sample_armed = false;
-                self.take_sample(cx);
+            Input::File {
+                res: Res::ContainerId,
+                result,
+            } => {
+                if self.op == Op::Recover && self.id.is_none() && !self.recording {
+                    // Recovery: by the recorded id, else by the label.
+                    self.id = result.ok().and_then(|b| Self::parse_id(&b));
+                    self.look_up(cx, Look::Recover);
+                } else {
+                    self.id_recorded(cx, result.map(|_| ()).map_err(|e| e.to_string()));
+                }
             }
-            Input::Timer { tag: T_POLL } => {
-                self.poll_armed = false;
+            Input::Job {
+                job: Job::DockerApi,
+                lead,
+            } => {
+                if lead {
+                    self.negotiate(cx);
+                } else {
+                    self.negotiated(cx);
+                }
+            }
+            Input::Timer(Timer::CtrSample) => self.take_sample(cx),
+            Input::Timer(Timer::CtrPoll) => {
                 if self.poll.is_some() && self.op == Op::Idle && !self.alive {
                     self.look_up(cx, Look::Poll);
                 }
             }
-            Input::Timer { tag: T_RETRY } => {
+            Input::Timer(Timer::CtrRetry) => {
                 if matches!(self.op, Op::Destroy { .. }) {
                     let id = self.target(cx);
                     self.send(cx, Req::remove(&id), What::Remove);
                 }
             }
-            other => debug!("instance {}: unexpected input {other:?}", cx.key.instance),
+            other => debug!("instance {}: unexpected input {other:?}", cx.inst),
         }
     }
 

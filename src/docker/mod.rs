@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use log::{error, info};
 
-use crate::launcher::config::LauncherConfig;
 use api::Api;
 
 pub use driver::Docker;
@@ -55,6 +54,9 @@ pub struct Shared {
     /// gave up while dockerd was down): look for them after the next
     /// successful negotiation.
     sweep_due: bool,
+    /// Why the last negotiation failed, for the instances that waited for
+    /// it (`None` after a success).
+    pub negotiation_failure: Option<call::CallError>,
 }
 
 /// The shared state, as the factory hands it to each driver.
@@ -76,18 +78,8 @@ impl Shared {
             down: false,
             server: String::new(),
             sweep_due: true,
+            negotiation_failure: None,
         }
-    }
-
-    /// From the launcher's configuration: samples as often as STATS go out
-    /// (at most every 30 s), so each STATS carries a fresh figure.
-    pub fn from_config(cfg: &LauncherConfig) -> SharedRef {
-        Rc::new(RefCell::new(Shared::new(
-            cfg.docker_socket.clone(),
-            cfg.stop_timeout,
-            cfg.stats_interval.min(Duration::from_secs(30)),
-            cfg.instances_dir().to_string_lossy().into_owned(),
-        )))
     }
 
     /// A version was negotiated.

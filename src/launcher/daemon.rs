@@ -17,13 +17,14 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::capacity::Limits;
 use super::config::{self, LauncherConfig};
-use super::driver::{Driver, Effect, Input, Key, Simulated};
+use super::files::{self, Files};
 use super::io::Io;
-use super::manager::{DriverFactory, Manager};
+use super::manager::Manager;
 use super::nodestats::{self, NodeStats};
-use super::store::Store;
+use super::state::{Found, STATE_FILE};
 use super::timers::Timers;
-use crate::payloads::{self, InstanceConfig};
+use crate::driver::{DriverFactory, Effect, Input, Key, Outgoing, Routed, Timer, TimerOp};
+use crate::payloads;
 use crate::ssntp::client::{Client, ClientEvent, ClientSettings};
 use crate::ssntp::frame::{self, Frame};
 use crate::ssntp::{role, tls, uuid::Uuid};
@@ -51,8 +52,12 @@ fn fail(msg: String) -> StartupError {
     StartupError(msg)
 }
 
+/// Makes the driver factory for a configuration (the composition root,
+/// `crate::node`, chooses simulation, qemu or docker per instance).
+pub type MakeFactory = fn(&LauncherConfig) -> Box<dyn DriverFactory>;
+
 /// Entry point of the `ciao-launcher` binary; returns the exit status.
-pub fn main(args: Vec<OsString>) -> i32 {
+pub fn main(args: Vec<OsString>, make_factory: MakeFactory) -> i32 {
     let cfg = config::parse_or_exit(args);
     sys::mem::keep_heap_small();
     // Block the shutdown signals before anything else (the mask is
@@ -65,8 +70,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
         return fatal(&e);
     }
     let hard_reset = cfg.hard_reset;
-    let result =
-        Daemon::new(cfg, signals).and_then(|d| if hard_reset { d.hard_reset() } else { d.run() });
+    let factory = make_factory(&cfg);
+    let result = Daemon::new(cfg, signals, factory).and_then(|d| {
+        if hard_reset {
+            d.hard_reset()
+        } else {
+            d.run()
+        }
+    });
     match result {
         Ok(()) => {
             info!("ciao-launcher stopped");
@@ -84,63 +95,6 @@ fn fatal(msg: &str) -> i32 {
     1
 }
 
-/// Makes each instance's driver: simulated, qemu or docker.
-struct Factory {
-    cfg: LauncherConfig,
-    seed: u64,
-    /// State shared by every docker driver (socket, negotiated API version).
-    docker: Option<crate::docker::SharedRef>,
-    /// State shared by every qemu driver (settings, the probed CPU model).
-    qemu: Option<std::rc::Rc<std::cell::RefCell<crate::qemu::Shared>>>,
-}
-
-impl DriverFactory for Factory {
-    fn make(&mut self, config: &InstanceConfig) -> Box<dyn Driver> {
-        if self.cfg.simulation {
-            self.seed = self
-                .seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let d = self.cfg.simulation_delay;
-            Box::new(Simulated::new(d.min, d.max, self.seed))
-        } else if config.is_container() {
-            self.docker(config)
-        } else {
-            self.qemu(config)
-        }
-    }
-}
-
-impl Factory {
-    /// The driver of a qemu VM.
-    fn qemu(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
-        let cfg = &self.cfg;
-        let shared = self.qemu.get_or_insert_with(|| {
-            let mut settings = crate::qemu::Settings::new(
-                cfg.images_dir(),
-                cfg.virtualisation,
-                cfg.ovmf_path(),
-                cfg.stop_timeout,
-            );
-            settings.ceph_id = cfg.ceph_id.clone().unwrap_or_default();
-            if cfg.with_ui != config::UiMode::None {
-                warn!("qemu: -with-ui nc is not supported for VMs; serial consoles go to <instance dir>/console.log");
-            }
-            crate::qemu::Shared::new(settings, Box::new(crate::qemu::RealHost))
-        });
-        Box::new(crate::qemu::QemuDriver::new(shared.clone()))
-    }
-
-    /// The driver of a docker container.
-    fn docker(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
-        let cfg = &self.cfg;
-        let shared = self
-            .docker
-            .get_or_insert_with(|| crate::docker::Shared::from_config(cfg));
-        Box::new(crate::docker::Docker::new(shared.clone()))
-    }
-}
-
 /// The running daemon.
 pub struct Daemon {
     cfg: LauncherConfig,
@@ -151,8 +105,9 @@ pub struct Daemon {
     node_uuid: Uuid,
     own_role: u32,
     manager: Manager,
-    timers: Timers<Key>,
+    timers: Timers<Key<Timer>>,
     io: Io,
+    files: Files,
     /// When the periodic STATUS + STATS is due.
     next_tick: Instant,
     /// A coalesced state-change STATS, when one is pending.
@@ -164,7 +119,11 @@ pub struct Daemon {
 
 impl Daemon {
     /// Everything before the loop; any error is fatal.
-    pub fn new(cfg: LauncherConfig, signals: SignalFd) -> Result<Daemon, StartupError> {
+    pub fn new(
+        cfg: LauncherConfig,
+        signals: SignalFd,
+        factory: Box<dyn DriverFactory>,
+    ) -> Result<Daemon, StartupError> {
         refuse_unfinished_flags(&cfg)?;
         let mut locks = Vec::new();
         if !cfg.simulation {
@@ -207,16 +166,14 @@ impl Daemon {
             disk_limit: false,
             max_instances,
         };
-        let factory = Box::new(Factory {
-            cfg: cfg.clone(),
-            seed: u64::from_le_bytes(Uuid::random().0[..8].try_into().unwrap_or([3; 8])) | 1,
-            docker: None,
-            qemu: None,
-        });
-        let mut manager = Manager::new(Store::new(instances), limits, factory);
+        let found = files::scan(&instances, STATE_FILE)
+            .into_iter()
+            .map(|(id, bytes)| Found::classify(id, bytes))
+            .collect();
+        let mut manager = Manager::new(instances, limits, factory);
         let now = Instant::now();
         // Recovery before the first connection, so the first STATS is complete.
-        manager.recover(now);
+        manager.recover(found, now);
         info!("{} instance(s) recovered", manager.len());
         Ok(Daemon {
             next_tick: now + cfg.stats_interval,
@@ -229,6 +186,7 @@ impl Daemon {
             manager,
             timers: Timers::new(),
             io: Io::new(),
+            files: Files::new(),
             stats_due: None,
             last_ready: None,
             _locks: locks,
@@ -238,66 +196,20 @@ impl Daemon {
     /// The loop; returns after a shutdown signal.
     pub fn run(mut self) -> Result<(), StartupError> {
         let mut events = Events::with_capacity(256);
-        let mut client_events = Vec::new();
-        let mut inputs = Vec::new();
         let mut now = Instant::now();
         self.execute(now);
-        if let Some(c) = self.client.as_mut() {
-            c.poll(self.poll.registry(), now, &mut client_events);
-        }
+        self.poll_client(true, now);
         loop {
             let timeout = self
                 .next_deadline()
                 .map(|d| d.saturating_duration_since(now));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
-                if e.kind() != std::io::ErrorKind::Interrupted {
-                    return Err(fail(format!("poll failed: {e}")));
+            now = self.wait(&mut events, timeout)?;
+            if let Some(sig) = self.turn(&events, now) {
+                info!("signal {sig} received: shutting down (instances keep running)");
+                if let Some(c) = self.client.as_mut() {
+                    c.close(self.poll.registry());
                 }
-            }
-            now = Instant::now();
-            let mut client_ready = false;
-            for ev in events.iter() {
-                match ev.token() {
-                    SIGNAL => {
-                        if let Some(sig) = self.pending_signal() {
-                            info!("signal {sig} received: shutting down (instances keep running)");
-                            self.manager.commit();
-                            if let Some(c) = self.client.as_mut() {
-                                c.close(self.poll.registry());
-                            }
-                            return Ok(());
-                        }
-                    }
-                    CLIENT => client_ready = true,
-                    t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
-                    t => debug!("event for unknown token {t:?}"),
-                }
-            }
-            self.io.tick(self.poll.registry(), now, &mut inputs);
-            for (key, input) in inputs.drain(..) {
-                self.manager.on_input(&key, input, now);
-            }
-            if let Some(c) = self.client.as_mut() {
-                if client_ready || c.deadline().is_some_and(|d| d <= now) {
-                    c.poll(self.poll.registry(), now, &mut client_events);
-                }
-            }
-            for ev in client_events.drain(..) {
-                self.on_client_event(ev, now);
-            }
-            for key in self.timers.expired(now) {
-                self.manager
-                    .on_input(&key, Input::Timer { tag: key.tag }, now);
-            }
-            if now >= self.next_tick {
-                self.next_tick = now + self.cfg.stats_interval;
-                self.report(now);
-            }
-            self.execute(now);
-            if self.stats_due.is_some_and(|d| d <= now) {
-                self.stats_due = None;
-                let node = self.sample_node();
-                self.send_stats(&node, now);
+                return Ok(());
             }
         }
     }
@@ -309,8 +221,8 @@ impl Daemon {
         info!("hard reset: deleting {n} instance(s)");
         let deadline = now + HARD_RESET_DEADLINE;
         let mut events = Events::with_capacity(64);
+        self.execute(now);
         loop {
-            self.execute(now);
             if self.manager.is_empty() {
                 info!("hard reset done");
                 return Ok(());
@@ -321,62 +233,103 @@ impl Daemon {
                     self.manager.len()
                 )));
             }
-            let next = [self.timers.next(), self.io.deadline(), Some(deadline)]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(deadline);
-            let _ = self
-                .poll
-                .poll(&mut events, Some(next.saturating_duration_since(now)));
-            now = Instant::now();
-            let mut inputs = Vec::new();
-            for ev in events.iter() {
-                match ev.token() {
-                    SIGNAL if self.pending_signal().is_some() => {
-                        return Err(fail("hard reset interrupted by a signal".into()));
-                    }
-                    t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
-                    _ => {}
-                }
-            }
-            self.io.tick(self.poll.registry(), now, &mut inputs);
-            for (key, input) in inputs {
-                self.manager.on_input(&key, input, now);
-            }
-            for key in self.timers.expired(now) {
-                self.manager
-                    .on_input(&key, Input::Timer { tag: key.tag }, now);
+            let next = self.next_deadline().map_or(deadline, |d| d.min(deadline));
+            now = self.wait(&mut events, Some(next.saturating_duration_since(now)))?;
+            if self.turn(&events, now).is_some() {
+                return Err(fail("hard reset interrupted by a signal".into()));
             }
         }
     }
 
-    /// Executes the manager's effects and wishes, and makes state durable.
+    /// Blocks in `poll` (the only place that blocks) and returns the time.
+    fn wait(
+        &mut self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> Result<Instant, StartupError> {
+        if let Err(e) = self.poll.poll(events, timeout) {
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(fail(format!("poll failed: {e}")));
+            }
+        }
+        Ok(Instant::now())
+    }
+
+    /// One loop turn: readiness, deadlines and timers become inputs of the
+    /// cores, then their effects are executed. Returns a shutdown signal.
+    fn turn(&mut self, events: &Events, now: Instant) -> Option<i32> {
+        let mut inputs: Vec<Routed> = Vec::new();
+        let mut client_ready = false;
+        for ev in events.iter() {
+            match ev.token() {
+                SIGNAL => {
+                    if let Some(sig) = self.pending_signal() {
+                        return Some(sig);
+                    }
+                }
+                CLIENT => client_ready = true,
+                t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
+                t => debug!("event for unknown token {t:?}"),
+            }
+        }
+        self.io.tick(self.poll.registry(), now, &mut inputs);
+        for (key, input) in inputs {
+            self.manager.on_input(&key, input, now);
+        }
+        self.poll_client(client_ready, now);
+        for key in self.timers.expired(now) {
+            self.manager
+                .on_input(&key.inst, Input::Timer(key.what), now);
+        }
+        if self.client.is_some() && now >= self.next_tick {
+            self.next_tick = now + self.cfg.stats_interval;
+            self.report(now);
+        }
+        self.execute(now);
+        if self.stats_due.is_some_and(|d| d <= now) {
+            let node = self.sample_node();
+            self.send_stats(&node, now);
+        }
+        None
+    }
+
+    /// Lets the SSNTP client make progress when its socket is ready or a
+    /// deadline of its passed, and handles what it reports.
+    fn poll_client(&mut self, ready: bool, now: Instant) {
+        let mut client_events = Vec::new();
+        if let Some(c) = self.client.as_mut() {
+            if ready || c.deadline().is_some_and(|d| d <= now) {
+                c.poll(self.poll.registry(), now, &mut client_events);
+            }
+        }
+        for ev in client_events {
+            self.on_client_event(ev, now);
+        }
+    }
+
+    /// Executes the manager's effects, each by its executor, until there
+    /// are none; makes staged files durable (once per turn) and hands the
+    /// answers back; then acts on the manager's wishes.
     fn execute(&mut self, now: Instant) {
+        let mut inputs: Vec<Routed> = Vec::new();
         loop {
             let effects = self.manager.take_effects();
             if effects.is_empty() {
-                break;
+                if !self.files.pending() {
+                    break;
+                }
+                self.files.commit(&mut inputs);
             }
             for e in effects {
                 match e {
-                    Effect::Send {
-                        ftype,
-                        operand,
-                        payload,
-                    } => {
-                        let f = Frame::new(ftype, operand, self.node_uuid.0, payload);
-                        self.send(&f);
-                    }
-                    Effect::Timer { key, at } => self.timers.arm(at, key),
-                    other => {
-                        let mut inputs = Vec::new();
-                        self.io.apply(self.poll.registry(), other, now, &mut inputs);
-                        for (key, input) in inputs {
-                            self.manager.on_input(&key, input, now);
-                        }
-                    }
+                    Effect::Send(out) => self.send_outgoing(out),
+                    Effect::Timer(op) => self.timer(op),
+                    Effect::Io(op) => self.io.apply(self.poll.registry(), op, now, &mut inputs),
+                    Effect::File(op) => self.files.apply(op, &mut inputs),
                 }
+            }
+            for (key, input) in inputs.drain(..) {
+                self.manager.on_input(&key, input, now);
             }
         }
         let wants = self.manager.take_wants();
@@ -387,12 +340,23 @@ impl Daemon {
         if wants.stats {
             self.stats_due.get_or_insert(now + STATS_COALESCE);
         }
-        self.manager.commit();
     }
 
-    fn next_deadline(&self) -> Option<Instant> {
+    fn timer(&mut self, op: TimerOp) {
+        match op {
+            TimerOp::Arm { key, at } => self.timers.arm(at, key),
+            TimerOp::Cancel { key } => self.timers.cancel(&key),
+        }
+    }
+
+    fn send_outgoing(&mut self, out: Outgoing) {
+        let f = Frame::new(out.ftype, out.operand, self.node_uuid.0, out.payload);
+        self.send(&f);
+    }
+
+    fn next_deadline(&mut self) -> Option<Instant> {
         [
-            Some(self.next_tick),
+            self.client.is_some().then_some(self.next_tick),
             self.stats_due,
             self.client.as_ref().and_then(|c| c.deadline()),
             self.timers.next(),
@@ -540,6 +504,9 @@ impl Daemon {
     }
 
     fn send_stats(&mut self, node: &NodeStats, now: Instant) {
+        // Whatever was pending is in this STATS (a STATS coalesced for
+        // +100 ms must not follow the full report sent on connect).
+        self.stats_due = None;
         if !self.connected() {
             return;
         }

@@ -1,8 +1,9 @@
-//! The drivers' I/O, executed on the loop: child processes (awaited through
+//! The executor of [`IoOp`]s, on the loop: child processes (awaited through
 //! pidfds, output read from non-blocking pipes), watched foreign processes
 //! (pidfds), and Unix stream sockets (QMP, docker). Each resource belongs
-//! to a driver [`Key`]; what happens to it comes back as an [`Input`] for
-//! that key. Nothing here blocks, and every wait has a deadline.
+//! to an instance's [`Key<Res>`]; what happens to it comes back as an
+//! [`Input`] for that instance. Nothing here blocks, and every wait has a
+//! deadline.
 //!
 //! Tokens: resource slot `s` uses `TOKEN_BASE + 4*s + k`, `k` being 0 for
 //! the pidfd or socket, 1 and 2 for a child's stdout and stderr.
@@ -17,7 +18,7 @@ use mio::net::UnixStream;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use super::driver::{Effect, Input, Key};
+use crate::driver::{Input, IoOp, Key, Res, Routed};
 use crate::sys::child::{self, Child, SpawnOptions};
 use crate::sys::pidfd;
 
@@ -43,7 +44,7 @@ enum Resource {
 }
 
 struct Slot {
-    key: Key,
+    key: Key<Res>,
     res: Resource,
 }
 
@@ -51,7 +52,7 @@ struct Slot {
 #[derive(Default)]
 pub struct Io {
     slots: HashMap<usize, Slot>,
-    by_key: HashMap<Key, usize>,
+    by_key: HashMap<Key<Res>, usize>,
     next: usize,
 }
 
@@ -85,7 +86,7 @@ impl Io {
             .min()
     }
 
-    fn alloc(&mut self, key: Key, res: Resource) -> usize {
+    fn alloc(&mut self, key: Key<Res>, res: Resource) -> usize {
         // Slot numbers wrap within the token space; skip live ones.
         loop {
             self.next = (self.next + 1) % ((usize::MAX - TOKEN_BASE) / 4);
@@ -94,197 +95,197 @@ impl Io {
             }
         }
         let s = self.next;
-        if let Some(old) = self.by_key.insert(key.clone(), s) {
-            warn!("driver {key:?} reused a key still in use; the older resource is orphaned");
-            let _ = old;
-        }
-        self.slots.insert(s, Slot { key, res });
-        s
+        self.alloc_at(s, key, res)
     }
 
     fn token(slot: usize, k: usize) -> Token {
         Token(TOKEN_BASE + 4 * slot + k)
     }
 
-    /// Executes one effect (timers and frames are the daemon's business).
-    /// An effect that fails at once produces its input immediately.
-    pub fn apply(
-        &mut self,
-        registry: &Registry,
-        e: Effect,
-        now: Instant,
-        out: &mut Vec<(Key, Input)>,
-    ) {
-        match e {
-            Effect::Spawn {
+    /// Executes one operation. One that fails at once produces its input
+    /// immediately.
+    pub fn apply(&mut self, registry: &Registry, op: IoOp, now: Instant, out: &mut Vec<Routed>) {
+        match op {
+            IoOp::Spawn {
                 key,
                 argv,
                 deadline,
-            } => {
-                debug!("{}: running {:?}", key.instance, argv);
-                match child::spawn(&argv, SpawnOptions::default()) {
-                    Ok(c) => {
-                        let slot = self.alloc(
-                            key,
-                            Resource::Child {
-                                child: c,
-                                deadline: now + deadline,
-                                timed_out: false,
-                            },
-                        );
-                        if let Some(Slot {
-                            res: Resource::Child { child, .. },
-                            key,
-                        }) = self.slots.get(&slot)
-                        {
-                            let regs = [
-                                (child.pidfd_raw(), 0),
-                                (child.stdout_raw(), 1),
-                                (child.stderr_raw(), 2),
-                            ];
-                            for (fd, k) in regs {
-                                if let Err(e) = registry.register(
-                                    &mut SourceFd(&fd),
-                                    Io::token(slot, k),
-                                    Interest::READABLE,
-                                ) {
-                                    warn!("{}: cannot watch a child: {e}", key.instance);
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => out.push((
-                        key.clone(),
-                        Input::Exited {
-                            tag: key.tag,
-                            status: None,
-                            timed_out: false,
-                            stdout: Vec::new(),
-                            stderr: Vec::new(),
-                            error: format!(
-                                "cannot run {}: {e}",
-                                argv.first()
-                                    .map(|a| a.to_string_lossy().into_owned())
-                                    .unwrap_or_default()
-                            ),
-                        },
-                    )),
-                }
-            }
-            Effect::Watch { key, pid } => match pidfd::pidfd_open(pid) {
-                Ok(fd) => {
-                    let raw = fd.as_raw_fd();
-                    let slot = self.alloc(key.clone(), Resource::Watch { pidfd: fd });
-                    if let Err(e) = registry.register(
-                        &mut SourceFd(&raw),
-                        Io::token(slot, 0),
-                        Interest::READABLE,
-                    ) {
-                        self.remove(registry, slot);
-                        out.push((
-                            key.clone(),
-                            Input::Gone {
-                                tag: key.tag,
-                                error: e.to_string(),
-                            },
-                        ));
-                    }
-                }
-                Err(e) => out.push((
-                    key.clone(),
-                    Input::Gone {
-                        tag: key.tag,
-                        error: format!("process {pid}: {e}"),
-                    },
-                )),
-            },
-            Effect::Signal { key, signal } => {
-                let res = self
-                    .by_key
-                    .get(&key)
-                    .and_then(|s| self.slots.get(s))
-                    .map(|s| match &s.res {
-                        Resource::Child { child, .. } => child.signal(signal),
-                        Resource::Watch { pidfd } => {
-                            match pidfd::pidfd_send_signal(pidfd, signal) {
-                                Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
-                                r => r,
-                            }
-                        }
-                        Resource::Socket { .. } => {
-                            Err(io::Error::new(io::ErrorKind::InvalidInput, "not a process"))
-                        }
-                    });
-                match res {
-                    Some(Ok(())) => debug!("{}: sent signal {signal}", key.instance),
-                    Some(Err(e)) => warn!("{}: cannot send signal {signal}: {e}", key.instance),
-                    None => debug!(
-                        "{}: signal {signal} for a process no longer watched",
-                        key.instance
-                    ),
-                }
-            }
-            Effect::Unwatch { key } | Effect::Close { key } => {
+            } => self.spawn(registry, key, &argv, now + deadline, out),
+            IoOp::Watch { key, pid } => self.watch(registry, key, pid, out),
+            IoOp::Signal { key, signal } => self.signal(&key, signal),
+            IoOp::Unwatch { key } | IoOp::Close { key } => {
                 if let Some(slot) = self.by_key.get(&key).copied() {
                     self.remove(registry, slot);
                 }
             }
-            Effect::Connect {
+            IoOp::Connect {
                 key,
                 path,
                 deadline,
-            } => match UnixStream::connect(&path) {
-                Ok(mut stream) => {
-                    let slot_key = key.clone();
-                    let slot = self.next_free();
-                    let interest = Interest::READABLE | Interest::WRITABLE;
-                    if let Err(e) = registry.register(&mut stream, Io::token(slot, 0), interest) {
-                        out.push((
-                            key.clone(),
-                            Input::ConnectFailed {
-                                tag: key.tag,
-                                error: e.to_string(),
+            } => self.connect(registry, key, &path, now + deadline, out),
+            IoOp::Write { key, bytes } => self.write(registry, &key, &bytes, now, out),
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        registry: &Registry,
+        key: Key<Res>,
+        argv: &[std::ffi::OsString],
+        deadline: Instant,
+        out: &mut Vec<Routed>,
+    ) {
+        debug!("{}: running {:?}", key.inst, argv);
+        let c = match child::spawn(argv, SpawnOptions::default()) {
+            Ok(c) => c,
+            Err(e) => {
+                let program = argv
+                    .first()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                out.push((
+                    key.inst,
+                    Input::Exited {
+                        res: key.what,
+                        status: None,
+                        timed_out: false,
+                        stdout: Vec::new(),
+                        stderr: Vec::new(),
+                        error: format!("cannot run {program}: {e}"),
+                    },
+                ));
+                return;
+            }
+        };
+        let fds = [(c.pidfd_raw(), 0), (c.stdout_raw(), 1), (c.stderr_raw(), 2)];
+        let slot = self.alloc(
+            key.clone(),
+            Resource::Child {
+                child: c,
+                deadline,
+                timed_out: false,
+            },
+        );
+        for (fd, k) in fds {
+            if let Err(e) =
+                registry.register(&mut SourceFd(&fd), Io::token(slot, k), Interest::READABLE)
+            {
+                warn!("{}: cannot watch a child: {e}", key.inst);
+            }
+        }
+    }
+
+    fn watch(&mut self, registry: &Registry, key: Key<Res>, pid: u32, out: &mut Vec<Routed>) {
+        let error = match pidfd::pidfd_open(pid) {
+            Ok(fd) => {
+                let raw = fd.as_raw_fd();
+                let slot = self.alloc(key.clone(), Resource::Watch { pidfd: fd });
+                match registry.register(&mut SourceFd(&raw), Io::token(slot, 0), Interest::READABLE)
+                {
+                    Ok(()) => return,
+                    Err(e) => {
+                        self.remove(registry, slot);
+                        e.to_string()
+                    }
+                }
+            }
+            Err(e) => format!("process {pid}: {e}"),
+        };
+        out.push((
+            key.inst,
+            Input::Gone {
+                res: key.what,
+                error,
+            },
+        ));
+    }
+
+    fn signal(&mut self, key: &Key<Res>, signal: i32) {
+        let res = self
+            .by_key
+            .get(key)
+            .and_then(|s| self.slots.get(s))
+            .map(|s| match &s.res {
+                Resource::Child { child, .. } => child.signal(signal),
+                Resource::Watch { pidfd } => match pidfd::pidfd_send_signal(pidfd, signal) {
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(()),
+                    r => r,
+                },
+                Resource::Socket { .. } => {
+                    Err(io::Error::new(io::ErrorKind::InvalidInput, "not a process"))
+                }
+            });
+        match res {
+            Some(Ok(())) => debug!("{}: sent signal {signal}", key.inst),
+            Some(Err(e)) => warn!("{}: cannot send signal {signal}: {e}", key.inst),
+            None => debug!(
+                "{}: signal {signal} for a process no longer watched",
+                key.inst
+            ),
+        }
+    }
+
+    fn connect(
+        &mut self,
+        registry: &Registry,
+        key: Key<Res>,
+        path: &std::path::Path,
+        deadline: Instant,
+        out: &mut Vec<Routed>,
+    ) {
+        let error = match UnixStream::connect(path) {
+            Ok(mut stream) => {
+                let slot = self.next_free();
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                match registry.register(&mut stream, Io::token(slot, 0), interest) {
+                    Ok(()) => {
+                        self.alloc_at(
+                            slot,
+                            key,
+                            Resource::Socket {
+                                stream,
+                                out: Vec::new(),
+                                connected: false,
+                                deadline: Some(deadline),
+                                interest,
                             },
-                        ));
+                        );
                         return;
                     }
-                    let got = self.alloc_at(
-                        slot,
-                        slot_key,
-                        Resource::Socket {
-                            stream,
-                            out: Vec::new(),
-                            connected: false,
-                            deadline: Some(now + deadline),
-                            interest,
-                        },
-                    );
-                    debug_assert_eq!(got, slot);
+                    Err(e) => e.to_string(),
                 }
-                Err(e) => out.push((
-                    key.clone(),
-                    Input::ConnectFailed {
-                        tag: key.tag,
-                        error: format!("{}: {e}", path.display()),
-                    },
-                )),
-            },
-            Effect::Write { key, bytes } => {
-                let Some(slot) = self.by_key.get(&key).copied() else {
-                    debug!("{}: write to a closed socket dropped", key.instance);
-                    return;
-                };
-                if let Some(Slot {
-                    res: Resource::Socket { out: buf, .. },
-                    ..
-                }) = self.slots.get_mut(&slot)
-                {
-                    buf.extend_from_slice(&bytes);
-                }
-                self.drive_socket(registry, slot, now, out);
             }
-            Effect::Send { .. } | Effect::Timer { .. } => {}
+            Err(e) => format!("{}: {e}", path.display()),
+        };
+        out.push((
+            key.inst,
+            Input::ConnectFailed {
+                res: key.what,
+                error,
+            },
+        ));
+    }
+
+    fn write(
+        &mut self,
+        registry: &Registry,
+        key: &Key<Res>,
+        bytes: &[u8],
+        now: Instant,
+        out: &mut Vec<Routed>,
+    ) {
+        let Some(slot) = self.by_key.get(key).copied() else {
+            debug!("{}: write to a closed socket dropped", key.inst);
+            return;
+        };
+        if let Some(Slot {
+            res: Resource::Socket { out: buf, .. },
+            ..
+        }) = self.slots.get_mut(&slot)
+        {
+            buf.extend_from_slice(bytes);
         }
+        self.drive_socket(registry, slot, now, out);
     }
 
     fn next_free(&mut self) -> usize {
@@ -296,8 +297,18 @@ impl Io {
         }
     }
 
-    fn alloc_at(&mut self, slot: usize, key: Key, res: Resource) -> usize {
-        self.by_key.insert(key.clone(), slot);
+    fn alloc_at(&mut self, slot: usize, key: Key<Res>, res: Resource) -> usize {
+        if let Some(old) = self.by_key.insert(key.clone(), slot) {
+            // A driver that opens a resource it already has: the older one
+            // is closed, never leaked.
+            warn!(
+                "{}: {:?} opened again; closing the older one",
+                key.inst, key.what
+            );
+            if let Some(o) = self.slots.remove(&old) {
+                drop(o);
+            }
+        }
         self.slots.insert(slot, Slot { key, res });
         slot
     }
@@ -333,7 +344,7 @@ impl Io {
         registry: &Registry,
         token: Token,
         now: Instant,
-        out: &mut Vec<(Key, Input)>,
+        out: &mut Vec<Routed>,
     ) {
         let slot = (token.0 - TOKEN_BASE) / 4;
         match self.slots.get(&slot).map(|s| &s.res) {
@@ -343,9 +354,9 @@ impl Io {
                     let key = s.key.clone();
                     self.remove(registry, slot);
                     out.push((
-                        key.clone(),
+                        key.inst.clone(),
                         Input::Gone {
-                            tag: key.tag,
+                            res: key.what,
                             error: String::new(),
                         },
                     ));
@@ -356,7 +367,7 @@ impl Io {
         }
     }
 
-    fn drive_child(&mut self, registry: &Registry, slot: usize, out: &mut Vec<(Key, Input)>) {
+    fn drive_child(&mut self, registry: &Registry, slot: usize, out: &mut Vec<Routed>) {
         let Some(Slot {
             key,
             res: Resource::Child {
@@ -370,7 +381,7 @@ impl Io {
         let status = match child.try_wait() {
             Ok(s) => s,
             Err(e) => {
-                warn!("{}: cannot wait for a child: {e}", key.instance);
+                warn!("{}: cannot wait for a child: {e}", key.inst);
                 None
             }
         };
@@ -380,7 +391,7 @@ impl Io {
         let _ = child.read_output();
         let (stdout, stderr) = child.take_output();
         let input = Input::Exited {
-            tag: key.tag,
+            res: key.what,
             status: Some(status),
             timed_out: *timed_out,
             stdout,
@@ -389,7 +400,7 @@ impl Io {
         };
         let key = key.clone();
         self.remove(registry, slot);
-        out.push((key, input));
+        out.push((key.inst, input));
     }
 
     fn drive_socket(
@@ -397,7 +408,7 @@ impl Io {
         registry: &Registry,
         slot: usize,
         _now: Instant,
-        out: &mut Vec<(Key, Input)>,
+        out: &mut Vec<Routed>,
     ) {
         let Some(Slot {
             key,
@@ -419,9 +430,9 @@ impl Io {
                 Ok(Some(e)) | Err(e) => {
                     self.remove(registry, slot);
                     out.push((
-                        key.clone(),
+                        key.inst.clone(),
                         Input::ConnectFailed {
-                            tag: key.tag,
+                            res: key.what,
                             error: e.to_string(),
                         },
                     ));
@@ -433,15 +444,15 @@ impl Io {
                 Ok(_) => {
                     *connected = true;
                     *deadline = None;
-                    out.push((key.clone(), Input::Connected { tag: key.tag }));
+                    out.push((key.inst.clone(), Input::Connected { res: key.what }));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
                 Err(e) => {
                     self.remove(registry, slot);
                     out.push((
-                        key.clone(),
+                        key.inst.clone(),
                         Input::ConnectFailed {
-                            tag: key.tag,
+                            res: key.what,
                             error: e.to_string(),
                         },
                     ));
@@ -480,16 +491,16 @@ impl Io {
         }
         if !data.is_empty() {
             out.push((
-                key.clone(),
+                key.inst.clone(),
                 Input::Data {
-                    tag: key.tag,
+                    res: key.what,
                     bytes: data,
                 },
             ));
         }
         if closed {
             self.remove(registry, slot);
-            out.push((key.clone(), Input::Closed { tag: key.tag }));
+            out.push((key.inst.clone(), Input::Closed { res: key.what }));
             return;
         }
         let want = if buf.is_empty() {
@@ -504,7 +515,7 @@ impl Io {
     }
 
     /// Kills children past their deadline and fails late connects.
-    pub fn tick(&mut self, registry: &Registry, now: Instant, out: &mut Vec<(Key, Input)>) {
+    pub fn tick(&mut self, registry: &Registry, now: Instant, out: &mut Vec<Routed>) {
         let due: Vec<usize> = self
             .slots
             .iter()
@@ -533,7 +544,7 @@ impl Io {
                 } => {
                     warn!(
                         "{}: a child (pid {}) missed its deadline; killing it",
-                        s.key.instance,
+                        s.key.inst,
                         child.pid()
                     );
                     *timed_out = true;
@@ -543,28 +554,15 @@ impl Io {
                     let key = s.key.clone();
                     self.remove(registry, slot);
                     out.push((
-                        key.clone(),
+                        key.inst.clone(),
                         Input::ConnectFailed {
-                            tag: key.tag,
+                            res: key.what,
                             error: "connect timed out".into(),
                         },
                     ));
                 }
                 Resource::Watch { .. } => {}
             }
-        }
-    }
-
-    /// Drops every resource of an instance generation (deleted instance).
-    pub fn forget(&mut self, registry: &Registry, instance: &str, generation: u64) {
-        let slots: Vec<usize> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| s.key.instance == instance && s.key.generation == generation)
-            .map(|(k, _)| *k)
-            .collect();
-        for s in slots {
-            self.remove(registry, s);
         }
     }
 }

@@ -9,29 +9,30 @@
 //! when the command reaches the head of its instance's queue, so the
 //! answer reflects the commands before it.
 //!
-//! I/O happens only through [`Effect`]s (frames, timers) executed by the
-//! shell, and through the [`Store`] (fast local file operations).
+//! I/O happens only through [`Effect`]s executed by the shell: frames,
+//! timers, the drivers' children and sockets, and file operations. A
+//! change is reported to the server only after the file that records it is
+//! durable (the answer to a durable write).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use log::{debug, error, info, warn};
 
 use super::capacity::{Capacity, Limits, Resources};
-use super::driver::{Cx, Driver, Effect, Input, Key, Outcome, Usage};
-use super::store::{Found, StateFile, Store};
+use super::state::{self, Found, StateFile, DIR_MODE, STATE_FILE, STATE_MODE};
+use crate::driver::{
+    Cx, Driver, DriverFactory, Effect, FileAction, FileError, FileOp, Input, InstanceKey, Jobs,
+    Key, Outcome, Outgoing, Res, Usage,
+};
 use crate::payloads::errors::Reason;
 use crate::payloads::{
     self, DeleteFailureReason, InstanceConfig, InstanceStat, RestartFailureReason, StartCommand,
     StartFailureReason, StopFailureReason,
 };
 use crate::ssntp::frame::{self, Frame};
-
-/// Makes the driver for a new or recovered instance.
-pub trait DriverFactory {
-    fn make(&mut self, config: &InstanceConfig) -> Box<dyn Driver>;
-}
 
 /// The state reported in STATS, plus what the manager needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,11 +90,25 @@ enum Op {
     Recover,
 }
 
+/// A file operation the manager waits for within an operation.
+enum Pending {
+    /// START: the directory is being made, then the state file written;
+    /// then the driver starts with this command.
+    Create(Box<StartCommand>),
+    /// The state file is being rewritten; `then` is the state to take (and
+    /// report) once it is durable.
+    Save { then: State },
+    /// DELETE: the directory is being removed.
+    Remove,
+}
+
 struct Instance {
+    key: InstanceKey,
+    dir: PathBuf,
     config: InstanceConfig,
     state: State,
-    generation: u64,
     driver: Box<dyn Driver>,
+    pending: Option<Pending>,
     queue: VecDeque<Cmd>,
     op: Option<Op>,
     stopped: bool,
@@ -115,7 +130,9 @@ pub struct Wants {
 /// The instance table and everything that acts on it.
 pub struct Manager {
     instances: BTreeMap<String, Instance>,
-    store: Store,
+    /// `<data root>/instances`.
+    root: PathBuf,
+    jobs: Jobs,
     capacity: Capacity,
     limits: Limits,
     factory: Box<dyn DriverFactory>,
@@ -127,10 +144,11 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(store: Store, limits: Limits, factory: Box<dyn DriverFactory>) -> Manager {
+    pub fn new(root: PathBuf, limits: Limits, factory: Box<dyn DriverFactory>) -> Manager {
         Manager {
             instances: BTreeMap::new(),
-            store,
+            root,
+            jobs: Jobs::default(),
             capacity: Capacity::default(),
             limits,
             factory,
@@ -149,11 +167,6 @@ impl Manager {
     /// What the shell should report, reset on read.
     pub fn take_wants(&mut self) -> Wants {
         std::mem::take(&mut self.wants)
-    }
-
-    /// Makes staged state files durable (once per loop turn).
-    pub fn commit(&mut self) {
-        self.store.commit();
     }
 
     /// Number of instances in the table (any state).
@@ -217,31 +230,22 @@ impl Manager {
         std::mem::take(&mut self.traces)
     }
 
-    /// Re-adopts every instance directory (before the first connection).
-    pub fn recover(&mut self, now: Instant) {
-        for found in self.store.scan() {
-            match found {
+    /// Re-adopts every instance directory found at start-up (before the
+    /// first connection), in name order.
+    pub fn recover(&mut self, found: Vec<Found>, now: Instant) {
+        for f in found {
+            match f {
                 Found::Instance(id, state) => {
-                    let resources = resources(&state.config);
-                    self.capacity.add(resources);
-                    let driver = self.factory.make(&state.config);
-                    let generation = self.generation();
+                    self.capacity.add(resources(&state.config));
                     info!("recovering instance {id}");
-                    self.instances.insert(
-                        id.clone(),
-                        Instance {
-                            config: state.config,
-                            state: State::Pending,
-                            generation,
-                            driver,
-                            queue: VecDeque::new(),
-                            op: Some(Op::Recover),
-                            stopped: state.stopped,
-                            trace: None,
-                            quarantine: None,
-                        },
-                    );
                     let stopped = state.stopped;
+                    if self.insert(&id, state.config, State::Pending).is_none() {
+                        continue;
+                    }
+                    if let Some(inst) = self.instances.get_mut(&id) {
+                        inst.op = Some(Op::Recover);
+                        inst.stopped = stopped;
+                    }
                     self.drive(&id, now, |d, cx| d.recover(cx, stopped));
                 }
                 Found::Quarantined(id, why) => {
@@ -250,26 +254,41 @@ impl Manager {
                         instance_uuid: id.clone(),
                         ..InstanceConfig::default()
                     };
-                    let driver = self.factory.make(&config);
-                    let generation = self.generation();
-                    self.instances.insert(
-                        id,
-                        Instance {
-                            config,
-                            state: State::Quarantined,
-                            generation,
-                            driver,
-                            queue: VecDeque::new(),
-                            op: None,
-                            stopped: true,
-                            trace: None,
-                            quarantine: Some(why),
-                        },
-                    );
+                    if let Some(inst) = self.insert(&id, config, State::Quarantined) {
+                        inst.stopped = true;
+                        inst.quarantine = Some(why);
+                    }
                 }
             }
         }
         self.wants.stats = true;
+        self.settle(now);
+    }
+
+    /// A new table entry with a new generation and its driver (`None` for
+    /// an id that cannot be a directory name).
+    fn insert(&mut self, id: &str, config: InstanceConfig, st: State) -> Option<&mut Instance> {
+        let dir = state::instance_dir(&self.root, id)?;
+        let generation = self.generation();
+        let driver = self.factory.make(&config, dir.clone());
+        let inst = Instance {
+            key: InstanceKey {
+                id: id.to_string(),
+                generation,
+            },
+            dir,
+            config,
+            state: st,
+            driver,
+            pending: None,
+            queue: VecDeque::new(),
+            op: None,
+            stopped: false,
+            trace: None,
+            quarantine: None,
+        };
+        self.instances.insert(id.to_string(), inst);
+        self.instances.get_mut(id)
     }
 
     fn generation(&mut self) -> u64 {
@@ -279,6 +298,11 @@ impl Manager {
 
     /// Handles a COMMAND frame from the server.
     pub fn on_command(&mut self, f: Frame, now: Instant) {
+        self.dispatch(f, now);
+        self.settle(now);
+    }
+
+    fn dispatch(&mut self, f: Frame, now: Instant) {
         match f.operand {
             frame::START => self.on_start(f, now),
             frame::STOP => match payloads::parse_stop(&f.payload) {
@@ -384,24 +408,16 @@ impl Manager {
             self.fail_start(&id, StartFailureReason::FullCn);
             return;
         }
-        let driver = self.factory.make(&cmd.instance);
-        let generation = self.generation();
-        self.instances.insert(
-            id.clone(),
-            Instance {
-                config: cmd.instance.clone(),
-                state: State::Pending,
-                generation,
-                driver,
-                queue: VecDeque::new(),
-                op: None,
-                stopped: false,
-                trace: None,
-                quarantine: None,
-            },
-        );
+        if self
+            .insert(&id, cmd.instance.clone(), State::Pending)
+            .is_none()
+        {
+            // parse_start validated the id; this cannot happen.
+            self.fail_start(&id, StartFailureReason::InvalidData);
+            return;
+        }
         self.wants.stats = true;
-        self.begin_start(&id, Box::new(cmd), trace, now);
+        self.begin_start(&id, Box::new(cmd), trace);
     }
 
     /// Queues a command for an existing instance (or answers no_instance).
@@ -417,7 +433,7 @@ impl Manager {
             return;
         };
         // A DELETE behind a graceful STOP escalates it (design decision 8).
-        if matches!(cmd, Cmd::Delete) && inst.op == Some(Op::Stop) {
+        if matches!(cmd, Cmd::Delete) && inst.op == Some(Op::Stop) && inst.pending.is_none() {
             info!("DELETE of {id} escalates its graceful stop");
             self.drive(&id, now, |d, cx| d.stop(cx, true));
         }
@@ -488,16 +504,35 @@ impl Manager {
         }
     }
 
-    /// START of a new instance: directory, state file, then the driver.
-    fn begin_start(
-        &mut self,
-        id: &str,
-        cmd: Box<StartCommand>,
-        trace: Option<Frame>,
-        now: Instant,
-    ) {
-        if let Err(e) = self.store.create(id) {
-            warn!("START of {id} refused (instance_exists): {e}");
+    /// START of a new instance: the directory first (an existing one
+    /// refuses the START), then the state file, then the driver.
+    fn begin_start(&mut self, id: &str, cmd: Box<StartCommand>, trace: Option<Frame>) {
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
+        inst.op = Some(Op::Start);
+        inst.trace = trace;
+        inst.pending = Some(Pending::Create(cmd));
+        let path = inst.dir.clone();
+        self.file(
+            id,
+            Res::Dir,
+            FileAction::CreateDir {
+                path,
+                mode: DIR_MODE,
+            },
+        );
+    }
+
+    /// The instance directory of a START was made (or not).
+    fn created(&mut self, id: &str, cmd: Box<StartCommand>, result: Result<(), FileError>) {
+        if let Err(e) = result {
+            let why = if e.kind == io::ErrorKind::AlreadyExists {
+                "its directory already exists"
+            } else {
+                "cannot create its directory"
+            };
+            warn!("START of {id} refused (instance_exists): {why}: {e}");
             self.fail_start(id, StartFailureReason::InstanceExists);
             self.forget(id);
             return;
@@ -508,76 +543,175 @@ impl Manager {
                 e.reason.as_str(),
                 e.detail
             );
+            // Files first: the refusal is sent once nothing is left.
+            self.remove_dir(id);
             self.fail_start(id, e.reason);
-            let _ = self.store.remove(id);
             self.forget(id);
             return;
         }
-        if let Err(e) = self.store.save(id, &StateFile::new(cmd.instance.clone())) {
+        let bytes = StateFile::new(cmd.instance.clone(), false).encode();
+        if let Some(inst) = self.instances.get_mut(id) {
+            inst.pending = Some(Pending::Create(cmd));
+        }
+        self.write_state(id, bytes);
+    }
+
+    /// The state file of a START is durable (or not): the driver starts.
+    fn saved_new(
+        &mut self,
+        id: &str,
+        cmd: Box<StartCommand>,
+        result: Result<(), FileError>,
+        now: Instant,
+    ) {
+        if let Err(e) = result {
             error!("START of {id} failed (image_failure): cannot write its state: {e}");
+            self.remove_dir(id);
             self.fail_start(id, StartFailureReason::ImageFailure);
-            let _ = self.store.remove(id);
             self.forget(id);
             return;
         }
-        let Some(inst) = self.instances.get_mut(id) else {
-            return;
-        };
-        inst.op = Some(Op::Start);
-        inst.trace = trace;
         info!("starting instance {id}");
         self.drive(id, now, |d, cx| {
             d.start(cx, false, &cmd.user_data, &cmd.meta_data)
         });
     }
 
+    fn file(&mut self, id: &str, res: Res, action: FileAction) {
+        if let Some(inst) = self.instances.get(id) {
+            self.effects.push(Effect::File(FileOp {
+                key: Key {
+                    inst: inst.key.clone(),
+                    what: res,
+                },
+                action,
+            }));
+        }
+    }
+
+    fn write_state(&mut self, id: &str, bytes: Vec<u8>) {
+        let Some(inst) = self.instances.get(id) else {
+            return;
+        };
+        let path = inst.dir.join(STATE_FILE);
+        self.file(
+            id,
+            Res::State,
+            FileAction::Write {
+                path,
+                bytes,
+                mode: STATE_MODE,
+                durable: true,
+            },
+        );
+    }
+
+    /// Removes the instance directory; the answer ends a DELETE (an
+    /// instance forgotten meanwhile ignores it).
+    fn remove_dir(&mut self, id: &str) {
+        if let Some(path) = self.instances.get(id).map(|i| i.dir.clone()) {
+            self.file(id, Res::Dir, FileAction::RemoveTree { path });
+        }
+    }
+
     /// Removes a table entry and releases its resources (no event).
     fn forget(&mut self, id: &str) {
         if let Some(inst) = self.instances.remove(id) {
+            self.jobs.leave(&inst.key);
             self.capacity.release(resources(&inst.config));
             self.wants.stats = true;
         }
     }
 
     /// Feeds an answer from the shell to the instance it belongs to.
-    pub fn on_input(&mut self, key: &Key, input: Input, now: Instant) {
-        match self.instances.get(&key.instance) {
-            Some(inst) if inst.generation == key.generation => {}
+    pub fn on_input(&mut self, key: &InstanceKey, input: Input, now: Instant) {
+        self.route(key, input, now);
+        self.settle(now);
+    }
+
+    fn route(&mut self, key: &InstanceKey, input: Input, now: Instant) {
+        match self.instances.get(&key.id) {
+            Some(inst) if inst.key.generation == key.generation => {}
             _ => {
                 debug!(
                     "dropping a late answer for {} (generation {})",
-                    key.instance, key.generation
+                    key.id, key.generation
                 );
                 return;
             }
         }
-        let id = key.instance.clone();
-        self.drive(&id, now, |d, cx| d.input(cx, input));
+        let id = key.id.clone();
+        match input {
+            Input::File {
+                res: res @ (Res::Dir | Res::State),
+                result,
+            } => self.on_file(&id, res, result.map(|_| ()), now),
+            other => self.drive(&id, now, |d, cx| d.input(cx, other)),
+        }
+    }
+
+    /// Delivers what node-wide jobs have to tell their waiters.
+    fn settle(&mut self, now: Instant) {
+        loop {
+            let notices = self.jobs.take_notices();
+            if notices.is_empty() {
+                return;
+            }
+            for (key, input) in notices {
+                self.route(&key, input, now);
+            }
+        }
+    }
+
+    /// One of the manager's own file operations finished.
+    fn on_file(&mut self, id: &str, res: Res, result: Result<(), FileError>, now: Instant) {
+        let Some(pending) = self.instances.get_mut(id).and_then(|i| i.pending.take()) else {
+            debug!("instance {id}: unexpected answer for {res:?}");
+            return;
+        };
+        match (pending, res) {
+            (Pending::Create(cmd), Res::Dir) => self.created(id, cmd, result),
+            (Pending::Create(cmd), Res::State) => self.saved_new(id, cmd, result, now),
+            (Pending::Save { then }, Res::State) => {
+                if let Err(e) = result {
+                    error!("instance {id}: cannot save its state: {e}");
+                }
+                if let Some(inst) = self.instances.get_mut(id) {
+                    inst.state = then;
+                }
+                self.wants.stats = true;
+                self.done(id, now);
+            }
+            (Pending::Remove, Res::Dir) => {
+                if let Err(e) = result {
+                    error!("instance {id}: cannot remove its files: {e}");
+                }
+                self.deleted(id);
+            }
+            (p, r) => {
+                debug!("instance {id}: unexpected answer for {r:?}");
+                if let Some(inst) = self.instances.get_mut(id) {
+                    inst.pending = Some(p);
+                }
+            }
+        }
     }
 
     /// Calls the driver of `id` and applies what it reports.
     fn drive(&mut self, id: &str, now: Instant, call: impl FnOnce(&mut dyn Driver, &mut Cx)) {
-        let dir = match self.store.dir(id) {
-            Ok(d) => d,
-            Err(_) => PathBuf::new(),
-        };
         let Some(inst) = self.instances.get_mut(id) else {
             return;
         };
         let mut outcomes = Vec::new();
         {
-            let mut cx = Cx {
+            let mut cx = Cx::new(
                 now,
-                key: Key {
-                    instance: id.to_string(),
-                    generation: inst.generation,
-                    tag: 0,
-                },
-                dir: &dir,
-                config: &inst.config,
-                effects: &mut self.effects,
-                outcomes: &mut outcomes,
-            };
+                &inst.key,
+                &inst.config,
+                &mut self.effects,
+                &mut outcomes,
+                &mut self.jobs,
+            );
             call(inst.driver.as_mut(), &mut cx);
         }
         for o in outcomes {
@@ -605,14 +739,17 @@ impl Manager {
                 }
             }
             Outcome::Running => {
+                if op == Some(Op::Restart) && inst.stopped {
+                    // Active once it is recorded that no operator stop holds.
+                    info!("instance {id} is active");
+                    inst.stopped = false;
+                    self.save(id, State::Active);
+                    return;
+                }
                 inst.state = State::Active;
                 self.wants.stats = true;
                 if matches!(op, Some(Op::Start | Op::Restart | Op::Recover)) {
                     info!("instance {id} is active");
-                    if op == Some(Op::Restart) && inst.stopped {
-                        inst.stopped = false;
-                        self.persist(id);
-                    }
                     self.done(id, now);
                 }
             }
@@ -648,8 +785,8 @@ impl Manager {
                         // Failed before the launch: the instance goes away
                         // again, without InstanceDeleted (payloads.md §3.7).
                         let queued: Vec<Cmd> = inst.queue.drain(..).collect();
+                        self.remove_dir(id);
                         self.fail_start(id, reason);
-                        let _ = self.store.remove(id);
                         self.forget(id);
                         for c in queued {
                             self.refuse_orphan(id, c);
@@ -659,15 +796,16 @@ impl Manager {
             }
             Outcome::Exited => {
                 let was = inst.state;
+                if op == Some(Op::Stop) {
+                    // Exited once it is recorded that an operator stopped it.
+                    info!("instance {id} stopped");
+                    inst.stopped = true;
+                    self.save(id, State::Exited);
+                    return;
+                }
                 inst.state = State::Exited;
                 self.wants.stats = true;
                 match op {
-                    Some(Op::Stop) => {
-                        info!("instance {id} stopped");
-                        inst.stopped = true;
-                        self.persist(id);
-                        self.done(id, now);
-                    }
                     Some(Op::Delete { stopping: true }) => {
                         inst.op = Some(Op::Delete { stopping: false });
                         self.drive(id, now, |d, cx| d.destroy(cx));
@@ -702,10 +840,16 @@ impl Manager {
         }
     }
 
+    /// DELETE: the driver has let go; the files go, then the instance.
     fn finish_delete(&mut self, id: &str) {
-        if let Err(e) = self.store.remove(id) {
-            error!("instance {id}: cannot remove its files: {e}");
+        if let Some(inst) = self.instances.get_mut(id) {
+            inst.pending = Some(Pending::Remove);
         }
+        self.remove_dir(id);
+    }
+
+    /// DELETE done: the entry goes and the server is told.
+    fn deleted(&mut self, id: &str) {
         let queued: Vec<Cmd> = self
             .instances
             .get_mut(id)
@@ -727,17 +871,15 @@ impl Manager {
         }
     }
 
-    fn persist(&mut self, id: &str) {
-        let Some(inst) = self.instances.get(id) else {
+    /// Rewrites the state file; the instance takes state `then` (and it is
+    /// reported) once the file is durable.
+    fn save(&mut self, id: &str, then: State) {
+        let Some(inst) = self.instances.get_mut(id) else {
             return;
         };
-        let state = StateFile {
-            stopped: inst.stopped,
-            ..StateFile::new(inst.config.clone())
-        };
-        if let Err(e) = self.store.save(id, &state) {
-            error!("instance {id}: cannot save its state: {e}");
-        }
+        inst.pending = Some(Pending::Save { then });
+        let bytes = StateFile::new(inst.config.clone(), inst.stopped).encode();
+        self.write_state(id, bytes);
     }
 
     /// The current operation finished: run the next queued command.
@@ -749,11 +891,11 @@ impl Manager {
     }
 
     fn send(&mut self, ftype: u8, operand: u8, payload: String) {
-        self.effects.push(Effect::Send {
+        self.effects.push(Effect::Send(Outgoing {
             ftype,
             operand,
             payload: payload.into_bytes(),
-        });
+        }));
     }
 
     fn fail_start(&mut self, id: &str, r: StartFailureReason) {
@@ -803,6 +945,7 @@ impl Manager {
         for id in &ids {
             self.enqueue(id.clone(), Cmd::Delete, now);
         }
+        self.settle(now);
         ids.len()
     }
 }
@@ -813,622 +956,5 @@ fn resources(c: &InstanceConfig) -> Resources {
         cpus: c.cpus,
         mem_mb: c.mem_mb,
         disk_mb: c.disk_mb,
-    }
-}
-
-/// Pins the instance-management fixes listed in docs/compatibility.md
-/// (launcher.md §10 items 1–5, 7, 17–19; payloads.md §13 traps 14 and 16).
-/// A scripted driver makes every step wait for a timer the test fires, so
-/// commands can be interleaved with unfinished operations at will.
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::launcher::driver::Input;
-    use crate::payloads::{ErrorReport, InstanceDeleted, VolumeErrorReport};
-    use std::cell::RefCell;
-    use std::rc::Rc;
-
-    const BOOT: u32 = 1;
-    const STOP: u32 = 2;
-    const DESTROY: u32 = 3;
-
-    type Log = Rc<RefCell<Vec<String>>>;
-
-    /// Each step completes when the test fires its timer. The image name
-    /// chooses a failure: `fail-image` fails before the launch,
-    /// `fail-launch` at the launch.
-    struct Scripted {
-        log: Log,
-        running: bool,
-    }
-
-    impl Driver for Scripted {
-        fn start(&mut self, cx: &mut Cx, restart: bool, _u: &[u8], _m: &[u8]) {
-            let id = cx.key.instance.clone();
-            self.log
-                .borrow_mut()
-                .push(format!("start {id} restart={restart}"));
-            if cx.config.image() != "fail-image" {
-                cx.outcome(Outcome::Launched);
-            }
-            cx.timer(BOOT, Duration::from_secs(1));
-        }
-        fn stop(&mut self, cx: &mut Cx, urgent: bool) {
-            let id = cx.key.instance.clone();
-            self.log
-                .borrow_mut()
-                .push(format!("stop {id} urgent={urgent}"));
-            cx.timer(STOP, Duration::from_secs(1));
-        }
-        fn destroy(&mut self, cx: &mut Cx) {
-            let id = cx.key.instance.clone();
-            self.log.borrow_mut().push(format!("destroy {id}"));
-            cx.timer(DESTROY, Duration::from_secs(1));
-        }
-        fn recover(&mut self, cx: &mut Cx, stopped: bool) {
-            self.running = !stopped;
-            cx.outcome(if stopped {
-                Outcome::Exited
-            } else {
-                Outcome::Running
-            });
-        }
-        fn input(&mut self, cx: &mut Cx, input: Input) {
-            match input {
-                Input::Timer { tag: BOOT } => match cx.config.image() {
-                    "fail-image" => cx.outcome(Outcome::StartFailed {
-                        reason: StartFailureReason::ImageFailure,
-                        detail: "scripted".into(),
-                    }),
-                    "fail-launch" => cx.outcome(Outcome::StartFailed {
-                        reason: StartFailureReason::LaunchFailure,
-                        detail: "scripted".into(),
-                    }),
-                    _ => {
-                        self.running = true;
-                        cx.outcome(Outcome::Running)
-                    }
-                },
-                Input::Timer { tag: STOP } => {
-                    self.running = false;
-                    cx.outcome(Outcome::Exited)
-                }
-                Input::Timer { tag: DESTROY } => cx.outcome(Outcome::Destroyed),
-                other => panic!("unexpected input {other:?}"),
-            }
-        }
-        fn usage(&mut self, _c: &InstanceConfig, _now: Instant) -> Usage {
-            Usage::UNKNOWN
-        }
-    }
-
-    struct Factory(Log);
-
-    impl DriverFactory for Factory {
-        fn make(&mut self, _config: &InstanceConfig) -> Box<dyn Driver> {
-            Box::new(Scripted {
-                log: self.0.clone(),
-                running: false,
-            })
-        }
-    }
-
-    use std::time::Duration;
-
-    struct Fx {
-        m: Manager,
-        root: PathBuf,
-        log: Log,
-        timers: Vec<Key>,
-        /// (type, operand, payload) of every frame sent, in order.
-        frames: Vec<(u8, u8, Vec<u8>)>,
-        now: Instant,
-    }
-
-    impl Drop for Fx {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.root);
-        }
-    }
-
-    fn fx(tag: &str, limits: Limits) -> Fx {
-        let root = std::env::temp_dir().join(format!("ciao-manager-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let log: Log = Rc::default();
-        let m = Manager::new(
-            Store::new(root.clone()),
-            limits,
-            Box::new(Factory(log.clone())),
-        );
-        Fx {
-            m,
-            root,
-            log,
-            timers: Vec::new(),
-            frames: Vec::new(),
-            now: Instant::now(),
-        }
-    }
-
-    fn no_limits() -> Limits {
-        Limits {
-            mem_limit: false,
-            disk_limit: false,
-            max_instances: 1000,
-        }
-    }
-
-    fn start_yaml(id: &str, image: &str, docker: bool) -> String {
-        let kind = if docker {
-            format!("  vm_type: docker\n  docker_image: {image}\n")
-        } else {
-            format!("  vm_type: qemu\n  image_uuid: {image}\n")
-        };
-        format!(
-            "start:\n  instance_uuid: {id}\n{kind}  fw_type: legacy\n  requested_resources:\n    - type: vcpus\n      value: 1\n    - type: mem_mb\n      value: 100\n"
-        )
-    }
-
-    impl Fx {
-        fn pump(&mut self) {
-            for e in self.m.take_effects() {
-                match e {
-                    Effect::Send {
-                        ftype,
-                        operand,
-                        payload,
-                    } => self.frames.push((ftype, operand, payload)),
-                    Effect::Timer { key, .. } => self.timers.push(key),
-                    other => panic!("unexpected effect {other:?}"),
-                }
-            }
-            self.m.commit();
-        }
-
-        fn cmd(&mut self, operand: u8, payload: String) {
-            let f = Frame::new(frame::COMMAND, operand, [0; 16], payload.into_bytes());
-            self.m.on_command(f, self.now);
-            self.pump();
-        }
-
-        fn start(&mut self, id: &str, image: &str) {
-            self.cmd(frame::START, start_yaml(id, image, false));
-        }
-
-        fn simple(&mut self, operand: u8, id: &str) {
-            let kind = match operand {
-                frame::STOP => "stop",
-                frame::RESTART => "restart",
-                _ => "delete",
-            };
-            self.cmd(operand, format!("{kind}:\n  instance_uuid: {id}\n"));
-        }
-
-        /// Completes the pending step `tag` of instance `id`.
-        fn fire(&mut self, id: &str, tag: u32) -> Key {
-            let i = self
-                .timers
-                .iter()
-                .position(|k| k.instance == id && k.tag == tag)
-                .unwrap_or_else(|| panic!("no timer {tag} for {id}: {:?}", self.timers));
-            let key = self.timers.remove(i);
-            self.m.on_input(&key, Input::Timer { tag }, self.now);
-            self.pump();
-            key
-        }
-
-        fn state(&self, id: &str) -> Option<&'static str> {
-            self.m
-                .list()
-                .into_iter()
-                .find(|(k, _)| k == id)
-                .map(|(_, s)| s)
-        }
-
-        /// ERROR frames sent since the last call: (operand, instance, reason).
-        fn errors(&mut self) -> Vec<(u8, String, String)> {
-            let mut out = Vec::new();
-            self.frames.retain(|(t, op, p)| {
-                if *t != frame::ERROR {
-                    return true;
-                }
-                let r = ErrorReport::parse(p).unwrap();
-                out.push((*op, r.instance_uuid, r.reason));
-                false
-            });
-            out
-        }
-
-        /// InstanceDeleted events sent since the last call.
-        fn deleted(&mut self) -> Vec<String> {
-            let mut out = Vec::new();
-            self.frames.retain(|(t, op, p)| {
-                if (*t, *op) != (frame::EVENT, frame::INSTANCE_DELETED) {
-                    return true;
-                }
-                out.push(InstanceDeleted::parse(p).unwrap().instance_uuid);
-                false
-            });
-            out
-        }
-
-        fn took_log(&self) -> Vec<String> {
-            std::mem::take(&mut *self.log.borrow_mut())
-        }
-    }
-
-    fn err(op: u8, id: &str, reason: &str) -> (u8, String, String) {
-        (op, id.to_string(), reason.to_string())
-    }
-
-    /// Launcher defect 1: a STOP for one instance is not held up by
-    /// another instance's unfinished START.
-    #[test]
-    fn defect_1_a_slow_start_does_not_delay_another_instances_stop() {
-        let mut f = fx("d1", no_limits());
-        f.start("aa01", "img");
-        f.fire("aa01", BOOT);
-        f.start("bb02", "img"); // stays booting
-        f.simple(frame::STOP, "aa01");
-        f.fire("aa01", STOP);
-        assert_eq!(f.state("aa01"), Some("exited"));
-        assert_eq!(f.state("bb02"), Some("pending"));
-        assert!(f.errors().is_empty());
-    }
-
-    /// Launcher defect 2: commands for one instance run in arrival order,
-    /// each after the previous one finished.
-    #[test]
-    fn defect_2_commands_to_one_instance_run_in_arrival_order() {
-        let mut f = fx("d2", no_limits());
-        f.start("aa01", "img");
-        f.simple(frame::STOP, "aa01");
-        f.simple(frame::RESTART, "aa01");
-        f.simple(frame::STOP, "aa01");
-        // Nothing but the START has reached the driver yet.
-        assert_eq!(f.took_log(), ["start aa01 restart=false"]);
-        f.fire("aa01", BOOT);
-        f.fire("aa01", STOP);
-        f.fire("aa01", BOOT);
-        f.fire("aa01", STOP);
-        assert_eq!(
-            f.took_log(),
-            [
-                "stop aa01 urgent=false",
-                "start aa01 restart=true",
-                "stop aa01 urgent=false"
-            ]
-        );
-        assert_eq!(f.state("aa01"), Some("exited"));
-        assert!(f.errors().is_empty());
-    }
-
-    /// Launcher defect 3: the entry goes only when the DELETE completes; a
-    /// START arriving meanwhile is refused (`instance_exists`) without a
-    /// ghost entry; a START over a leftover directory leaves no entry.
-    #[test]
-    fn defect_3_start_during_delete_and_over_a_leftover_directory() {
-        let mut f = fx("d3", no_limits());
-        f.start("aa01", "img");
-        f.fire("aa01", BOOT);
-        f.simple(frame::DELETE, "aa01");
-        assert_eq!(
-            f.state("aa01"),
-            Some("active"),
-            "still there while deleting"
-        );
-        f.start("aa01", "img");
-        f.fire("aa01", STOP);
-        assert!(f.errors().is_empty(), "the START waits for the DELETE");
-        f.fire("aa01", DESTROY);
-        assert_eq!(f.deleted(), ["aa01"]);
-        assert_eq!(
-            f.errors(),
-            [err(frame::START_FAILURE, "aa01", "instance_exists")]
-        );
-        assert_eq!(f.state("aa01"), None, "no ghost entry");
-        assert!(f.timers.is_empty());
-        // Once deleted, the id can be started afresh.
-        f.start("aa01", "img");
-        f.fire("aa01", BOOT);
-        assert_eq!(f.state("aa01"), Some("active"));
-
-        std::fs::create_dir_all(f.root.join("cc03")).unwrap();
-        f.start("cc03", "img");
-        assert_eq!(
-            f.errors(),
-            [err(frame::START_FAILURE, "cc03", "instance_exists")]
-        );
-        assert_eq!(f.state("cc03"), None, "the original kept a pending ghost");
-    }
-
-    /// Launcher defects 4 and 5: an instance whose START fails before the
-    /// launch removes itself once (no InstanceDeleted, as the original);
-    /// a DELETE and a START queued behind it get the answers for an
-    /// instance that does not exist any more, and nothing is orphaned.
-    #[test]
-    fn defects_4_5_commands_queued_behind_a_failing_start() {
-        let mut f = fx("d45", no_limits());
-        f.start("aa01", "fail-image");
-        f.simple(frame::DELETE, "aa01");
-        f.start("aa01", "img");
-        f.simple(frame::STOP, "aa01");
-        assert!(f.errors().is_empty());
-        f.fire("aa01", BOOT);
-        assert_eq!(
-            f.errors(),
-            [
-                err(frame::START_FAILURE, "aa01", "image_failure"),
-                err(frame::DELETE_FAILURE, "aa01", "no_instance"),
-                err(frame::START_FAILURE, "aa01", "instance_exists"),
-                err(frame::STOP_FAILURE, "aa01", "no_instance"),
-            ]
-        );
-        assert!(f.deleted().is_empty());
-        assert_eq!(f.state("aa01"), None);
-        assert!(!f.root.join("aa01").exists());
-        // The START queued behind never ran: one start only.
-        assert_eq!(f.took_log(), ["start aa01 restart=false"]);
-    }
-
-    /// Launcher defect 7 (and the generation rule of design.md): an answer
-    /// that arrives for an instance deleted and re-created meanwhile is
-    /// recognised and dropped; it never reaches the new instance.
-    #[test]
-    fn defect_7_late_answers_for_a_previous_generation_are_dropped() {
-        let mut f = fx("d7", no_limits());
-        f.start("aa01", "img");
-        let old = f.fire("aa01", BOOT);
-        f.simple(frame::DELETE, "aa01");
-        f.fire("aa01", STOP);
-        f.fire("aa01", DESTROY);
-        f.start("aa01", "img");
-        assert_eq!(f.state("aa01"), Some("pending"));
-        f.m.on_input(&old, Input::Timer { tag: BOOT }, f.now);
-        f.pump();
-        assert_eq!(f.state("aa01"), Some("pending"), "old answer dropped");
-        f.fire("aa01", BOOT);
-        assert_eq!(f.state("aa01"), Some("active"));
-    }
-
-    /// Launcher defect 17, networking-storage B11 and B12, payloads.md
-    /// trap 14: volume errors name the instance and the volume in the right
-    /// fields, `no_instance` is sent for an unknown instance, and volume
-    /// commands are never met with silence (no volume support:
-    /// `not_supported`). Failures on receipt carry empty ids.
-    #[test]
-    fn defect_17_volume_errors_have_the_right_ids_and_no_instance() {
-        let mut f = fx("d17", no_limits());
-        f.start("aa01", "img");
-        f.fire("aa01", BOOT);
-        let mut volume = |op: u8, payload: String| -> (u8, VolumeErrorReport) {
-            f.frames.clear();
-            f.cmd(op, payload);
-            assert_eq!(f.frames.len(), 1, "one answer");
-            let (t, o, p) = f.frames.remove(0);
-            assert_eq!(t, frame::ERROR);
-            (o, VolumeErrorReport::parse(&p).unwrap())
-        };
-        let body = |w: &str, inst: &str| {
-            format!("{w}:\n  instance_uuid: {inst}\n  volume_uuid: cccc0001\n")
-        };
-        for (op, fail, wrapper) in [
-            (
-                frame::ATTACH_VOLUME,
-                frame::ATTACH_VOLUME_FAILURE,
-                "attach_volume",
-            ),
-            (
-                frame::DETACH_VOLUME,
-                frame::DETACH_VOLUME_FAILURE,
-                "detach_volume",
-            ),
-        ] {
-            let (o, r) = volume(op, body(wrapper, "aa01"));
-            assert_eq!(o, fail);
-            assert_eq!(
-                (
-                    r.instance_uuid.as_str(),
-                    r.volume_uuid.as_str(),
-                    r.reason.as_str()
-                ),
-                ("aa01", "cccc0001", "not_supported")
-            );
-            let (o, r) = volume(op, body(wrapper, "bb02"));
-            assert_eq!(o, fail);
-            assert_eq!(
-                (
-                    r.instance_uuid.as_str(),
-                    r.volume_uuid.as_str(),
-                    r.reason.as_str()
-                ),
-                ("bb02", "cccc0001", "no_instance")
-            );
-            let (o, r) = volume(op, format!("{wrapper}: [x"));
-            assert_eq!(o, fail);
-            assert_eq!(
-                (
-                    r.instance_uuid.as_str(),
-                    r.volume_uuid.as_str(),
-                    r.reason.as_str()
-                ),
-                ("", "", "invalid_payload")
-            );
-        }
-        assert_eq!(f.state("aa01"), Some("active"), "the instance is untouched");
-    }
-
-    /// Launcher defect 18: a container's 10000 MB disk allowance is
-    /// accounted at admission (the original only counted it after a
-    /// restart); a VM's is 0, as in the original.
-    #[test]
-    fn defect_18_container_disk_is_accounted_at_admission() {
-        let limits = Limits {
-            mem_limit: false,
-            disk_limit: true,
-            max_instances: 1000,
-        };
-        let mut f = fx("d18", limits);
-        // 55000 MB free: one container fits (45000 >= 40000), two do not.
-        assert!(!f.m.ready(0, 55_000, f.now), "below the 80000 MB mark");
-        f.cmd(frame::START, start_yaml("aa01", "busybox", true));
-        assert!(f.errors().is_empty());
-        f.cmd(frame::START, start_yaml("bb02", "busybox", true));
-        assert_eq!(f.errors(), [err(frame::START_FAILURE, "bb02", "full_cn")]);
-        f.start("cc03", "img");
-        assert!(f.errors().is_empty(), "a VM has no disk allowance");
-        assert_eq!(f.m.list().len(), 2);
-    }
-
-    /// Launcher defect 19 at the manager: STARTs between two node samples
-    /// see each other's memory.
-    #[test]
-    fn defect_19_admissions_between_samples_see_each_other() {
-        let limits = Limits {
-            mem_limit: true,
-            disk_limit: false,
-            max_instances: 1000,
-        };
-        let mut f = fx("d19", limits);
-        // 800 MB free: 100 MB each, down to the 512 MB mark: two fit.
-        f.m.ready(800, 0, f.now);
-        for id in ["aa01", "aa02", "aa03"] {
-            f.start(id, "img");
-        }
-        assert_eq!(f.errors(), [err(frame::START_FAILURE, "aa03", "full_cn")]);
-    }
-
-    /// START for an instance the launcher knows: `already_running` while it
-    /// runs, `instance_exists` once it has exited (the new payload is
-    /// ignored either way, as in the original). A START that arrives while
-    /// the first one is still booting waits for it, then gets
-    /// `already_running`.
-    #[test]
-    fn start_of_a_known_instance() {
-        let mut f = fx("known", no_limits());
-        f.start("aa01", "img");
-        f.start("aa01", "img");
-        assert!(
-            f.errors().is_empty(),
-            "answered when the first START is done"
-        );
-        f.fire("aa01", BOOT);
-        assert_eq!(
-            f.errors(),
-            [err(frame::START_FAILURE, "aa01", "already_running")]
-        );
-        f.start("aa01", "img");
-        assert_eq!(
-            f.errors(),
-            [err(frame::START_FAILURE, "aa01", "already_running")]
-        );
-        f.simple(frame::STOP, "aa01");
-        f.fire("aa01", STOP);
-        f.start("aa01", "img");
-        assert_eq!(
-            f.errors(),
-            [err(frame::START_FAILURE, "aa01", "instance_exists")]
-        );
-        assert_eq!(f.took_log().len(), 2, "one start, one stop");
-    }
-
-    /// A START that fails at the launch keeps the instance, reported
-    /// exited; RESTART boots it (payloads.md §3.7, kept).
-    #[test]
-    fn launch_failure_keeps_the_instance() {
-        let mut f = fx("lf", no_limits());
-        f.start("aa01", "fail-launch");
-        f.fire("aa01", BOOT);
-        assert_eq!(
-            f.errors(),
-            [err(frame::START_FAILURE, "aa01", "launch_failure")]
-        );
-        assert_eq!(f.state("aa01"), Some("exited"));
-        assert!(f.root.join("aa01").join("instance.yaml").exists());
-    }
-
-    /// Design decision 8: a DELETE queued behind a graceful STOP escalates
-    /// it at once; the instance's files go only after it has exited.
-    #[test]
-    fn delete_escalates_a_graceful_stop() {
-        let mut f = fx("esc", no_limits());
-        f.start("aa01", "img");
-        f.fire("aa01", BOOT);
-        f.took_log();
-        f.simple(frame::STOP, "aa01");
-        f.simple(frame::DELETE, "aa01");
-        assert_eq!(
-            f.took_log(),
-            ["stop aa01 urgent=false", "stop aa01 urgent=true"]
-        );
-        assert!(f.root.join("aa01").exists(), "files kept while it runs");
-        f.fire("aa01", STOP);
-        f.fire("aa01", DESTROY);
-        assert_eq!(f.deleted(), ["aa01"]);
-        assert!(!f.root.join("aa01").exists());
-    }
-
-    /// Commands a launcher does not handle (EVACUATE, CONFIGURE, unknown
-    /// operands) are logged and ignored: no answer, no effect
-    /// (ssntp.md §10 "unknown operand").
-    #[test]
-    fn unhandled_and_unknown_command_operands_are_ignored() {
-        let mut f = fx("unk", no_limits());
-        for op in [frame::EVACUATE, frame::CONFIGURE, 42] {
-            f.cmd(op, "anything: 1\n".into());
-        }
-        assert!(f.frames.is_empty() && f.timers.is_empty());
-        assert!(f.m.is_empty());
-    }
-
-    /// payloads.md trap 16: STATS list the instances in one stable order
-    /// (by id), whatever the order they were started in.
-    #[test]
-    fn stats_list_instances_in_a_stable_order() {
-        let mut f = fx("order", no_limits());
-        for id in ["cc03", "aa01", "bb02"] {
-            f.start(id, "img");
-        }
-        let ids: Vec<String> =
-            f.m.stats(f.now)
-                .into_iter()
-                .map(|s| s.instance_uuid)
-                .collect();
-        assert_eq!(ids, ["aa01", "bb02", "cc03"]);
-    }
-
-    /// Design decision 3 at the manager: a launch asks for a STATUS (the
-    /// original's), every state change for a STATS, a completed DELETE for
-    /// a STATUS.
-    #[test]
-    fn state_changes_ask_for_reports() {
-        let mut f = fx("wants", no_limits());
-        f.start("aa01", "img");
-        assert_eq!(
-            f.m.take_wants(),
-            Wants {
-                stats: true,
-                status: true
-            }
-        );
-        f.fire("aa01", BOOT);
-        assert_eq!(
-            f.m.take_wants(),
-            Wants {
-                stats: true,
-                status: false
-            }
-        );
-        f.simple(frame::DELETE, "aa01");
-        f.fire("aa01", STOP);
-        f.fire("aa01", DESTROY);
-        assert_eq!(
-            f.m.take_wants(),
-            Wants {
-                stats: true,
-                status: true
-            }
-        );
     }
 }

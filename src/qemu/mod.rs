@@ -16,4 +16,4 @@ pub mod qmp;
 pub mod vm;
 
 pub use host::{Host, RealHost};
-pub use vm::{CpuMeter, QemuDriver, Settings, Shared};
+pub use vm::{CpuMeter, QemuDriver, Settings, Shared, Virtualisation};

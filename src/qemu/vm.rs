@@ -15,7 +15,6 @@
 //! `quit`. Recovery re-adopts a running qemu through its pidfile.
 
 use std::cell::RefCell;
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -25,30 +24,31 @@ use log::{debug, error, info, warn};
 use super::cmdline::{self, Accel, Launch};
 use super::host::Host;
 use super::qmp::{Qmp, QmpEvent};
-use crate::launcher::config::Virtualisation;
-use crate::launcher::driver::{Cx, Driver, Effect, Input, Outcome, Usage};
+use crate::driver::{Cx, Driver, Input, Job, Outcome, Res, Timer, Turn, Usage};
 use crate::payloads::{default_meta_data, InstanceConfig, StartFailureReason};
 
-// Resource tags (one per concurrent resource of an instance).
-const J_INFO: u32 = 1;
-const J_CREATE: u32 = 2;
-const J_ISO: u32 = 3;
-const J_LAUNCH: u32 = 4;
-const J_PROBE: u32 = 5;
-const WATCH: u32 = 6;
-const QMP: u32 = 7;
-// Timer kinds; a timer's tag is `kind | seq << 8`, so a timer superseded
-// by a later one of the same kind is recognised and ignored.
-const T_STOP: u32 = 16;
-const T_QMP: u32 = 17;
-const T_RECONNECT: u32 = 18;
-const T_ACCEL: u32 = 19;
+/// `-qemu-virtualisation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Virtualisation {
+    /// `-enable-kvm`; fails where KVM is unusable.
+    Kvm,
+    /// KVM when `/dev/kvm` opens, else software.
+    Auto,
+    /// TCG emulation.
+    Software,
+}
+
+/// The children of a START that a stop or a failure kills.
+const START_TOOLS: [Res; 4] = [
+    Res::ImageInfo,
+    Res::ImageCreate,
+    Res::ConfigDrive,
+    Res::Launch,
+];
 
 /// How often QMP is retried before the driver gives up on it.
 const QMP_ATTEMPTS: u32 = 20;
 const QMP_RETRY: Duration = Duration::from_millis(250);
-/// How long a START waits for another instance's CPU probe.
-const PROBE_STALE: Duration = Duration::from_secs(15);
 /// How long the CPU probe qemu must survive for the model to count as working.
 const PROBE_RUN: Duration = Duration::from_secs(2);
 /// `sizeof(sockaddr_un.sun_path)`: a socket path must be shorter.
@@ -96,10 +96,11 @@ impl Settings {
     }
 }
 
+/// The CPU model VMs use, once known. Finding it out is a node-wide job
+/// ([`Job::CpuModel`]): one instance probes, the others wait for it.
 #[derive(Debug, Clone)]
 enum AccelState {
     Unknown,
-    Probing { since: Instant },
     Known(Accel),
 }
 
@@ -145,7 +146,7 @@ enum Phase {
         iso: bool,
         disk: bool,
     },
-    /// Waiting for the CPU probe (ours or another instance's).
+    /// Waiting for the CPU probe (ours or another instance's job).
     Accel,
     /// The foreground qemu runs (`-daemonize` returns once QMP listens).
     Launching,
@@ -226,8 +227,6 @@ pub struct QemuDriver {
     /// Ids of our stop commands, to react to their failure.
     powerdown_id: Option<u64>,
     quit_id: Option<u64>,
-    seq: u32,
-    timers: [u32; 4],
     cpu: CpuMeter,
     /// Who asked for the stop (urgent = DELETE).
     urgent: bool,
@@ -237,20 +236,19 @@ pub struct QemuDriver {
 }
 
 impl QemuDriver {
-    pub fn new(shared: Rc<RefCell<Shared>>) -> QemuDriver {
+    /// The driver of the VM whose instance directory is `dir`.
+    pub fn new(shared: Rc<RefCell<Shared>>, dir: PathBuf) -> QemuDriver {
         QemuDriver {
             shared,
             phase: Phase::Idle,
             purpose: Purpose::Start,
-            dir: PathBuf::new(),
+            dir,
             pid: None,
             qmp: None,
             qmp_open: false,
             qmp_attempts: 0,
             powerdown_id: None,
             quit_id: None,
-            seq: 0,
-            timers: [0; 4],
             cpu: CpuMeter::default(),
             urgent: false,
             last_usage: None,
@@ -261,32 +259,9 @@ impl QemuDriver {
         cmdline::in_dir(&self.dir, name)
     }
 
-    fn arm(&mut self, cx: &mut Cx, kind: u32, after: Duration) {
-        self.seq = self.seq.wrapping_add(1) & 0x00ff_ffff;
-        self.timers[(kind - T_STOP) as usize] = self.seq;
-        cx.timer(kind | (self.seq << 8), after);
-    }
-
-    fn disarm(&mut self, kind: u32) {
-        self.timers[(kind - T_STOP) as usize] = u32::MAX;
-    }
-
-    fn spawn(&self, cx: &mut Cx, tag: u32, argv: Vec<OsString>, deadline: Duration) {
-        let key = cx.key(tag);
-        cx.effect(Effect::Spawn {
-            key,
-            argv,
-            deadline,
-        });
-    }
-
     fn fail(&mut self, cx: &mut Cx, reason: StartFailureReason, detail: String) {
-        for tag in [J_INFO, J_CREATE, J_ISO] {
-            let key = cx.key(tag);
-            cx.effect(Effect::Signal {
-                key,
-                signal: libc::SIGKILL,
-            });
+        for res in [Res::ImageInfo, Res::ImageCreate, Res::ConfigDrive] {
+            cx.signal(res, libc::SIGKILL);
         }
         self.phase = Phase::Idle;
         cx.outcome(Outcome::StartFailed { reason, detail });
@@ -345,25 +320,21 @@ impl QemuDriver {
             iso: false,
             disk: false,
         };
-        self.spawn(cx, J_ISO, cmdline::iso_argv(&self.dir), tool);
-        self.spawn(cx, J_INFO, cmdline::image_info_argv(&backing), tool);
+        cx.spawn(Res::ConfigDrive, cmdline::iso_argv(&self.dir), tool);
+        cx.spawn(Res::ImageInfo, cmdline::image_info_argv(&backing), tool);
     }
 
-    fn tool_done(&mut self, cx: &mut Cx, tag: u32, result: Result<Vec<u8>, String>) {
+    fn tool_done(&mut self, cx: &mut Cx, res: Res, result: Result<Vec<u8>, String>) {
         let Phase::Preparing { mut iso, mut disk } = self.phase else {
-            debug!("{}: late result of a tool ({tag})", cx.key.instance);
+            debug!("{}: late result of a tool ({res:?})", cx.inst);
             return;
         };
-        match tag {
-            J_ISO => {
+        match res {
+            Res::ConfigDrive => {
                 let staging = self.path(cmdline::STAGING);
                 let r = self.shared.borrow().host.remove_dir(&staging);
                 if let Err(e) = r {
-                    warn!(
-                        "{}: cannot remove {}: {e}",
-                        cx.key.instance,
-                        staging.display()
-                    );
+                    warn!("{}: cannot remove {}: {e}", cx.inst, staging.display());
                 }
                 if let Err(e) = result {
                     return self.fail(
@@ -374,7 +345,7 @@ impl QemuDriver {
                 }
                 iso = true;
             }
-            J_INFO => {
+            Res::ImageInfo => {
                 let out = match result {
                     Ok(o) => o,
                     Err(e) => {
@@ -401,20 +372,15 @@ impl QemuDriver {
                     .settings
                     .images_dir
                     .join(&cx.config.image_uuid);
-                debug!(
-                    "{}: backing image {} is {fmt}",
-                    cx.key.instance,
-                    backing.display()
-                );
+                debug!("{}: backing image {} is {fmt}", cx.inst, backing.display());
                 let tool = self.shared.borrow().settings.tool_deadline;
-                self.spawn(
-                    cx,
-                    J_CREATE,
+                cx.spawn(
+                    Res::ImageCreate,
                     cmdline::image_create_argv(&backing, &fmt, &self.dir),
                     tool,
                 );
             }
-            J_CREATE => {
+            Res::ImageCreate => {
                 if let Err(e) = result {
                     return self.fail(
                         cx,
@@ -432,22 +398,20 @@ impl QemuDriver {
         }
     }
 
-    /// Uses the host's CPU choice, probing it first if nobody has.
+    /// Uses the host's CPU choice; when nobody knows it yet, probes it
+    /// (leading the node-wide job) or waits for the instance that does.
     fn choose_accel(&mut self, cx: &mut Cx) {
         self.phase = Phase::Accel;
         let state = self.shared.borrow().accel.clone();
         match state {
             AccelState::Known(a) => self.launch(cx, &a),
-            AccelState::Probing { since }
-                if cx.now.saturating_duration_since(since) < PROBE_STALE =>
-            {
-                self.arm(cx, T_ACCEL, Duration::from_millis(100));
-            }
-            AccelState::Unknown | AccelState::Probing { .. } => {
-                info!("qemu: probing whether -cpu host works with KVM here");
-                self.shared.borrow_mut().accel = AccelState::Probing { since: cx.now };
-                self.spawn(cx, J_PROBE, cmdline::cpu_probe_argv("host"), PROBE_RUN);
-            }
+            AccelState::Unknown => match cx.join(Job::CpuModel) {
+                Turn::Lead => {
+                    info!("qemu: probing whether -cpu host works with KVM here");
+                    cx.spawn(Res::CpuProbe, cmdline::cpu_probe_argv("host"), PROBE_RUN);
+                }
+                Turn::Wait => debug!("{}: waiting for the CPU probe", cx.inst),
+            },
         }
     }
 
@@ -470,6 +434,7 @@ impl QemuDriver {
             Accel::Kvm { cpu: None }
         };
         self.shared.borrow_mut().accel = AccelState::Known(accel.clone());
+        cx.finish(Job::CpuModel);
         if self.phase == Phase::Accel {
             self.launch(cx, &accel);
         }
@@ -512,10 +477,10 @@ impl QemuDriver {
                 ceph_id: &ceph,
             },
         );
-        info!("{}: launching qemu ({})", cx.key.instance, accel.describe());
+        info!("{}: launching qemu ({})", cx.inst, accel.describe());
         self.phase = Phase::Launching;
         let tool = self.shared.borrow().settings.tool_deadline;
-        self.spawn(cx, J_LAUNCH, argv, tool);
+        cx.spawn(Res::Launch, argv, tool);
     }
 
     fn launched(&mut self, cx: &mut Cx, result: Result<(), String>) {
@@ -555,12 +520,11 @@ impl QemuDriver {
 
     /// Watches the VM process and connects to its QMP socket.
     fn adopt(&mut self, cx: &mut Cx, pid: u32) {
-        debug!("{}: qemu is PID {pid}", cx.key.instance);
+        debug!("{}: qemu is PID {pid}", cx.inst);
         self.pid = Some(pid);
         self.phase = Phase::Booting;
         self.cpu.reset();
-        let key = cx.key(WATCH);
-        cx.effect(Effect::Watch { key, pid });
+        cx.watch(Res::Process, pid);
         self.qmp_attempts = 0;
         self.connect(cx);
     }
@@ -570,22 +534,16 @@ impl QemuDriver {
     fn connect(&mut self, cx: &mut Cx) {
         self.close_qmp(cx);
         let deadline = self.shared.borrow().settings.qmp_deadline;
-        let key = cx.key(QMP);
         self.qmp_open = true;
-        cx.effect(Effect::Connect {
-            key,
-            path: self.path(cmdline::QMP_SOCKET),
-            deadline,
-        });
+        cx.connect(Res::Qmp, self.path(cmdline::QMP_SOCKET), deadline);
     }
 
     fn close_qmp(&mut self, cx: &mut Cx) {
         self.qmp = None;
         if std::mem::take(&mut self.qmp_open) {
-            let key = cx.key(QMP);
-            cx.effect(Effect::Close { key });
+            cx.close(Res::Qmp);
         }
-        self.disarm(T_QMP);
+        cx.cancel(Timer::VmQmp);
     }
 
     /// QMP failed (or could not connect): retry while the process lives.
@@ -596,14 +554,11 @@ impl QemuDriver {
         }
         self.qmp_attempts += 1;
         if self.qmp_attempts <= QMP_ATTEMPTS {
-            debug!("{}: QMP: {why}; retrying", cx.key.instance);
-            self.arm(cx, T_RECONNECT, QMP_RETRY * self.qmp_attempts.min(8));
+            debug!("{}: QMP: {why}; retrying", cx.inst);
+            cx.arm(Timer::VmReconnect, QMP_RETRY * self.qmp_attempts.min(8));
             return;
         }
-        warn!(
-            "{}: QMP unavailable ({why}); giving up on it",
-            cx.key.instance
-        );
+        warn!("{}: QMP unavailable ({why}); giving up on it", cx.inst);
         match self.phase {
             Phase::Booting if self.purpose != Purpose::Recover => {
                 let pid = self.pid.unwrap_or(0);
@@ -619,7 +574,7 @@ impl QemuDriver {
             Phase::Booting => {
                 warn!(
                     "{}: recovered qemu runs without QMP; STOP will use signals",
-                    cx.key.instance
+                    cx.inst
                 );
                 self.running(cx);
             }
@@ -629,11 +584,7 @@ impl QemuDriver {
     }
 
     fn kill(&self, cx: &mut Cx) {
-        let key = cx.key(WATCH);
-        cx.effect(Effect::Signal {
-            key,
-            signal: libc::SIGKILL,
-        });
+        cx.signal(Res::Process, libc::SIGKILL);
     }
 
     fn flush_qmp(&mut self, cx: &mut Cx) {
@@ -641,19 +592,18 @@ impl QemuDriver {
         let bytes = q.take_output();
         let deadline = q.deadline();
         if !bytes.is_empty() {
-            let key = cx.key(QMP);
-            cx.effect(Effect::Write { key, bytes });
+            cx.write(Res::Qmp, bytes);
         }
         if let Some(d) = deadline {
             let after = d.saturating_duration_since(cx.now);
-            self.arm(cx, T_QMP, after);
+            cx.arm(Timer::VmQmp, after);
         } else {
-            self.disarm(T_QMP);
+            cx.cancel(Timer::VmQmp);
         }
     }
 
     fn qmp_events(&mut self, cx: &mut Cx, events: Vec<QmpEvent>) {
-        let id = cx.key.instance.clone();
+        let id = cx.inst.id.clone();
         for ev in events {
             match ev {
                 QmpEvent::Ready { version } => {
@@ -757,15 +707,15 @@ impl QemuDriver {
                 let t = self.shared.borrow().settings.stop_timeout;
                 info!(
                     "{}: ACPI power-down sent; the guest has {}s",
-                    cx.key.instance,
+                    cx.inst,
                     t.as_secs()
                 );
-                self.arm(cx, T_STOP, t);
+                cx.arm(Timer::VmStop, t);
             }
             None => {
                 warn!(
                     "{}: QMP is not available: cannot press the ACPI power button",
-                    cx.key.instance
+                    cx.inst
                 );
                 self.phase = Phase::Stopping {
                     step: Step::Powerdown,
@@ -788,22 +738,18 @@ impl QemuDriver {
         match self.qmp_command(cx, "quit") {
             Some(id) => {
                 self.quit_id = Some(id);
-                info!("{}: QMP quit sent", cx.key.instance);
+                info!("{}: QMP quit sent", cx.inst);
             }
             None => {
                 info!(
                     "{}: QMP is not available: sending SIGTERM (qemu quits on it)",
-                    cx.key.instance
+                    cx.inst
                 );
-                let key = cx.key(WATCH);
-                cx.effect(Effect::Signal {
-                    key,
-                    signal: libc::SIGTERM,
-                });
+                cx.signal(Res::Process, libc::SIGTERM);
             }
         }
         let t = self.shared.borrow().settings.kill_deadline;
-        self.arm(cx, T_STOP, t);
+        cx.arm(Timer::VmStop, t);
     }
 
     fn step_kill(&mut self, cx: &mut Cx) {
@@ -811,27 +757,24 @@ impl QemuDriver {
             Phase::Stopping { since, .. } => since,
             _ => cx.now,
         };
-        warn!(
-            "{}: qemu did not quit; killing it (SIGKILL)",
-            cx.key.instance
-        );
+        warn!("{}: qemu did not quit; killing it (SIGKILL)", cx.inst);
         self.phase = Phase::Stopping {
             step: Step::Kill,
             since,
         };
         self.kill(cx);
         let t = self.shared.borrow().settings.kill_deadline;
-        self.arm(cx, T_STOP, t);
+        cx.arm(Timer::VmStop, t);
     }
 
     /// The VM process is gone (pidfd), or given up on.
     fn gone(&mut self, cx: &mut Cx, error: &str) {
-        let id = cx.key.instance.clone();
+        let id = cx.inst.id.clone();
         let pid = self.pid.take();
         self.last_usage = None;
         self.close_qmp(cx);
-        self.disarm(T_RECONNECT);
-        self.disarm(T_STOP);
+        cx.cancel(Timer::VmReconnect);
+        cx.cancel(Timer::VmStop);
         self.powerdown_id = None;
         self.quit_id = None;
         if !error.is_empty() {
@@ -899,11 +842,10 @@ fn tool_result(
 
 impl Driver for QemuDriver {
     fn start(&mut self, cx: &mut Cx, restart: bool, user_data: &[u8], meta_data: &[u8]) {
-        self.dir = cx.dir.to_path_buf();
         self.urgent = false;
         if self.phase != Phase::Idle {
             // The manager starts only instances that are not running.
-            warn!("{}: START while qemu is {:?}", cx.key.instance, self.phase);
+            warn!("{}: START while qemu is {:?}", cx.inst, self.phase);
         }
         if !restart {
             self.purpose = Purpose::Start;
@@ -929,7 +871,6 @@ impl Driver for QemuDriver {
     }
 
     fn stop(&mut self, cx: &mut Cx, urgent: bool) {
-        self.dir = cx.dir.to_path_buf();
         self.urgent |= urgent;
         match self.phase {
             Phase::Booting | Phase::Running => {
@@ -945,18 +886,14 @@ impl Driver for QemuDriver {
             } if urgent => {
                 info!(
                     "{}: stop escalated: not waiting for the guest any longer",
-                    cx.key.instance
+                    cx.inst
                 );
                 self.step_quit(cx);
             }
             Phase::Stopping { .. } | Phase::Killing => {}
             Phase::Idle | Phase::Preparing { .. } | Phase::Accel | Phase::Launching => {
-                for tag in [J_INFO, J_CREATE, J_ISO, J_LAUNCH] {
-                    let key = cx.key(tag);
-                    cx.effect(Effect::Signal {
-                        key,
-                        signal: libc::SIGKILL,
-                    });
+                for res in START_TOOLS {
+                    cx.signal(res, libc::SIGKILL);
                 }
                 self.phase = Phase::Idle;
                 cx.outcome(Outcome::Exited);
@@ -965,13 +902,8 @@ impl Driver for QemuDriver {
     }
 
     fn destroy(&mut self, cx: &mut Cx) {
-        self.dir = cx.dir.to_path_buf();
-        for tag in [J_INFO, J_CREATE, J_ISO, J_LAUNCH, J_PROBE] {
-            let key = cx.key(tag);
-            cx.effect(Effect::Signal {
-                key,
-                signal: libc::SIGKILL,
-            });
+        for res in START_TOOLS.into_iter().chain([Res::CpuProbe]) {
+            cx.signal(res, libc::SIGKILL);
         }
         self.close_qmp(cx);
         if let Some(pid) = self.pid {
@@ -979,22 +911,20 @@ impl Driver for QemuDriver {
             // under a live qemu (launcher defect 10).
             warn!(
                 "{}: qemu (PID {pid}) still there at DELETE; killing it first",
-                cx.key.instance
+                cx.inst
             );
             self.phase = Phase::Killing;
             self.kill(cx);
             let t = self.shared.borrow().settings.kill_deadline;
-            self.arm(cx, T_STOP, t);
+            cx.arm(Timer::VmStop, t);
             return;
         }
-        let key = cx.key(WATCH);
-        cx.effect(Effect::Unwatch { key });
+        cx.unwatch(Res::Process);
         self.phase = Phase::Idle;
         cx.outcome(Outcome::Destroyed);
     }
 
     fn recover(&mut self, cx: &mut Cx, stopped: bool) {
-        self.dir = cx.dir.to_path_buf();
         self.purpose = Purpose::Recover;
         let pidfile = self.path(cmdline::PIDFILE);
         let pid = self.shared.borrow().host.read_pid(&pidfile);
@@ -1003,7 +933,7 @@ impl Driver for QemuDriver {
                 if stopped {
                     info!(
                         "{}: stopped by an operator, but its qemu (PID {pid}) runs: adopting it",
-                        cx.key.instance
+                        cx.inst
                     );
                 }
                 self.adopt(cx, pid);
@@ -1011,7 +941,7 @@ impl Driver for QemuDriver {
             Some(pid) => {
                 info!(
                     "{}: PID {pid} in {} is not this VM's qemu any more: not running",
-                    cx.key.instance,
+                    cx.inst,
                     pidfile.display()
                 );
                 cx.outcome(Outcome::Exited);
@@ -1021,96 +951,80 @@ impl Driver for QemuDriver {
     }
 
     fn input(&mut self, cx: &mut Cx, input: Input) {
-        if self.dir.as_os_str().is_empty() {
-            self.dir = cx.dir.to_path_buf();
-        }
         match input {
-            Input::Timer { tag } => {
-                let kind = tag & 0xff;
-                let seq = tag >> 8;
-                if !(T_STOP..=T_ACCEL).contains(&kind)
-                    || self.timers[(kind - T_STOP) as usize] != seq
-                {
-                    return;
+            Input::Timer(Timer::VmStop) => match self.phase {
+                Phase::Stopping {
+                    step: Step::Powerdown,
+                    ..
+                } => {
+                    let t = self.shared.borrow().settings.stop_timeout;
+                    info!(
+                        "{}: the guest did not power off within {}s of the ACPI power button",
+                        cx.inst,
+                        t.as_secs()
+                    );
+                    self.step_quit(cx);
                 }
-                self.disarm(kind);
-                match kind {
-                    T_STOP => match self.phase {
-                        Phase::Stopping {
-                            step: Step::Powerdown,
-                            ..
-                        } => {
-                            let t = self.shared.borrow().settings.stop_timeout;
-                            info!(
-                                "{}: the guest did not power off within {}s of the ACPI power button",
-                                cx.key.instance,
-                                t.as_secs()
-                            );
-                            self.step_quit(cx);
-                        }
-                        Phase::Stopping {
-                            step: Step::Quit, ..
-                        } => self.step_kill(cx),
-                        Phase::Stopping {
-                            step: Step::Kill, ..
-                        }
-                        | Phase::Killing => {
-                            error!(
-                                "{}: qemu (PID {}) survived SIGKILL; forgetting it",
-                                cx.key.instance,
-                                self.pid.unwrap_or(0)
-                            );
-                            let key = cx.key(WATCH);
-                            cx.effect(Effect::Unwatch { key });
-                            self.gone(cx, "");
-                        }
-                        _ => {}
-                    },
-                    T_QMP => {
-                        let mut ev = Vec::new();
-                        if let Some(q) = self.qmp.as_mut() {
-                            q.expire(cx.now, &mut ev);
-                        }
-                        self.qmp_events(cx, ev);
-                    }
-                    T_RECONNECT
-                        if self.pid.is_some()
-                            && !matches!(self.phase, Phase::Idle | Phase::Killing) =>
-                    {
-                        self.connect(cx)
-                    }
-                    T_ACCEL if self.phase == Phase::Accel => self.choose_accel(cx),
-                    _ => {}
+                Phase::Stopping {
+                    step: Step::Quit, ..
+                } => self.step_kill(cx),
+                Phase::Stopping {
+                    step: Step::Kill, ..
                 }
+                | Phase::Killing => {
+                    error!(
+                        "{}: qemu (PID {}) survived SIGKILL; forgetting it",
+                        cx.inst,
+                        self.pid.unwrap_or(0)
+                    );
+                    cx.unwatch(Res::Process);
+                    self.gone(cx, "");
+                }
+                _ => {}
+            },
+            Input::Timer(Timer::VmQmp) => {
+                let mut ev = Vec::new();
+                if let Some(q) = self.qmp.as_mut() {
+                    q.expire(cx.now, &mut ev);
+                }
+                self.qmp_events(cx, ev);
             }
+            Input::Timer(Timer::VmReconnect)
+                if self.pid.is_some() && !matches!(self.phase, Phase::Idle | Phase::Killing) =>
+            {
+                self.connect(cx)
+            }
+            Input::Job {
+                job: Job::CpuModel, ..
+            } if self.phase == Phase::Accel => self.choose_accel(cx),
             Input::Exited {
-                tag,
+                res,
                 status,
                 timed_out,
                 stdout,
                 stderr,
                 error,
-            } => match tag {
-                J_ISO => {
+            } => match res {
+                Res::ConfigDrive => {
                     let r = tool_result("xorriso", status, timed_out, &stderr, &error)
                         .map(|_| Vec::new());
-                    self.tool_done(cx, tag, r);
+                    self.tool_done(cx, res, r);
                 }
-                J_INFO => {
+                Res::ImageInfo => {
                     let r = tool_result("qemu-img info", status, timed_out, &stderr, &error)
                         .map(|_| stdout);
-                    self.tool_done(cx, tag, r);
+                    self.tool_done(cx, res, r);
                 }
-                J_CREATE => {
+                Res::ImageCreate => {
                     let r = tool_result("qemu-img create", status, timed_out, &stderr, &error)
                         .map(|_| Vec::new());
-                    self.tool_done(cx, tag, r);
+                    self.tool_done(cx, res, r);
                 }
-                J_LAUNCH => {
+                Res::Launch => {
                     let r = tool_result(cmdline::QEMU, status, timed_out, &stderr, &error);
                     self.launched(cx, r);
                 }
-                J_PROBE => {
+                Res::CpuProbe => {
                     let ok = status.is_some_and(|s| s.success());
                     let detail = tool_result(cmdline::QEMU, status, false, &stderr, &error)
                         .err()
@@ -1119,6 +1033,7 @@ impl Driver for QemuDriver {
                         // qemu could not even run: decide nothing, let the
                         // launch report it.
                         self.shared.borrow_mut().accel = AccelState::Unknown;
+                        cx.finish(Job::CpuModel);
                         if self.phase == Phase::Accel {
                             self.launch(cx, &Accel::Kvm { cpu: None });
                         }
@@ -1128,39 +1043,48 @@ impl Driver for QemuDriver {
                 }
                 _ => {}
             },
-            Input::Gone { tag: WATCH, error } => {
+            Input::Gone {
+                res: Res::Process,
+                error,
+            } => {
                 if self.pid.is_some() {
                     self.gone(cx, &error);
                 }
             }
-            Input::Connected { tag: QMP } => {
+            Input::Connected { res: Res::Qmp } => {
                 let deadline = self.shared.borrow().settings.qmp_deadline;
                 self.qmp = Some(Qmp::new(cx.now, deadline));
                 self.flush_qmp(cx);
             }
-            Input::ConnectFailed { tag: QMP, error } => {
+            Input::ConnectFailed {
+                res: Res::Qmp,
+                error,
+            } => {
                 self.qmp = None;
                 self.qmp_open = false;
                 self.qmp_lost(cx, &error);
             }
-            Input::Data { tag: QMP, bytes } => {
+            Input::Data {
+                res: Res::Qmp,
+                bytes,
+            } => {
                 let mut ev = Vec::new();
                 if let Some(q) = self.qmp.as_mut() {
                     q.feed(&bytes, cx.now, &mut ev);
                 }
                 self.qmp_events(cx, ev);
             }
-            Input::Closed { tag: QMP } => {
+            Input::Closed { res: Res::Qmp } => {
                 let mut ev = Vec::new();
                 if let Some(mut q) = self.qmp.take() {
                     q.closed(&mut ev);
                 }
                 self.qmp_open = false;
-                self.disarm(T_QMP);
+                cx.cancel(Timer::VmQmp);
                 // qemu closes QMP when it quits: a command cancelled by that
                 // is no failure to escalate; the pidfd tells the rest.
                 for e in ev {
-                    debug!("{}: QMP closed: {e:?}", cx.key.instance);
+                    debug!("{}: QMP closed: {e:?}", cx.inst);
                 }
                 self.powerdown_id = None;
                 self.quit_id = None;
@@ -1168,7 +1092,7 @@ impl Driver for QemuDriver {
                     self.qmp_lost(cx, "connection closed");
                 }
             }
-            other => debug!("{}: unexpected input {other:?}", cx.key.instance),
+            other => debug!("{}: unexpected input {other:?}", cx.inst),
         }
     }
 
@@ -1182,8 +1106,6 @@ impl Driver for QemuDriver {
         let host = &shared.host;
         let disk_mb = if config.image_uuid.is_empty() {
             0
-        } else if self.dir.as_os_str().is_empty() {
-            -1
         } else {
             host.file_size(&self.path(cmdline::OVERLAY))
                 .map_or(-1, |s| (s / 1_048_576) as i64)

@@ -1,0 +1,208 @@
+//! The driver interface: the part of an instance that talks to a
+//! virtualiser (simulation, qemu, docker), as a step machine.
+//!
+//! This module sits below both the instance manager (`launcher`) and the
+//! drivers (`qemu`, `docker`): they depend on it, never on each other. A
+//! driver never performs I/O and never blocks. It asks the shell for work
+//! through [`Effect`]s pushed into its [`Cx`], learns what happened through
+//! [`Input`]s, and tells the manager how an operation went through
+//! [`Outcome`]s. See `docs/architecture.md` for who executes what.
+
+mod effect;
+mod jobs;
+mod keys;
+mod sim;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub use effect::{Effect, FileAction, FileError, FileOp, Input, IoOp, Outgoing, Routed, TimerOp};
+pub use jobs::{Jobs, Turn};
+pub use keys::{InstanceKey, Job, Key, Res, Timer};
+pub use sim::Simulated;
+
+use crate::payloads::{InstanceConfig, StartFailureReason};
+
+/// How an operation (or the instance) went, as the manager needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// START/RESTART: the VM or container was launched (not yet confirmed up).
+    Launched,
+    /// The instance is up (after a launch or at recovery).
+    Running,
+    /// START/RESTART failed; `reason` is the StartFailure reason.
+    StartFailed {
+        reason: StartFailureReason,
+        detail: String,
+    },
+    /// The instance is not running (stopped, crashed, or found dead).
+    Exited,
+    /// DELETE: everything the driver owned is gone.
+    Destroyed,
+}
+
+/// Resource use of one instance; -1 means unknown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Usage {
+    pub memory_mb: i64,
+    pub disk_mb: i64,
+    pub cpu_percent: i64,
+}
+
+impl Usage {
+    pub const UNKNOWN: Usage = Usage {
+        memory_mb: -1,
+        disk_mb: -1,
+        cpu_percent: -1,
+    };
+}
+
+/// The context of one driver call: the instance, the time, and where its
+/// effects, outcomes and job requests go.
+pub struct Cx<'a> {
+    pub now: Instant,
+    pub inst: &'a InstanceKey,
+    pub config: &'a InstanceConfig,
+    effects: &'a mut Vec<Effect>,
+    outcomes: &'a mut Vec<Outcome>,
+    jobs: &'a mut Jobs,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(
+        now: Instant,
+        inst: &'a InstanceKey,
+        config: &'a InstanceConfig,
+        effects: &'a mut Vec<Effect>,
+        outcomes: &'a mut Vec<Outcome>,
+        jobs: &'a mut Jobs,
+    ) -> Cx<'a> {
+        Cx {
+            now,
+            inst,
+            config,
+            effects,
+            outcomes,
+            jobs,
+        }
+    }
+
+    fn key<T>(&self, what: T) -> Key<T> {
+        Key {
+            inst: self.inst.clone(),
+            what,
+        }
+    }
+
+    /// Arms (or moves) one of this instance's timers.
+    pub fn arm(&mut self, timer: Timer, after: Duration) {
+        let key = self.key(timer);
+        let at = self.now + after;
+        self.effects.push(Effect::Timer(TimerOp::Arm { key, at }));
+    }
+
+    /// Cancels one of this instance's timers (nothing if not armed).
+    pub fn cancel(&mut self, timer: Timer) {
+        let key = self.key(timer);
+        self.effects.push(Effect::Timer(TimerOp::Cancel { key }));
+    }
+
+    /// Runs a program ([`Input::Exited`] when it ends).
+    pub fn spawn(&mut self, res: Res, argv: Vec<OsString>, deadline: Duration) {
+        let key = self.key(res);
+        self.effects.push(Effect::Io(IoOp::Spawn {
+            key,
+            argv,
+            deadline,
+        }));
+    }
+
+    /// Watches a foreign process ([`Input::Gone`] when it ends).
+    pub fn watch(&mut self, res: Res, pid: u32) {
+        let key = self.key(res);
+        self.effects.push(Effect::Io(IoOp::Watch { key, pid }));
+    }
+
+    /// Stops watching a process (it keeps running).
+    pub fn unwatch(&mut self, res: Res) {
+        let key = self.key(res);
+        self.effects.push(Effect::Io(IoOp::Unwatch { key }));
+    }
+
+    /// Signals a child or a watched process.
+    pub fn signal(&mut self, res: Res, signal: i32) {
+        let key = self.key(res);
+        self.effects.push(Effect::Io(IoOp::Signal { key, signal }));
+    }
+
+    /// Connects a Unix stream socket.
+    pub fn connect(&mut self, res: Res, path: PathBuf, deadline: Duration) {
+        let key = self.key(res);
+        self.effects.push(Effect::Io(IoOp::Connect {
+            key,
+            path,
+            deadline,
+        }));
+    }
+
+    /// Writes to a socket.
+    pub fn write(&mut self, res: Res, bytes: Vec<u8>) {
+        let key = self.key(res);
+        self.effects.push(Effect::Io(IoOp::Write { key, bytes }));
+    }
+
+    /// Closes a socket.
+    pub fn close(&mut self, res: Res) {
+        let key = self.key(res);
+        self.effects.push(Effect::Io(IoOp::Close { key }));
+    }
+
+    /// A file operation ([`Input::File`] answers it).
+    pub fn file(&mut self, res: Res, action: FileAction) {
+        let key = self.key(res);
+        self.effects.push(Effect::File(FileOp { key, action }));
+    }
+
+    /// Reports an outcome to the manager.
+    pub fn outcome(&mut self, o: Outcome) {
+        self.outcomes.push(o);
+    }
+
+    /// Asks for a node-wide job: lead it, or wait for [`Input::Job`].
+    pub fn join(&mut self, job: Job) -> Turn {
+        self.jobs.join(job, self.inst)
+    }
+
+    /// The job this instance led is over: the waiters are told.
+    pub fn finish(&mut self, job: Job) {
+        self.jobs.finish(job, self.inst);
+    }
+}
+
+/// One instance's virtualiser side. A driver is made for one instance
+/// directory (see `DriverFactory`) and keeps it.
+pub trait Driver {
+    /// Creates and launches the instance (`restart`: launch again with the
+    /// stored configuration and existing disk). Reports `Launched` then
+    /// `Running`, or `StartFailed`.
+    fn start(&mut self, cx: &mut Cx, restart: bool, user_data: &[u8], meta_data: &[u8]);
+    /// Stops a running instance: gracefully, or at once when `urgent`
+    /// (also used to escalate a graceful stop). Reports `Exited`.
+    fn stop(&mut self, cx: &mut Cx, urgent: bool);
+    /// Removes what the driver owns (the instance is not running). Reports
+    /// `Destroyed`.
+    fn destroy(&mut self, cx: &mut Cx);
+    /// Finds out, after a launcher restart, whether the instance runs.
+    /// `stopped`: an operator had stopped it. Reports `Running` or `Exited`.
+    fn recover(&mut self, cx: &mut Cx, stopped: bool);
+    /// An answer from the shell.
+    fn input(&mut self, cx: &mut Cx, input: Input);
+    /// Current resource use (cheap; called for every STATS).
+    fn usage(&mut self, config: &InstanceConfig, now: Instant) -> Usage;
+}
+
+/// Makes the driver of a new or recovered instance, for its directory.
+pub trait DriverFactory {
+    fn make(&mut self, config: &InstanceConfig, dir: PathBuf) -> Box<dyn Driver>;
+}

@@ -1,0 +1,142 @@
+//! What the launcher remembers about an instance across restarts, as
+//! bytes: `<data root>/instances/<uuid>/instance.yaml` holds its
+//! configuration (from the START payload) and whether an operator stopped
+//! it. Pure: the file executor (`files.rs`) reads and writes the bytes.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::payloads::ident::is_hex_id;
+use crate::payloads::InstanceConfig;
+
+/// The state file's name inside an instance directory.
+pub const STATE_FILE: &str = "instance.yaml";
+/// Format version written into every state file.
+const VERSION: u32 = 1;
+/// Mode of a state file: it may hold user data, so only root reads it.
+pub const STATE_MODE: u32 = 0o600;
+/// Mode of an instance directory.
+pub const DIR_MODE: u32 = 0o750;
+
+/// What is persisted per instance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateFile {
+    pub version: u32,
+    /// True once an operator's STOP ended the instance (and no RESTART
+    /// followed): recovery then leaves it exited.
+    #[serde(default)]
+    pub stopped: bool,
+    pub config: InstanceConfig,
+}
+
+impl StateFile {
+    pub fn new(config: InstanceConfig, stopped: bool) -> StateFile {
+        StateFile {
+            version: VERSION,
+            stopped,
+            config,
+        }
+    }
+
+    /// The file's bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        // Serialising plain strings, numbers and lists cannot fail.
+        serde_yaml::to_string(self).unwrap_or_default().into_bytes()
+    }
+
+    /// Reads the state file of instance `id`; the error says what is wrong.
+    pub fn decode(id: &str, bytes: &[u8]) -> Result<StateFile, String> {
+        let state: StateFile = serde_yaml::from_slice(bytes)
+            .map_err(|e| format!("{STATE_FILE}: not a valid state file: {e}"))?;
+        if state.version != VERSION {
+            return Err(format!(
+                "{STATE_FILE}: unknown state file version {}",
+                state.version
+            ));
+        }
+        if state.config.instance_uuid != id {
+            return Err(format!(
+                "{STATE_FILE}: describes instance {:?}, not {id}",
+                state.config.instance_uuid
+            ));
+        }
+        Ok(state)
+    }
+}
+
+/// `<root>/<id>` for a valid id (an invalid one never becomes a path).
+pub fn instance_dir(root: &Path, id: &str) -> Option<PathBuf> {
+    is_hex_id(id).then(|| root.join(id))
+}
+
+/// An instance directory found at start-up.
+#[derive(Debug)]
+pub enum Found {
+    /// The state file was read.
+    Instance(String, Box<StateFile>),
+    /// The directory exists but its state cannot be used: quarantined.
+    Quarantined(String, String),
+}
+
+impl Found {
+    /// Classifies what the scan of the instances directory read.
+    pub fn classify(id: String, bytes: Result<Vec<u8>, String>) -> Found {
+        match bytes.and_then(|b| StateFile::decode(&id, &b)) {
+            Ok(s) => Found::Instance(id, Box::new(s)),
+            Err(why) => Found::Quarantined(id, why),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(id: &str) -> InstanceConfig {
+        InstanceConfig {
+            instance_uuid: id.into(),
+            cpus: 2,
+            mem_mb: 370,
+            ..InstanceConfig::default()
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let s = StateFile::new(config("abc1"), true);
+        assert_eq!(StateFile::decode("abc1", &s.encode()).unwrap(), s);
+    }
+
+    #[test]
+    fn corrupt_foreign_and_unknown_versions_are_refused() {
+        assert!(StateFile::decode("abc1", b"\x00\x01 not yaml: [").is_err());
+        let other = StateFile::new(config("abc2"), false).encode();
+        assert!(StateFile::decode("abc1", &other)
+            .unwrap_err()
+            .contains("not abc1"));
+        let v9 = String::from_utf8(StateFile::new(config("abc1"), false).encode())
+            .unwrap()
+            .replace("version: 1", "version: 9");
+        assert!(StateFile::decode("abc1", v9.as_bytes())
+            .unwrap_err()
+            .contains("version 9"));
+        assert!(matches!(
+            Found::classify("abc1".into(), Err("missing".into())),
+            Found::Quarantined(..)
+        ));
+    }
+
+    /// The original's gob `state` file is not read: such a directory has
+    /// no `instance.yaml` and is quarantined.
+    #[test]
+    fn ids_are_checked_before_becoming_paths() {
+        for bad in ["../x", "", "a/b", ".", "..", "g00d"] {
+            assert!(instance_dir(Path::new("/r"), bad).is_none(), "{bad}");
+        }
+        assert_eq!(
+            instance_dir(Path::new("/r"), "ab-12"),
+            Some(PathBuf::from("/r/ab-12"))
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! The composition root of `ciao-launcher`: which driver each instance
+//! gets. The only module that knows the instance manager (`launcher`) and
+//! every driver (`qemu`, `docker`, the simulation) at once; they know only
+//! the driver interface (`driver`).
+
+use std::cell::RefCell;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::time::Duration;
+
+use log::warn;
+
+use crate::driver::{Driver, DriverFactory, Simulated};
+use crate::launcher::config::{self, LauncherConfig};
+use crate::payloads::InstanceConfig;
+use crate::ssntp::uuid::Uuid;
+
+/// Entry point of the `ciao-launcher` binary; returns the exit status.
+pub fn main(args: Vec<OsString>) -> i32 {
+    crate::launcher::daemon::main(args, factory)
+}
+
+fn factory(cfg: &LauncherConfig) -> Box<dyn DriverFactory> {
+    Box::new(Factory {
+        cfg: cfg.clone(),
+        seed: u64::from_le_bytes(Uuid::random().0[..8].try_into().unwrap_or([3; 8])) | 1,
+        docker: None,
+        qemu: None,
+    })
+}
+
+/// Makes each instance's driver: simulated, qemu or docker.
+struct Factory {
+    cfg: LauncherConfig,
+    seed: u64,
+    /// State shared by every docker driver (socket, negotiated API version).
+    docker: Option<crate::docker::SharedRef>,
+    /// State shared by every qemu driver (settings, the probed CPU model).
+    qemu: Option<Rc<RefCell<crate::qemu::Shared>>>,
+}
+
+impl DriverFactory for Factory {
+    fn make(&mut self, config: &InstanceConfig, dir: PathBuf) -> Box<dyn Driver> {
+        if self.cfg.simulation {
+            self.seed = self
+                .seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let d = self.cfg.simulation_delay;
+            Box::new(Simulated::new(d.min, d.max, self.seed))
+        } else if config.is_container() {
+            let cfg = &self.cfg;
+            // Samples as often as STATS go out (at most every 30 s), so
+            // each STATS carries a fresh figure.
+            let shared = self.docker.get_or_insert_with(|| {
+                Rc::new(RefCell::new(crate::docker::Shared::new(
+                    cfg.docker_socket.clone(),
+                    cfg.stop_timeout,
+                    cfg.stats_interval.min(Duration::from_secs(30)),
+                    cfg.instances_dir().to_string_lossy().into_owned(),
+                )))
+            });
+            Box::new(crate::docker::Docker::new(shared.clone(), dir))
+        } else {
+            let cfg = &self.cfg;
+            let shared = self.qemu.get_or_insert_with(|| {
+                let virtualisation = match cfg.virtualisation {
+                    config::Virtualisation::Kvm => crate::qemu::Virtualisation::Kvm,
+                    config::Virtualisation::Auto => crate::qemu::Virtualisation::Auto,
+                    config::Virtualisation::Software => crate::qemu::Virtualisation::Software,
+                };
+                let mut settings = crate::qemu::Settings::new(
+                    cfg.images_dir(),
+                    virtualisation,
+                    cfg.ovmf_path(),
+                    cfg.stop_timeout,
+                );
+                settings.ceph_id = cfg.ceph_id.clone().unwrap_or_default();
+                if cfg.with_ui != config::UiMode::None {
+                    warn!("qemu: -with-ui nc is not supported for VMs; serial consoles go to <instance dir>/console.log");
+                }
+                crate::qemu::Shared::new(settings, Box::new(crate::qemu::RealHost))
+            });
+            Box::new(crate::qemu::QemuDriver::new(shared.clone(), dir))
+        }
+    }
+}
