@@ -344,3 +344,37 @@ fn a_certificate_without_agent_role_is_refused_at_start() {
         l.output()
     );
 }
+
+/// A launcher that connects right after it starts sends one STATS, not
+/// two: the state-change STATS that recovery asks for is part of the full
+/// report sent on connect (it used to follow it some 60 ms later).
+#[test]
+fn a_quick_connect_sends_one_stats() {
+    let tmp = TempDir::new("onestats");
+    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+    let server = TestServer::start(server_tls(&certs), Options::default());
+    let data = tmp.path().join("data");
+    let _l = Proc::start(
+        LAUNCHER,
+        &launcher_args(&certs, &data, &server.addr.to_string(), &[]),
+        tmp.path(),
+        "launcher",
+    );
+    connected(&server);
+    server.expect_frame(LONG, "STATUS", |f| f.ftype == frame::STATUS);
+    server.expect_frame(LONG, "STATS", |f| {
+        f.ftype == frame::COMMAND && f.operand == frame::STATS
+    });
+    // Nothing else is due before the 30 s tick.
+    let end = std::time::Instant::now() + std::time::Duration::from_millis(1500);
+    let mut more = Vec::new();
+    while let Ok(ev) = server
+        .events
+        .recv_timeout(end.saturating_duration_since(std::time::Instant::now()))
+    {
+        if let ServerEvent::Frame { frame, .. } = ev {
+            more.push((frame.ftype, frame.operand));
+        }
+    }
+    assert!(more.is_empty(), "frames after the first report: {more:?}");
+}

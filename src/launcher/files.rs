@@ -175,3 +175,120 @@ pub fn scan(root: &Path, state_file: &str) -> Vec<(String, Result<Vec<u8>, Strin
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::InstanceKey;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ciao-files-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn key(what: Res) -> Key<Res> {
+        Key {
+            inst: InstanceKey {
+                id: "abc1".into(),
+                generation: 1,
+            },
+            what,
+        }
+    }
+
+    fn run(f: &mut Files, action: FileAction) -> Vec<Routed> {
+        let mut out = Vec::new();
+        f.apply(
+            FileOp {
+                key: key(Res::State),
+                action,
+            },
+            &mut out,
+        );
+        out
+    }
+
+    /// A durable write is answered only at the commit, replaces the file
+    /// whole (no temporary file left) with its mode whatever the umask.
+    #[test]
+    fn durable_writes_are_answered_at_commit() {
+        let root = tmp("durable");
+        let mut f = Files::new();
+        let dir = root.join("abc1");
+        let out = run(
+            &mut f,
+            FileAction::CreateDir {
+                path: dir.clone(),
+                mode: 0o750,
+            },
+        );
+        assert!(
+            matches!(&out[..], [(_, Input::File { result: Ok(_), .. })]),
+            "{out:?}"
+        );
+        let again = run(
+            &mut f,
+            FileAction::CreateDir {
+                path: dir.clone(),
+                mode: 0o750,
+            },
+        );
+        assert!(
+            matches!(&again[..], [(_, Input::File { result: Err(e), .. })] if e.kind == io::ErrorKind::AlreadyExists)
+        );
+        for text in ["one", "two"] {
+            let path = dir.join("instance.yaml");
+            let out = run(
+                &mut f,
+                FileAction::Write {
+                    path,
+                    bytes: text.as_bytes().to_vec(),
+                    mode: 0o600,
+                    durable: true,
+                },
+            );
+            assert!(
+                out.is_empty() && f.pending(),
+                "not answered before the commit"
+            );
+            let mut done = Vec::new();
+            f.commit(&mut done);
+            assert!(
+                matches!(&done[..], [(_, Input::File { result: Ok(_), .. })]),
+                "{done:?}"
+            );
+        }
+        let path = dir.join("instance.yaml");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["instance.yaml"], "no temporary file left");
+        let out = run(&mut f, FileAction::RemoveTree { path: dir.clone() });
+        assert!(matches!(&out[..], [(_, Input::File { result: Ok(_), .. })]));
+        assert!(!dir.exists());
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    /// Only direct children of the instances directory whose names are
+    /// instance ids are read; nested directories are never scanned.
+    #[test]
+    fn scan_reads_only_direct_children_with_valid_ids() {
+        let root = tmp("scan");
+        std::fs::create_dir_all(root.join("abc1").join("volumes").join("abc2")).unwrap();
+        std::fs::write(root.join("abc1").join("instance.yaml"), "x").unwrap();
+        std::fs::write(root.join("abc1/volumes/abc2/instance.yaml"), "y").unwrap();
+        std::fs::create_dir_all(root.join("not-an-id")).unwrap();
+        std::fs::create_dir_all(root.join("e0e0")).unwrap();
+        let found = scan(&root, "instance.yaml");
+        let ids: Vec<_> = found.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["abc1", "e0e0"]);
+        assert_eq!(found[0].1.as_deref(), Ok(&b"x"[..]));
+        assert!(found[1].1.is_err(), "no state file");
+        let _ = std::fs::remove_dir_all(root);
+    }
+}

@@ -958,3 +958,676 @@ fn resources(c: &InstanceConfig) -> Resources {
         disk_mb: c.disk_mb,
     }
 }
+/// Pins the instance-management fixes listed in docs/compatibility.md
+/// (launcher.md §10 items 1–5, 7, 17–19; payloads.md §13 traps 14 and 16).
+/// A scripted driver makes every step wait for a timer the test fires, so
+/// commands can be interleaved with unfinished operations at will.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::{Timer, TimerOp};
+    use crate::payloads::{ErrorReport, InstanceDeleted, VolumeErrorReport};
+    use std::cell::RefCell;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::Path;
+    use std::rc::Rc;
+
+    // The scripted driver's three steps, each completed by a timer.
+    const BOOT: Timer = Timer::SimBoot;
+    const STOP: Timer = Timer::VmStop;
+    const DESTROY: Timer = Timer::CtrRetry;
+
+    type Log = Rc<RefCell<Vec<String>>>;
+
+    /// Each step completes when the test fires its timer. The image name
+    /// chooses a failure: `fail-image` fails before the launch,
+    /// `fail-launch` at the launch.
+    struct Scripted {
+        log: Log,
+        running: bool,
+    }
+
+    impl Driver for Scripted {
+        fn start(&mut self, cx: &mut Cx, restart: bool, _u: &[u8], _m: &[u8]) {
+            let id = cx.inst.id.clone();
+            self.log
+                .borrow_mut()
+                .push(format!("start {id} restart={restart}"));
+            if cx.config.image() != "fail-image" {
+                cx.outcome(Outcome::Launched);
+            }
+            cx.arm(BOOT, Duration::from_secs(1));
+        }
+        fn stop(&mut self, cx: &mut Cx, urgent: bool) {
+            let id = cx.inst.id.clone();
+            self.log
+                .borrow_mut()
+                .push(format!("stop {id} urgent={urgent}"));
+            cx.arm(STOP, Duration::from_secs(1));
+        }
+        fn destroy(&mut self, cx: &mut Cx) {
+            let id = cx.inst.id.clone();
+            self.log.borrow_mut().push(format!("destroy {id}"));
+            cx.arm(DESTROY, Duration::from_secs(1));
+        }
+        fn recover(&mut self, cx: &mut Cx, stopped: bool) {
+            self.running = !stopped;
+            cx.outcome(if stopped {
+                Outcome::Exited
+            } else {
+                Outcome::Running
+            });
+        }
+        fn input(&mut self, cx: &mut Cx, input: Input) {
+            match input {
+                Input::Timer(BOOT) => match cx.config.image() {
+                    "fail-image" => cx.outcome(Outcome::StartFailed {
+                        reason: StartFailureReason::ImageFailure,
+                        detail: "scripted".into(),
+                    }),
+                    "fail-launch" => cx.outcome(Outcome::StartFailed {
+                        reason: StartFailureReason::LaunchFailure,
+                        detail: "scripted".into(),
+                    }),
+                    _ => {
+                        self.running = true;
+                        cx.outcome(Outcome::Running)
+                    }
+                },
+                Input::Timer(STOP) => {
+                    self.running = false;
+                    cx.outcome(Outcome::Exited)
+                }
+                Input::Timer(DESTROY) => cx.outcome(Outcome::Destroyed),
+                other => panic!("unexpected input {other:?}"),
+            }
+        }
+        fn usage(&mut self, _c: &InstanceConfig, _now: Instant) -> Usage {
+            Usage::UNKNOWN
+        }
+    }
+
+    struct Factory(Log);
+
+    impl DriverFactory for Factory {
+        fn make(&mut self, _config: &InstanceConfig, _dir: PathBuf) -> Box<dyn Driver> {
+            Box::new(Scripted {
+                log: self.0.clone(),
+                running: false,
+            })
+        }
+    }
+
+    use std::time::Duration;
+
+    /// The instances directory in memory: directories and files.
+    #[derive(Default)]
+    struct Disk {
+        dirs: BTreeSet<PathBuf>,
+        files: BTreeMap<PathBuf, Vec<u8>>,
+    }
+
+    impl Disk {
+        fn apply(&mut self, action: FileAction) -> Result<Vec<u8>, FileError> {
+            let err = |p: &Path, kind| Err(FileError::new(p, &io::Error::from(kind)));
+            match action {
+                FileAction::CreateDir { path, .. } => {
+                    if !self.dirs.insert(path.clone()) {
+                        return err(&path, io::ErrorKind::AlreadyExists);
+                    }
+                }
+                FileAction::Write { path, bytes, .. } => {
+                    if !path.parent().is_some_and(|d| self.dirs.contains(d)) {
+                        return err(&path, io::ErrorKind::NotFound);
+                    }
+                    self.files.insert(path, bytes);
+                }
+                FileAction::Read { path } => {
+                    return match self.files.get(&path) {
+                        Some(b) => Ok(b.clone()),
+                        None => err(&path, io::ErrorKind::NotFound),
+                    }
+                }
+                FileAction::RemoveFile { path } => {
+                    self.files.remove(&path);
+                }
+                FileAction::RemoveTree { path } => {
+                    self.dirs.retain(|d| !d.starts_with(&path));
+                    self.files.retain(|f, _| !f.starts_with(&path));
+                }
+            }
+            Ok(Vec::new())
+        }
+    }
+
+    struct Fx {
+        m: Manager,
+        root: PathBuf,
+        disk: Disk,
+        log: Log,
+        timers: Vec<Key<Timer>>,
+        /// (type, operand, payload) of every frame sent, in order.
+        frames: Vec<(u8, u8, Vec<u8>)>,
+        now: Instant,
+    }
+
+    fn fx(_tag: &str, limits: Limits) -> Fx {
+        let root = PathBuf::from("/instances");
+        let log: Log = Rc::default();
+        let m = Manager::new(root.clone(), limits, Box::new(Factory(log.clone())));
+        Fx {
+            m,
+            root,
+            disk: Disk::default(),
+            log,
+            timers: Vec::new(),
+            frames: Vec::new(),
+            now: Instant::now(),
+        }
+    }
+
+    fn no_limits() -> Limits {
+        Limits {
+            mem_limit: false,
+            disk_limit: false,
+            max_instances: 1000,
+        }
+    }
+
+    fn start_yaml(id: &str, image: &str, docker: bool) -> String {
+        let kind = if docker {
+            format!("  vm_type: docker\n  docker_image: {image}\n")
+        } else {
+            format!("  vm_type: qemu\n  image_uuid: {image}\n")
+        };
+        format!(
+            "start:\n  instance_uuid: {id}\n{kind}  fw_type: legacy\n  requested_resources:\n    - type: vcpus\n      value: 1\n    - type: mem_mb\n      value: 100\n"
+        )
+    }
+
+    impl Fx {
+        /// Executes the manager's effects until there are none.
+        fn pump(&mut self) {
+            loop {
+                let effects = self.m.take_effects();
+                if effects.is_empty() {
+                    return;
+                }
+                for e in effects {
+                    match e {
+                        Effect::Send(o) => self.frames.push((o.ftype, o.operand, o.payload)),
+                        Effect::Timer(TimerOp::Arm { key, .. }) => {
+                            self.timers.retain(|k| *k != key);
+                            self.timers.push(key)
+                        }
+                        Effect::Timer(TimerOp::Cancel { key }) => self.timers.retain(|k| *k != key),
+                        Effect::File(FileOp { key, action }) => {
+                            let result = self.disk.apply(action);
+                            self.m.on_input(
+                                &key.inst,
+                                Input::File {
+                                    res: key.what,
+                                    result,
+                                },
+                                self.now,
+                            );
+                        }
+                        Effect::Io(op) => panic!("unexpected effect {op:?}"),
+                    }
+                }
+            }
+        }
+
+        fn exists(&self, id: &str) -> bool {
+            self.disk.dirs.contains(&self.root.join(id))
+        }
+
+        fn cmd(&mut self, operand: u8, payload: String) {
+            let f = Frame::new(frame::COMMAND, operand, [0; 16], payload.into_bytes());
+            self.m.on_command(f, self.now);
+            self.pump();
+        }
+
+        fn start(&mut self, id: &str, image: &str) {
+            self.cmd(frame::START, start_yaml(id, image, false));
+        }
+
+        fn simple(&mut self, operand: u8, id: &str) {
+            let kind = match operand {
+                frame::STOP => "stop",
+                frame::RESTART => "restart",
+                _ => "delete",
+            };
+            self.cmd(operand, format!("{kind}:\n  instance_uuid: {id}\n"));
+        }
+
+        /// Completes the pending step `timer` of instance `id`.
+        fn fire(&mut self, id: &str, timer: Timer) -> Key<Timer> {
+            let i = self
+                .timers
+                .iter()
+                .position(|k| k.inst.id == id && k.what == timer)
+                .unwrap_or_else(|| panic!("no timer {timer:?} for {id}: {:?}", self.timers));
+            let key = self.timers.remove(i);
+            self.m.on_input(&key.inst, Input::Timer(timer), self.now);
+            self.pump();
+            key
+        }
+
+        fn state(&self, id: &str) -> Option<&'static str> {
+            self.m
+                .list()
+                .into_iter()
+                .find(|(k, _)| k == id)
+                .map(|(_, s)| s)
+        }
+
+        /// ERROR frames sent since the last call: (operand, instance, reason).
+        fn errors(&mut self) -> Vec<(u8, String, String)> {
+            let mut out = Vec::new();
+            self.frames.retain(|(t, op, p)| {
+                if *t != frame::ERROR {
+                    return true;
+                }
+                let r = ErrorReport::parse(p).unwrap();
+                out.push((*op, r.instance_uuid, r.reason));
+                false
+            });
+            out
+        }
+
+        /// InstanceDeleted events sent since the last call.
+        fn deleted(&mut self) -> Vec<String> {
+            let mut out = Vec::new();
+            self.frames.retain(|(t, op, p)| {
+                if (*t, *op) != (frame::EVENT, frame::INSTANCE_DELETED) {
+                    return true;
+                }
+                out.push(InstanceDeleted::parse(p).unwrap().instance_uuid);
+                false
+            });
+            out
+        }
+
+        fn took_log(&self) -> Vec<String> {
+            std::mem::take(&mut *self.log.borrow_mut())
+        }
+    }
+
+    fn err(op: u8, id: &str, reason: &str) -> (u8, String, String) {
+        (op, id.to_string(), reason.to_string())
+    }
+
+    /// Launcher defect 1: a STOP for one instance is not held up by
+    /// another instance's unfinished START.
+    #[test]
+    fn defect_1_a_slow_start_does_not_delay_another_instances_stop() {
+        let mut f = fx("d1", no_limits());
+        f.start("aa01", "img");
+        f.fire("aa01", BOOT);
+        f.start("bb02", "img"); // stays booting
+        f.simple(frame::STOP, "aa01");
+        f.fire("aa01", STOP);
+        assert_eq!(f.state("aa01"), Some("exited"));
+        assert_eq!(f.state("bb02"), Some("pending"));
+        assert!(f.errors().is_empty());
+    }
+
+    /// Launcher defect 2: commands for one instance run in arrival order,
+    /// each after the previous one finished.
+    #[test]
+    fn defect_2_commands_to_one_instance_run_in_arrival_order() {
+        let mut f = fx("d2", no_limits());
+        f.start("aa01", "img");
+        f.simple(frame::STOP, "aa01");
+        f.simple(frame::RESTART, "aa01");
+        f.simple(frame::STOP, "aa01");
+        // Nothing but the START has reached the driver yet.
+        assert_eq!(f.took_log(), ["start aa01 restart=false"]);
+        f.fire("aa01", BOOT);
+        f.fire("aa01", STOP);
+        f.fire("aa01", BOOT);
+        f.fire("aa01", STOP);
+        assert_eq!(
+            f.took_log(),
+            [
+                "stop aa01 urgent=false",
+                "start aa01 restart=true",
+                "stop aa01 urgent=false"
+            ]
+        );
+        assert_eq!(f.state("aa01"), Some("exited"));
+        assert!(f.errors().is_empty());
+    }
+
+    /// Launcher defect 3: the entry goes only when the DELETE completes; a
+    /// START arriving meanwhile is refused (`instance_exists`) without a
+    /// ghost entry; a START over a leftover directory leaves no entry.
+    #[test]
+    fn defect_3_start_during_delete_and_over_a_leftover_directory() {
+        let mut f = fx("d3", no_limits());
+        f.start("aa01", "img");
+        f.fire("aa01", BOOT);
+        f.simple(frame::DELETE, "aa01");
+        assert_eq!(
+            f.state("aa01"),
+            Some("active"),
+            "still there while deleting"
+        );
+        f.start("aa01", "img");
+        f.fire("aa01", STOP);
+        assert!(f.errors().is_empty(), "the START waits for the DELETE");
+        f.fire("aa01", DESTROY);
+        assert_eq!(f.deleted(), ["aa01"]);
+        assert_eq!(
+            f.errors(),
+            [err(frame::START_FAILURE, "aa01", "instance_exists")]
+        );
+        assert_eq!(f.state("aa01"), None, "no ghost entry");
+        assert!(f.timers.is_empty());
+        // Once deleted, the id can be started afresh.
+        f.start("aa01", "img");
+        f.fire("aa01", BOOT);
+        assert_eq!(f.state("aa01"), Some("active"));
+
+        f.disk.dirs.insert(f.root.join("cc03"));
+        f.start("cc03", "img");
+        assert_eq!(
+            f.errors(),
+            [err(frame::START_FAILURE, "cc03", "instance_exists")]
+        );
+        assert_eq!(f.state("cc03"), None, "the original kept a pending ghost");
+    }
+
+    /// Launcher defects 4 and 5: an instance whose START fails before the
+    /// launch removes itself once (no InstanceDeleted, as the original);
+    /// a DELETE and a START queued behind it get the answers for an
+    /// instance that does not exist any more, and nothing is orphaned.
+    #[test]
+    fn defects_4_5_commands_queued_behind_a_failing_start() {
+        let mut f = fx("d45", no_limits());
+        f.start("aa01", "fail-image");
+        f.simple(frame::DELETE, "aa01");
+        f.start("aa01", "img");
+        f.simple(frame::STOP, "aa01");
+        assert!(f.errors().is_empty());
+        f.fire("aa01", BOOT);
+        assert_eq!(
+            f.errors(),
+            [
+                err(frame::START_FAILURE, "aa01", "image_failure"),
+                err(frame::DELETE_FAILURE, "aa01", "no_instance"),
+                err(frame::START_FAILURE, "aa01", "instance_exists"),
+                err(frame::STOP_FAILURE, "aa01", "no_instance"),
+            ]
+        );
+        assert!(f.deleted().is_empty());
+        assert_eq!(f.state("aa01"), None);
+        assert!(!f.exists("aa01"));
+        // The START queued behind never ran: one start only.
+        assert_eq!(f.took_log(), ["start aa01 restart=false"]);
+    }
+
+    /// Launcher defect 7 (and the generation rule of design.md): an answer
+    /// that arrives for an instance deleted and re-created meanwhile is
+    /// recognised and dropped; it never reaches the new instance.
+    #[test]
+    fn defect_7_late_answers_for_a_previous_generation_are_dropped() {
+        let mut f = fx("d7", no_limits());
+        f.start("aa01", "img");
+        let old = f.fire("aa01", BOOT);
+        f.simple(frame::DELETE, "aa01");
+        f.fire("aa01", STOP);
+        f.fire("aa01", DESTROY);
+        f.start("aa01", "img");
+        assert_eq!(f.state("aa01"), Some("pending"));
+        f.m.on_input(&old.inst, Input::Timer(BOOT), f.now);
+        f.pump();
+        assert_eq!(f.state("aa01"), Some("pending"), "old answer dropped");
+        f.fire("aa01", BOOT);
+        assert_eq!(f.state("aa01"), Some("active"));
+    }
+
+    /// Launcher defect 17, networking-storage B11 and B12, payloads.md
+    /// trap 14: volume errors name the instance and the volume in the right
+    /// fields, `no_instance` is sent for an unknown instance, and volume
+    /// commands are never met with silence (no volume support:
+    /// `not_supported`). Failures on receipt carry empty ids.
+    #[test]
+    fn defect_17_volume_errors_have_the_right_ids_and_no_instance() {
+        let mut f = fx("d17", no_limits());
+        f.start("aa01", "img");
+        f.fire("aa01", BOOT);
+        let mut volume = |op: u8, payload: String| -> (u8, VolumeErrorReport) {
+            f.frames.clear();
+            f.cmd(op, payload);
+            assert_eq!(f.frames.len(), 1, "one answer");
+            let (t, o, p) = f.frames.remove(0);
+            assert_eq!(t, frame::ERROR);
+            (o, VolumeErrorReport::parse(&p).unwrap())
+        };
+        let body = |w: &str, inst: &str| {
+            format!("{w}:\n  instance_uuid: {inst}\n  volume_uuid: cccc0001\n")
+        };
+        for (op, fail, wrapper) in [
+            (
+                frame::ATTACH_VOLUME,
+                frame::ATTACH_VOLUME_FAILURE,
+                "attach_volume",
+            ),
+            (
+                frame::DETACH_VOLUME,
+                frame::DETACH_VOLUME_FAILURE,
+                "detach_volume",
+            ),
+        ] {
+            let (o, r) = volume(op, body(wrapper, "aa01"));
+            assert_eq!(o, fail);
+            assert_eq!(
+                (
+                    r.instance_uuid.as_str(),
+                    r.volume_uuid.as_str(),
+                    r.reason.as_str()
+                ),
+                ("aa01", "cccc0001", "not_supported")
+            );
+            let (o, r) = volume(op, body(wrapper, "bb02"));
+            assert_eq!(o, fail);
+            assert_eq!(
+                (
+                    r.instance_uuid.as_str(),
+                    r.volume_uuid.as_str(),
+                    r.reason.as_str()
+                ),
+                ("bb02", "cccc0001", "no_instance")
+            );
+            let (o, r) = volume(op, format!("{wrapper}: [x"));
+            assert_eq!(o, fail);
+            assert_eq!(
+                (
+                    r.instance_uuid.as_str(),
+                    r.volume_uuid.as_str(),
+                    r.reason.as_str()
+                ),
+                ("", "", "invalid_payload")
+            );
+        }
+        assert_eq!(f.state("aa01"), Some("active"), "the instance is untouched");
+    }
+
+    /// Launcher defect 18: a container's 10000 MB disk allowance is
+    /// accounted at admission (the original only counted it after a
+    /// restart); a VM's is 0, as in the original.
+    #[test]
+    fn defect_18_container_disk_is_accounted_at_admission() {
+        let limits = Limits {
+            mem_limit: false,
+            disk_limit: true,
+            max_instances: 1000,
+        };
+        let mut f = fx("d18", limits);
+        // 55000 MB free: one container fits (45000 >= 40000), two do not.
+        assert!(!f.m.ready(0, 55_000, f.now), "below the 80000 MB mark");
+        f.cmd(frame::START, start_yaml("aa01", "busybox", true));
+        assert!(f.errors().is_empty());
+        f.cmd(frame::START, start_yaml("bb02", "busybox", true));
+        assert_eq!(f.errors(), [err(frame::START_FAILURE, "bb02", "full_cn")]);
+        f.start("cc03", "img");
+        assert!(f.errors().is_empty(), "a VM has no disk allowance");
+        assert_eq!(f.m.list().len(), 2);
+    }
+
+    /// Launcher defect 19 at the manager: STARTs between two node samples
+    /// see each other's memory.
+    #[test]
+    fn defect_19_admissions_between_samples_see_each_other() {
+        let limits = Limits {
+            mem_limit: true,
+            disk_limit: false,
+            max_instances: 1000,
+        };
+        let mut f = fx("d19", limits);
+        // 800 MB free: 100 MB each, down to the 512 MB mark: two fit.
+        f.m.ready(800, 0, f.now);
+        for id in ["aa01", "aa02", "aa03"] {
+            f.start(id, "img");
+        }
+        assert_eq!(f.errors(), [err(frame::START_FAILURE, "aa03", "full_cn")]);
+    }
+
+    /// START for an instance the launcher knows: `already_running` while it
+    /// runs, `instance_exists` once it has exited (the new payload is
+    /// ignored either way, as in the original). A START that arrives while
+    /// the first one is still booting waits for it, then gets
+    /// `already_running`.
+    #[test]
+    fn start_of_a_known_instance() {
+        let mut f = fx("known", no_limits());
+        f.start("aa01", "img");
+        f.start("aa01", "img");
+        assert!(
+            f.errors().is_empty(),
+            "answered when the first START is done"
+        );
+        f.fire("aa01", BOOT);
+        assert_eq!(
+            f.errors(),
+            [err(frame::START_FAILURE, "aa01", "already_running")]
+        );
+        f.start("aa01", "img");
+        assert_eq!(
+            f.errors(),
+            [err(frame::START_FAILURE, "aa01", "already_running")]
+        );
+        f.simple(frame::STOP, "aa01");
+        f.fire("aa01", STOP);
+        f.start("aa01", "img");
+        assert_eq!(
+            f.errors(),
+            [err(frame::START_FAILURE, "aa01", "instance_exists")]
+        );
+        assert_eq!(f.took_log().len(), 2, "one start, one stop");
+    }
+
+    /// A START that fails at the launch keeps the instance, reported
+    /// exited; RESTART boots it (payloads.md §3.7, kept).
+    #[test]
+    fn launch_failure_keeps_the_instance() {
+        let mut f = fx("lf", no_limits());
+        f.start("aa01", "fail-launch");
+        f.fire("aa01", BOOT);
+        assert_eq!(
+            f.errors(),
+            [err(frame::START_FAILURE, "aa01", "launch_failure")]
+        );
+        assert_eq!(f.state("aa01"), Some("exited"));
+        assert!(f
+            .disk
+            .files
+            .contains_key(&f.root.join("aa01").join("instance.yaml")));
+    }
+
+    /// Design decision 8: a DELETE queued behind a graceful STOP escalates
+    /// it at once; the instance's files go only after it has exited.
+    #[test]
+    fn delete_escalates_a_graceful_stop() {
+        let mut f = fx("esc", no_limits());
+        f.start("aa01", "img");
+        f.fire("aa01", BOOT);
+        f.took_log();
+        f.simple(frame::STOP, "aa01");
+        f.simple(frame::DELETE, "aa01");
+        assert_eq!(
+            f.took_log(),
+            ["stop aa01 urgent=false", "stop aa01 urgent=true"]
+        );
+        assert!(f.exists("aa01"), "files kept while it runs");
+        f.fire("aa01", STOP);
+        f.fire("aa01", DESTROY);
+        assert_eq!(f.deleted(), ["aa01"]);
+        assert!(!f.exists("aa01"));
+    }
+
+    /// Commands a launcher does not handle (EVACUATE, CONFIGURE, unknown
+    /// operands) are logged and ignored: no answer, no effect
+    /// (ssntp.md §10 "unknown operand").
+    #[test]
+    fn unhandled_and_unknown_command_operands_are_ignored() {
+        let mut f = fx("unk", no_limits());
+        for op in [frame::EVACUATE, frame::CONFIGURE, 42] {
+            f.cmd(op, "anything: 1\n".into());
+        }
+        assert!(f.frames.is_empty() && f.timers.is_empty());
+        assert!(f.m.is_empty());
+    }
+
+    /// payloads.md trap 16: STATS list the instances in one stable order
+    /// (by id), whatever the order they were started in.
+    #[test]
+    fn stats_list_instances_in_a_stable_order() {
+        let mut f = fx("order", no_limits());
+        for id in ["cc03", "aa01", "bb02"] {
+            f.start(id, "img");
+        }
+        let ids: Vec<String> =
+            f.m.stats(f.now)
+                .into_iter()
+                .map(|s| s.instance_uuid)
+                .collect();
+        assert_eq!(ids, ["aa01", "bb02", "cc03"]);
+    }
+
+    /// Design decision 3 at the manager: a launch asks for a STATUS (the
+    /// original's), every state change for a STATS, a completed DELETE for
+    /// a STATUS.
+    #[test]
+    fn state_changes_ask_for_reports() {
+        let mut f = fx("wants", no_limits());
+        f.start("aa01", "img");
+        assert_eq!(
+            f.m.take_wants(),
+            Wants {
+                stats: true,
+                status: true
+            }
+        );
+        f.fire("aa01", BOOT);
+        assert_eq!(
+            f.m.take_wants(),
+            Wants {
+                stats: true,
+                status: false
+            }
+        );
+        f.simple(frame::DELETE, "aa01");
+        f.fire("aa01", STOP);
+        f.fire("aa01", DESTROY);
+        assert_eq!(
+            f.m.take_wants(),
+            Wants {
+                stats: true,
+                status: true
+            }
+        );
+    }
+}

@@ -127,8 +127,6 @@ mod tests {
         ));
     }
 
-    /// The original's gob `state` file is not read: such a directory has
-    /// no `instance.yaml` and is quarantined.
     #[test]
     fn ids_are_checked_before_becoming_paths() {
         for bad in ["../x", "", "a/b", ".", "..", "g00d"] {
