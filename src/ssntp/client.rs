@@ -10,7 +10,7 @@
 //! Name resolution never blocks the loop. IP literals and `localhost` are
 //! used as they are. Other names are looked up by [`Resolver`] on its helper
 //! thread (see [`crate::sys::resolve`] for why that thread exists and what
-//! it may do), and the attempt waits in [`State::Resolving`] for the answer,
+//! it may do), and the attempt waits in `State::Resolving` for the answer,
 //! at most [`ClientSettings::connect_timeout`]; a lookup that misses that
 //! deadline fails the attempt like a refused connection, so the next
 //! address is tried and the usual back-off follows. Only one lookup runs at
