@@ -535,7 +535,13 @@ impl Daemon {
         }
         let stat = payloads::Stat {
             node_uuid: self.node_uuid.to_string(),
-            status: if ready { "READY" } else { "FULL" }.to_string(),
+            status: if ready {
+                payloads::NodeStatus::Ready
+            } else {
+                payloads::NodeStatus::Full
+            }
+            .as_str()
+            .to_string(),
             mem_total_mb: node.mem_total_mb,
             mem_available_mb: node.mem_available_mb,
             disk_total_mb: node.disk_total_mb,

@@ -47,11 +47,12 @@ pub enum State {
 }
 
 impl State {
-    fn wire(self) -> &'static str {
+    /// The state STATS reports (a quarantined instance is exited there).
+    fn wire(self) -> payloads::InstanceState {
         match self {
-            State::Pending => "pending",
-            State::Active => "active",
-            State::Exited | State::Quarantined => "exited",
+            State::Pending => payloads::InstanceState::Pending,
+            State::Active => payloads::InstanceState::Active,
+            State::Exited | State::Quarantined => payloads::InstanceState::Exited,
         }
     }
 }
@@ -200,7 +201,7 @@ impl Manager {
                 };
                 InstanceStat {
                     instance_uuid: id.clone(),
-                    state: inst.state.wire().to_string(),
+                    state: inst.state.wire().as_str().to_string(),
                     ssh_ip: inst.config.ssh_ip().to_string(),
                     ssh_port: i64::from(inst.config.ssh_port),
                     memory_usage_mb: u.memory_mb,
@@ -786,7 +787,7 @@ impl Manager {
     pub fn list(&self) -> Vec<(String, &'static str)> {
         self.instances
             .iter()
-            .map(|(k, v)| (k.clone(), v.state.wire()))
+            .map(|(k, v)| (k.clone(), v.state.wire().as_str()))
             .collect()
     }
 
