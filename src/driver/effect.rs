@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::keys::{InstanceKey, Job, Key, Res, Timer};
+use crate::ssntp::frame::Op;
 
 /// Something a core asks the shell to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +31,7 @@ pub enum Effect {
 /// node UUID).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
-    pub ftype: u8,
-    pub operand: u8,
+    pub op: Op,
     pub payload: Vec<u8>,
 }
 
