@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ciao::payloads::Stat;
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{Command, Op};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
@@ -275,9 +275,7 @@ fn instance_state(payload: &[u8]) -> Option<String> {
 }
 
 fn next_stats(server: &TestServer, what: &str) -> Option<String> {
-    let (_, f) = server.expect_frame(LONG, what, |f| {
-        f.ftype == frame::COMMAND && f.operand == frame::STATS
-    });
+    let (_, f) = server.expect_frame(LONG, what, |f| f.op == Op::Command(Command::Stats));
     instance_state(&f.payload)
 }
 
@@ -346,22 +344,12 @@ fn a_hanging_name_lookup_does_not_stall_the_loop() {
         "the launcher found {NAME} without asking the test's DNS server: {:?}",
         dns.seen()
     );
-    server.send(
-        uuid,
-        frame::COMMAND,
-        frame::START,
-        example("start_legacy.yaml"),
-    );
+    server.send(uuid, Command::Start, example("start_legacy.yaml"));
     while next_stats(&server, "STATS with the instance active").as_deref() != Some("active") {}
 
     // STOP, then the link drops while the name no longer resolves.
     dns.hang();
-    server.send(
-        uuid,
-        frame::COMMAND,
-        frame::STOP,
-        example("stop_legacy.yaml"),
-    );
+    server.send(uuid, Command::Stop, example("stop_legacy.yaml"));
     server.stop();
     let first = wait_for(LONG, "a lookup of the server's name", || {
         dns.held().first().copied()

@@ -371,10 +371,8 @@ fn a_quick_connect_sends_one_stats() {
         "launcher",
     );
     connected(&server);
-    server.expect_frame(LONG, "STATUS", |f| f.ftype == frame::STATUS);
-    server.expect_frame(LONG, "STATS", |f| {
-        f.ftype == frame::COMMAND && f.operand == frame::STATS
-    });
+    server.expect_frame(LONG, "STATUS", |f| matches!(f.op, Op::Status(_)));
+    server.expect_frame(LONG, "STATS", |f| f.op == Op::Command(Command::Stats));
     // Nothing else is due before the 30 s tick.
     let end = std::time::Instant::now() + std::time::Duration::from_millis(1500);
     let mut more = Vec::new();
@@ -383,7 +381,7 @@ fn a_quick_connect_sends_one_stats() {
         .recv_timeout(end.saturating_duration_since(std::time::Instant::now()))
     {
         if let ServerEvent::Frame { frame, .. } = ev {
-            more.push((frame.ftype, frame.operand));
+            more.push(frame.op);
         }
     }
     assert!(more.is_empty(), "frames after the first report: {more:?}");
