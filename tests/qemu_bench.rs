@@ -9,11 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ciao::launcher::config::Virtualisation;
-use ciao::launcher::driver::{Cx, Driver, Key};
+use ciao::driver::{Cx, Driver, InstanceKey, Jobs};
 use ciao::launcher::nodestats;
 use ciao::payloads::{InstanceConfig, InstanceStat, Stat};
-use ciao::qemu::{QemuDriver, RealHost, Settings, Shared};
+use ciao::qemu::{QemuDriver, RealHost, Settings, Shared, Virtualisation};
 use ciao::ssntp::frame;
 use common::qemu::{self, cmd, start_payload, VmNode, BOOT, LONG};
 
@@ -108,20 +107,13 @@ fn bench_stats_tick_10_vms() {
             ..InstanceConfig::default()
         };
         let dir: PathBuf = instances.join(vm);
-        let mut d = QemuDriver::new(shared.clone());
-        let (mut effects, mut outcomes) = (Vec::new(), Vec::new());
-        let mut cx = Cx {
-            now: start,
-            key: Key {
-                instance: vm.clone(),
-                generation: 1,
-                tag: 0,
-            },
-            dir: &dir,
-            config: &config,
-            effects: &mut effects,
-            outcomes: &mut outcomes,
+        let mut d = QemuDriver::new(shared.clone(), dir);
+        let (mut effects, mut outcomes, mut jobs) = (Vec::new(), Vec::new(), Jobs::default());
+        let key = InstanceKey {
+            id: vm.clone(),
+            generation: 1,
         };
+        let mut cx = Cx::new(start, &key, &config, &mut effects, &mut outcomes, &mut jobs);
         d.recover(&mut cx, false);
         assert!(outcomes.is_empty(), "{vm} adopted");
         drivers.push((d, config));
