@@ -1,30 +1,22 @@
-//! The few fast, local operations the qemu driver performs inline (design:
-//! "fast local operations may run inline"): stat, writing the two small
-//! config-drive files, removing the staging directory, reading the pidfile
-//! and `/proc`. Behind a trait so that the driver's step machine is tested
-//! without a file system or qemu.
+//! The host reads the qemu driver performs inline: `stat` of the backing
+//! image and of a RESTART's files, the PID in the pidfile, `/proc/PID`
+//! (cmdline, PSS, CPU ticks), the overlay's size and whether `/dev/kvm`
+//! opens. They are fast local reads whose answers the step machine needs
+//! at once, to decide its next step or to fill a STATS, so they stay
+//! synchronous calls instead of file effects. Everything the driver
+//! writes or removes (the config-drive files, the staging tree, a stale
+//! pidfile) goes through file effects (`Cx::file`) instead. Behind a trait
+//! so that the step machine is tested without a file system or qemu.
 
 use std::io;
 use std::path::Path;
 
-use crate::sys::{fs as sysfs, procfs};
+use crate::sys::procfs;
 
-/// Inline operations of the driver.
+/// The driver's inline reads of the host.
 pub trait Host {
     /// `stat(path)` succeeds.
     fn stat(&self, path: &Path) -> io::Result<()>;
-    /// Writes `<staging>/openstack/latest/{meta_data.json,user_data}`
-    /// (0644, directories 0755).
-    fn write_config_drive(
-        &self,
-        staging: &Path,
-        user_data: &[u8],
-        meta_data: &[u8],
-    ) -> io::Result<()>;
-    /// Removes a directory tree (errors are logged by the caller).
-    fn remove_dir(&self, path: &Path) -> io::Result<()>;
-    /// Removes a file; a missing file is fine.
-    fn remove_file(&self, path: &Path) -> io::Result<()>;
     /// The PID in a pidfile.
     fn read_pid(&self, path: &Path) -> Option<u32>;
     /// `/proc/PID/cmdline`, split.
@@ -48,42 +40,6 @@ pub struct RealHost;
 impl Host for RealHost {
     fn stat(&self, path: &Path) -> io::Result<()> {
         std::fs::metadata(path).map(|_| ())
-    }
-
-    fn write_config_drive(
-        &self,
-        staging: &Path,
-        user_data: &[u8],
-        meta_data: &[u8],
-    ) -> io::Result<()> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let dir = staging.join("openstack/latest");
-        sysfs::mkdir_p(&dir, 0o755)?;
-        for (name, data) in [("meta_data.json", meta_data), ("user_data", user_data)] {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(dir.join(name))?;
-            f.write_all(data)?;
-        }
-        Ok(())
-    }
-
-    fn remove_dir(&self, path: &Path) -> io::Result<()> {
-        match sysfs::remove_dir_all_same_fs(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            r => r,
-        }
-    }
-
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            r => r,
-        }
     }
 
     fn read_pid(&self, path: &Path) -> Option<u32> {
