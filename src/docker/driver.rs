@@ -1,22 +1,29 @@
-//! One container's step machine (launcher.md §5.4 to §5.8).
+//! One container's step machine (the operations of `docs/docker.md`).
 //!
-//! * START: negotiate the API version (once per daemon), check the image
-//!   (pull it when missing, progress to the log), create the container
-//!   (named after the instance, labelled with its UUID), record its id in
-//!   `<dir>/docker-id`, start it (`Launched`), then confirm it runs
-//!   (`Running`) while the exit long poll (`POST /wait`) watches it.
+//! * START: negotiate the API version (once per daemon, shared by every
+//!   container: see [`Job::DockerApi`]), check the image (pull it when
+//!   missing, progress to the log), create the container (named after the
+//!   instance, labelled with its UUID), record its id in `<dir>/docker-id`
+//!   (a durable write through the shell), and only once that is on disk
+//!   start it (`Launched`), then confirm it runs (`Running`) while the exit
+//!   long poll (`POST /wait`) watches it. A START that fails after the
+//!   create removes the container before reporting the failure.
 //! * STOP: `POST /stop?t=<stop timeout>` (dockerd sends SIGTERM, and
 //!   SIGKILL when the timeout passes); if that fails, `kill`. DELETE's
 //!   urgent stop is a `kill` at once. RESTART starts the same container.
 //! * DELETE: `DELETE /containers/<id>?force=1&v=1`, then `Destroyed`.
 //! * Statistics: one-shot stats (memory, CPU) and inspect-with-size (disk)
 //!   every sampling period while running; `usage` only reads the cache.
-//! * Recovery: by the recorded id, else by the UUID label; the real state
-//!   is reported.
+//! * Recovery: by the recorded id (read through the shell), else by the
+//!   UUID label; the real state is reported.
 //! * dockerd down: what cannot be answered fails with a clear reason;
 //!   containers whose monitor was lost are reported exited and polled
 //!   (with back-off) until the daemon answers again, then reported as
-//!   they really are.
+//!   they really are. After the next negotiation, containers of deleted
+//!   instances left behind meanwhile are removed (the sweep).
+//!
+//! The driver does no I/O of its own except reading a running container's
+//! cgroup files (see [`super::cgroup`] for why).
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -626,7 +633,7 @@ impl Docker {
                     }
                 }
                 Err(e) => {
-                    // A malformed progress stream fails the pull (§5.2).
+                    // A malformed progress stream fails the pull.
                     let t = String::from_utf8_lossy(&line)
                         .chars()
                         .take(200)

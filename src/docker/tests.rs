@@ -653,3 +653,26 @@ fn a_waiter_leads_when_the_leader_goes_away() {
     assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
     assert_eq!(b.daemon.count("GET", "/version"), 1);
 }
+
+#[test]
+fn recovered_instances_share_one_negotiation_and_one_sweep() {
+    let mut b = started("recshare");
+    let other = b.add(OTHER);
+    b.start_on(other, UD, MD);
+    assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
+    b.restart_launcher();
+    let n = b.daemon.log.len();
+    b.stall_connects = true;
+    b.call(|d, cx| d.recover(cx, false));
+    b.call_on(other, |d, cx| d.recover(cx, false));
+    assert_eq!(b.stalled().len(), 1);
+    b.finish_connects();
+    assert_eq!(b.take(), vec![Outcome::Running]);
+    assert_eq!(b.take_of(other), vec![Outcome::Running]);
+    let log = &b.daemon.log[n..];
+    let count = |needle: &str| log.iter().filter(|(_, p, _)| p.contains(needle)).count();
+    assert_eq!(count("/version"), 1, "{log:?}");
+    assert_eq!(count("ciao.instances-dir"), 1, "one sweep: {log:?}");
+    assert_eq!(b.daemon.containers.len(), 2, "nothing swept");
+    assert!(b.daemon.containers.iter().all(|c| c.running));
+}
