@@ -656,9 +656,9 @@ impl Bench {
         self.staged.len()
     }
 
-    /// Connects waiting for [`Bench::finish_connects`].
-    pub fn stalled(&self) -> Vec<&InstanceKey> {
-        self.stalled.iter().map(|k| &k.inst).collect()
+    /// The instances whose connects wait for [`Bench::finish_connects`].
+    pub fn asking(&self) -> Vec<&str> {
+        self.stalled.iter().map(|k| k.inst.id.as_str()).collect()
     }
 
     /// Runs a file operation on the in-memory instances directory.

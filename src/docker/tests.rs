@@ -573,16 +573,23 @@ fn call_deadlines_end_with_their_calls() {
 
 const OTHER: &str = "5a1e0000-0000-4000-8000-00000000000b";
 
-#[test]
-fn instances_share_one_negotiation() {
-    let mut b = Bench::new("share", Duration::from_secs(5));
+/// Two instances whose STARTs both wait for the first one's negotiation
+/// (its connect is held back); returns the second's index.
+fn two_starting(tag: &str) -> (Bench, usize) {
+    let mut b = Bench::new(tag, Duration::from_secs(5));
     let other = b.add(OTHER);
     b.stall_connects = true;
     b.start(UD, MD);
     b.start_on(other, UD, MD);
+    assert!(b.take().is_empty() && b.take_of(other).is_empty());
+    (b, other)
+}
+
+#[test]
+fn instances_share_one_negotiation() {
+    let (mut b, other) = two_starting("share");
     // Only the first asks dockerd; the second waits for it.
-    assert_eq!(b.stalled().len(), 1);
-    assert_eq!(b.stalled()[0].id, b.insts[0].key.id);
+    assert_eq!(b.asking(), [ID]);
     b.finish_connects();
     assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
     assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
@@ -593,13 +600,9 @@ fn instances_share_one_negotiation() {
 
 #[test]
 fn a_failed_negotiation_fails_every_waiter() {
-    let mut b = Bench::new("sharefail", Duration::from_secs(5));
-    let other = b.add(OTHER);
+    let (mut b, other) = two_starting("sharefail");
+    assert_eq!(b.asking(), [ID]);
     b.daemon.up = false;
-    b.stall_connects = true;
-    b.start(UD, MD);
-    b.start_on(other, UD, MD);
-    assert_eq!(b.stalled().len(), 1);
     b.finish_connects();
     assert_eq!(b.connects, 1, "one attempt for both");
     for who in [0, other] {
@@ -623,16 +626,11 @@ fn a_failed_negotiation_fails_every_waiter() {
 
 #[test]
 fn a_waiter_leads_when_the_leader_goes_away() {
-    let mut b = Bench::new("handover", Duration::from_secs(5));
-    let other = b.add(OTHER);
-    b.stall_connects = true;
-    b.start(UD, MD);
-    b.start_on(other, UD, MD);
-    assert_eq!(b.stalled().len(), 1);
+    let (mut b, other) = two_starting("handover");
+    assert_eq!(b.asking(), [ID]);
     // The leader's instance is deleted before dockerd answered.
     b.forget(0);
-    let asking: Vec<String> = b.stalled().iter().map(|k| k.id.clone()).collect();
-    assert_eq!(asking, [OTHER], "the waiter asks now");
+    assert_eq!(b.asking(), [OTHER], "the waiter asks now");
     b.finish_connects();
     assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
     assert_eq!(b.daemon.count("GET", "/version"), 1);
@@ -640,14 +638,9 @@ fn a_waiter_leads_when_the_leader_goes_away() {
 
     // A leader that is destroyed (not yet forgotten) asks again itself,
     // and its waiter goes on when that is answered.
-    let mut b = Bench::new("handover2", Duration::from_secs(5));
-    let other = b.add(OTHER);
-    b.stall_connects = true;
-    b.start(UD, MD);
-    b.start_on(other, UD, MD);
+    let (mut b, other) = two_starting("handover2");
     b.call(|d, cx| d.destroy(cx));
-    let asking: Vec<String> = b.stalled().iter().map(|k| k.id.clone()).collect();
-    assert_eq!(asking, [ID]);
+    assert_eq!(b.asking(), [ID]);
     b.finish_connects();
     assert_eq!(b.take(), vec![Outcome::Destroyed]);
     assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
@@ -665,7 +658,7 @@ fn recovered_instances_share_one_negotiation_and_one_sweep() {
     b.stall_connects = true;
     b.call(|d, cx| d.recover(cx, false));
     b.call_on(other, |d, cx| d.recover(cx, false));
-    assert_eq!(b.stalled().len(), 1);
+    assert_eq!(b.asking().len(), 1);
     b.finish_connects();
     assert_eq!(b.take(), vec![Outcome::Running]);
     assert_eq!(b.take_of(other), vec![Outcome::Running]);
