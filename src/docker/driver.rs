@@ -1115,10 +1115,12 @@ impl Docker {
     /// Whether a directory is still there is asked of the shell like any
     /// other file operation (the driver does no I/O itself): a read of
     /// `<instances dir>/<uuid>` answers `NotFound` exactly when the
-    /// directory is gone (an existing directory answers "is a directory").
-    /// The directory, rather than the manager's table of instances, is
-    /// what decides, because an instance the manager could not load (its
-    /// state unreadable) still owns its directory and its container.
+    /// directory is gone (an existing directory answers "is a directory"),
+    /// and any other answer keeps the container. The directory decides, as
+    /// it did before: a DELETE removes it last, and the launcher recovers
+    /// its instances from it. Asking the manager for its table of instances
+    /// instead would make the driver interface carry that table to every
+    /// driver, for a check made only after an outage.
     fn on_sweep(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
         let list = match &result {
             Ok(r) if r.ok() => parse_json::<Vec<Listed>>(&r.body).map_err(|e| e.to_string()),
