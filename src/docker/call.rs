@@ -1,8 +1,9 @@
 //! HTTP/1.1 requests to dockerd as driver effects: one Unix-socket
 //! connection per request (the exit long poll is just a connection that
 //! lives long), many in flight at once as distinct resources
-//! ([`Res::Call`]), each with a deadline timer ([`Timer::CtrCall`]). Sans-IO: the shell connects, writes and reads; this
-//! table turns its inputs into complete replies.
+//! ([`Res::Call`]), each with a deadline timer ([`Timer::CtrCall`]) that
+//! is cancelled when the call ends. Sans-IO: the shell connects, writes
+//! and reads; this table turns its inputs into complete replies.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -305,7 +306,7 @@ fn broken(e: &HttpError) -> CallError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::launcher::driver::{Key, Outcome};
+    use crate::driver::{Effect, InstanceKey, IoOp, Jobs, Outcome, TimerOp};
     use crate::payloads::InstanceConfig;
     use std::time::Instant;
 
@@ -318,6 +319,8 @@ mod tests {
     struct T {
         effects: Vec<Effect>,
         outcomes: Vec<Outcome>,
+        jobs: Jobs,
+        inst: InstanceKey,
         cfg: InstanceConfig,
         now: Instant,
     }
@@ -327,25 +330,31 @@ mod tests {
             T {
                 effects: Vec::new(),
                 outcomes: Vec::new(),
+                jobs: Jobs::default(),
+                inst: InstanceKey {
+                    id: "i".into(),
+                    generation: 1,
+                },
                 cfg: InstanceConfig::default(),
                 now: Instant::now(),
             }
         }
         fn with<R>(&mut self, f: impl FnOnce(&mut Cx) -> R) -> R {
-            let mut cx = Cx {
-                now: self.now,
-                key: Key {
-                    instance: "i".into(),
-                    generation: 1,
-                    tag: 0,
-                },
-                dir: Path::new("/nonexistent"),
-                config: &self.cfg,
-                effects: &mut self.effects,
-                outcomes: &mut self.outcomes,
-            };
+            let mut cx = Cx::new(
+                self.now,
+                &self.inst,
+                &self.cfg,
+                &mut self.effects,
+                &mut self.outcomes,
+                &mut self.jobs,
+            );
             f(&mut cx)
         }
+    }
+
+    /// Whether `e` closes the socket of call `tag`.
+    fn closes(e: &Effect, tag: u32) -> bool {
+        matches!(e, Effect::Io(IoOp::Close { key }) if key.what == Res::Call(tag))
     }
 
     #[test]
@@ -354,13 +363,25 @@ mod tests {
         let mut calls = Calls::<W>::default();
         let api = Some(Api::new(1, 41));
         let tag = t.with(|cx| calls.send(cx, Path::new("/s"), api, &Req::start("c"), W::A));
-        assert!(matches!(&t.effects[0], Effect::Connect { key, .. } if key.tag == tag));
-        assert!(matches!(&t.effects[1], Effect::Timer { key, .. } if key.tag == deadline_tag(tag)));
+        assert!(
+            matches!(&t.effects[0], Effect::Io(IoOp::Connect { key, .. }) if key.what == Res::Call(tag))
+        );
+        assert!(
+            matches!(&t.effects[1], Effect::Timer(TimerOp::Arm { key, .. }) if key.what == Timer::CtrCall(tag))
+        );
         t.effects.clear();
         let mut out = Vec::new();
-        t.with(|cx| calls.input(cx, Input::Connected { tag }, &mut out));
+        t.with(|cx| {
+            calls.input(
+                cx,
+                Input::Connected {
+                    res: Res::Call(tag),
+                },
+                &mut out,
+            )
+        });
         match &t.effects[0] {
-            Effect::Write { bytes, .. } => {
+            Effect::Io(IoOp::Write { bytes, .. }) => {
                 assert!(bytes.starts_with(b"POST /v1.41/containers/c/start HTTP/1.1\r\n"))
             }
             e => panic!("{e:?}"),
@@ -373,7 +394,7 @@ mod tests {
                 calls.input(
                     cx,
                     Input::Data {
-                        tag,
+                        res: Res::Call(tag),
                         bytes: vec![*b],
                     },
                     &mut out,
@@ -393,19 +414,15 @@ mod tests {
                 })
             })
         );
-        assert!(matches!(&t.effects[0], Effect::Close { key } if key.tag == tag));
+        assert!(closes(&t.effects[0], tag));
+        // The deadline is cancelled with the call.
+        assert!(
+            matches!(&t.effects[1], Effect::Timer(TimerOp::Cancel { key }) if key.what == Timer::CtrCall(tag))
+        );
         assert!(calls.is_empty());
-        // The deadline timer firing later is harmless.
+        // The deadline timer firing anyway (a race in the shell) is harmless.
         out.clear();
-        t.with(|cx| {
-            calls.input(
-                cx,
-                Input::Timer {
-                    tag: deadline_tag(tag),
-                },
-                &mut out,
-            )
-        });
+        t.with(|cx| calls.input(cx, Input::Timer(Timer::CtrCall(tag)), &mut out));
         assert!(out.is_empty());
     }
 
@@ -421,7 +438,7 @@ mod tests {
             calls.input(
                 cx,
                 Input::ConnectFailed {
-                    tag: a,
+                    res: Res::Call(a),
                     error: "/s: No such file or directory".into(),
                 },
                 &mut out,
@@ -431,18 +448,18 @@ mod tests {
             matches!(&out[0], Event::Done { what: W::A, result: Err(e) } if e.is_unreachable())
         );
         out.clear();
-        t.with(|cx| calls.input(cx, Input::Connected { tag: b }, &mut out));
+        t.with(|cx| calls.input(cx, Input::Connected { res: Res::Call(b) }, &mut out));
         t.with(|cx| {
             calls.input(
                 cx,
                 Input::Data {
-                    tag: b,
+                    res: Res::Call(b),
                     bytes: b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc".to_vec(),
                 },
                 &mut out,
             )
         });
-        t.with(|cx| calls.input(cx, Input::Closed { tag: b }, &mut out));
+        t.with(|cx| calls.input(cx, Input::Closed { res: Res::Call(b) }, &mut out));
         assert!(matches!(
             &out.last(),
             Some(Event::Done {
@@ -454,15 +471,7 @@ mod tests {
         out.clear();
         let c = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::version(), W::A));
         t.effects.clear();
-        t.with(|cx| {
-            calls.input(
-                cx,
-                Input::Timer {
-                    tag: deadline_tag(c),
-                },
-                &mut out,
-            )
-        });
+        t.with(|cx| calls.input(cx, Input::Timer(Timer::CtrCall(c)), &mut out));
         assert!(matches!(
             &out[0],
             Event::Done {
@@ -470,7 +479,7 @@ mod tests {
                 ..
             }
         ));
-        assert!(matches!(&t.effects[0], Effect::Close { key } if key.tag == c));
+        assert!(closes(&t.effects[0], c));
         // Garbage.
         out.clear();
         let d = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::version(), W::A));
@@ -478,7 +487,7 @@ mod tests {
             calls.input(
                 cx,
                 Input::Data {
-                    tag: d,
+                    res: Res::Call(d),
                     bytes: b"SSH-2.0-OpenSSH\r\n\r\n".to_vec(),
                 },
                 &mut out,
@@ -494,8 +503,13 @@ mod tests {
         // Cancel: no event.
         out.clear();
         let e = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::wait("c"), W::B));
+        t.effects.clear();
         t.with(|cx| calls.cancel(cx, |w| *w == W::B));
-        t.with(|cx| calls.input(cx, Input::Closed { tag: e }, &mut out));
+        assert!(closes(&t.effects[0], e));
+        assert!(
+            matches!(&t.effects[1], Effect::Timer(TimerOp::Cancel { key }) if key.what == Timer::CtrCall(e))
+        );
+        t.with(|cx| calls.input(cx, Input::Closed { res: Res::Call(e) }, &mut out));
         assert!(out.is_empty());
         assert!(calls.is_empty());
     }
@@ -510,7 +524,7 @@ mod tests {
             calls.input(
                 cx,
                 Input::Data {
-                    tag: a,
+                    res: Res::Call(a),
                     bytes: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n"
                         .to_vec(),
                 },
@@ -535,7 +549,7 @@ mod tests {
             calls.input(
                 cx,
                 Input::Data {
-                    tag: a,
+                    res: Res::Call(a),
                     bytes: b"2\r\n1}\r\n0\r\n\r\n".to_vec(),
                 },
                 &mut out,
@@ -561,7 +575,7 @@ mod tests {
         // An error status keeps the body for the message.
         out.clear();
         let b = t.with(|cx| calls.send(cx, Path::new("/s"), None, &Req::pull("x"), W::B));
-        t.with(|cx| calls.input(cx, Input::Data { tag: b, bytes: b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 13\r\n\r\n{\"message\":1}".to_vec() }, &mut out));
+        t.with(|cx| calls.input(cx, Input::Data { res: Res::Call(b), bytes: b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 13\r\n\r\n{\"message\":1}".to_vec() }, &mut out));
         assert_eq!(
             out[1],
             Event::Done {

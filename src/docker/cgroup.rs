@@ -1,8 +1,8 @@
-//! A running container's memory and CPU straight from its cgroup files
-//! (launcher.md §5.7 figures, issue: statistics without dockerd's stats
-//! cost). dockerd's stats call, even one-shot, waits for the next tick of
-//! its one-second collector and costs the daemon CPU for every container;
-//! the same two numbers are two small files under `/sys/fs/cgroup`.
+//! A running container's memory and CPU straight from its cgroup files,
+//! without dockerd's stats call. That call, even one-shot, waits for the
+//! next tick of dockerd's one-second collector and costs the daemon CPU for
+//! every container; the same two numbers are two small files under
+//! `/sys/fs/cgroup`.
 //!
 //! * cgroup v1: `memory.usage_in_bytes` and `cpuacct.usage` (ns) — what
 //!   dockerd reports as `memory_stats.usage` and `cpu_usage.total_usage`;
@@ -13,6 +13,14 @@
 //! process; the files are then read by path, so a reused PID cannot
 //! mislead a later sample (the directory goes when the container stops,
 //! and a failed read falls back to the API).
+//!
+//! These reads are the one place where the docker driver does I/O itself
+//! instead of asking the shell through a file effect, on purpose: the files
+//! are kernel pseudo-files (procfs, cgroupfs) whose contents are made up
+//! on the spot, so reading them never waits for a disk or another process,
+//! and they are read on every statistics sample of every container. A
+//! round trip through the file executor per sample would add an input, a
+//! state and a turn of the loop to each sample for nothing.
 
 use std::path::{Path, PathBuf};
 

@@ -1,24 +1,32 @@
-//! One container's step machine (launcher.md §5.4 to §5.8).
+//! One container's step machine (the operations of `docs/docker.md`).
 //!
-//! * START: negotiate the API version (once per daemon), check the image
-//!   (pull it when missing, progress to the log), create the container
-//!   (named after the instance, labelled with its UUID), record its id in
-//!   `<dir>/docker-id`, start it (`Launched`), then confirm it runs
-//!   (`Running`) while the exit long poll (`POST /wait`) watches it.
+//! * START: negotiate the API version (once per daemon, shared by every
+//!   container: see [`Job::DockerApi`]), check the image (pull it when
+//!   missing, progress to the log), create the container (named after the
+//!   instance, labelled with its UUID), record its id in `<dir>/docker-id`
+//!   (a durable write through the shell), and only once that is on disk
+//!   start it (`Launched`), then confirm it runs (`Running`) while the exit
+//!   long poll (`POST /wait`) watches it. A START that fails after the
+//!   create removes the container before reporting the failure.
 //! * STOP: `POST /stop?t=<stop timeout>` (dockerd sends SIGTERM, and
 //!   SIGKILL when the timeout passes); if that fails, `kill`. DELETE's
 //!   urgent stop is a `kill` at once. RESTART starts the same container.
 //! * DELETE: `DELETE /containers/<id>?force=1&v=1`, then `Destroyed`.
 //! * Statistics: one-shot stats (memory, CPU) and inspect-with-size (disk)
 //!   every sampling period while running; `usage` only reads the cache.
-//! * Recovery: by the recorded id, else by the UUID label; the real state
-//!   is reported.
+//! * Recovery: by the recorded id (read through the shell), else by the
+//!   UUID label; the real state is reported.
 //! * dockerd down: what cannot be answered fails with a clear reason;
 //!   containers whose monitor was lost are reported exited and polled
 //!   (with back-off) until the daemon answers again, then reported as
-//!   they really are.
+//!   they really are. After the next negotiation, containers of deleted
+//!   instances left behind meanwhile are removed (the sweep).
+//!
+//! The driver does no I/O of its own except reading a running container's
+//! cgroup files (see [`super::cgroup`] for why).
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -29,7 +37,9 @@ use super::api::{self, CreateSpec, Inspect, Listed, Req, Stats, Waited};
 use super::call::{CallError, Calls, Event, Reply};
 use super::cgroup::{self, CgroupFiles};
 use super::{Shared, SharedRef};
-use crate::driver::{Cx, Driver, FileAction, Input, Job, Outcome, Res, Timer, Turn, Usage};
+use crate::driver::{
+    Cx, Driver, FileAction, FileError, Input, Job, Outcome, Res, Timer, Turn, Usage,
+};
 use crate::http::json::JsonLines;
 use crate::http::parse_json;
 use crate::payloads::cloudinit::{container_command, container_hostname};
@@ -78,7 +88,9 @@ enum What {
     Stop,
     Kill,
     Remove,
-    Rollback,
+    /// Removing the container of a START that failed after its create;
+    /// the failure (its detail) is reported once that is over.
+    Rollback(String),
     /// Looking for containers of instances that no longer exist.
     Sweep,
     /// Removing one of those.
@@ -135,6 +147,10 @@ pub struct Docker {
     dir: PathBuf,
     /// Recording the container id before it is started.
     recording: bool,
+    /// The sweep's looks at instance directories in flight: check number
+    /// → the container it decides about and its instance.
+    leftovers: BTreeMap<u32, (String, String)>,
+    next_leftover: u32,
 }
 
 impl Docker {
@@ -144,6 +160,8 @@ impl Docker {
             shared,
             dir,
             recording: false,
+            leftovers: BTreeMap::new(),
+            next_leftover: 0,
             calls: Calls::default(),
             queued: Vec::new(),
             id: None,
@@ -355,15 +373,19 @@ impl Docker {
         match result {
             Ok(()) => self.send(cx, Req::start(&id), What::Start),
             Err(e) => {
-                self.send(cx, Req::remove(&id), What::Rollback);
                 self.id = None;
-                self.fail_start(
-                    cx,
-                    StartFailureReason::ImageFailure,
-                    format!("cannot record the container id: {e}"),
-                );
+                self.roll_back(cx, &id, format!("cannot record the container id: {e}"));
             }
         }
+    }
+
+    /// A START failed after its container was created: the container is
+    /// removed (`target`: its id, else its name), and only then is the
+    /// failure reported. The manager forgets an instance whose START failed
+    /// this way, and answers for a forgotten instance are dropped, so a
+    /// removal still in flight then would never be sent.
+    fn roll_back(&mut self, cx: &mut Cx, target: &str, detail: String) {
+        self.send(cx, Req::remove(target), What::Rollback(detail));
     }
 
     /// Looks the container up: by id when one is known, else by label.
@@ -492,7 +514,7 @@ impl Docker {
                     describe(&other)
                 ),
             },
-            What::Rollback => {
+            What::Rollback(detail) => {
                 if let Err(e) = result.as_ref().map_err(|e| e.to_string()).and_then(|r| {
                     if r.ok() || r.status == 404 {
                         Ok(())
@@ -501,6 +523,9 @@ impl Docker {
                     }
                 }) {
                     error!("instance {inst}: cannot remove the container of a failed START: {e}");
+                }
+                if matches!(self.op, Op::Start { .. }) {
+                    self.fail_start(cx, StartFailureReason::ImageFailure, detail);
                 }
             }
         }
@@ -608,7 +633,7 @@ impl Docker {
                     }
                 }
                 Err(e) => {
-                    // A malformed progress stream fails the pull (§5.2).
+                    // A malformed progress stream fails the pull.
                     let t = String::from_utf8_lossy(&line)
                         .chars()
                         .take(200)
@@ -666,10 +691,9 @@ impl Docker {
                     Ok(c) if api::valid_id(&c.id) => c.id,
                     _ => {
                         // Created, but we cannot tell its id: remove by name.
-                        self.send(cx, Req::remove(&inst), What::Rollback);
-                        return self.fail_start(
+                        return self.roll_back(
                             cx,
-                            StartFailureReason::ImageFailure,
+                            &inst,
                             "dockerd created the container but its reply has no valid id".into(),
                         );
                     }
@@ -1085,8 +1109,18 @@ impl Docker {
         self.cgroup = Some(files);
     }
 
-    /// Removes containers of this launcher whose instance directory is
-    /// gone (their DELETE could not reach dockerd).
+    /// Looks for containers of this launcher whose instance directory is
+    /// gone (their DELETE could not reach dockerd), to remove them.
+    ///
+    /// Whether a directory is still there is asked of the shell like any
+    /// other file operation (the driver does no I/O itself): a read of
+    /// `<instances dir>/<uuid>` answers `NotFound` exactly when the
+    /// directory is gone (an existing directory answers "is a directory"),
+    /// and any other answer keeps the container. The directory decides, as
+    /// it did before: a DELETE removes it last, and the launcher recovers
+    /// its instances from it. Asking the manager for its table of instances
+    /// instead would make the driver interface carry that table to every
+    /// driver, for a check made only after an outage.
     fn on_sweep(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
         let list = match &result {
             Ok(r) if r.ok() => parse_json::<Vec<Listed>>(&r.body).map_err(|e| e.to_string()),
@@ -1107,14 +1141,26 @@ impl Docker {
             if !api::valid_id(uuid) || !api::valid_id(&l.id) || dir.is_empty() {
                 continue;
             }
-            if std::path::Path::new(&dir).join(uuid).exists() {
-                continue;
-            }
+            let n = self.next_leftover;
+            self.next_leftover = n.wrapping_add(1);
+            self.leftovers.insert(n, (l.id.clone(), uuid.clone()));
+            let path = PathBuf::from(&dir).join(uuid);
+            cx.file(Res::Leftover(n), FileAction::Read { path });
+        }
+    }
+
+    /// The sweep's look at an instance directory: remove the container
+    /// when the directory is gone; keep it on any other answer.
+    fn on_leftover(&mut self, cx: &mut Cx, n: u32, result: Result<Vec<u8>, FileError>) {
+        let Some((id, uuid)) = self.leftovers.remove(&n) else {
+            return;
+        };
+        if result.is_err_and(|e| e.kind == std::io::ErrorKind::NotFound) {
             warn!(
                 "container {} of deleted instance {uuid} was left behind; removing it",
-                short(&l.id)
+                short(&id)
             );
-            self.send(cx, Req::remove(&l.id), What::Orphan(l.id.clone()));
+            self.send(cx, Req::remove(&id), What::Orphan(id.clone()));
         }
     }
 }
@@ -1266,6 +1312,10 @@ impl Driver for Docker {
                     self.id_recorded(cx, result.map(|_| ()).map_err(|e| e.to_string()));
                 }
             }
+            Input::File {
+                res: Res::Leftover(n),
+                result,
+            } => self.on_leftover(cx, n, result),
             Input::Job {
                 job: Job::DockerApi,
                 lead,

@@ -1,18 +1,26 @@
 //! A scripted dockerd for the driver's unit tests: it answers the bytes the
 //! driver writes with the bytes a real daemon would send (shapes taken from
-//! Docker Engine 20.10.24), and plays the shell's part (connections, timers)
-//! so that whole START/STOP/DELETE/recovery sequences run without a daemon.
+//! Docker Engine 20.10.24), and plays the shell's part (connections,
+//! timers, file operations on an in-memory instances directory, node-wide
+//! jobs) so that whole START/STOP/DELETE/recovery sequences of one or more
+//! instances run without a daemon and without touching the disk.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::driver::{
+    Cx, Driver, Effect, FileAction, FileError, FileOp, Input, InstanceKey, IoOp, Jobs, Key,
+    Outcome, Res, Timer, TimerOp, Usage,
+};
 use crate::http::json::quote;
 use crate::http::{Request, RequestParser};
-use crate::launcher::driver::{Cx, Driver, Effect, Input, Key, Outcome};
 use crate::payloads::InstanceConfig;
 
-use super::{Docker, Shared};
+use super::{Docker, Shared, SharedRef};
 
 #[derive(Debug, Clone)]
 pub struct Container {
@@ -300,34 +308,112 @@ impl Daemon {
     }
 }
 
-/// The driver, the daemon, and the shell between them.
-pub struct Bench {
+/// The answer to a file operation.
+type FileResult = Result<Vec<u8>, FileError>;
+
+/// One instance: its key, configuration, directory and driver.
+pub struct Inst {
+    pub key: InstanceKey,
+    pub cfg: InstanceConfig,
+    pub dir: PathBuf,
     pub drv: Docker,
+    pub outcomes: Vec<Outcome>,
+    /// Forgotten by the manager (deleted): its answers are dropped.
+    pub gone: bool,
+}
+
+/// The drivers, the daemon, and the shell between them.
+pub struct Bench {
+    /// The launcher's instances; index 0 is made by [`Bench::new`].
+    pub insts: Vec<Inst>,
+    shared: SharedRef,
     /// The instances directory.
     pub base: PathBuf,
     stop_timeout: Duration,
     pub daemon: Daemon,
-    pub cfg: InstanceConfig,
-    pub dir: PathBuf,
     pub now: Instant,
-    pub outcomes: Vec<Outcome>,
+    jobs: Jobs,
+    next_generation: u64,
     effects: Vec<Effect>,
-    parsers: BTreeMap<u32, RequestParser>,
-    /// Long polls waiting: tag → container id.
-    held: BTreeMap<u32, String>,
-    timers: Vec<(u32, Instant)>,
-    /// Connections the driver closed.
+    /// The files of the instances directory, in memory: bytes and mode.
+    pub files: BTreeMap<PathBuf, (Vec<u8>, u32)>,
+    /// Its directories.
+    pub dirs: BTreeSet<PathBuf>,
+    /// File operations on paths containing this fail (permission denied).
+    pub file_error: Option<String>,
+    /// Durable writes done in this turn, answered at its end (as the file
+    /// executor answers them once the batch is on disk).
+    staged: Vec<(Key<Res>, FileResult)>,
+    /// Durable writes are not answered until [`Bench::finish_writes`].
+    pub stall_writes: bool,
+    /// Connects are not answered until [`Bench::finish_connects`].
+    pub stall_connects: bool,
+    stalled: Vec<Key<Res>>,
+    /// Connection attempts seen (answered or not).
+    pub connects: usize,
+    parsers: BTreeMap<Key<Res>, RequestParser>,
+    /// Requests the daemon holds (long polls, or made to hang): the
+    /// container they are about.
+    held: BTreeMap<Key<Res>, String>,
+    /// One timer per key: arming again moves it.
+    timers: BTreeMap<Key<Timer>, Instant>,
+    /// Connections the drivers closed.
     pub closed: usize,
+    /// Answers waiting to be handed to their drivers, in order.
+    inbox: VecDeque<(InstanceKey, Input)>,
+    /// Inside [`Bench::pump`].
+    pumping: bool,
 }
 
 impl Bench {
+    /// A launcher with one docker instance, and a daemon with
+    /// `ubuntu:latest`.
     pub fn new(tag: &str, stop_timeout: Duration) -> Bench {
-        let base =
-            std::env::temp_dir().join(format!("ciao-docker-unit-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&base);
-        let uuid = "67d86208-b46c-4465-9018-e14087d415f";
-        let dir = base.join(uuid);
-        std::fs::create_dir_all(&dir).unwrap();
+        let base = PathBuf::from(format!("/fake/ciao-docker-unit-{tag}/instances"));
+        let mut b = Bench {
+            insts: Vec::new(),
+            shared: Bench::shared(&base, stop_timeout),
+            dirs: [base.clone()].into(),
+            base,
+            stop_timeout,
+            daemon: Daemon::default(),
+            now: Instant::now(),
+            jobs: Jobs::default(),
+            next_generation: 0,
+            effects: Vec::new(),
+            files: BTreeMap::new(),
+            file_error: None,
+            staged: Vec::new(),
+            stall_writes: false,
+            stall_connects: false,
+            stalled: Vec::new(),
+            connects: 0,
+            parsers: BTreeMap::new(),
+            held: BTreeMap::new(),
+            timers: BTreeMap::new(),
+            closed: 0,
+            inbox: VecDeque::new(),
+            pumping: false,
+        };
+        b.add("67d86208-b46c-4465-9018-e14087d415f");
+        b
+    }
+
+    fn shared(base: &Path, stop_timeout: Duration) -> SharedRef {
+        Rc::new(RefCell::new(Shared::new(
+            PathBuf::from("/fake/docker.sock"),
+            stop_timeout,
+            Duration::from_secs(2),
+            base.to_string_lossy().into_owned(),
+        )))
+    }
+
+    /// Another instance of the same launcher (its directory is made);
+    /// returns its index.
+    pub fn add(&mut self, uuid: &str) -> usize {
+        let dir = self.base.join(uuid);
+        self.dirs.insert(dir.clone());
+        self.next_generation += 1;
         let cfg = InstanceConfig {
             instance_uuid: uuid.into(),
             docker_image: "ubuntu:latest".into(),
@@ -336,123 +422,335 @@ impl Bench {
             cpus: 1,
             ..InstanceConfig::default()
         };
-        Bench {
-            drv: Docker::standalone(Bench::shared(&base, stop_timeout)),
-            base,
-            stop_timeout,
-            daemon: Daemon::default(),
+        self.insts.push(Inst {
+            key: InstanceKey {
+                id: uuid.into(),
+                generation: self.next_generation,
+            },
             cfg,
+            drv: Docker::new(self.shared.clone(), dir.clone()),
             dir,
-            now: Instant::now(),
             outcomes: Vec::new(),
-            effects: Vec::new(),
-            parsers: BTreeMap::new(),
-            held: BTreeMap::new(),
-            timers: Vec::new(),
-            closed: 0,
-        }
+            gone: false,
+        });
+        self.insts.len() - 1
     }
 
-    fn shared(base: &std::path::Path, stop_timeout: Duration) -> Shared {
-        Shared::new(
-            PathBuf::from("/fake/docker.sock"),
-            stop_timeout,
-            Duration::from_secs(2),
-            base.to_string_lossy().into_owned(),
-        )
+    /// Instance 0's configuration (change it before its START).
+    pub fn cfg(&mut self) -> &mut InstanceConfig {
+        &mut self.insts[0].cfg
     }
 
-    /// A new driver with fresh shared state, as after a launcher restart.
+    /// Instance 0's directory.
+    pub fn dir(&self) -> PathBuf {
+        self.insts[0].dir.clone()
+    }
+
+    /// Instance 0's current resource use.
+    pub fn usage(&mut self) -> Usage {
+        let now = self.now;
+        let i = &mut self.insts[0];
+        i.drv.usage(&i.cfg, now)
+    }
+
+    /// A file of the instances directory.
+    pub fn file(&self, path: &Path) -> Option<&(Vec<u8>, u32)> {
+        self.files.get(path)
+    }
+
+    /// A launcher restart: new drivers (new generations) with fresh shared
+    /// state; the shell's connections, timers and jobs are gone, the files
+    /// stay.
     pub fn restart_launcher(&mut self) {
-        self.drv = Docker::standalone(Bench::shared(&self.base, self.stop_timeout));
+        self.shared = Bench::shared(&self.base, self.stop_timeout);
+        self.jobs = Jobs::default();
+        self.parsers.clear();
+        self.held.clear();
+        self.timers.clear();
+        self.stalled.clear();
+        self.staged.clear();
+        self.inbox.clear();
+        for i in 0..self.insts.len() {
+            self.next_generation += 1;
+            let inst = &mut self.insts[i];
+            inst.key.generation = self.next_generation;
+            inst.drv = Docker::new(self.shared.clone(), inst.dir.clone());
+        }
     }
 
-    /// Calls the driver, then plays the shell until nothing moves.
+    /// Calls instance 0's driver, then plays the shell until nothing moves.
     pub fn call(&mut self, f: impl FnOnce(&mut Docker, &mut Cx)) {
+        self.call_on(0, f);
+    }
+
+    /// Calls instance `who`'s driver, then plays the shell.
+    pub fn call_on(&mut self, who: usize, f: impl FnOnce(&mut Docker, &mut Cx)) {
         {
-            let mut cx = Cx {
-                now: self.now,
-                key: Key {
-                    instance: self.cfg.instance_uuid.clone(),
-                    generation: 1,
-                    tag: 0,
-                },
-                dir: &self.dir,
-                config: &self.cfg,
-                effects: &mut self.effects,
-                outcomes: &mut self.outcomes,
-            };
-            f(&mut self.drv, &mut cx);
+            let inst = &mut self.insts[who];
+            assert!(!inst.gone, "instance {who} was forgotten");
+            let mut cx = Cx::new(
+                self.now,
+                &inst.key,
+                &inst.cfg,
+                &mut self.effects,
+                &mut inst.outcomes,
+                &mut self.jobs,
+            );
+            f(&mut inst.drv, &mut cx);
         }
+        self.settle();
         self.pump();
     }
 
-    fn feed(&mut self, input: Input) {
-        self.call(|d, cx| d.input(cx, input));
+    /// The manager forgets instance `who` (deleted): the jobs it led pass
+    /// on, and its connections and timers are dropped.
+    pub fn forget(&mut self, who: usize) {
+        let key = self.insts[who].key.clone();
+        self.insts[who].gone = true;
+        self.jobs.leave(&key);
+        self.parsers.retain(|k, _| k.inst != key);
+        self.held.retain(|k, _| k.inst != key);
+        self.timers.retain(|k, _| k.inst != key);
+        self.stalled.retain(|k| k.inst != key);
+        self.staged.retain(|(k, _)| k.inst != key);
+        self.settle();
+        self.pump();
     }
 
+    /// Queues an input for the instance it names (dropped if forgotten
+    /// meanwhile), and plays the shell.
+    fn deliver(&mut self, inst: &InstanceKey, input: Input) {
+        self.inbox.push_back((inst.clone(), input));
+        self.pump();
+    }
+
+    /// What node-wide jobs have to tell their waiters goes to them next.
+    fn settle(&mut self) {
+        for notice in self.jobs.take_notices().into_iter().rev() {
+            self.inbox.push_front(notice);
+        }
+    }
+
+    /// Plays the shell until nothing moves: executes the effects, then
+    /// hands the next answer to its driver (whose effects come first
+    /// again), and answers the durable writes when nothing else is left
+    /// (the end of the loop turn). Re-entered from a driver call, it
+    /// leaves everything to the outer run.
     fn pump(&mut self) {
-        while !self.effects.is_empty() {
-            let effects = std::mem::take(&mut self.effects);
-            for e in effects {
-                match e {
-                    Effect::Connect { key, .. } => {
-                        let input = if self.daemon.up {
-                            self.parsers.insert(key.tag, RequestParser::new());
-                            Input::Connected { tag: key.tag }
-                        } else {
-                            Input::ConnectFailed {
-                                tag: key.tag,
-                                error: "/fake/docker.sock: Connection refused (os error 111)"
-                                    .into(),
-                            }
-                        };
-                        self.feed(input);
-                    }
-                    Effect::Write { key, bytes } => {
-                        let Some(p) = self.parsers.get_mut(&key.tag) else {
-                            continue;
-                        };
-                        p.feed(&bytes);
-                        let req = match p.next() {
-                            Ok(Some(r)) => r,
-                            other => panic!("driver wrote a bad request: {other:?}"),
-                        };
-                        match self.daemon.answer(&req) {
-                            Answer::Now(bytes) => self.feed(Input::Data {
-                                tag: key.tag,
-                                bytes,
-                            }),
-                            Answer::Hold => {
-                                let id = req.path.split('/').nth(3).unwrap_or("").to_string();
-                                self.held.insert(key.tag, id);
-                            }
-                        }
-                    }
-                    Effect::Close { key } => {
-                        self.parsers.remove(&key.tag);
-                        self.held.remove(&key.tag);
-                        self.closed += 1;
-                    }
-                    Effect::Timer { key, at } => self.timers.push((key.tag, at)),
-                    other => panic!("unexpected effect {other:?}"),
+        if self.pumping {
+            return;
+        }
+        self.pumping = true;
+        loop {
+            for e in std::mem::take(&mut self.effects) {
+                self.execute(e);
+            }
+            if !self.effects.is_empty() {
+                continue;
+            }
+            if let Some((inst, input)) = self.inbox.pop_front() {
+                let who = self.insts.iter().position(|i| i.key == inst && !i.gone);
+                if let Some(who) = who {
+                    self.call_on(who, |d, cx| d.input(cx, input));
+                }
+                continue;
+            }
+            if self.stall_writes || self.staged.is_empty() {
+                break;
+            }
+            for (key, result) in std::mem::take(&mut self.staged) {
+                self.inbox.push_back((
+                    key.inst,
+                    Input::File {
+                        res: key.what,
+                        result,
+                    },
+                ));
+            }
+        }
+        self.pumping = false;
+    }
+
+    fn execute(&mut self, e: Effect) {
+        match e {
+            Effect::Io(IoOp::Connect { key, .. }) => {
+                self.connects += 1;
+                if self.stall_connects {
+                    self.stalled.push(key);
+                } else {
+                    self.connected(key);
                 }
             }
+            Effect::Io(IoOp::Write { key, bytes }) => {
+                let Some(p) = self.parsers.get_mut(&key) else {
+                    return;
+                };
+                p.feed(&bytes);
+                let req = match p.next() {
+                    Ok(Some(r)) => r,
+                    other => panic!("driver wrote a bad request: {other:?}"),
+                };
+                match self.daemon.answer(&req) {
+                    Answer::Now(bytes) => self.deliver(
+                        &key.inst,
+                        Input::Data {
+                            res: key.what,
+                            bytes,
+                        },
+                    ),
+                    Answer::Hold => {
+                        let container = req.path.split('/').nth(3).unwrap_or("").to_string();
+                        self.held.insert(key, container);
+                    }
+                }
+            }
+            Effect::Io(IoOp::Close { key }) => {
+                self.parsers.remove(&key);
+                self.held.remove(&key);
+                self.stalled.retain(|k| *k != key);
+                self.closed += 1;
+            }
+            Effect::Timer(TimerOp::Arm { key, at }) => {
+                self.timers.insert(key, at);
+            }
+            Effect::Timer(TimerOp::Cancel { key }) => {
+                self.timers.remove(&key);
+            }
+            Effect::File(op) => self.file_op(op),
+            other => panic!("unexpected effect {other:?}"),
+        }
+    }
+
+    /// Answers a connect as the daemon's state says.
+    fn connected(&mut self, key: Key<Res>) {
+        let input = if self.daemon.up {
+            self.parsers.insert(key.clone(), RequestParser::new());
+            Input::Connected { res: key.what }
+        } else {
+            Input::ConnectFailed {
+                res: key.what,
+                error: "/fake/docker.sock: Connection refused (os error 111)".into(),
+            }
+        };
+        self.deliver(&key.inst, input);
+    }
+
+    /// Answers the connects held back by [`Bench::stall_connects`] (which
+    /// is turned off).
+    pub fn finish_connects(&mut self) {
+        self.stall_connects = false;
+        for key in std::mem::take(&mut self.stalled) {
+            self.connected(key);
+        }
+    }
+
+    /// Answers the durable writes held back by [`Bench::stall_writes`]
+    /// (which is turned off).
+    pub fn finish_writes(&mut self) {
+        self.stall_writes = false;
+        self.pump();
+    }
+
+    /// Durable writes waiting for [`Bench::finish_writes`].
+    pub fn staged(&self) -> usize {
+        self.staged.len()
+    }
+
+    /// The instances whose connects wait for [`Bench::finish_connects`].
+    pub fn asking(&self) -> Vec<&str> {
+        self.stalled.iter().map(|k| k.inst.id.as_str()).collect()
+    }
+
+    /// Runs a file operation on the in-memory instances directory.
+    fn file_op(&mut self, op: FileOp) {
+        let FileOp { key, action } = op;
+        let path = match &action {
+            FileAction::CreateDir { path, .. }
+            | FileAction::Write { path, .. }
+            | FileAction::Read { path }
+            | FileAction::RemoveFile { path }
+            | FileAction::RemoveTree { path } => path.clone(),
+        };
+        let fail = |kind: io::ErrorKind| Err(FileError::new(&path, &io::Error::from(kind)));
+        let mut durable_write = false;
+        let result = if self
+            .file_error
+            .as_deref()
+            .is_some_and(|f| path.to_string_lossy().contains(f))
+        {
+            fail(io::ErrorKind::PermissionDenied)
+        } else {
+            match action {
+                FileAction::CreateDir { .. } if self.dirs.contains(&path) => {
+                    fail(io::ErrorKind::AlreadyExists)
+                }
+                FileAction::CreateDir { .. } => {
+                    self.dirs.extend(path.ancestors().map(Path::to_path_buf));
+                    Ok(Vec::new())
+                }
+                FileAction::Write {
+                    bytes,
+                    mode,
+                    durable,
+                    ..
+                } => {
+                    if let Some(parent) = path.parent() {
+                        self.dirs.extend(parent.ancestors().map(Path::to_path_buf));
+                    }
+                    self.files.insert(path.clone(), (bytes, mode));
+                    durable_write = durable;
+                    Ok(Vec::new())
+                }
+                FileAction::Read { .. } => match self.files.get(&path) {
+                    Some((bytes, _)) => Ok(bytes.clone()),
+                    None if self.dirs.contains(&path) => fail(io::ErrorKind::IsADirectory),
+                    None => fail(io::ErrorKind::NotFound),
+                },
+                FileAction::RemoveFile { .. } => {
+                    self.files.remove(&path);
+                    Ok(Vec::new())
+                }
+                FileAction::RemoveTree { .. } => {
+                    self.files.retain(|p, _| !p.starts_with(&path));
+                    self.dirs.retain(|p| !p.starts_with(&path));
+                    Ok(Vec::new())
+                }
+            }
+        };
+        if durable_write {
+            self.staged.push((key, result));
+        } else {
+            self.deliver(
+                &key.inst,
+                Input::File {
+                    res: key.what,
+                    result,
+                },
+            );
         }
     }
 
     /// Answers the waits of containers that are no longer running (after
     /// `docker stop`, `docker rm -f` or an exit).
     pub fn settle_waits(&mut self) {
-        let held: Vec<(u32, String)> = self.held.iter().map(|(k, v)| (*k, v.clone())).collect();
-        for (tag, id) in held {
-            let bytes = match self.daemon.container(&id) {
+        let keys: Vec<Key<Res>> = self.held.keys().cloned().collect();
+        for key in keys {
+            let Some(container) = self.held.get(&key) else {
+                continue;
+            };
+            let bytes = match self.daemon.container(container) {
                 Some(c) if c.running => continue,
                 Some(c) => wait_reply(c.exit_code),
                 None => wait_reply(137),
             };
-            self.held.remove(&tag);
-            self.feed(Input::Data { tag, bytes });
+            self.held.remove(&key);
+            self.deliver(
+                &key.inst,
+                Input::Data {
+                    res: key.what,
+                    bytes,
+                },
+            );
         }
     }
 
@@ -462,11 +760,11 @@ impl Bench {
         for c in &mut self.daemon.containers {
             c.running = false;
         }
-        let tags: Vec<u32> = self.parsers.keys().copied().collect();
+        let keys: Vec<Key<Res>> = self.parsers.keys().cloned().collect();
         self.held.clear();
-        for t in tags {
-            self.parsers.remove(&t);
-            self.feed(Input::Closed { tag: t });
+        for key in keys {
+            self.parsers.remove(&key);
+            self.deliver(&key.inst, Input::Closed { res: key.what });
         }
     }
 
@@ -474,12 +772,16 @@ impl Bench {
     pub fn advance(&mut self, by: Duration) {
         let end = self.now + by;
         loop {
-            self.timers.sort_by_key(|(_, at)| *at);
-            match self.timers.first() {
-                Some(&(tag, at)) if at <= end => {
-                    self.timers.remove(0);
+            let next = self
+                .timers
+                .iter()
+                .min_by_key(|(_, at)| **at)
+                .map(|(k, at)| (k.clone(), *at));
+            match next {
+                Some((key, at)) if at <= end => {
+                    self.timers.remove(&key);
                     self.now = self.now.max(at);
-                    self.feed(Input::Timer { tag });
+                    self.deliver(&key.inst, Input::Timer(key.what));
                 }
                 _ => break,
             }
@@ -487,8 +789,24 @@ impl Bench {
         self.now = end;
     }
 
+    /// The timers instance `who` has armed.
+    pub fn timers(&self, who: usize) -> Vec<Timer> {
+        let key = &self.insts[who].key;
+        self.timers
+            .keys()
+            .filter(|k| k.inst == *key)
+            .map(|k| k.what)
+            .collect()
+    }
+
+    /// Instance 0's outcomes since the last call.
     pub fn take(&mut self) -> Vec<Outcome> {
-        std::mem::take(&mut self.outcomes)
+        self.take_of(0)
+    }
+
+    /// Instance `who`'s outcomes since the last call.
+    pub fn take_of(&mut self, who: usize) -> Vec<Outcome> {
+        std::mem::take(&mut self.insts[who].outcomes)
     }
 
     pub fn held(&self) -> usize {
@@ -499,14 +817,14 @@ impl Bench {
         self.parsers.len()
     }
 
+    /// A START of instance 0.
     pub fn start(&mut self, user_data: &[u8], meta_data: &[u8]) {
-        let (u, m) = (user_data.to_vec(), meta_data.to_vec());
-        self.call(|d, cx| d.start(cx, false, &u, &m));
+        self.start_on(0, user_data, meta_data);
     }
-}
 
-impl Drop for Bench {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.base);
+    /// A START of instance `who`.
+    pub fn start_on(&mut self, who: usize, user_data: &[u8], meta_data: &[u8]) {
+        let (u, m) = (user_data.to_vec(), meta_data.to_vec());
+        self.call_on(who, |d, cx| d.start(cx, false, &u, &m));
     }
 }

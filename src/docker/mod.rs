@@ -1,19 +1,21 @@
-//! Docker containers over the Engine API (launcher.md §5, design decisions
-//! 10, 13, 15): a hand-written HTTP/1.1 client on the launcher's one `mio`
-//! loop, talking to dockerd's Unix socket.
+//! Docker containers over the Engine API (`docs/docker.md`): a
+//! hand-written HTTP/1.1 client on the launcher's one `mio` loop, talking
+//! to dockerd's Unix socket.
 //!
 //! * [`api`]: the calls as data (method, path, body, deadline) and what the
 //!   replies mean; API version negotiation (`GET /version`, 1.22 to 1.45).
 //! * [`call`]: one connection per request as driver effects, many in
-//!   flight at once, each with a deadline (the exit long poll has none).
+//!   flight at once, each with a deadline (when the exit long poll's
+//!   passes, the driver looks at the container and polls again).
 //! * [`cgroup`]: memory and CPU of a running container from its cgroup
 //!   files, without asking dockerd.
 //! * [`driver`]: the per-container step machine ([`Docker`]): image check
 //!   and pull, create, start, exit detection, graceful stop, restart,
 //!   delete, statistics, recovery, and what happens while dockerd is down.
 //!
-//! Everything is sans-IO and unit-tested against a scripted daemon; the
-//! end-to-end tests (`tests/docker_*.rs`) run a real, private dockerd.
+//! Everything but the cgroup reads is sans-IO and unit-tested against a
+//! scripted daemon that also plays the shell (`fake.rs`); the end-to-end
+//! tests (`tests/docker_*.rs`) run a real, private dockerd.
 
 pub mod api;
 pub mod call;

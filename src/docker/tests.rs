@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::driver::ID_FILE;
 use super::fake::Bench;
-use crate::launcher::driver::{Driver, Outcome, Usage};
+use crate::driver::{Driver, Outcome, Usage};
 use crate::payloads::StartFailureReason;
 
 const UD: &[u8] =
@@ -50,14 +50,9 @@ fn start_negotiates_creates_and_watches() {
             b.base.display()
         )
     );
-    let recorded = std::fs::read_to_string(b.dir.join(ID_FILE)).unwrap();
-    assert_eq!(recorded.trim(), c.id);
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(b.dir.join(ID_FILE))
-            .unwrap()
-            .permissions(),
-    );
-    assert_eq!(mode & 0o777, 0o600);
+    let (recorded, mode) = b.file(&b.dir().join(ID_FILE)).expect("docker-id written");
+    assert_eq!(String::from_utf8_lossy(recorded).trim(), c.id);
+    assert_eq!(*mode, 0o600);
     assert_eq!(b.held(), 1, "the exit long poll is open");
     assert_eq!(d.count("GET", "/stats?stream=false&one-shot=true"), 1);
 }
@@ -65,8 +60,7 @@ fn start_negotiates_creates_and_watches() {
 #[test]
 fn statistics() {
     let mut b = started("stats");
-    let now = b.now;
-    let u = b.drv.usage(&b.cfg.clone(), now);
+    let u = b.usage();
     // One sample: memory and disk, CPU needs two.
     assert_eq!(
         u,
@@ -77,7 +71,7 @@ fn statistics() {
         }
     );
     b.advance(Duration::from_secs(2));
-    let u = b.drv.usage(&b.cfg.clone(), b.now);
+    let u = b.usage();
     // 0.25 s of CPU in 2 s.
     assert_eq!(u.cpu_percent, 12);
     assert_eq!(b.daemon.count("GET", "/stats"), 2);
@@ -85,7 +79,7 @@ fn statistics() {
     b.daemon.containers[0].running = false;
     b.settle_waits();
     assert_eq!(b.take(), vec![Outcome::Exited]);
-    let u = b.drv.usage(&b.cfg.clone(), b.now);
+    let u = b.usage();
     assert_eq!((u.memory_mb, u.cpu_percent, u.disk_mb), (-1, -1, 1));
     // No more sampling once it is down.
     b.advance(Duration::from_secs(10));
@@ -125,7 +119,7 @@ fn api_versions() {
 #[test]
 fn image_missing_is_pulled_or_fails() {
     let mut b = Bench::new("pull", Duration::from_secs(5));
-    b.cfg.docker_image = "busybox:1.36".into();
+    b.cfg().docker_image = "busybox:1.36".into();
     b.start(UD, MD);
     assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
     assert_eq!(
@@ -135,7 +129,7 @@ fn image_missing_is_pulled_or_fails() {
     );
 
     let mut b = Bench::new("nopull", Duration::from_secs(5));
-    b.cfg.docker_image = "127.0.0.1:1/missing:latest".into();
+    b.cfg().docker_image = "127.0.0.1:1/missing:latest".into();
     b.start(UD, MD);
     let (r, d) = failed(&mut b);
     assert_eq!(r, StartFailureReason::ImageFailure);
@@ -147,7 +141,7 @@ fn image_missing_is_pulled_or_fails() {
 
     // An error inside the progress stream.
     let mut b = Bench::new("badstream", Duration::from_secs(5));
-    b.cfg.docker_image = "badstream".into();
+    b.cfg().docker_image = "badstream".into();
     b.start(UD, MD);
     let (r, d) = failed(&mut b);
     assert_eq!(r, StartFailureReason::ImageFailure);
@@ -155,7 +149,7 @@ fn image_missing_is_pulled_or_fails() {
 
     // Never put in a path.
     let mut b = Bench::new("badref", Duration::from_secs(5));
-    b.cfg.docker_image = "ubuntu?x=1".into();
+    b.cfg().docker_image = "ubuntu?x=1".into();
     b.start(UD, MD);
     assert_eq!(failed(&mut b).0, StartFailureReason::ImageFailure);
     assert!(b.daemon.log.is_empty());
@@ -284,14 +278,14 @@ fn recovery() {
     assert_eq!(b.daemon.count("POST", "/wait"), 2, "a new exit long poll");
 
     // Without docker-id: by label.
-    std::fs::remove_file(b.dir.join(ID_FILE)).unwrap();
+    assert!(b.files.remove(&b.dir().join(ID_FILE)).is_some());
     b.restart_launcher();
     b.call(|d, cx| d.recover(cx, true));
     assert_eq!(b.take(), vec![Outcome::Running]);
     assert_eq!(b.daemon.count("GET", "ciao.instance-uuid%3D67d8"), 1);
     assert_eq!(
-        std::fs::read_to_string(b.dir.join(ID_FILE)).unwrap().trim(),
-        id,
+        b.file(&b.dir().join(ID_FILE)).map(|(f, _)| f.clone()),
+        Some(format!("{id}\n").into_bytes()),
         "docker-id written again"
     );
 
@@ -319,7 +313,7 @@ fn a_container_of_another_launcher_is_not_adopted() {
     b.daemon.containers[0]
         .labels
         .insert("ciao.instances-dir".into(), "/elsewhere/instances".into());
-    std::fs::remove_file(b.dir.join(ID_FILE)).unwrap();
+    assert!(b.files.remove(&b.dir().join(ID_FILE)).is_some());
     b.restart_launcher();
     b.call(|d, cx| d.recover(cx, false));
     assert_eq!(b.take(), vec![Outcome::Exited]);
@@ -397,7 +391,7 @@ fn daemon_down_and_back() {
 #[test]
 fn volumes_are_refused() {
     let mut b = Bench::new("vol", Duration::from_secs(5));
-    b.cfg.volumes.push(crate::payloads::start::VolumeConfig {
+    b.cfg().volumes.push(crate::payloads::start::VolumeConfig {
         uuid: "aaaa".into(),
         bootable: true,
     });
@@ -431,8 +425,12 @@ fn left_over_containers_are_swept_after_negotiation() {
     b.daemon
         .containers
         .push(mk("0a2", "aaaa0002", "/elsewhere/instances"));
-    std::fs::create_dir_all(b.base.join("aaaa0003")).unwrap();
+    b.dirs.insert(b.base.join("aaaa0003"));
     b.daemon.containers.push(mk("0a3", "aaaa0003", &base));
+    // One whose directory cannot be looked at: kept (only "not found"
+    // means gone).
+    b.daemon.containers.push(mk("0a4", "aaaa0004", &base));
+    b.file_error = Some("aaaa0004".into());
     // The daemon goes away and comes back: the next negotiation sweeps.
     b.daemon_dies();
     b.take();
@@ -441,8 +439,17 @@ fn left_over_containers_are_swept_after_negotiation() {
     assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
     let left: Vec<&str> = b.daemon.containers.iter().map(|c| c.id.as_str()).collect();
     assert!(!left.contains(&"0a1"), "{left:?}");
-    assert!(left.contains(&"0a2") && left.contains(&"0a3"), "{left:?}");
-    assert_eq!(left.len(), 3, "ours, the other launcher's, and aaaa0003");
+    assert!(
+        left.contains(&"0a2") && left.contains(&"0a3") && left.contains(&"0a4"),
+        "{left:?}"
+    );
+    assert_eq!(
+        left.len(),
+        4,
+        "ours, the other launcher's, aaaa0003, aaaa0004"
+    );
+    assert_eq!(b.daemon.count("DELETE", "/containers/0a1?"), 1);
+    assert_eq!(b.daemon.count("DELETE", ""), 1, "nothing else removed");
 }
 
 #[test]
@@ -461,4 +468,204 @@ fn the_exit_long_poll_has_a_deadline_and_is_renewed() {
     b.advance(WAIT_RENEW + Duration::from_secs(1));
     assert_eq!(b.take(), vec![Outcome::Exited]);
     assert_eq!(b.daemon.count("POST", "/wait"), 2);
+}
+
+#[test]
+fn the_container_is_started_once_its_id_is_on_disk() {
+    let mut b = Bench::new("durable", Duration::from_secs(5));
+    b.stall_writes = true;
+    b.start(UD, MD);
+    // Created, its id being written: not started yet.
+    assert!(b.take().is_empty());
+    assert_eq!(b.daemon.containers.len(), 1);
+    assert_eq!(b.daemon.count("POST", "/start"), 0);
+    b.finish_writes();
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert!(b.daemon.containers[0].running);
+}
+
+#[test]
+fn a_start_whose_id_cannot_be_recorded_is_rolled_back() {
+    let mut b = Bench::new("noid", Duration::from_secs(5));
+    b.file_error = Some(ID_FILE.into());
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::ImageFailure);
+    assert!(
+        d.contains("cannot record the container id") && d.contains(ID_FILE),
+        "{d}"
+    );
+    // Created, never started, removed again.
+    assert_eq!(b.daemon.count("POST", "/containers/create"), 1);
+    assert_eq!(b.daemon.count("POST", "/start"), 0);
+    assert_eq!(b.daemon.count("DELETE", "?force=1&v=1"), 1);
+    assert!(b.daemon.containers.is_empty());
+    assert_eq!(b.open(), 0);
+
+    // The failure is reported only once the removal is over (the manager
+    // forgets the instance then, and would drop the removal's answers).
+    let mut b = Bench::new("noid2", Duration::from_secs(5));
+    b.file_error = Some(ID_FILE.into());
+    b.daemon.hang = Some("?force=1".into());
+    b.start(UD, MD);
+    assert!(b.take().is_empty());
+    assert_eq!(b.daemon.count("DELETE", "?force=1&v=1"), 1);
+    b.advance(Duration::from_secs(31));
+    assert_eq!(failed(&mut b).0, StartFailureReason::ImageFailure);
+    assert_eq!(b.open(), 0);
+}
+
+#[test]
+fn recovery_reads_the_id_file_through_the_shell() {
+    let mut b = started("recread");
+    let id = b.daemon.containers[0].id.clone();
+    let idfile = b.dir().join(ID_FILE);
+    // An unreadable docker-id: by label (recording the id then fails the
+    // same way, which only costs a warning).
+    b.file_error = Some(ID_FILE.into());
+    b.restart_launcher();
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Running]);
+    assert_eq!(b.daemon.count("GET", "ciao.instance-uuid%3D67d8"), 1);
+    b.file_error = None;
+    // A docker-id that is not an id: by label, and recorded again.
+    b.files
+        .insert(idfile.clone(), (b"../../etc\n".to_vec(), 0o600));
+    b.restart_launcher();
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Running]);
+    assert_eq!(b.daemon.count("GET", "ciao.instance-uuid%3D67d8"), 2);
+    assert_eq!(
+        b.file(&idfile).map(|(f, _)| f.clone()),
+        Some(format!("{id}\n").into_bytes())
+    );
+    // A good one: by id, and not written again.
+    b.stall_writes = true;
+    b.restart_launcher();
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Running]);
+    assert_eq!(b.daemon.count("GET", "ciao.instance-uuid%3D67d8"), 2);
+    assert_eq!(b.staged(), 0, "nothing to record");
+    b.finish_writes();
+}
+
+#[test]
+fn call_deadlines_end_with_their_calls() {
+    use crate::driver::Timer;
+    let mut b = started("deadlines");
+    // The exit long poll's deadline and the next sample; every other
+    // call's deadline was cancelled when it ended.
+    let calls = |b: &Bench| {
+        b.timers(0)
+            .into_iter()
+            .filter(|t| matches!(t, Timer::CtrCall(_)))
+            .count()
+    };
+    assert_eq!(calls(&b), 1, "{:?}", b.timers(0));
+    assert!(b.timers(0).contains(&Timer::CtrSample));
+    b.call(|d, cx| d.stop(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    assert_eq!(calls(&b), 0, "{:?}", b.timers(0));
+    // The sample timer fires once more, does nothing and is not re-armed.
+    b.advance(Duration::from_secs(3));
+    assert_eq!(b.timers(0), vec![]);
+}
+
+const OTHER: &str = "5a1e0000-0000-4000-8000-00000000000b";
+
+/// Two instances whose STARTs both wait for the first one's negotiation
+/// (its connect is held back); returns the second's index.
+fn two_starting(tag: &str) -> (Bench, usize) {
+    let mut b = Bench::new(tag, Duration::from_secs(5));
+    let other = b.add(OTHER);
+    b.stall_connects = true;
+    b.start(UD, MD);
+    b.start_on(other, UD, MD);
+    assert!(b.take().is_empty() && b.take_of(other).is_empty());
+    (b, other)
+}
+
+#[test]
+fn instances_share_one_negotiation() {
+    let (mut b, other) = two_starting("share");
+    // Only the first asks dockerd; the second waits for it.
+    assert_eq!(b.asking(), [ID]);
+    b.finish_connects();
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(b.daemon.count("GET", "/version"), 1);
+    assert_eq!(b.daemon.containers.len(), 2);
+    assert!(b.daemon.containers.iter().all(|c| c.running));
+}
+
+#[test]
+fn a_failed_negotiation_fails_every_waiter() {
+    let (mut b, other) = two_starting("sharefail");
+    assert_eq!(b.asking(), [ID]);
+    b.daemon.up = false;
+    b.finish_connects();
+    assert_eq!(b.connects, 1, "one attempt for both");
+    for who in [0, other] {
+        match b.take_of(who).as_slice() {
+            [Outcome::StartFailed { reason, detail }] => {
+                assert_eq!(*reason, StartFailureReason::ImageFailure);
+                assert!(
+                    detail.contains("cannot reach dockerd")
+                        && detail.contains("Connection refused"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The next command negotiates again, and works once dockerd is back.
+    b.daemon.up = true;
+    b.start_on(other, UD, MD);
+    assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
+}
+
+#[test]
+fn a_waiter_leads_when_the_leader_goes_away() {
+    let (mut b, other) = two_starting("handover");
+    assert_eq!(b.asking(), [ID]);
+    // The leader's instance is deleted before dockerd answered.
+    b.forget(0);
+    assert_eq!(b.asking(), [OTHER], "the waiter asks now");
+    b.finish_connects();
+    assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(b.daemon.count("GET", "/version"), 1);
+    assert_eq!(b.daemon.containers.len(), 1);
+
+    // A leader that is destroyed (not yet forgotten) asks again itself,
+    // and its waiter goes on when that is answered.
+    let (mut b, other) = two_starting("handover2");
+    b.call(|d, cx| d.destroy(cx));
+    assert_eq!(b.asking(), [ID]);
+    b.finish_connects();
+    assert_eq!(b.take(), vec![Outcome::Destroyed]);
+    assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(b.daemon.count("GET", "/version"), 1);
+}
+
+#[test]
+fn recovered_instances_share_one_negotiation_and_one_sweep() {
+    let mut b = started("recshare");
+    let other = b.add(OTHER);
+    b.start_on(other, UD, MD);
+    assert_eq!(b.take_of(other), vec![Outcome::Launched, Outcome::Running]);
+    b.restart_launcher();
+    let n = b.daemon.log.len();
+    b.stall_connects = true;
+    b.call(|d, cx| d.recover(cx, false));
+    b.call_on(other, |d, cx| d.recover(cx, false));
+    assert_eq!(b.asking().len(), 1);
+    b.finish_connects();
+    assert_eq!(b.take(), vec![Outcome::Running]);
+    assert_eq!(b.take_of(other), vec![Outcome::Running]);
+    let log = &b.daemon.log[n..];
+    let count = |needle: &str| log.iter().filter(|(_, p, _)| p.contains(needle)).count();
+    assert_eq!(count("/version"), 1, "{log:?}");
+    assert_eq!(count("ciao.instances-dir"), 1, "one sweep: {log:?}");
+    assert_eq!(b.daemon.containers.len(), 2, "nothing swept");
+    assert!(b.daemon.containers.iter().all(|c| c.running));
 }

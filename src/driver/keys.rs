@@ -86,6 +86,9 @@ pub enum Res {
     ContainerId,
     /// docker: Engine API call `n` (a Unix socket).
     Call(u32),
+    /// docker: the sweep's look at the instance directory of left-over
+    /// container `n` (is it still there?).
+    Leftover(u32),
 }
 
 /// A job done once for the whole node, however many instances need it.
