@@ -360,7 +360,7 @@ impl Daemon {
             self.client.is_some().then_some(self.next_tick),
             self.stats_due,
             self.client.as_ref().and_then(|c| c.deadline()),
-            self.timers.next(),
+            self.timers.earliest(),
             self.io.deadline(),
         ]
         .into_iter()

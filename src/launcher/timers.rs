@@ -56,7 +56,7 @@ impl<K: Clone + Eq + Hash> Timers<K> {
     }
 
     /// The earliest deadline.
-    pub fn next(&mut self) -> Option<Instant> {
+    pub fn earliest(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, seq))) = self.heap.peek().copied() {
             if self.keys.contains_key(&seq) {
                 return Some(at);
@@ -104,7 +104,7 @@ mod tests {
         t.arm(t0 + Duration::from_millis(30), "c");
         t.arm(t0 + Duration::from_millis(10), "a");
         t.arm(t0 + Duration::from_millis(20), "b");
-        assert_eq!(t.next(), Some(t0 + Duration::from_millis(10)));
+        assert_eq!(t.earliest(), Some(t0 + Duration::from_millis(10)));
         assert_eq!(t.expired(t0 + Duration::from_millis(20)), vec!["a", "b"]);
         assert_eq!(t.len(), 1);
         assert_eq!(
@@ -126,13 +126,13 @@ mod tests {
         t.cancel(&"b");
         t.cancel(&"never armed");
         assert_eq!(t.len(), 1);
-        assert_eq!(t.next(), Some(ms(50)), "the moved timer, not the old one");
+        assert_eq!(t.earliest(), Some(ms(50)), "the moved timer, not the old one");
         assert!(
             t.expired(ms(40)).is_empty(),
             "superseded and cancelled never fire"
         );
         assert_eq!(t.expired(ms(50)), ["a"]);
-        assert_eq!(t.next(), None);
+        assert_eq!(t.earliest(), None);
     }
 
     #[test]
