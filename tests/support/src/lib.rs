@@ -24,6 +24,7 @@ pub mod ssntp_server;
 /// test fails (CI installs everything, so a skip there would hide a broken
 /// setup); otherwise it prints `SKIPPED: <test>: <why>` and returns false,
 /// and the caller returns early.
+#[track_caller]
 pub fn skip_or_fail(test: &str, why: &str) -> bool {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{test}: prerequisite missing under CI=true: {why}");
@@ -36,14 +37,14 @@ pub fn skip_or_fail(test: &str, why: &str) -> bool {
 
 /// A file of this repository (`rel` from its top directory), e.g. the
 /// example payloads.
-pub fn repo_file(rel: &str) -> PathBuf {
+pub(crate) fn repo_file(rel: &str) -> PathBuf {
     // This crate lives in tests/support of the repository.
     let here = Path::new(env!("CARGO_MANIFEST_DIR"));
     here.ancestors().nth(2).unwrap_or(here).join(rel)
 }
 
 /// `name` on `PATH` or in the usual system directories.
-pub fn find_program(name: &str) -> Option<PathBuf> {
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var("PATH").unwrap_or_default();
     let found = path
         .split(':')
