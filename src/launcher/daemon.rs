@@ -31,6 +31,7 @@ use crate::sys::{self, lock::Flock, signals::SignalFd};
 
 const SIGNAL: Token = Token(0);
 const CLIENT: Token = Token(1);
+const RESOLVER: Token = Token(2);
 
 /// How long a state-change STATS may wait so that changes coalesce.
 const STATS_COALESCE: Duration = Duration::from_millis(100);
@@ -268,7 +269,7 @@ impl Daemon {
                             return Ok(());
                         }
                     }
-                    CLIENT => client_ready = true,
+                    CLIENT | RESOLVER => client_ready = true,
                     t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
                     t => debug!("event for unknown token {t:?}"),
                 }
@@ -627,6 +628,7 @@ fn make_client(cfg: &LauncherConfig) -> Result<(Client, Uuid, u32, Option<Flock>
             role: own_role,
             max_message: cfg.max_message_size,
             connect_timeout: cfg.connect_timeout,
+            resolver_token: RESOLVER,
         },
         CLIENT,
     );
