@@ -26,7 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ciao::payloads::Stat;
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{Command, Op};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
@@ -276,7 +276,7 @@ fn instance_state(payload: &[u8]) -> Option<String> {
 
 fn next_stats(server: &TestServer, what: &str) -> Option<String> {
     let (_, f) = server.expect_frame(LONG, what, |f| {
-        f.ftype == frame::COMMAND && f.operand == frame::STATS
+        f.op == Op::Command(Command::Stats)
     });
     instance_state(&f.payload)
 }
@@ -348,8 +348,7 @@ fn a_hanging_name_lookup_does_not_stall_the_loop() {
     );
     server.send(
         uuid,
-        frame::COMMAND,
-        frame::START,
+        Command::Start,
         example("start_legacy.yaml"),
     );
     while next_stats(&server, "STATS with the instance active").as_deref() != Some("active") {}
@@ -358,8 +357,7 @@ fn a_hanging_name_lookup_does_not_stall_the_loop() {
     dns.hang();
     server.send(
         uuid,
-        frame::COMMAND,
-        frame::STOP,
+        Command::Stop,
         example("stop_legacy.yaml"),
     );
     server.stop();
