@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ciao::payloads::Stat;
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{self, Op};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao_test_support::certgen;
@@ -89,12 +89,12 @@ fn main() {
             "d7d86208-b46c-4465-9018-fe14087d415f",
             &format!("{i:08x}-0000-4000-8000-000000000000"),
         );
-        server.send(uuid, frame::COMMAND, frame::START, p.into_bytes());
+        server.send(uuid, frame::Command::Start, p.into_bytes());
     }
     let last_sent = Instant::now();
     let burst = loop {
         let (_, f) = server.expect_frame(Duration::from_secs(120), "STATS", |f| {
-            f.ftype == frame::COMMAND && f.operand == frame::STATS
+            f.op == Op::Command(frame::Command::Stats)
         });
         let s = Stat::parse(&f.payload).unwrap();
         if s.instances.len() == N && s.instances.iter().all(|i| i.state == "active") {

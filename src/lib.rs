@@ -5,6 +5,7 @@
 //! loop (the shell) that owns every socket, pidfd, signalfd and timer.
 
 pub mod ciaolc;
+pub mod cli;
 pub mod docker;
 pub mod http;
 pub mod launcher;

@@ -15,8 +15,7 @@ use std::io;
 use ciao::ciaolc::client::{ClientError, Request, Response, Transport};
 use ciao::ciaolc::{self, format};
 use ciao::payloads::{Ready, Stat};
-use ciao::ssntp::frame as ftype;
-use ciao::ssntp::frame as op;
+use ciao::ssntp::frame::{self, ErrorCode, Event, Status};
 use ciao::ssntp::role;
 use ciao::testserver::rest::{self, Command};
 use ciao::testserver::ClientTable;
@@ -67,19 +66,16 @@ impl Server {
     }
     fn stats(&mut self, uuid: &str, doc: &str) {
         self.table
-            .on_frame(uuid, ftype::COMMAND, op::STATS, doc.as_bytes());
+            .on_frame(uuid, frame::Command::Stats, doc.as_bytes());
     }
-    fn status(&mut self, uuid: &str, operand: u8, doc: &str) {
-        self.table
-            .on_frame(uuid, ftype::STATUS, operand, doc.as_bytes());
+    fn status(&mut self, uuid: &str, operand: Status, doc: &str) {
+        self.table.on_frame(uuid, operand, doc.as_bytes());
     }
-    fn error(&mut self, uuid: &str, operand: u8, doc: &str) {
-        self.table
-            .on_frame(uuid, ftype::ERROR, operand, doc.as_bytes());
+    fn error(&mut self, uuid: &str, operand: ErrorCode, doc: &str) {
+        self.table.on_frame(uuid, operand, doc.as_bytes());
     }
-    fn event(&mut self, uuid: &str, operand: u8, doc: &str) {
-        self.table
-            .on_frame(uuid, ftype::EVENT, operand, doc.as_bytes());
+    fn event(&mut self, uuid: &str, operand: Event, doc: &str) {
+        self.table.on_frame(uuid, operand, doc.as_bytes());
     }
 }
 
@@ -552,7 +548,7 @@ Instances:^I 1 (1 running 0 exited 0 pending)$"
 fn session_4_2_and_4_3() {
     let mut s = Server::default();
     s.connect(L);
-    s.status(L, 1, STATUS_42);
+    s.status(L, Status::Ready, STATUS_42);
     s.stats(L, STATS_42);
     transcript(
         &mut s,
@@ -597,7 +593,7 @@ $ ciaolc drain
         s.sent.pop(),
         Some(Command {
             client: L.into(),
-            operand: op::START,
+            operand: frame::Command::Start,
             payload: Vec::new()
         })
     );
@@ -639,7 +635,10 @@ $ ciaolc stop d7d86208-b46c-4465-9018-fe14087d415f
 [exit 0]",
     );
     let stop = s.sent.pop().unwrap();
-    assert_eq!((stop.client.as_str(), stop.operand), (L, op::STOP));
+    assert_eq!(
+        (stop.client.as_str(), stop.operand),
+        (L, frame::Command::Stop)
+    );
     assert_eq!(
         stop.payload,
         format!("stop:\n  instance_uuid: {D7}\n  workload_agent_uuid: \"\"\n").into_bytes()
@@ -703,33 +702,41 @@ $ ciaolc restart 00000000-0000-0000-0000-000000000000
 $ ciaolc delete 00000000-0000-0000-0000-000000000000
 [exit 0]",
     );
-    let ops: Vec<u8> = s.sent.iter().map(|c| c.operand).collect();
-    assert_eq!(ops, vec![op::RESTART, op::STOP, op::RESTART, op::DELETE]);
+    let ops: Vec<frame::Command> = s.sent.iter().map(|c| c.operand).collect();
+    assert_eq!(
+        ops,
+        vec![
+            frame::Command::Restart,
+            frame::Command::Stop,
+            frame::Command::Restart,
+            frame::Command::Delete
+        ]
+    );
     // The launcher's answers, in order.
     let zero = "00000000-0000-0000-0000-000000000000";
     s.error(
         L,
-        op::RESTART_FAILURE,
+        ErrorCode::RestartFailure,
         &format!("instance_uuid: {D7}\nreason: already_running\n"),
     );
     s.error(
         L,
-        op::STOP_FAILURE,
+        ErrorCode::StopFailure,
         &format!("instance_uuid: {zero}\nreason: no_instance\n"),
     );
     s.error(
         L,
-        op::RESTART_FAILURE,
+        ErrorCode::RestartFailure,
         &format!("instance_uuid: {zero}\nreason: no_instance\n"),
     );
     s.error(
         L,
-        op::DELETE_FAILURE,
+        ErrorCode::DeleteFailure,
         &format!("instance_uuid: {zero}\nreason: no_instance\n"),
     );
     s.error(
         L,
-        op::START_FAILURE,
+        ErrorCode::StartFailure,
         &format!("instance_uuid: {D7}\nreason: already_running\n"),
     );
     transcript(
@@ -853,13 +860,13 @@ d7d86208-b46c-4465-9018-fe14087d415f    exited  192.168.42.21:35050     37 MB   
     );
     s.error(
         L,
-        op::STOP_FAILURE,
+        ErrorCode::StopFailure,
         &format!("instance_uuid: {D7}\nreason: already_stopped\n"),
     );
     s.stats(L, &stats_doc(23742, 83805, &both("active")));
     s.error(
         L,
-        op::RESTART_FAILURE,
+        ErrorCode::RestartFailure,
         &format!("instance_uuid: {D7}\nreason: already_running\n"),
     );
     transcript(
@@ -881,7 +888,7 @@ $ ciaolc delete d7d86208-b46c-4465-9018-fe14087d415f
     );
     s.event(
         L,
-        op::INSTANCE_DELETED,
+        Event::InstanceDeleted,
         &format!("instance_deleted:\n  instance_uuid: {D7}\n"),
     );
     transcript(
@@ -924,7 +931,7 @@ Instances:       1 (1 running 0 exited 0 pending)
     );
     s.event(
         L,
-        op::INSTANCE_DELETED,
+        Event::InstanceDeleted,
         &format!("instance_deleted:\n  instance_uuid: {C67}\n"),
     );
     s.stats(L, &stats_doc(23659, 83660, &[]));
@@ -944,12 +951,12 @@ $ ciaolc istats
     // The remaining examples: two rejected starts, two VMs, two deletes.
     s.error(
         L,
-        op::START_FAILURE,
+        ErrorCode::StartFailure,
         "instance_uuid: \"\"\nreason: invalid_payload\n",
     );
     s.error(
         L,
-        op::START_FAILURE,
+        ErrorCode::StartFailure,
         "instance_uuid: \"\"\nreason: invalid_payload\n",
     );
     let efi = "67d86208-b46c-4465-9018-fe14087d415";
@@ -982,12 +989,12 @@ UUID                                    Status  SSH                     Mem     
     );
     s.event(
         L,
-        op::INSTANCE_DELETED,
+        Event::InstanceDeleted,
         &format!("instance_deleted:\n  instance_uuid: {efi}\n"),
     );
     s.event(
         L,
-        op::INSTANCE_DELETED,
+        Event::InstanceDeleted,
         &format!("instance_deleted:\n  instance_uuid: {nn}\n"),
     );
     transcript(
@@ -1001,7 +1008,7 @@ UUID                                    Status  SSH                     Mem     
 [exit 0]",
     );
     // A TraceReport event (server -trace) shows as `- null`.
-    s.event(L, 6, "frames: []\n");
+    s.event(L, Event::TraceReport, "frames: []\n");
     transcript(&mut s, "$ ciaolc drain\n- null\n\n[exit 0]");
 }
 
@@ -1017,7 +1024,7 @@ aaaaaaaa-0000-0000-0000-000000000001
 $ ciaolc instances
 [exit 0]",
     );
-    s.status(A, 1, "node_uuid: aaaaaaaa-0000-0000-0000-000000000001\nmem_total_mb: 1000\nmem_available_mb: 500\ndisk_total_mb: 2000\ndisk_available_mb: 1500\nload: 2\ncpus_online: 8\n");
+    s.status(A, Status::Ready, "node_uuid: aaaaaaaa-0000-0000-0000-000000000001\nmem_total_mb: 1000\nmem_available_mb: 500\ndisk_total_mb: 2000\ndisk_available_mb: 1500\nload: 2\ncpus_online: 8\n");
     transcript(
         &mut s,
         "$ ciaolc status                     (after READY)
@@ -1030,7 +1037,7 @@ Load:            2
 CpusOnline:      8
 [exit 0]",
     );
-    s.status(A, 2, "");
+    s.status(A, Status::Full, "");
     transcript(
         &mut s,
         "$ ciaolc status                     (after FULL)
@@ -1114,7 +1121,7 @@ $ ciaolc stop -client bbbbbbbb-0000-0000-0000-000000000002 inst-1
     let stop = s.sent.pop().unwrap();
     assert_eq!(
         (stop.client.as_str(), stop.operand, stop.payload.len()),
-        (B, op::STOP, 56)
+        (B, frame::Command::Stop, 56)
     );
     assert_eq!(
         stop.payload,
@@ -1124,7 +1131,7 @@ $ ciaolc stop -client bbbbbbbb-0000-0000-0000-000000000002 inst-1
     // Events are lost on disconnect.
     s.event(
         A,
-        op::INSTANCE_DELETED,
+        Event::InstanceDeleted,
         "instance_deleted:\n  instance_uuid: i1\n",
     );
     s.table.on_disconnect(A);

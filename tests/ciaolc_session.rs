@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use ciao::ssntp::frame::{self, Frame};
+use ciao::ssntp::frame::{self, ErrorCode, Event, Frame, Op, Status};
 use ciao::ssntp::role;
 use ciao::ssntp::uuid::Uuid;
 use ciao_test_support::certgen::{self, CertSet, KeyKind};
@@ -127,7 +127,7 @@ impl Setup {
         let uuid = Uuid::random();
         c.send_connect(uuid, role::AGENT | role::NETAGENT).unwrap();
         match c.next(LONG) {
-            Outcome::Value(v) => assert_eq!(v.into_connected().operand, frame::CONNECTED),
+            Outcome::Value(v) => assert_eq!(v.into_connected().op, Op::Status(Status::Connected)),
             other => panic!("{other:?}"),
         }
         wait_for(LONG, "the agent to be listed", || {
@@ -244,11 +244,7 @@ fn commands_reach_the_client_byte_for_byte() {
     for f in &files {
         assert_eq!(s.ok(&["startf", "-client", &u, f.to_str().unwrap()]), "");
         let got = next_frame(&mut agent);
-        assert_eq!(
-            (got.ftype, got.operand),
-            (frame::COMMAND, frame::START),
-            "{f:?}"
-        );
+        assert_eq!(got.op, Op::Command(frame::Command::Start), "{f:?}");
         assert_eq!(
             got.payload,
             std::fs::read(f).unwrap(),
@@ -256,13 +252,13 @@ fn commands_reach_the_client_byte_for_byte() {
         );
     }
     for (cmd, operand, key) in [
-        ("stop", frame::STOP, "stop:"),
-        ("restart", frame::RESTART, "restart:"),
-        ("delete", frame::DELETE, "delete:"),
+        ("stop", frame::Command::Stop, "stop:"),
+        ("restart", frame::Command::Restart, "restart:"),
+        ("delete", frame::Command::Delete, "delete:"),
     ] {
         assert_eq!(s.ok(&[cmd, "-client", &u, LEGACY]), "");
         let got = next_frame(&mut agent);
-        assert_eq!((got.ftype, got.operand), (frame::COMMAND, operand), "{cmd}");
+        assert_eq!(got.op, Op::Command(operand), "{cmd}");
         let text = String::from_utf8(got.payload).unwrap();
         assert!(text.starts_with(key), "{cmd}: {text}");
         assert!(
@@ -271,12 +267,12 @@ fn commands_reach_the_client_byte_for_byte() {
         );
     }
     for (cmd, operand) in [
-        ("attach", frame::ATTACH_VOLUME),
-        ("detach", frame::DETACH_VOLUME),
+        ("attach", frame::Command::AttachVolume),
+        ("detach", frame::Command::DetachVolume),
     ] {
         assert_eq!(s.ok(&[cmd, "-client", &u, LEGACY, "0000aaaa-bbbb"]), "");
         let got = next_frame(&mut agent);
-        assert_eq!(got.operand, operand, "{cmd}");
+        assert_eq!(got.op, Op::Command(operand), "{cmd}");
         let text = String::from_utf8(got.payload).unwrap();
         assert!(text.contains("volume_uuid: 0000aaaa-bbbb"), "{cmd}: {text}");
     }
@@ -289,30 +285,22 @@ fn drain_shows_events_and_errors_in_the_spec_yaml() {
     let me = uuid.0;
     let frames = [
         Frame::new(
-            frame::ERROR,
-            frame::START_FAILURE,
+            ErrorCode::StartFailure,
             me,
             format!("instance_uuid: {LEGACY}\nreason: full_cn\n").into_bytes(),
         ),
         Frame::new(
-            frame::ERROR,
-            frame::DETACH_VOLUME_FAILURE,
+            ErrorCode::DetachVolumeFailure,
             me,
             format!("instance_uuid: {LEGACY}\nvolume_uuid: abc\nreason: not_attached\n")
                 .into_bytes(),
         ),
         Frame::new(
-            frame::EVENT,
-            frame::INSTANCE_DELETED,
+            Event::InstanceDeleted,
             me,
             format!("instance_deleted:\n  instance_uuid: {LEGACY}\n").into_bytes(),
         ),
-        Frame::new(
-            frame::EVENT,
-            frame::TRACE_REPORT,
-            me,
-            b"frames: []\n".to_vec(),
-        ),
+        Frame::new(Event::TraceReport, me, b"frames: []\n".to_vec()),
     ];
     for f in &frames {
         send(&mut agent, f);
@@ -358,7 +346,7 @@ fn client_selects_among_two_launchers_and_errors_are_clear() {
         );
         send(
             c,
-            &Frame::new(frame::COMMAND, frame::STATS, u.0, stat.into_bytes()),
+            &Frame::new(frame::Command::Stats, u.0, stat.into_bytes()),
         );
     }
     // Two clients: without -client the server cannot choose.

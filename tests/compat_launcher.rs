@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ciao::payloads::{ErrorReport, Ready, Stat};
-use ciao::ssntp::frame::{self, Frame};
+use ciao::ssntp::frame::{Command, Frame, Op, Status};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
@@ -89,9 +89,8 @@ impl Node {
         };
     }
 
-    fn send(&self, operand: u8, payload: Vec<u8>) {
-        self.server
-            .send(self.uuid, frame::COMMAND, operand, payload);
+    fn send(&self, operand: Command, payload: Vec<u8>) {
+        self.server.send(self.uuid, operand, payload);
     }
 
     /// The next frame from the launcher.
@@ -115,8 +114,7 @@ impl Node {
 }
 
 fn stats_of(f: &Frame) -> Option<Stat> {
-    (f.ftype == frame::COMMAND && f.operand == frame::STATS)
-        .then(|| Stat::parse(&f.payload).unwrap())
+    (f.op == Op::Command(Command::Stats)).then(|| Stat::parse(&f.payload).unwrap())
 }
 
 fn state_of(s: &Stat, id: &str) -> Option<String> {
@@ -138,20 +136,15 @@ fn missing_or_invalid_cluster_configuration_runs_without_limits() {
     ] {
         let mut n = Node::new(tag, config, &["--simulation-delay=0"]);
         let status = n.next_frame(LONG, "STATUS after connect");
-        assert_eq!(
-            (status.ftype, status.operand),
-            (frame::STATUS, frame::READY),
-            "{tag}"
-        );
+        assert_eq!(status.op, Op::Status(Status::Ready), "{tag}");
         assert!(stats_of(&n.next_frame(LONG, "STATS after connect")).is_some());
         // Limits are off: even a huge instance is admitted.
-        n.send(frame::START, start_payload("abcd0001", 1 << 40));
+        n.send(Command::Start, start_payload("abcd0001", 1 << 40));
         let end = Instant::now() + LONG;
         loop {
             let f = n.next_frame(end.saturating_duration_since(Instant::now()), "active");
-            assert_ne!(
-                f.ftype,
-                frame::ERROR,
+            assert!(
+                !matches!(f.op, Op::Error(_)),
                 "{tag}: {:?}",
                 ErrorReport::parse(&f.payload)
             );
@@ -182,12 +175,12 @@ fn a_state_change_is_reported_without_waiting_for_the_tick() {
         &["--stats-interval=3600", "--simulation-delay=200"],
     );
     let first = n.next_frame(LONG, "STATUS");
-    assert_eq!(first.ftype, frame::STATUS);
+    assert!(matches!(first.op, Op::Status(_)), "{first:?}");
     let stat = stats_of(&n.next_frame(LONG, "STATS")).expect("STATS after STATUS");
     assert_eq!(stat.hostname, "");
     assert!(stat.networks.is_empty());
     let t0 = Instant::now();
-    n.send(frame::START, start_payload("abcd0001", 100));
+    n.send(Command::Start, start_payload("abcd0001", 100));
     let mut seen = Vec::new();
     while seen.last().map(String::as_str) != Some("active") {
         let f = n.next_frame(Duration::from_secs(20), "STATS showing the instance active");
@@ -214,13 +207,13 @@ impl Watch {
         let end = Instant::now() + LONG;
         loop {
             let f = n.next_frame(end.saturating_duration_since(Instant::now()), what);
-            if f.ftype == frame::STATUS {
-                self.last_status = Some(if f.operand == frame::READY {
+            if matches!(f.op, Op::Status(_)) {
+                self.last_status = Some(if f.op == Op::Status(Status::Ready) {
                     "READY"
                 } else {
                     "FULL"
                 });
-                if f.operand == frame::READY {
+                if f.op == Op::Status(Status::Ready) {
                     self.available = Ready::parse(&f.payload).unwrap().mem_available_mb;
                 }
             }
@@ -267,37 +260,37 @@ fn status_is_sent_at_once_when_ready_full_flips() {
         let id = format!("abcd000{attempt}");
         let mem = w.available - 750;
         assert!(mem > 5000, "this test needs a few GB of free memory");
-        n.send(frame::START, start_payload(&id, mem));
+        n.send(Command::Start, start_payload(&id, mem));
         let mut refused = false;
         let mut status_before_active = None;
         w.read(&n, "START outcome", &mut |f| {
-            if f.ftype == frame::ERROR {
+            if matches!(f.op, Op::Error(_)) {
                 refused = true;
                 return true;
             }
-            if f.ftype == frame::STATUS {
-                status_before_active = Some(f.operand);
+            if let Op::Status(s) = f.op {
+                status_before_active = Some(s);
             }
             stats_of(f).is_some_and(|s| state_of(&s, &id).as_deref() == Some("active"))
         });
         if refused {
             continue; // free memory dropped between the sample and the START
         }
-        if status_before_active == Some(frame::READY) {
+        if status_before_active == Some(Status::Ready) {
             flips_seen += 1;
         }
-        n.send(frame::STOP, cmd("stop", &id));
+        n.send(Command::Stop, cmd("stop", &id));
         let mut status_before_exit = None;
         w.read(&n, "STOP outcome", &mut |f| {
-            if f.ftype == frame::STATUS {
-                status_before_exit = Some(f.operand);
+            if let Op::Status(s) = f.op {
+                status_before_exit = Some(s);
             }
             stats_of(f).is_some_and(|s| state_of(&s, &id).as_deref() == Some("exited"))
         });
-        if status_before_exit == Some(frame::FULL) {
+        if status_before_exit == Some(Status::Full) {
             flips_seen += 1;
         }
-        n.send(frame::DELETE, cmd("delete", &id));
+        n.send(Command::Delete, cmd("delete", &id));
         w.read(&n, "DELETE", &mut |f| {
             stats_of(f).is_some_and(|s| state_of(&s, &id).is_none())
         });
@@ -323,9 +316,9 @@ fn the_first_stats_after_a_restart_lists_the_recovered_instances() {
     );
     let ids = ["abcd0001", "abcd0002", "abcd0003"];
     for id in ids {
-        n.send(frame::START, start_payload(id, 100));
+        n.send(Command::Start, start_payload(id, 100));
     }
-    n.send(frame::STOP, cmd("stop", ids[2]));
+    n.send(Command::Stop, cmd("stop", ids[2]));
     let end = Instant::now() + LONG;
     loop {
         let f = n.next_frame(end.saturating_duration_since(Instant::now()), "states");

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ciao::ssntp::frame::{self, Decoded, Decoder, Encoder, Frame};
+use ciao::ssntp::frame::{self, Command, Decoded, Decoder, Encoder, ErrorCode, Frame, Op, Status};
 use ciao::ssntp::role;
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
@@ -77,12 +77,9 @@ fn tls_and_connect(sock: TcpStream, cfg: Arc<rustls::ServerConfig>) -> (Tls, Dec
 
 /// Answers CONNECT with an ERROR frame as a Go server does (fresh encoder,
 /// zero origin), then closes.
-fn refuse(mut s: Tls, operand: u8) {
+fn refuse(mut s: Tls, operand: ErrorCode) {
     let mut out = Vec::new();
-    Encoder::new().frame(
-        &Frame::new(frame::ERROR, operand, [0; 16], Vec::new()),
-        &mut out,
-    );
+    Encoder::new().frame(&Frame::new(operand, [0; 16], Vec::new()), &mut out);
     s.write_all(&out).unwrap();
     s.flush().unwrap();
     s.conn.send_close_notify();
@@ -124,7 +121,7 @@ fn every_handshake_step_has_a_deadline() {
     );
     let (silent_tls, connect) = tls_and_connect(second, server_tls(&certs));
     let c = connect.into_connect();
-    assert_eq!((c.ftype, c.operand), (frame::COMMAND, frame::CONNECT));
+    assert_eq!(c.op, Op::Command(Command::Connect));
     let t = Instant::now();
     drop(listener);
     // 3. A good server on the same port is found on the next round.
@@ -160,13 +157,13 @@ fn refused_handshakes_are_retried_never_abandoned() {
     let mut l = launcher(&certs, &tmp, addr, &[]);
 
     let (s, _) = tls_and_connect(accept(&listener, WAIT, "CONNECT"), server_tls(&certs));
-    refuse(s, frame::CONNECTION_FAILURE);
+    refuse(s, ErrorCode::ConnectionFailure);
     // Back-off of the first round: at most 5 s.
     let (s, _) = tls_and_connect(
         accept(&listener, WAIT, "a retry after ConnectionFailure"),
         server_tls(&certs),
     );
-    refuse(s, frame::CONNECTION_ABORTED);
+    refuse(s, ErrorCode::ConnectionAborted);
     let t = Instant::now();
     drop(listener);
     let server = TestServer::start(
@@ -206,8 +203,7 @@ fn a_malformed_frame_closes_the_connection_before_reconnecting() {
         &frame::ConnectedFrame {
             major: 0,
             minor: 1,
-            ftype: frame::STATUS,
-            operand: frame::CONNECTED,
+            op: Op::Status(Status::Connected),
             role: role::SCHEDULER,
             source: Uuid::random().0.to_vec(),
             destination: client.source.clone(),
@@ -267,11 +263,11 @@ fn a_replaced_session_survives_the_old_connection_closing() {
         ServerEvent::Disconnected { uuid: u, .. } => assert_eq!(u, uuid),
         other => panic!("{other:?}"),
     }
-    server.send(uuid, frame::COMMAND, frame::START, b"start: {}\n".to_vec());
+    server.send(uuid, Command::Start, b"start: {}\n".to_vec());
     match new.next(WAIT) {
         Outcome::Value(v) => {
             let f = v.into_frame();
-            assert_eq!((f.ftype, f.operand), (frame::COMMAND, frame::START));
+            assert_eq!(f.op, Op::Command(Command::Start));
             assert_eq!(f.payload, b"start: {}\n");
         }
         other => panic!("the newer session lost its frame: {other:?}"),

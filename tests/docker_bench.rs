@@ -11,7 +11,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{self, Op};
 use ciao_test_support::docker::node::{container_payload, Node};
 use ciao_test_support::docker::Dockerd;
 
@@ -92,7 +92,10 @@ fn bench_docker() {
 
     // Warm up both paths once (image layers, page cache).
     let w = "ffff0000-0000-4000-8000-000000000000";
-    n.send(frame::START, container_payload(w, "ubuntu:latest", SLEEPER));
+    n.send(
+        frame::Command::Start,
+        container_payload(w, "ubuntu:latest", SLEEPER),
+    );
     n.state(w, "active");
     n.delete(w);
     let c = docker_cli(&d, &["create", "ubuntu:latest", "/bin/sh", "-c", SLEEPER]);
@@ -107,12 +110,12 @@ fn bench_docker() {
         while n.server.events.try_recv().is_ok() {}
         let t = Instant::now();
         n.send(
-            frame::START,
+            frame::Command::Start,
             container_payload(&id, "ubuntu:latest", SLEEPER),
         );
         n.server
             .expect_frame(Duration::from_secs(60), "STATUS after launch", |f| {
-                f.ftype == frame::STATUS
+                matches!(f.op, Op::Status(_))
             });
         launcher_launched.push(t.elapsed());
         n.state(&id, "active");
@@ -166,7 +169,7 @@ fn bench_docker() {
         .collect();
     for id in &ids {
         n.send(
-            frame::START,
+            frame::Command::Start,
             container_payload(id, "ubuntu:latest", SLEEPER),
         );
     }

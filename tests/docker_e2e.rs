@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use ciao::http::parse_json;
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{Command, ErrorCode};
 use ciao_test_support::cmd;
 use ciao_test_support::docker::node::{container_payload, example, Node, EXAMPLE_ID};
 use ciao_test_support::docker::Dockerd;
@@ -77,7 +77,7 @@ fn container_start_stats_stop_restart_delete() {
 
     // START of the example as it is.
     let t0 = Instant::now();
-    n.send(frame::START, example("start_container.yaml").into_bytes());
+    n.send(Command::Start, example("start_container.yaml").into_bytes());
     n.state(id, "active");
     eprintln!("START to active: {:?}", t0.elapsed());
     let c = inspect(&d, id).expect("the container exists");
@@ -129,7 +129,7 @@ fn container_start_stats_stop_restart_delete() {
     // STOP: the example's shell is PID 1 and ignores SIGTERM, so it is
     // killed when the 3 s timeout passes.
     let t = Instant::now();
-    n.send(frame::STOP, cmd("stop", id));
+    n.send(Command::Stop, cmd("stop", id));
     n.state(id, "exited");
     let took = t.elapsed();
     assert!(
@@ -145,7 +145,7 @@ fn container_start_stats_stop_restart_delete() {
     );
 
     // RESTART: the same container runs again.
-    n.send(frame::RESTART, cmd("restart", id));
+    n.send(Command::Restart, cmd("restart", id));
     n.state(id, "active");
     let again = inspect(&d, id).unwrap();
     assert!(again.state.running);
@@ -159,12 +159,12 @@ fn container_start_stats_stop_restart_delete() {
     // A container that honours SIGTERM stops without waiting for the timeout.
     let b = "bbbb0001-0000-4000-8000-000000000001";
     n.send(
-        frame::START,
+        Command::Start,
         container_payload(b, "ubuntu:latest", TERM_AWARE),
     );
     n.state(b, "active");
     let t = Instant::now();
-    n.send(frame::STOP, cmd("stop", b));
+    n.send(Command::Stop, cmd("stop", b));
     n.state(b, "exited");
     assert!(
         t.elapsed() < Duration::from_millis(2500),
@@ -179,11 +179,11 @@ fn container_start_stats_stop_restart_delete() {
     // where nothing listens): image_failure, the reason in the log, nothing left.
     let m = "cccc0001-0000-4000-8000-000000000001";
     n.send(
-        frame::START,
+        Command::Start,
         container_payload(m, "127.0.0.1:1/missing:latest", "true"),
     );
     n.expect_error(
-        frame::START_FAILURE,
+        ErrorCode::StartFailure,
         m,
         "image_failure",
         "START of a missing image",
@@ -201,9 +201,9 @@ fn container_start_stats_stop_restart_delete() {
     let payload = String::from_utf8(container_payload(f, "ubuntu:latest", "x"))
         .unwrap()
         .replace("[ /bin/bash, -c, \"x\" ]", "[ /no/such/program ]");
-    n.send(frame::START, payload.into_bytes());
+    n.send(Command::Start, payload.into_bytes());
     n.expect_error(
-        frame::START_FAILURE,
+        ErrorCode::StartFailure,
         f,
         "launch_failure",
         "START of a missing program",
@@ -221,16 +221,16 @@ fn container_exits_by_itself() {
     let n = Node::new(LAUNCHER, "dk-exit", &d, &["--stats-interval=30"]);
     let id = "dddd0001-0000-4000-8000-000000000001";
     n.send(
-        frame::START,
+        Command::Start,
         container_payload(id, "ubuntu:latest", "sleep 2; exit 3"),
     );
     n.state(id, "active");
     n.state(id, "exited");
     assert!(n.log().contains("container exited with status 3"));
     // STOP of an exited instance is refused; RESTART runs it again.
-    n.send(frame::STOP, cmd("stop", id));
-    n.expect_error(frame::STOP_FAILURE, id, "already_stopped", "STOP exited");
-    n.send(frame::RESTART, cmd("restart", id));
+    n.send(Command::Stop, cmd("stop", id));
+    n.expect_error(ErrorCode::StopFailure, id, "already_stopped", "STOP exited");
+    n.send(Command::Restart, cmd("restart", id));
     n.state(id, "active");
     n.delete(id);
     assert!(d.containers().is_empty());

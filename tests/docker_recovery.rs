@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{Command, ErrorCode};
 use ciao_test_support::cmd;
 use ciao_test_support::docker::node::{container_payload, Node};
 use ciao_test_support::docker::Dockerd;
@@ -37,7 +37,7 @@ fn kill_9_readopts_and_removal_behind_the_back() {
     );
     for id in [A, B] {
         n.send(
-            frame::START,
+            Command::Start,
             container_payload(id, "ubuntu:latest", SLEEPER),
         );
     }
@@ -70,15 +70,15 @@ fn kill_9_readopts_and_removal_behind_the_back() {
             == 2
     });
     // Commands work on them: STOP.
-    n.send(frame::STOP, cmd("stop", A));
+    n.send(Command::Stop, cmd("stop", A));
     n.state(A, "exited");
 
     // docker rm -f behind the launcher's back: reported exited, deletable.
     d.remove(&idb);
     n.state(B, "exited");
-    n.send(frame::RESTART, cmd("restart", B));
+    n.send(Command::Restart, cmd("restart", B));
     n.expect_error(
-        frame::RESTART_FAILURE,
+        ErrorCode::RestartFailure,
         B,
         "launch_failure",
         "RESTART of a removed container",
@@ -106,9 +106,15 @@ fn dockerd_stops_and_comes_back() {
         &d,
         &["--stats-interval=1", "--stop-timeout=2"],
     );
-    n.send(frame::START, container_payload(A, "ubuntu:latest", SLEEPER));
+    n.send(
+        Command::Start,
+        container_payload(A, "ubuntu:latest", SLEEPER),
+    );
     n.state(A, "active");
-    n.send(frame::START, container_payload(C, "ubuntu:latest", SLEEPER));
+    n.send(
+        Command::Start,
+        container_payload(C, "ubuntu:latest", SLEEPER),
+    );
     n.state(C, "active");
     let idc = container_id(&n, C);
 
@@ -117,16 +123,19 @@ fn dockerd_stops_and_comes_back() {
     n.state(A, "exited");
     n.state(C, "exited");
     // Commands fail with a clear error while it is down, and nothing hangs.
-    n.send(frame::START, container_payload(B, "ubuntu:latest", SLEEPER));
+    n.send(
+        Command::Start,
+        container_payload(B, "ubuntu:latest", SLEEPER),
+    );
     n.expect_error(
-        frame::START_FAILURE,
+        ErrorCode::StartFailure,
         B,
         "image_failure",
         "START while dockerd is down",
     );
-    n.send(frame::RESTART, cmd("restart", A));
+    n.send(Command::Restart, cmd("restart", A));
     n.expect_error(
-        frame::RESTART_FAILURE,
+        ErrorCode::RestartFailure,
         A,
         "launch_failure",
         "RESTART while dockerd is down",
@@ -141,9 +150,12 @@ fn dockerd_stops_and_comes_back() {
 
     // Back: normal service.
     d.start().unwrap();
-    n.send(frame::RESTART, cmd("restart", A));
+    n.send(Command::Restart, cmd("restart", A));
     n.state(A, "active");
-    n.send(frame::START, container_payload(B, "ubuntu:latest", SLEEPER));
+    n.send(
+        Command::Start,
+        container_payload(B, "ubuntu:latest", SLEEPER),
+    );
     n.state(B, "active");
     n.stats_until("statistics again", |s| {
         s.instances

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ciao::payloads::{ErrorReport, InstanceDeleted, Stat};
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{self, Command, ErrorCode, Event, Op};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
@@ -94,9 +94,8 @@ impl Node {
         };
     }
 
-    fn send(&self, operand: u8, payload: Vec<u8>) {
-        self.server
-            .send(self.uuid, frame::COMMAND, operand, payload);
+    fn send(&self, operand: Command, payload: Vec<u8>) {
+        self.server.send(self.uuid, operand, payload);
     }
 
     /// Waits for a STATS whose instance states satisfy `pred`.
@@ -104,9 +103,9 @@ impl Node {
         let end = Instant::now() + LONG;
         loop {
             let left = end.saturating_duration_since(Instant::now());
-            let (_, f) = self.server.expect_frame(left, what, |f| {
-                f.ftype == frame::COMMAND && f.operand == frame::STATS
-            });
+            let (_, f) = self
+                .server
+                .expect_frame(left, what, |f| f.op == Op::Command(Command::Stats));
             let stat = Stat::parse(&f.payload).unwrap();
             let states = stat
                 .instances
@@ -120,18 +119,13 @@ impl Node {
     }
 
     /// The next ERROR frame with `operand`.
-    fn error(&self, operand: u8, what: &str) -> ErrorReport {
+    fn error(&self, operand: ErrorCode, what: &str) -> ErrorReport {
         let (got, e) = self.server.expect_error(LONG, what);
-        assert_eq!(
-            got,
-            operand,
-            "{what}: got {}",
-            frame::operand_name(frame::ERROR, got)
-        );
+        assert_eq!(got, operand, "{what}: got {got}");
         e
     }
 
-    fn expect_error(&self, operand: u8, id: &str, reason: &str, what: &str) {
+    fn expect_error(&self, operand: ErrorCode, id: &str, reason: &str, what: &str) {
         let e = self.error(operand, what);
         assert_eq!(
             (e.instance_uuid.as_str(), e.reason.as_str()),
@@ -163,10 +157,11 @@ const NO_LIMITS: &[u8] = b"configure:\n  launcher:\n    disk_limit: false\n    m
 fn start_stop_restart_delete() {
     let n = Node::new("cycle", NO_LIMITS, &["--simulation-delay", "50"]);
     let id = LEGACY_ID;
-    n.send(frame::START, example("start_legacy.yaml").into_bytes());
+    n.send(Command::Start, example("start_legacy.yaml").into_bytes());
     // The STATUS after a successful launch, then a STATS showing it active.
-    n.server
-        .expect_frame(LONG, "STATUS after launch", |f| f.ftype == frame::STATUS);
+    n.server.expect_frame(LONG, "STATUS after launch", |f| {
+        matches!(f.op, Op::Status(_))
+    });
     let stat = n.stats_until("active", |s| is(s, id, "active"));
     let i = stat
         .instances
@@ -188,21 +183,25 @@ fn start_stop_restart_delete() {
     );
     assert_eq!(mode & 0o077, 0, "state file must not be readable by others");
 
-    n.send(frame::STOP, example("stop_legacy.yaml").into_bytes());
+    n.send(Command::Stop, example("stop_legacy.yaml").into_bytes());
     n.stats_until("exited after STOP", |s| is(s, id, "exited"));
-    n.send(frame::RESTART, example("restart_legacy.yaml").into_bytes());
+    n.send(
+        Command::Restart,
+        example("restart_legacy.yaml").into_bytes(),
+    );
     n.stats_until("active after RESTART", |s| is(s, id, "active"));
-    n.send(frame::DELETE, example("delete_legacy.yaml").into_bytes());
+    n.send(Command::Delete, example("delete_legacy.yaml").into_bytes());
     let (_, ev) = n
         .server
-        .expect_frame(LONG, "InstanceDeleted", |f| f.ftype == frame::EVENT);
-    assert_eq!(ev.operand, frame::INSTANCE_DELETED);
+        .expect_frame(LONG, "InstanceDeleted", |f| matches!(f.op, Op::Event(_)));
+    assert_eq!(ev.op, Op::Event(Event::InstanceDeleted));
     assert_eq!(
         InstanceDeleted::parse(&ev.payload).unwrap().instance_uuid,
         id
     );
-    n.server
-        .expect_frame(LONG, "STATUS after DELETE", |f| f.ftype == frame::STATUS);
+    n.server.expect_frame(LONG, "STATUS after DELETE", |f| {
+        matches!(f.op, Op::Status(_))
+    });
     n.stats_until("gone", |s| !s.contains_key(id));
     assert!(!n.instance_dir(id).exists(), "instance directory removed");
 }
@@ -212,21 +211,21 @@ fn every_simulation_error_reason_and_the_launcher_keeps_serving() {
     let config = b"configure:\n  launcher:\n    disk_limit: false\n    mem_limit: true\n";
     let n = Node::new("errors", config, &["--simulation-delay", "0"]);
     let a = "aaaa0001-0000-4000-8000-000000000001";
-    use frame::{
-        DELETE_FAILURE as DF, RESTART_FAILURE as RF, START_FAILURE as SF, STOP_FAILURE as PF,
+    use ciao::ssntp::frame::ErrorCode::{
+        DeleteFailure as DF, RestartFailure as RF, StartFailure as SF, StopFailure as PF,
     };
 
     // START
     // `start:` alone on its line opens the start block (payloads.md §3.2).
     n.send(
-        frame::START,
+        Command::Start,
         b"start:\n  instance_uuid: [unclosed\n".to_vec(),
     );
     n.expect_error(SF, "", "invalid_payload", "START garbage");
-    n.send(frame::START, start_payload("not-hex-zz"));
+    n.send(Command::Start, start_payload("not-hex-zz"));
     n.expect_error(SF, "", "invalid_data", "START bad id");
     n.send(
-        frame::START,
+        Command::Start,
         example("start_legacy.yaml")
             .replace("fw_type: legacy", "fw_type: bios")
             .into_bytes(),
@@ -235,7 +234,7 @@ fn every_simulation_error_reason_and_the_launcher_keeps_serving() {
     let no_image = example("start_legacy.yaml")
         .replace(LEGACY_ID, "aaaa0009")
         .replace("  image_uuid: b286cd45-7d0c-4525-a140-4db6c95e41fa\n", "");
-    n.send(frame::START, no_image.into_bytes());
+    n.send(Command::Start, no_image.into_bytes());
     n.expect_error(
         SF,
         "aaaa0009",
@@ -245,7 +244,7 @@ fn every_simulation_error_reason_and_the_launcher_keeps_serving() {
     let traversal = example("start_legacy.yaml")
         .replace(LEGACY_ID, "aaaa000a")
         .replace("b286cd45-7d0c-4525-a140-4db6c95e41fa", "../../etc");
-    n.send(frame::START, traversal.into_bytes());
+    n.send(Command::Start, traversal.into_bytes());
     n.expect_error(
         SF,
         "aaaa000a",
@@ -259,15 +258,15 @@ fn every_simulation_error_reason_and_the_launcher_keeps_serving() {
     let huge = example("start_legacy.yaml")
         .replace(LEGACY_ID, "aaaa0002")
         .replace("value: 370", "value: 900000000");
-    n.send(frame::START, huge.into_bytes());
+    n.send(Command::Start, huge.into_bytes());
     n.expect_error(SF, "aaaa0002", "full_cn", "START beyond memory");
-    n.send(frame::START, start_payload(a));
+    n.send(Command::Start, start_payload(a));
     n.stats_until("a active", |s| is(s, a, "active"));
-    n.send(frame::START, start_payload(a));
+    n.send(Command::Start, start_payload(a));
     n.expect_error(SF, a, "already_running", "START twice");
     // A directory left on disk for an unknown id.
     std::fs::create_dir_all(n.instance_dir("aaaa0003")).unwrap();
-    n.send(frame::START, start_payload("aaaa0003"));
+    n.send(Command::Start, start_payload("aaaa0003"));
     n.expect_error(
         SF,
         "aaaa0003",
@@ -276,50 +275,50 @@ fn every_simulation_error_reason_and_the_launcher_keeps_serving() {
     );
 
     // STOP
-    n.send(frame::STOP, b"stop: x".to_vec());
+    n.send(Command::Stop, b"stop: x".to_vec());
     n.expect_error(PF, "", "invalid_payload", "STOP garbage");
-    n.send(frame::STOP, cmd("delete", a));
+    n.send(Command::Stop, cmd("delete", a));
     n.expect_error(PF, "", "invalid_data", "STOP with a delete payload");
-    n.send(frame::STOP, cmd("stop", "bbbb0001"));
+    n.send(Command::Stop, cmd("stop", "bbbb0001"));
     n.expect_error(PF, "bbbb0001", "no_instance", "STOP unknown");
-    n.send(frame::STOP, cmd("stop", a));
+    n.send(Command::Stop, cmd("stop", a));
     n.stats_until("a exited", |s| is(s, a, "exited"));
-    n.send(frame::STOP, cmd("stop", a));
+    n.send(Command::Stop, cmd("stop", a));
     n.expect_error(PF, a, "already_stopped", "STOP twice");
-    n.send(frame::START, start_payload(a));
+    n.send(Command::Start, start_payload(a));
     n.expect_error(SF, a, "instance_exists", "START of a stopped instance");
 
     // RESTART
-    n.send(frame::RESTART, b"restart: [1, 2".to_vec());
+    n.send(Command::Restart, b"restart: [1, 2".to_vec());
     n.expect_error(RF, "", "invalid_payload", "RESTART garbage");
-    n.send(frame::RESTART, cmd("restart", "xyz"));
+    n.send(Command::Restart, cmd("restart", "xyz"));
     n.expect_error(RF, "", "invalid_data", "RESTART bad id");
-    n.send(frame::RESTART, cmd("restart", "bbbb0002"));
+    n.send(Command::Restart, cmd("restart", "bbbb0002"));
     n.expect_error(RF, "bbbb0002", "no_instance", "RESTART unknown");
-    n.send(frame::RESTART, cmd("restart", a));
+    n.send(Command::Restart, cmd("restart", a));
     n.stats_until("a active again", |s| is(s, a, "active"));
-    n.send(frame::RESTART, cmd("restart", a));
+    n.send(Command::Restart, cmd("restart", a));
     n.expect_error(RF, a, "already_running", "RESTART running");
 
     // DELETE
-    n.send(frame::DELETE, b"delete: {".to_vec());
+    n.send(Command::Delete, b"delete: {".to_vec());
     n.expect_error(DF, "", "invalid_payload", "DELETE garbage");
-    n.send(frame::DELETE, cmd("delete", "-x-"));
+    n.send(Command::Delete, cmd("delete", "-x-"));
     n.expect_error(DF, "", "invalid_data", "DELETE bad id");
-    n.send(frame::DELETE, cmd("delete", "bbbb0003"));
+    n.send(Command::Delete, cmd("delete", "bbbb0003"));
     n.expect_error(DF, "bbbb0003", "no_instance", "DELETE unknown");
 
     // Attach/detach are refused with their documented errors, never ignored.
     let attach = format!("attach_volume:\n  instance_uuid: {a}\n  volume_uuid: cccc0001\n");
-    n.send(frame::ATTACH_VOLUME, attach.into_bytes());
-    let e = n.error(frame::ATTACH_VOLUME_FAILURE, "attach");
+    n.send(Command::AttachVolume, attach.into_bytes());
+    let e = n.error(ErrorCode::AttachVolumeFailure, "attach");
     assert_eq!(e.reason, "not_supported");
 
     // Still serving: a new instance starts and the old one deletes.
     let b = "aaaa0004";
-    n.send(frame::START, start_payload(b));
+    n.send(Command::Start, start_payload(b));
     n.stats_until("b active", |s| is(s, b, "active"));
-    n.send(frame::DELETE, cmd("delete", a));
+    n.send(Command::Delete, cmd("delete", a));
     n.stats_until("a gone", |s| !s.contains_key(a) && is(s, b, "active"));
 }
 
@@ -330,11 +329,11 @@ fn kill_9_then_restart_recovers_50_instances_and_quarantines_a_corrupt_one() {
         .map(|i| format!("{i:08x}-0000-4000-8000-00000000abcd"))
         .collect();
     for id in &ids {
-        n.send(frame::START, start_payload(id));
+        n.send(Command::Start, start_payload(id));
     }
     n.stats_until("50 active", |s| ids.iter().all(|id| is(s, id, "active")));
     for id in &ids[..20] {
-        n.send(frame::STOP, cmd("stop", id));
+        n.send(Command::Stop, cmd("stop", id));
     }
     n.stats_until("20 exited", |s| {
         ids[..20].iter().all(|id| is(s, id, "exited"))
@@ -364,25 +363,25 @@ fn kill_9_then_restart_recovers_50_instances_and_quarantines_a_corrupt_one() {
         assert_eq!(states[id], want, "{id}");
     }
     // Commands work on recovered instances.
-    n.send(frame::STOP, cmd("stop", &ids[40]));
+    n.send(Command::Stop, cmd("stop", &ids[40]));
     n.stats_until("40 stopped", |s| is(s, &ids[40], "exited"));
-    n.send(frame::RESTART, cmd("restart", &ids[0]));
+    n.send(Command::Restart, cmd("restart", &ids[0]));
     n.stats_until("0 restarted", |s| is(s, &ids[0], "active"));
-    n.send(frame::RESTART, cmd("restart", bad));
+    n.send(Command::Restart, cmd("restart", bad));
     n.expect_error(
-        frame::RESTART_FAILURE,
+        ErrorCode::RestartFailure,
         bad,
         "instance_corrupt",
         "RESTART quarantined",
     );
-    n.send(frame::START, start_payload(bad));
+    n.send(Command::Start, start_payload(bad));
     n.expect_error(
-        frame::START_FAILURE,
+        ErrorCode::StartFailure,
         bad,
         "instance_exists",
         "START over quarantined",
     );
-    n.send(frame::DELETE, cmd("delete", bad));
+    n.send(Command::Delete, cmd("delete", bad));
     n.stats_until("quarantined one deleted", |s| {
         !s.contains_key(bad.as_str()) && s.len() == 49
     });
@@ -394,15 +393,15 @@ fn a_stop_completes_while_a_burst_of_1000_starts_is_pending() {
     // Every simulated boot takes 4 s, so the burst stays pending for a while.
     let n = Node::new("order", NO_LIMITS, &["--simulation-delay", "4000"]);
     let x = "eeee0000-0000-4000-8000-000000000001";
-    n.send(frame::START, start_payload(x));
+    n.send(Command::Start, start_payload(x));
     n.stats_until("x active", |s| is(s, x, "active"));
     let burst: Vec<String> = (0..1000)
         .map(|i| format!("{i:08x}-1111-4000-8000-000000000000"))
         .collect();
     for id in &burst {
-        n.send(frame::START, start_payload(id));
+        n.send(Command::Start, start_payload(id));
     }
-    n.send(frame::STOP, cmd("stop", x));
+    n.send(Command::Stop, cmd("stop", x));
     let stat = n.stats_until("x exited", |s| is(s, x, "exited"));
     let pending = stat
         .instances
@@ -422,7 +421,7 @@ fn a_stop_completes_while_a_burst_of_1000_starts_is_pending() {
 fn sigterm_leaves_instances_running_and_recovery_reports_them() {
     let mut n = Node::new("sigterm", NO_LIMITS, &["--simulation-delay", "0"]);
     let id = "abcd0001";
-    n.send(frame::START, start_payload(id));
+    n.send(Command::Start, start_payload(id));
     n.stats_until("active", |s| is(s, id, "active"));
     let mut l = n.launcher.take().unwrap();
     l.signal(libc::SIGTERM);
@@ -436,7 +435,7 @@ fn sigterm_leaves_instances_running_and_recovery_reports_them() {
 fn hard_reset_deletes_every_instance_and_exits() {
     let mut n = Node::new("reset", NO_LIMITS, &["--simulation-delay", "0"]);
     for id in ["abcd0001", "abcd0002"] {
-        n.send(frame::START, start_payload(id));
+        n.send(Command::Start, start_payload(id));
     }
     n.stats_until("two active", |s| s.len() == 2);
     n.kill9();
@@ -469,12 +468,7 @@ fn a_traced_start_is_reported_in_a_trace_report() {
         &["--simulation-delay", "0", "--stats-interval", "1"],
     );
     let server_uuid = n.server.uuid;
-    let mut f = Frame::new(
-        frame::COMMAND,
-        frame::START,
-        server_uuid.0,
-        start_payload("abcd00ff"),
-    );
+    let mut f = Frame::new(Command::Start, server_uuid.0, start_payload("abcd00ff"));
     f.major |= frame::TRACE_BIT;
     let start = GoTime::now();
     f.trace = Some(FrameTrace {
@@ -490,7 +484,7 @@ fn a_traced_start_is_reported_in_a_trace_report() {
     });
     n.server.send_frame(n.uuid, f);
     let (_, ev) = n.server.expect_frame(LONG, "TraceReport", |f| {
-        f.ftype == frame::EVENT && f.operand == frame::TRACE_REPORT
+        f.op == Op::Event(Event::TraceReport)
     });
     let report = TraceReport::parse(&ev.payload).unwrap();
     assert_eq!(report.frames.len(), 1, "{report:?}");

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{Command, Op, Status};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao_test_support::certgen::{self, CertSet, KeyKind};
@@ -119,11 +119,15 @@ fn check_ready_and_stats(kind: KeyKind) {
     );
     let uuid = connected(&server);
     // STATUS READY first, then STATS.
-    let (from, ready) = server.expect_frame(LONG, "STATUS", |f| f.ftype == frame::STATUS);
+    let (from, ready) = server.expect_frame(LONG, "STATUS", |f| matches!(f.op, Op::Status(_)));
     assert_eq!(from, uuid);
-    assert_eq!(ready.operand, frame::READY, "limits are off, so READY");
-    let (_, stats) = server.expect_frame(LONG, "STATS", |f| f.ftype == frame::COMMAND);
-    assert_eq!(stats.operand, frame::STATS);
+    assert_eq!(
+        ready.op,
+        Op::Status(Status::Ready),
+        "limits are off, so READY"
+    );
+    let (_, stats) = server.expect_frame(LONG, "STATS", |f| matches!(f.op, Op::Command(_)));
+    assert_eq!(stats.op, Op::Command(Command::Stats));
 
     let node = node_figures(&data.join("instances"));
     for payload in [&ready.payload, &stats.payload] {
@@ -185,9 +189,11 @@ fn periodic_reports_follow_the_stats_interval() {
     );
     connected(&server);
     for i in 0..3 {
-        server.expect_frame(LONG, &format!("STATUS #{i}"), |f| f.ftype == frame::STATUS);
+        server.expect_frame(LONG, &format!("STATUS #{i}"), |f| {
+            matches!(f.op, Op::Status(_))
+        });
         server.expect_frame(LONG, &format!("STATS #{i}"), |f| {
-            f.ftype == frame::COMMAND && f.operand == frame::STATS
+            f.op == Op::Command(Command::Stats)
         });
     }
 }
@@ -212,12 +218,12 @@ fn disk_limit_from_the_cluster_configuration_decides_full() {
         "launcher",
     );
     connected(&server);
-    let (_, status) = server.expect_frame(LONG, "STATUS", |f| f.ftype == frame::STATUS);
+    let (_, status) = server.expect_frame(LONG, "STATUS", |f| matches!(f.op, Op::Status(_)));
     let node = node_figures(&data.join("instances"));
     // launcher.md §6.4: FULL when disk limiting is on and < 80000 MB remain.
     let want_full = node.disk_available < 80_000;
     assert_eq!(
-        status.operand == frame::FULL,
+        status.op == Op::Status(Status::Full),
         want_full,
         "disk available {} MB",
         node.disk_available
@@ -225,7 +231,7 @@ fn disk_limit_from_the_cluster_configuration_decides_full() {
     if want_full {
         assert!(status.payload.is_empty(), "FULL carries no payload");
     }
-    let (_, stats) = server.expect_frame(LONG, "STATS", |f| f.ftype == frame::COMMAND);
+    let (_, stats) = server.expect_frame(LONG, "STATS", |f| matches!(f.op, Op::Command(_)));
     assert_eq!(
         fields(&stats.payload)["status"],
         if want_full { "FULL" } else { "READY" }
@@ -247,7 +253,7 @@ fn reconnects_after_the_server_comes_back() {
         "launcher",
     );
     let first = connected(&server);
-    server.expect_frame(LONG, "STATS", |f| f.ftype == frame::COMMAND);
+    server.expect_frame(LONG, "STATS", |f| matches!(f.op, Op::Command(_)));
     server.stop();
     // Down for a while: the launcher must keep trying, never exit.
     std::thread::sleep(Duration::from_secs(2));
@@ -268,8 +274,12 @@ fn reconnects_after_the_server_comes_back() {
         other => panic!("{other:?}"),
     };
     assert_eq!(first, again, "same node UUID after reconnecting");
-    server.expect_frame(LONG, "STATUS after reconnect", |f| f.ftype == frame::STATUS);
-    server.expect_frame(LONG, "STATS after reconnect", |f| f.ftype == frame::COMMAND);
+    server.expect_frame(LONG, "STATUS after reconnect", |f| {
+        matches!(f.op, Op::Status(_))
+    });
+    server.expect_frame(LONG, "STATS after reconnect", |f| {
+        matches!(f.op, Op::Command(_))
+    });
 }
 
 #[test]

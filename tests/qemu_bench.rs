@@ -43,10 +43,13 @@ fn bench_start_to_active() {
     for r in 0..runs {
         let vm = id(r + 1);
         let t = Instant::now();
-        n.send(frame::START, start_payload(&vm, "bench", false, 96, ""));
+        n.send(
+            frame::Command::Start,
+            start_payload(&vm, "bench", false, 96, ""),
+        );
         n.wait_state(&vm, "active", BOOT);
         ours.push(t.elapsed().as_secs_f64() * 1000.0);
-        n.send(frame::DELETE, cmd("delete", &vm));
+        n.send(frame::Command::Delete, cmd("delete", &vm));
         n.stats_until(LONG, "deleted", |m| !m.contains_key(&vm));
 
         let dir = n.tmp.path().join(format!("sh{r}"));
@@ -80,7 +83,10 @@ fn bench_stats_tick_10_vms() {
     let n = VmNode::new(LAUNCHER, "qemu-bench10", &guest, &[], None);
     let ids: Vec<String> = (1..=10).map(id).collect();
     for vm in &ids {
-        n.send(frame::START, start_payload(vm, "bench", false, 64, ""));
+        n.send(
+            frame::Command::Start,
+            start_payload(vm, "bench", false, 64, ""),
+        );
     }
     n.stats_until(BOOT, "10 active", |m| {
         ids.iter()
@@ -160,7 +166,7 @@ fn bench_stats_tick_10_vms() {
     println!("one stats tick with 10 running VMs: {per:.0} µs (node stats + 10 × smaps_rollup/stat/overlay size + STATS YAML of {bytes} bytes)");
     println!("BENCH qemu_stats_tick_10vms_us {per:.0}");
     for vm in &ids {
-        n.send(frame::DELETE, cmd("delete", vm));
+        n.send(frame::Command::Delete, cmd("delete", vm));
     }
     n.stats_until(LONG, "all deleted", |m| {
         ids.iter().all(|i| !m.contains_key(i))

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ciao::payloads::InstanceDeleted;
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{Command, ErrorCode, Event, Op};
 use ciao_test_support::proc::{wait_for, TempDir};
 use ciao_test_support::qemu::{self, start_payload, VmNode, BOOT, LONG};
 use ciao_test_support::{cmd, skip_or_fail};
@@ -40,7 +40,7 @@ fn assert_gone(n: &VmNode, id: &str) {
 
 fn expect_deleted(n: &VmNode, id: &str) {
     let (_, f) = n.server.expect_frame(LONG, "InstanceDeleted", |f| {
-        f.ftype == frame::EVENT && f.operand == frame::INSTANCE_DELETED
+        f.op == Op::Event(Event::InstanceDeleted)
     });
     assert_eq!(
         InstanceDeleted::parse(&f.payload).unwrap().instance_uuid,
@@ -55,7 +55,7 @@ fn legacy_vm_lifecycle() {
     };
     let n = VmNode::new(LAUNCHER, "qemu-cycle", &guest, &["--stop-timeout=60"], None);
     let t0 = Instant::now();
-    n.send(frame::START, start_payload(A, "guest-a", false, 128, ""));
+    n.send(Command::Start, start_payload(A, "guest-a", false, 128, ""));
     let st = n.wait_state(A, "active", BOOT);
     eprintln!("START to active: {:?}", t0.elapsed());
     assert_eq!(
@@ -99,7 +99,7 @@ fn legacy_vm_lifecycle() {
 
     // STOP: the guest powers off on the ACPI button (no quit, no kill).
     let t = Instant::now();
-    n.send(frame::STOP, cmd("stop", A));
+    n.send(Command::Stop, cmd("stop", A));
     n.wait_state(A, "exited", LONG);
     eprintln!("STOP took {:?}", t.elapsed());
     assert!(!qemu::alive(pid));
@@ -115,13 +115,13 @@ fn legacy_vm_lifecycle() {
     );
 
     // RESTART: same disk (the guest counts its boots there).
-    n.send(frame::RESTART, cmd("restart", A));
+    n.send(Command::Restart, cmd("restart", A));
     n.wait_state(A, "active", BOOT);
     n.wait_console(A, &marker("guest-a", 2), BOOT);
 
     // DELETE of the running VM: quit, files removed after, event.
     let pid = qemu::qemu_pid(&n.data, A).expect("pidfile");
-    n.send(frame::DELETE, cmd("delete", A));
+    n.send(Command::Delete, cmd("delete", A));
     expect_deleted(&n, A);
     assert!(!qemu::alive(pid), "qemu {pid} outlived DELETE");
     assert_gone(&n, A);
@@ -144,7 +144,7 @@ fn efi_vm_boots() {
     let n = VmNode::new(LAUNCHER, "qemu-efi", &guest, &[], None);
     let t0 = Instant::now();
     // OVMF needs more than 128 MB.
-    n.send(frame::START, start_payload(A, "guest-efi", true, 192, ""));
+    n.send(Command::Start, start_payload(A, "guest-efi", true, 192, ""));
     n.wait_state(A, "active", BOOT);
     n.wait_console(A, &marker("guest-efi", 1), BOOT);
     eprintln!("EFI START to guest marker: {:?}", t0.elapsed());
@@ -157,7 +157,7 @@ fn efi_vm_boots() {
         String::from_utf8_lossy(&args).contains("-bios"),
         "EFI VMs get the OVMF firmware"
     );
-    n.send(frame::DELETE, cmd("delete", A));
+    n.send(Command::Delete, cmd("delete", A));
     expect_deleted(&n, A);
     assert_gone(&n, A);
 }
@@ -174,8 +174,8 @@ fn recovery_after_kill9() {
         &["--stats-interval=5"],
         None,
     );
-    n.send(frame::START, start_payload(A, "guest-a", false, 96, ""));
-    n.send(frame::START, start_payload(B, "guest-b", false, 96, ""));
+    n.send(Command::Start, start_payload(A, "guest-a", false, 96, ""));
+    n.send(Command::Start, start_payload(B, "guest-b", false, 96, ""));
     n.stats_until(BOOT, "both active", |m| {
         m.get(A).is_some_and(|i| i.state == "active")
             && m.get(B).is_some_and(|i| i.state == "active")
@@ -205,13 +205,13 @@ fn recovery_after_kill9() {
     );
 
     // STOP and DELETE work on re-adopted VMs.
-    n.send(frame::STOP, cmd("stop", A));
+    n.send(Command::Stop, cmd("stop", A));
     n.wait_state(A, "exited", LONG);
     assert!(!qemu::alive(pa));
     assert!(n
         .log()
         .contains("the guest powered off after the ACPI power button"));
-    n.send(frame::DELETE, cmd("delete", A));
+    n.send(Command::Delete, cmd("delete", A));
     expect_deleted(&n, A);
     assert_gone(&n, A);
 
@@ -227,10 +227,10 @@ fn recovery_after_kill9() {
         "not within one stats interval (5 s): {took:?}"
     );
     // RESTART works on the same disk, despite the stale pidfile and socket.
-    n.send(frame::RESTART, cmd("restart", B));
+    n.send(Command::Restart, cmd("restart", B));
     n.wait_state(B, "active", BOOT);
     n.wait_console(B, &marker("guest-b", 2), BOOT);
-    n.send(frame::DELETE, cmd("delete", B));
+    n.send(Command::Delete, cmd("delete", B));
     expect_deleted(&n, B);
     assert_gone(&n, B);
 }
@@ -246,11 +246,11 @@ fn failures_keep_the_launcher_serving() {
     let p = String::from_utf8(start_payload(A, "x", false, 96, ""))
         .unwrap()
         .replace("image_uuid: ciao-test-guest", "image_uuid: no-such-image");
-    n.send(frame::START, p.into_bytes());
+    n.send(Command::Start, p.into_bytes());
     let (op, e) = n.error(LONG, "image_failure");
     assert_eq!(
         (op, e.instance_uuid.as_str(), e.reason.as_str()),
-        (frame::START_FAILURE, A, "image_failure")
+        (ErrorCode::StartFailure, A, "image_failure")
     );
     wait_for(LONG, "no instance directory", || {
         (!n.instance_dir(A).exists()).then_some(())
@@ -263,11 +263,11 @@ fn failures_keep_the_launcher_serving() {
             "     - type: vcpus\n       value: 1\n",
             "     - type: vcpus\n       value: 1000\n",
         );
-    n.send(frame::START, p.into_bytes());
+    n.send(Command::Start, p.into_bytes());
     let (op, e) = n.error(LONG, "launch_failure");
     assert_eq!(
         (op, e.instance_uuid.as_str(), e.reason.as_str()),
-        (frame::START_FAILURE, A, "launch_failure")
+        (ErrorCode::StartFailure, A, "launch_failure")
     );
     let log = n.log();
     let line = log
@@ -278,19 +278,19 @@ fn failures_keep_the_launcher_serving() {
         line.contains("CPUs"),
         "qemu's own message is in the log line: {line}"
     );
-    n.send(frame::DELETE, cmd("delete", A));
+    n.send(Command::Delete, cmd("delete", A));
     expect_deleted(&n, A);
     assert_gone(&n, A);
 
     // A guest that ignores the ACPI button: STOP ends it with quit.
     n.send(
-        frame::START,
+        Command::Start,
         start_payload(B, "stubborn", false, 96, "# ciao-test-ignore-acpi\n"),
     );
     n.wait_state(B, "active", BOOT);
     n.wait_console(B, "ignoring the ACPI power button", BOOT);
     let t = Instant::now();
-    n.send(frame::STOP, cmd("stop", B));
+    n.send(Command::Stop, cmd("stop", B));
     n.wait_state(B, "exited", LONG);
     assert!(
         t.elapsed() >= Duration::from_secs(3),
@@ -301,7 +301,7 @@ fn failures_keep_the_launcher_serving() {
         log.contains("ended by QMP quit (the guest ignored the ACPI power button)"),
         "{log}"
     );
-    n.send(frame::DELETE, cmd("delete", B));
+    n.send(Command::Delete, cmd("delete", B));
     expect_deleted(&n, B);
     assert_gone(&n, B);
 }
@@ -345,7 +345,7 @@ fn slow_image_does_not_block_others() {
     );
     std::os::unix::fs::symlink(&guest, n.data.join("images/slow-guest")).unwrap();
 
-    n.send(frame::START, start_payload(A, "guest-a", false, 96, ""));
+    n.send(Command::Start, start_payload(A, "guest-a", false, 96, ""));
     n.wait_state(A, "active", BOOT);
     n.wait_console(A, &marker("guest-a", 1), BOOT);
 
@@ -353,8 +353,8 @@ fn slow_image_does_not_block_others() {
         .unwrap()
         .replace("image_uuid: ciao-test-guest", "image_uuid: slow-guest");
     let t = Instant::now();
-    n.send(frame::START, p.into_bytes());
-    n.send(frame::STOP, cmd("stop", A));
+    n.send(Command::Start, p.into_bytes());
+    n.send(Command::Stop, cmd("stop", A));
     // STATS keep coming and A stops while B's image is still being made.
     let mut stats = 0;
     let st = n.stats_until(LONG, "A exited", |m| {
@@ -391,7 +391,7 @@ fn slow_image_does_not_block_others() {
     );
     n.wait_console(B, &marker("guest-b", 1), BOOT);
     for id in [A, B] {
-        n.send(frame::DELETE, cmd("delete", id));
+        n.send(Command::Delete, cmd("delete", id));
         expect_deleted(&n, id);
         assert_gone(&n, id);
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ciao::ssntp::frame::{self, Decoded};
+use ciao::ssntp::frame::{Command, Decoded, ErrorCode, Op, Status};
 use ciao::ssntp::role;
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
@@ -59,17 +59,17 @@ fn good_peer_still_served(fx: &Fixture) {
     match c.next(WAIT) {
         Outcome::Value(v) => {
             let v = v.into_connected();
-            assert_eq!((v.ftype, v.operand), (frame::STATUS, frame::CONNECTED));
+            assert_eq!(v.op, Op::Status(Status::Connected));
         }
         other => panic!("good client got {other:?}"),
     }
 }
 
-fn expect_error(outcome: Outcome, operand: u8) -> Decoded {
+fn expect_error(outcome: Outcome, operand: ErrorCode) -> Decoded {
     match outcome {
         Outcome::Value(v) => {
             let f = v.clone().into_frame();
-            assert_eq!((f.ftype, f.operand), (frame::ERROR, operand), "reply {f:?}");
+            assert_eq!(f.op, Op::Error(operand), "reply {f:?}");
             assert_eq!(f.origin, [0; 16], "connect-time errors carry a zero origin");
             v
         }
@@ -131,7 +131,7 @@ fn client_certificate_without_the_agent_role_claiming_it() {
     let mut c =
         RawClient::connect(fx.server.addr, &fx.certs.ca_pem_path, &cert).expect("TLS is fine");
     c.send_connect(Uuid::random(), role::AGENT).unwrap();
-    expect_error(c.next(WAIT), frame::CONNECTION_ABORTED);
+    expect_error(c.next(WAIT), ErrorCode::ConnectionAborted);
     assert!(matches!(c.next(WAIT), Outcome::Closed | Outcome::Tls(_)));
     good_peer_still_served(&fx);
 }
@@ -147,7 +147,7 @@ fn claimed_role_zero_is_aborted() {
     )
     .unwrap();
     c.send_connect(Uuid::random(), 0).unwrap();
-    expect_error(c.next(WAIT), frame::CONNECTION_ABORTED);
+    expect_error(c.next(WAIT), ErrorCode::ConnectionAborted);
     good_peer_still_served(&fx);
 }
 
@@ -161,7 +161,7 @@ fn garbage_instead_of_gob() {
     )
     .unwrap();
     c.write(b"\x10this is not gob at all, just text\n").unwrap();
-    expect_error(c.next(WAIT), frame::CONNECTION_FAILURE);
+    expect_error(c.next(WAIT), ErrorCode::ConnectionFailure);
     assert!(matches!(c.next(WAIT), Outcome::Closed | Outcome::Tls(_)));
     good_peer_still_served(&fx);
 }
@@ -177,7 +177,7 @@ fn message_over_the_size_cap() {
     .unwrap();
     // A length prefix of 1 MiB (cap is 64 KiB here): refused from the header.
     c.write(&[0xfd, 0x10, 0x00, 0x00]).unwrap();
-    expect_error(c.next(WAIT), frame::CONNECTION_FAILURE);
+    expect_error(c.next(WAIT), ErrorCode::ConnectionFailure);
     good_peer_still_served(&fx);
 }
 
@@ -197,8 +197,7 @@ fn oversized_frame_after_the_handshake_closes_the_session() {
         ServerEvent::Connected { .. } => {}
         other => panic!("{other:?}"),
     }
-    let big =
-        ciao::ssntp::frame::Frame::new(frame::COMMAND, frame::STATS, uuid.0, vec![b'x'; 200 << 10]);
+    let big = ciao::ssntp::frame::Frame::new(Command::Stats, uuid.0, vec![b'x'; 200 << 10]);
     let mut out = Vec::new();
     c.enc.frame(&big, &mut out);
     let _ = c.write(&out);
@@ -220,7 +219,7 @@ fn connect_that_never_comes() {
     )
     .unwrap();
     // Say nothing: after the 1 s deadline the server answers ConnectionFailure.
-    expect_error(c.next(WAIT), frame::CONNECTION_FAILURE);
+    expect_error(c.next(WAIT), ErrorCode::ConnectionFailure);
     assert!(matches!(c.next(WAIT), Outcome::Closed | Outcome::Tls(_)));
     good_peer_still_served(&fx);
 }

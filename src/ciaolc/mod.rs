@@ -14,13 +14,12 @@
 pub mod bodies;
 pub mod client;
 pub mod format;
-pub mod goflag;
 pub mod tabwriter;
 
 use std::io::Write;
 
+use crate::cli::{Flag, FlagError, FlagSet, Kind};
 use client::{Request, Response, TcpTransport, Transport};
-use goflag::{Flag, FlagError, FlagSet, Kind};
 
 /// Default server address.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:9000";
@@ -272,7 +271,7 @@ fn run_inner(args: &[String], transport: &mut dyn Transport) -> Outcome {
     let g = match global.parse(args) {
         Ok(g) => g,
         Err(FlagError::Help) => return Outcome::fail(0, USAGE),
-        Err(FlagError::Invalid(m)) => return Outcome::fail(2, format!("{m}\n{USAGE}")),
+        Err(FlagError::Bad(m)) => return Outcome::fail(2, format!("{m}\n{USAGE}")),
     };
     let Some((cmd, cmd_args)) = g.rest.split_first() else {
         return Outcome::fail(1, USAGE);
@@ -304,7 +303,7 @@ fn run_inner(args: &[String], transport: &mut dyn Transport) -> Outcome {
     let p = match set.parse(cmd_args) {
         Ok(p) => p,
         Err(FlagError::Help) => return Outcome::fail(0, set.usage()),
-        Err(FlagError::Invalid(m)) => return Outcome::fail(2, format!("{m}\n{}", set.usage())),
+        Err(FlagError::Bad(m)) => return Outcome::fail(2, format!("{m}\n{}", set.usage())),
     };
     let client = p.str_or("client", "");
     let filter = match p.str_or("filter", "none") {

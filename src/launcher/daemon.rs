@@ -25,12 +25,13 @@ use super::store::Store;
 use super::timers::Timers;
 use crate::payloads::{self, InstanceConfig};
 use crate::ssntp::client::{Client, ClientEvent, ClientSettings};
-use crate::ssntp::frame::{self, Frame};
+use crate::ssntp::frame::{self, Command, Event, Frame, Op, Status};
 use crate::ssntp::{role, tls, uuid::Uuid};
 use crate::sys::{self, lock::Flock, signals::SignalFd};
 
 const SIGNAL: Token = Token(0);
 const CLIENT: Token = Token(1);
+const RESOLVER: Token = Token(2);
 
 /// How long a state-change STATS may wait so that changes coalesce.
 const STATS_COALESCE: Duration = Duration::from_millis(100);
@@ -268,7 +269,7 @@ impl Daemon {
                             return Ok(());
                         }
                     }
-                    CLIENT => client_ready = true,
+                    CLIENT | RESOLVER => client_ready = true,
                     t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
                     t => debug!("event for unknown token {t:?}"),
                 }
@@ -360,12 +361,8 @@ impl Daemon {
             }
             for e in effects {
                 match e {
-                    Effect::Send {
-                        ftype,
-                        operand,
-                        payload,
-                    } => {
-                        let f = Frame::new(ftype, operand, self.node_uuid.0, payload);
+                    Effect::Send { op, payload } => {
+                        let f = Frame::new(op, self.node_uuid.0, payload);
                         self.send(&f);
                     }
                     Effect::Timer { key, at } => self.timers.arm(at, key),
@@ -430,16 +427,13 @@ impl Daemon {
             ClientEvent::Frame(f) => {
                 debug!(
                     "received {} {} ({} bytes)",
-                    frame::type_name(f.ftype),
-                    frame::operand_name(f.ftype, f.operand),
+                    f.op.type_name(),
+                    f.op.operand_name(),
                     f.payload.len()
                 );
-                match f.ftype {
-                    frame::COMMAND => self.manager.on_command(f, now),
-                    frame::ERROR => warn!(
-                        "server reports an error: {}",
-                        frame::operand_name(f.ftype, f.operand)
-                    ),
+                match f.op {
+                    Op::Command(_) => self.manager.on_command(f, now),
+                    Op::Error(code) => warn!("server reports an error: {code}"),
                     _ => {}
                 }
             }
@@ -476,8 +470,8 @@ impl Daemon {
             if !c.send(self.poll.registry(), f) {
                 debug!(
                     "not connected: dropping {} {}",
-                    frame::type_name(f.ftype),
-                    frame::operand_name(f.ftype, f.operand)
+                    f.op.type_name(),
+                    f.op.operand_name()
                 );
             }
         }
@@ -498,12 +492,7 @@ impl Daemon {
         let traces = self.manager.take_traces();
         if !traces.is_empty() {
             let report = trace_report(&traces, self.node_uuid, self.own_role);
-            let f = Frame::new(
-                frame::EVENT,
-                frame::TRACE_REPORT,
-                self.node_uuid.0,
-                report.into_bytes(),
-            );
+            let f = Frame::new(Event::TraceReport, self.node_uuid.0, report.into_bytes());
             self.send(&f);
         }
     }
@@ -527,14 +516,9 @@ impl Daemon {
                 cpus_online: node.cpus_online,
             }
             .to_yaml();
-            Frame::new(
-                frame::STATUS,
-                frame::READY,
-                self.node_uuid.0,
-                payload.into_bytes(),
-            )
+            Frame::new(Status::Ready, self.node_uuid.0, payload.into_bytes())
         } else {
-            Frame::new(frame::STATUS, frame::FULL, self.node_uuid.0, Vec::new())
+            Frame::new(Status::Full, self.node_uuid.0, Vec::new())
         };
         self.send(&f);
     }
@@ -552,7 +536,13 @@ impl Daemon {
         }
         let stat = payloads::Stat {
             node_uuid: self.node_uuid.to_string(),
-            status: if ready { "READY" } else { "FULL" }.to_string(),
+            status: if ready {
+                payloads::NodeStatus::Ready
+            } else {
+                payloads::NodeStatus::Full
+            }
+            .as_str()
+            .to_string(),
             mem_total_mb: node.mem_total_mb,
             mem_available_mb: node.mem_available_mb,
             disk_total_mb: node.disk_total_mb,
@@ -564,8 +554,7 @@ impl Daemon {
             instances: self.manager.stats(now),
         };
         let f = Frame::new(
-            frame::COMMAND,
-            frame::STATS,
+            Command::Stats,
             self.node_uuid.0,
             stat.to_yaml().into_bytes(),
         );
@@ -639,6 +628,7 @@ fn make_client(cfg: &LauncherConfig) -> Result<(Client, Uuid, u32, Option<Flock>
             role: own_role,
             max_message: cfg.max_message_size,
             connect_timeout: cfg.connect_timeout,
+            resolver_token: RESOLVER,
         },
         CLIENT,
     );
@@ -672,8 +662,8 @@ fn trace_report(frames: &[Frame], own: Uuid, own_role: u32) -> String {
                 });
                 Some(payloads::TraceFrame {
                     label: String::from_utf8_lossy(&tr.label).into_owned(),
-                    frame_type: frame::type_name(f.ftype).to_string(),
-                    operand: frame::operand_string(f.ftype, f.operand),
+                    frame_type: f.op.type_name().to_string(),
+                    operand: f.op.operand_string(),
                     start_timestamp: ts(&tr.start),
                     end_timestamp: ts(&tr.end),
                     nodes,

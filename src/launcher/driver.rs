@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::payloads::{InstanceConfig, StartFailureReason};
+use crate::ssntp::frame::Op;
 
 /// Identifies what a timer or job belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,11 +28,7 @@ pub struct Key {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
     /// Send an SSNTP frame to the server (dropped while disconnected).
-    Send {
-        ftype: u8,
-        operand: u8,
-        payload: Vec<u8>,
-    },
+    Send { op: Op, payload: Vec<u8> },
     /// Deliver `Input::Timer` for `key` at `at`.
     Timer { key: Key, at: Instant },
     /// Run a program (argument vector, never a shell); `Input::Exited`

@@ -26,7 +26,7 @@ use crate::payloads::{
     self, DeleteFailureReason, InstanceConfig, InstanceStat, RestartFailureReason, StartCommand,
     StartFailureReason, StopFailureReason,
 };
-use crate::ssntp::frame::{self, Frame};
+use crate::ssntp::frame::{self, Command, ErrorCode, Event, Frame};
 
 /// Makes the driver for a new or recovered instance.
 pub trait DriverFactory {
@@ -47,11 +47,12 @@ pub enum State {
 }
 
 impl State {
-    fn wire(self) -> &'static str {
+    /// The state STATS reports (a quarantined instance is exited there).
+    fn wire(self) -> payloads::InstanceState {
         match self {
-            State::Pending => "pending",
-            State::Active => "active",
-            State::Exited | State::Quarantined => "exited",
+            State::Pending => payloads::InstanceState::Pending,
+            State::Active => payloads::InstanceState::Active,
+            State::Exited | State::Quarantined => payloads::InstanceState::Exited,
         }
     }
 }
@@ -200,7 +201,7 @@ impl Manager {
                 };
                 InstanceStat {
                     instance_uuid: id.clone(),
-                    state: inst.state.wire().to_string(),
+                    state: inst.state.wire().as_str().to_string(),
                     ssh_ip: inst.config.ssh_ip().to_string(),
                     ssh_port: i64::from(inst.config.ssh_port),
                     memory_usage_mb: u.memory_mb,
@@ -279,34 +280,34 @@ impl Manager {
 
     /// Handles a COMMAND frame from the server.
     pub fn on_command(&mut self, f: Frame, now: Instant) {
-        match f.operand {
-            frame::START => self.on_start(f, now),
-            frame::STOP => match payloads::parse_stop(&f.payload) {
+        match f.op {
+            frame::Op::Command(Command::Start) => self.on_start(f, now),
+            frame::Op::Command(Command::Stop) => match payloads::parse_stop(&f.payload) {
                 Ok(c) => self.enqueue(c.instance_uuid, Cmd::Stop, now),
                 Err(e) => {
                     warn!("STOP refused: {}", e.detail);
                     self.fail_stop("", e.fault.into());
                 }
             },
-            frame::RESTART => match payloads::parse_restart(&f.payload) {
+            frame::Op::Command(Command::Restart) => match payloads::parse_restart(&f.payload) {
                 Ok(c) => self.enqueue(c.instance_uuid, Cmd::Restart, now),
                 Err(e) => {
                     warn!("RESTART refused: {}", e.detail);
                     self.fail_restart("", e.fault.into());
                 }
             },
-            frame::DELETE => match payloads::parse_delete(&f.payload) {
+            frame::Op::Command(Command::Delete) => match payloads::parse_delete(&f.payload) {
                 Ok(c) => self.enqueue(c.instance_uuid, Cmd::Delete, now),
                 Err(e) => {
                     warn!("DELETE refused: {}", e.detail);
                     self.fail_delete("", e.fault.into());
                 }
             },
-            frame::ATTACH_VOLUME => self.on_volume(f, true),
-            frame::DETACH_VOLUME => self.on_volume(f, false),
+            frame::Op::Command(Command::AttachVolume) => self.on_volume(f, true),
+            frame::Op::Command(Command::DetachVolume) => self.on_volume(f, false),
             other => info!(
                 "ignoring command {} (not handled by a launcher)",
-                frame::operand_name(frame::COMMAND, other)
+                other.operand_name()
             ),
         }
     }
@@ -353,11 +354,11 @@ impl Manager {
             if attach { "attach" } else { "detach" }
         );
         let operand = if attach {
-            frame::ATTACH_VOLUME_FAILURE
+            ErrorCode::AttachVolumeFailure
         } else {
-            frame::DETACH_VOLUME_FAILURE
+            ErrorCode::DetachVolumeFailure
         };
-        self.send(frame::ERROR, operand, payload);
+        self.send(operand, payload);
     }
 
     fn on_start(&mut self, f: Frame, now: Instant) {
@@ -717,8 +718,7 @@ impl Manager {
         self.forget(id);
         info!("instance {id} deleted");
         self.send(
-            frame::EVENT,
-            frame::INSTANCE_DELETED,
+            Event::InstanceDeleted,
             payloads::InstanceDeleted::new(id).to_yaml(),
         );
         self.wants.status = true;
@@ -748,42 +748,37 @@ impl Manager {
         self.run_queue(id, now);
     }
 
-    fn send(&mut self, ftype: u8, operand: u8, payload: String) {
+    fn send(&mut self, op: impl Into<frame::Op>, payload: String) {
         self.effects.push(Effect::Send {
-            ftype,
-            operand,
+            op: op.into(),
             payload: payload.into_bytes(),
         });
     }
 
     fn fail_start(&mut self, id: &str, r: StartFailureReason) {
         self.send(
-            frame::ERROR,
-            frame::START_FAILURE,
+            ErrorCode::StartFailure,
             payloads::StartFailure::new(id, r).to_yaml(),
         );
     }
 
     fn fail_stop(&mut self, id: &str, r: StopFailureReason) {
         self.send(
-            frame::ERROR,
-            frame::STOP_FAILURE,
+            ErrorCode::StopFailure,
             payloads::StopFailure::new(id, r).to_yaml(),
         );
     }
 
     fn fail_restart(&mut self, id: &str, r: RestartFailureReason) {
         self.send(
-            frame::ERROR,
-            frame::RESTART_FAILURE,
+            ErrorCode::RestartFailure,
             payloads::RestartFailure::new(id, r).to_yaml(),
         );
     }
 
     fn fail_delete(&mut self, id: &str, r: DeleteFailureReason) {
         self.send(
-            frame::ERROR,
-            frame::DELETE_FAILURE,
+            ErrorCode::DeleteFailure,
             payloads::DeleteFailure::new(id, r).to_yaml(),
         );
     }
@@ -792,7 +787,7 @@ impl Manager {
     pub fn list(&self) -> Vec<(String, &'static str)> {
         self.instances
             .iter()
-            .map(|(k, v)| (k.clone(), v.state.wire()))
+            .map(|(k, v)| (k.clone(), v.state.wire().as_str()))
             .collect()
     }
 
@@ -921,7 +916,7 @@ mod tests {
         log: Log,
         timers: Vec<Key>,
         /// (type, operand, payload) of every frame sent, in order.
-        frames: Vec<(u8, u8, Vec<u8>)>,
+        frames: Vec<(frame::Op, Vec<u8>)>,
         now: Instant,
     }
 
@@ -974,11 +969,7 @@ mod tests {
         fn pump(&mut self) {
             for e in self.m.take_effects() {
                 match e {
-                    Effect::Send {
-                        ftype,
-                        operand,
-                        payload,
-                    } => self.frames.push((ftype, operand, payload)),
+                    Effect::Send { op, payload } => self.frames.push((op, payload)),
                     Effect::Timer { key, .. } => self.timers.push(key),
                     other => panic!("unexpected effect {other:?}"),
                 }
@@ -986,20 +977,20 @@ mod tests {
             self.m.commit();
         }
 
-        fn cmd(&mut self, operand: u8, payload: String) {
-            let f = Frame::new(frame::COMMAND, operand, [0; 16], payload.into_bytes());
+        fn cmd(&mut self, operand: Command, payload: String) {
+            let f = Frame::new(operand, [0; 16], payload.into_bytes());
             self.m.on_command(f, self.now);
             self.pump();
         }
 
         fn start(&mut self, id: &str, image: &str) {
-            self.cmd(frame::START, start_yaml(id, image, false));
+            self.cmd(Command::Start, start_yaml(id, image, false));
         }
 
-        fn simple(&mut self, operand: u8, id: &str) {
+        fn simple(&mut self, operand: Command, id: &str) {
             let kind = match operand {
-                frame::STOP => "stop",
-                frame::RESTART => "restart",
+                Command::Stop => "stop",
+                Command::Restart => "restart",
                 _ => "delete",
             };
             self.cmd(operand, format!("{kind}:\n  instance_uuid: {id}\n"));
@@ -1027,14 +1018,14 @@ mod tests {
         }
 
         /// ERROR frames sent since the last call: (operand, instance, reason).
-        fn errors(&mut self) -> Vec<(u8, String, String)> {
+        fn errors(&mut self) -> Vec<(ErrorCode, String, String)> {
             let mut out = Vec::new();
-            self.frames.retain(|(t, op, p)| {
-                if *t != frame::ERROR {
+            self.frames.retain(|(op, p)| {
+                let frame::Op::Error(code) = *op else {
                     return true;
-                }
+                };
                 let r = ErrorReport::parse(p).unwrap();
-                out.push((*op, r.instance_uuid, r.reason));
+                out.push((code, r.instance_uuid, r.reason));
                 false
             });
             out
@@ -1043,8 +1034,8 @@ mod tests {
         /// InstanceDeleted events sent since the last call.
         fn deleted(&mut self) -> Vec<String> {
             let mut out = Vec::new();
-            self.frames.retain(|(t, op, p)| {
-                if (*t, *op) != (frame::EVENT, frame::INSTANCE_DELETED) {
+            self.frames.retain(|(op, p)| {
+                if *op != frame::Op::Event(Event::InstanceDeleted) {
                     return true;
                 }
                 out.push(InstanceDeleted::parse(p).unwrap().instance_uuid);
@@ -1058,7 +1049,7 @@ mod tests {
         }
     }
 
-    fn err(op: u8, id: &str, reason: &str) -> (u8, String, String) {
+    fn err(op: ErrorCode, id: &str, reason: &str) -> (ErrorCode, String, String) {
         (op, id.to_string(), reason.to_string())
     }
 
@@ -1070,7 +1061,7 @@ mod tests {
         f.start("aa01", "img");
         f.fire("aa01", BOOT);
         f.start("bb02", "img"); // stays booting
-        f.simple(frame::STOP, "aa01");
+        f.simple(Command::Stop, "aa01");
         f.fire("aa01", STOP);
         assert_eq!(f.state("aa01"), Some("exited"));
         assert_eq!(f.state("bb02"), Some("pending"));
@@ -1083,9 +1074,9 @@ mod tests {
     fn defect_2_commands_to_one_instance_run_in_arrival_order() {
         let mut f = fx("d2", no_limits());
         f.start("aa01", "img");
-        f.simple(frame::STOP, "aa01");
-        f.simple(frame::RESTART, "aa01");
-        f.simple(frame::STOP, "aa01");
+        f.simple(Command::Stop, "aa01");
+        f.simple(Command::Restart, "aa01");
+        f.simple(Command::Stop, "aa01");
         // Nothing but the START has reached the driver yet.
         assert_eq!(f.took_log(), ["start aa01 restart=false"]);
         f.fire("aa01", BOOT);
@@ -1112,7 +1103,7 @@ mod tests {
         let mut f = fx("d3", no_limits());
         f.start("aa01", "img");
         f.fire("aa01", BOOT);
-        f.simple(frame::DELETE, "aa01");
+        f.simple(Command::Delete, "aa01");
         assert_eq!(
             f.state("aa01"),
             Some("active"),
@@ -1125,7 +1116,7 @@ mod tests {
         assert_eq!(f.deleted(), ["aa01"]);
         assert_eq!(
             f.errors(),
-            [err(frame::START_FAILURE, "aa01", "instance_exists")]
+            [err(ErrorCode::StartFailure, "aa01", "instance_exists")]
         );
         assert_eq!(f.state("aa01"), None, "no ghost entry");
         assert!(f.timers.is_empty());
@@ -1138,7 +1129,7 @@ mod tests {
         f.start("cc03", "img");
         assert_eq!(
             f.errors(),
-            [err(frame::START_FAILURE, "cc03", "instance_exists")]
+            [err(ErrorCode::StartFailure, "cc03", "instance_exists")]
         );
         assert_eq!(f.state("cc03"), None, "the original kept a pending ghost");
     }
@@ -1151,18 +1142,18 @@ mod tests {
     fn defects_4_5_commands_queued_behind_a_failing_start() {
         let mut f = fx("d45", no_limits());
         f.start("aa01", "fail-image");
-        f.simple(frame::DELETE, "aa01");
+        f.simple(Command::Delete, "aa01");
         f.start("aa01", "img");
-        f.simple(frame::STOP, "aa01");
+        f.simple(Command::Stop, "aa01");
         assert!(f.errors().is_empty());
         f.fire("aa01", BOOT);
         assert_eq!(
             f.errors(),
             [
-                err(frame::START_FAILURE, "aa01", "image_failure"),
-                err(frame::DELETE_FAILURE, "aa01", "no_instance"),
-                err(frame::START_FAILURE, "aa01", "instance_exists"),
-                err(frame::STOP_FAILURE, "aa01", "no_instance"),
+                err(ErrorCode::StartFailure, "aa01", "image_failure"),
+                err(ErrorCode::DeleteFailure, "aa01", "no_instance"),
+                err(ErrorCode::StartFailure, "aa01", "instance_exists"),
+                err(ErrorCode::StopFailure, "aa01", "no_instance"),
             ]
         );
         assert!(f.deleted().is_empty());
@@ -1180,7 +1171,7 @@ mod tests {
         let mut f = fx("d7", no_limits());
         f.start("aa01", "img");
         let old = f.fire("aa01", BOOT);
-        f.simple(frame::DELETE, "aa01");
+        f.simple(Command::Delete, "aa01");
         f.fire("aa01", STOP);
         f.fire("aa01", DESTROY);
         f.start("aa01", "img");
@@ -1202,26 +1193,28 @@ mod tests {
         let mut f = fx("d17", no_limits());
         f.start("aa01", "img");
         f.fire("aa01", BOOT);
-        let mut volume = |op: u8, payload: String| -> (u8, VolumeErrorReport) {
+        let mut volume = |op: Command, payload: String| -> (ErrorCode, VolumeErrorReport) {
             f.frames.clear();
             f.cmd(op, payload);
             assert_eq!(f.frames.len(), 1, "one answer");
-            let (t, o, p) = f.frames.remove(0);
-            assert_eq!(t, frame::ERROR);
-            (o, VolumeErrorReport::parse(&p).unwrap())
+            let (o, p) = f.frames.remove(0);
+            let frame::Op::Error(code) = o else {
+                panic!("not an ERROR: {o:?}")
+            };
+            (code, VolumeErrorReport::parse(&p).unwrap())
         };
         let body = |w: &str, inst: &str| {
             format!("{w}:\n  instance_uuid: {inst}\n  volume_uuid: cccc0001\n")
         };
         for (op, fail, wrapper) in [
             (
-                frame::ATTACH_VOLUME,
-                frame::ATTACH_VOLUME_FAILURE,
+                Command::AttachVolume,
+                ErrorCode::AttachVolumeFailure,
                 "attach_volume",
             ),
             (
-                frame::DETACH_VOLUME,
-                frame::DETACH_VOLUME_FAILURE,
+                Command::DetachVolume,
+                ErrorCode::DetachVolumeFailure,
                 "detach_volume",
             ),
         ] {
@@ -1272,10 +1265,13 @@ mod tests {
         let mut f = fx("d18", limits);
         // 55000 MB free: one container fits (45000 >= 40000), two do not.
         assert!(!f.m.ready(0, 55_000, f.now), "below the 80000 MB mark");
-        f.cmd(frame::START, start_yaml("aa01", "busybox", true));
+        f.cmd(Command::Start, start_yaml("aa01", "busybox", true));
         assert!(f.errors().is_empty());
-        f.cmd(frame::START, start_yaml("bb02", "busybox", true));
-        assert_eq!(f.errors(), [err(frame::START_FAILURE, "bb02", "full_cn")]);
+        f.cmd(Command::Start, start_yaml("bb02", "busybox", true));
+        assert_eq!(
+            f.errors(),
+            [err(ErrorCode::StartFailure, "bb02", "full_cn")]
+        );
         f.start("cc03", "img");
         assert!(f.errors().is_empty(), "a VM has no disk allowance");
         assert_eq!(f.m.list().len(), 2);
@@ -1296,7 +1292,10 @@ mod tests {
         for id in ["aa01", "aa02", "aa03"] {
             f.start(id, "img");
         }
-        assert_eq!(f.errors(), [err(frame::START_FAILURE, "aa03", "full_cn")]);
+        assert_eq!(
+            f.errors(),
+            [err(ErrorCode::StartFailure, "aa03", "full_cn")]
+        );
     }
 
     /// START for an instance the launcher knows: `already_running` while it
@@ -1316,19 +1315,19 @@ mod tests {
         f.fire("aa01", BOOT);
         assert_eq!(
             f.errors(),
-            [err(frame::START_FAILURE, "aa01", "already_running")]
+            [err(ErrorCode::StartFailure, "aa01", "already_running")]
         );
         f.start("aa01", "img");
         assert_eq!(
             f.errors(),
-            [err(frame::START_FAILURE, "aa01", "already_running")]
+            [err(ErrorCode::StartFailure, "aa01", "already_running")]
         );
-        f.simple(frame::STOP, "aa01");
+        f.simple(Command::Stop, "aa01");
         f.fire("aa01", STOP);
         f.start("aa01", "img");
         assert_eq!(
             f.errors(),
-            [err(frame::START_FAILURE, "aa01", "instance_exists")]
+            [err(ErrorCode::StartFailure, "aa01", "instance_exists")]
         );
         assert_eq!(f.took_log().len(), 2, "one start, one stop");
     }
@@ -1342,7 +1341,7 @@ mod tests {
         f.fire("aa01", BOOT);
         assert_eq!(
             f.errors(),
-            [err(frame::START_FAILURE, "aa01", "launch_failure")]
+            [err(ErrorCode::StartFailure, "aa01", "launch_failure")]
         );
         assert_eq!(f.state("aa01"), Some("exited"));
         assert!(f.root.join("aa01").join("instance.yaml").exists());
@@ -1356,8 +1355,8 @@ mod tests {
         f.start("aa01", "img");
         f.fire("aa01", BOOT);
         f.took_log();
-        f.simple(frame::STOP, "aa01");
-        f.simple(frame::DELETE, "aa01");
+        f.simple(Command::Stop, "aa01");
+        f.simple(Command::Delete, "aa01");
         assert_eq!(
             f.took_log(),
             ["stop aa01 urgent=false", "stop aa01 urgent=true"]
@@ -1375,7 +1374,7 @@ mod tests {
     #[test]
     fn unhandled_and_unknown_command_operands_are_ignored() {
         let mut f = fx("unk", no_limits());
-        for op in [frame::EVACUATE, frame::CONFIGURE, 42] {
+        for op in [Command::Evacuate, Command::Configure, Command::Unknown(42)] {
             f.cmd(op, "anything: 1\n".into());
         }
         assert!(f.frames.is_empty() && f.timers.is_empty());
@@ -1420,7 +1419,7 @@ mod tests {
                 status: false
             }
         );
-        f.simple(frame::DELETE, "aa01");
+        f.simple(Command::Delete, "aa01");
         f.fire("aa01", STOP);
         f.fire("aa01", DESTROY);
         assert_eq!(

@@ -6,9 +6,23 @@
 //! failed, sleep a uniform 1..=cap seconds with cap cycling 5, 10, 20, 40.
 //! Failures the original treats as final (role mismatch, ConnectionAborted)
 //! are logged as errors and retried at the longest interval.
+//!
+//! Name resolution never blocks the loop. IP literals and `localhost` are
+//! used as they are. Other names are looked up by [`Resolver`] on its helper
+//! thread (see [`crate::sys::resolve`] for why that thread exists and what
+//! it may do), and the attempt waits in `State::Resolving` for the answer,
+//! at most [`ClientSettings::connect_timeout`]; a lookup that misses that
+//! deadline fails the attempt like a refused connection, so the next
+//! address is tried and the usual back-off follows. Only one lookup runs at
+//! a time and a stuck one is never abandoned for a second: a later attempt
+//! waits (again bounded by its own deadline) for the outstanding lookup and
+//! uses its answer if it is for the same name, or submits its own name once
+//! the resolver is free. An answer that arrives while no attempt waits for
+//! it is dropped; the next attempt asks again, so no stale address is ever
+//! used.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,6 +35,7 @@ use super::frame::Frame;
 use super::session::{Session, SessionError, SessionEvent};
 use super::stream::{ReadState, TlsStream};
 use super::uuid::Uuid;
+use crate::sys::resolve::{Lookup, Resolver};
 
 /// Back-off caps in seconds, cycled per round.
 const BACKOFF_CAPS: [u64; 4] = [5, 10, 20, 40];
@@ -35,8 +50,12 @@ pub struct ClientSettings {
     pub uuid: Uuid,
     pub role: u32,
     pub max_message: usize,
-    /// Deadline for TCP connect + TLS handshake + CONNECTED.
+    /// Deadline for TCP connect + TLS handshake + CONNECTED; a name lookup
+    /// before that has a deadline of the same length of its own.
     pub connect_timeout: Duration,
+    /// The token that wakes the loop when a name lookup has finished; its
+    /// events go to [`Client::poll`] like those of the socket's token.
+    pub resolver_token: Token,
 }
 
 /// What the client reports to its owner.
@@ -53,6 +72,8 @@ pub enum ClientEvent {
 enum State {
     /// Waiting before the next round of dialling.
     Idle { until: Instant },
+    /// Waiting for the name of `addresses[index]` to be looked up.
+    Resolving { index: usize, deadline: Instant },
     /// An attempt on `addresses[index]` in progress.
     Dialing {
         index: usize,
@@ -72,6 +93,7 @@ enum State {
 pub struct Client {
     settings: ClientSettings,
     token: Token,
+    resolver: Resolver,
     state: State,
     round: usize,
     /// Set when the last failure was one the original gives up on.
@@ -86,6 +108,7 @@ impl Client {
         let seed = Uuid::random().0;
         let rng = u64::from_le_bytes(seed[..8].try_into().unwrap_or([7; 8])) | 1;
         Client {
+            resolver: Resolver::new(settings.resolver_token),
             settings,
             token,
             state: State::Idle {
@@ -106,7 +129,7 @@ impl Client {
     pub fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Idle { until } => Some(*until),
-            State::Dialing { deadline, .. } => Some(*deadline),
+            State::Resolving { deadline, .. } | State::Dialing { deadline, .. } => Some(*deadline),
             State::Up { stream, .. } => stream.stalled_since().map(|t| t + WRITE_DEADLINE),
         }
     }
@@ -127,14 +150,22 @@ impl Client {
         true
     }
 
-    /// Drives the client: socket readiness, deadlines, reconnection. Call it
-    /// on every event for the client's token and when [`Client::deadline`]
-    /// has passed.
+    /// Drives the client: socket readiness, name lookups, deadlines,
+    /// reconnection. Call it on every event for the client's token or
+    /// [`ClientSettings::resolver_token`], and when [`Client::deadline`] has
+    /// passed.
     pub fn poll(&mut self, registry: &Registry, now: Instant, out: &mut Vec<ClientEvent>) {
+        let lookup = self.resolver.take();
         let state = std::mem::replace(&mut self.state, State::Idle { until: now });
+        if let (Some(l), false) = (&lookup, matches!(state, State::Resolving { .. })) {
+            debug!("SSNTP: late answer for {}:{} dropped", l.host, l.port);
+        }
         self.state = match state {
             State::Idle { until } if until > now => State::Idle { until },
             State::Idle { .. } => self.dial(registry, now, 0),
+            State::Resolving { index, deadline } => {
+                self.drive_resolving(registry, now, index, deadline, lookup)
+            }
             State::Dialing {
                 index,
                 stream,
@@ -146,32 +177,84 @@ impl Client {
         };
     }
 
-    /// Starts an attempt on address `index`, or backs off after the last one.
-    fn dial(&mut self, registry: &Registry, now: Instant, mut index: usize) -> State {
-        while index < self.settings.addresses.len() {
-            let (host, port) = self.settings.addresses[index].clone();
-            match self.start_attempt(registry, &host, port) {
-                Ok(stream) => {
-                    debug!("SSNTP: dialling {host}:{port}");
-                    return State::Dialing {
-                        index,
-                        stream: Box::new(stream),
-                        tcp_up: false,
-                        session: None,
-                        deadline: now + self.settings.connect_timeout,
-                    };
-                }
-                Err(e) => warn!("SSNTP: cannot connect to {host}:{port}: {e}"),
+    /// Starts an attempt on address `index` (a lookup or a connect), or
+    /// backs off after the last one.
+    fn dial(&mut self, registry: &Registry, now: Instant, index: usize) -> State {
+        let Some((host, port)) = self.settings.addresses.get(index).cloned() else {
+            return State::Idle {
+                until: now + self.backoff(),
+            };
+        };
+        match literal_address(&host, port) {
+            Some(addr) => self.connect(registry, now, index, addr),
+            None => {
+                let deadline = now + self.settings.connect_timeout;
+                self.drive_resolving(registry, now, index, deadline, None)
             }
-            index += 1;
-        }
-        State::Idle {
-            until: now + self.backoff(),
         }
     }
 
-    fn start_attempt(&self, registry: &Registry, host: &str, port: u16) -> io::Result<TlsStream> {
-        let addr = resolve(host, port)?;
+    /// An attempt waiting for its name: uses the answer, starts the lookup
+    /// when the resolver is free, or gives up at the deadline.
+    fn drive_resolving(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        index: usize,
+        deadline: Instant,
+        lookup: Option<Lookup>,
+    ) -> State {
+        let (host, port) = self.settings.addresses[index].clone();
+        let busy = self.resolver.busy().is_some();
+        let why = match resolving_step((&host, port), lookup, busy, now, deadline) {
+            Step::Connect(addr) => return self.connect(registry, now, index, addr),
+            Step::Wait => return State::Resolving { index, deadline },
+            Step::Submit => match self.resolver.submit(registry, &host, port) {
+                Ok(()) => {
+                    debug!("SSNTP: looking up {host}");
+                    return State::Resolving { index, deadline };
+                }
+                Err(e) => e.to_string(),
+            },
+            Step::Fail(why) => why,
+        };
+        warn!("SSNTP: cannot connect to {host}:{port}: {why}");
+        self.dial(registry, now, index + 1)
+    }
+
+    /// Opens the TCP connection of the attempt on `index` to `addr`.
+    fn connect(
+        &mut self,
+        registry: &Registry,
+        now: Instant,
+        index: usize,
+        addr: SocketAddr,
+    ) -> State {
+        let (host, port) = self.settings.addresses[index].clone();
+        match self.start_attempt(registry, &host, addr) {
+            Ok(stream) => {
+                debug!("SSNTP: dialling {host}:{port} ({addr})");
+                State::Dialing {
+                    index,
+                    stream: Box::new(stream),
+                    tcp_up: false,
+                    session: None,
+                    deadline: now + self.settings.connect_timeout,
+                }
+            }
+            Err(e) => {
+                warn!("SSNTP: cannot connect to {host}:{port}: {e}");
+                self.dial(registry, now, index + 1)
+            }
+        }
+    }
+
+    fn start_attempt(
+        &self,
+        registry: &Registry,
+        host: &str,
+        addr: SocketAddr,
+    ) -> io::Result<TlsStream> {
         let name = ServerName::try_from(host.trim_matches(|c| c == '[' || c == ']').to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = rustls::ClientConnection::new(self.settings.tls.clone(), name)
@@ -395,25 +478,67 @@ impl Client {
             State::Dialing { mut stream, .. } | State::Up { mut stream, .. } => {
                 stream.close(registry)
             }
-            State::Idle { .. } => {}
+            State::Idle { .. } | State::Resolving { .. } => {}
         }
     }
 }
 
-/// Resolves a host without blocking for the common cases (IP literals and
-/// `localhost`); other names go through the system resolver.
-fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+/// The address of a host that needs no lookup: an IP literal (IPv6 with or
+/// without brackets) or `localhost`; `None` for names the resolver must
+/// look up.
+fn literal_address(host: &str, port: u16) -> Option<SocketAddr> {
     let bare = host.trim_matches(|c| c == '[' || c == ']');
     if let Ok(ip) = bare.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+        return Some(SocketAddr::new(ip, port));
     }
     if bare.eq_ignore_ascii_case("localhost") {
-        return Ok(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
+        return Some(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port));
     }
-    (bare, port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address")))
+    None
+}
+
+/// What an attempt waiting for the name `want` does next.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// The answer is there: connect to this address.
+    Connect(SocketAddr),
+    /// The lookup failed or missed the deadline: the attempt fails.
+    Fail(String),
+    /// The resolver is free and nobody asked for `want` yet: ask.
+    Submit,
+    /// A lookup is outstanding (ours, or an earlier one the resolver must
+    /// finish first): wait for it.
+    Wait,
+}
+
+/// The decision of [`Client::drive_resolving`], kept apart from the resolver
+/// so that it can be tested. `lookup` is the lookup that has just finished,
+/// if any; `busy` says whether another is still outstanding. An answer for
+/// another name (left over from an earlier attempt) is dropped. An answer
+/// for `want` is used even at the deadline: it is there, and it is fresh.
+fn resolving_step(
+    want: (&str, u16),
+    lookup: Option<Lookup>,
+    busy: bool,
+    now: Instant,
+    deadline: Instant,
+) -> Step {
+    if let Some(l) = lookup.filter(|l| (l.host.as_str(), l.port) == want) {
+        return match l.result {
+            Ok(addrs) => match addrs.first() {
+                Some(a) => Step::Connect(*a),
+                None => Step::Fail(format!("{} has no address", want.0)),
+            },
+            Err(e) => Step::Fail(e.to_string()),
+        };
+    }
+    if now >= deadline {
+        Step::Fail(format!("looking up {} timed out", want.0))
+    } else if busy {
+        Step::Wait
+    } else {
+        Step::Submit
+    }
 }
 
 /// Parses `HOST[:PORT]` (IPv6 in brackets) with a default port.
@@ -454,6 +579,7 @@ mod tests {
                 role: 0x14,
                 max_message: 1 << 20,
                 connect_timeout: Duration::from_secs(30),
+                resolver_token: Token(1),
             },
             Token(0),
         )
@@ -494,8 +620,82 @@ mod tests {
 
     #[test]
     fn resolve_literals_without_dns() {
-        assert_eq!(resolve("127.0.0.1", 5).unwrap().to_string(), "127.0.0.1:5");
-        assert_eq!(resolve("[::1]", 5).unwrap().to_string(), "[::1]:5");
-        assert_eq!(resolve("localhost", 5).unwrap().to_string(), "127.0.0.1:5");
+        let lit = |h| literal_address(h, 5).map(|a| a.to_string());
+        assert_eq!(lit("127.0.0.1").as_deref(), Some("127.0.0.1:5"));
+        assert_eq!(lit("[::1]").as_deref(), Some("[::1]:5"));
+        assert_eq!(lit("::1").as_deref(), Some("[::1]:5"));
+        assert_eq!(lit("localhost").as_deref(), Some("127.0.0.1:5"));
+        assert_eq!(lit("LocalHost").as_deref(), Some("127.0.0.1:5"));
+        assert_eq!(lit("ssntp.example"), None);
+    }
+
+    fn answer(host: &str, port: u16, result: io::Result<Vec<SocketAddr>>) -> Option<Lookup> {
+        Some(Lookup {
+            host: host.into(),
+            port,
+            result,
+        })
+    }
+
+    /// The waiting attempt asks once the resolver is free, waits while any
+    /// lookup is outstanding (its own or a stuck earlier one), and fails at
+    /// its deadline like a refused connection.
+    #[test]
+    fn a_waiting_attempt_asks_waits_and_times_out() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(30);
+        let want = ("ssntp.example", 8888);
+        assert_eq!(resolving_step(want, None, false, now, later), Step::Submit);
+        assert_eq!(resolving_step(want, None, true, now, later), Step::Wait);
+        for busy in [false, true] {
+            assert_eq!(
+                resolving_step(want, None, busy, later, later),
+                Step::Fail("looking up ssntp.example timed out".into())
+            );
+        }
+    }
+
+    /// Its own answer is used (the first address, as before), even when it
+    /// arrives together with the deadline; a failed lookup fails the
+    /// attempt; another name's late answer is dropped.
+    #[test]
+    fn a_waiting_attempt_uses_only_its_own_answer() {
+        let now = Instant::now();
+        let later = now + Duration::from_secs(30);
+        let want = ("ssntp.example", 8888);
+        let a: SocketAddr = "192.0.2.1:8888".parse().unwrap();
+        let b: SocketAddr = "192.0.2.2:8888".parse().unwrap();
+        for at in [now, later] {
+            let got = answer(want.0, want.1, Ok(vec![a, b]));
+            assert_eq!(
+                resolving_step(want, got, false, at, later),
+                Step::Connect(a)
+            );
+        }
+        let empty = answer(want.0, want.1, Ok(vec![]));
+        assert_eq!(
+            resolving_step(want, empty, false, now, later),
+            Step::Fail("ssntp.example has no address".into())
+        );
+        let failed = answer(want.0, want.1, Err(io::Error::other("no such host")));
+        assert_eq!(
+            resolving_step(want, failed, false, now, later),
+            Step::Fail("no such host".into())
+        );
+        let other_name = answer("old.example", want.1, Ok(vec![a]));
+        assert_eq!(
+            resolving_step(want, other_name, false, now, later),
+            Step::Submit
+        );
+        let other_port = answer(want.0, 1, Ok(vec![a]));
+        assert_eq!(
+            resolving_step(want, other_port, false, now, later),
+            Step::Submit
+        );
+        let stale = answer("old.example", want.1, Ok(vec![a]));
+        assert_eq!(
+            resolving_step(want, stale, false, later, later),
+            Step::Fail("looking up ssntp.example timed out".into())
+        );
     }
 }

@@ -16,7 +16,7 @@ use log::{debug, info, warn};
 use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 
-use super::frame::Frame;
+use super::frame::{Frame, Op};
 use super::session::{Session, SessionEvent};
 use super::stream::{ReadState, TlsStream};
 use super::uuid::Uuid;
@@ -218,8 +218,8 @@ impl Server {
     }
 
     /// A frame from this server (Origin = server UUID).
-    pub fn frame(&self, ftype: u8, operand: u8, payload: Vec<u8>) -> Frame {
-        Frame::new(ftype, operand, self.settings.uuid.0, payload)
+    pub fn frame(&self, op: impl Into<Op>, payload: Vec<u8>) -> Frame {
+        Frame::new(op, self.settings.uuid.0, payload)
     }
 
     /// Closes every connection and the listener.

@@ -8,7 +8,9 @@
 
 use std::fmt;
 
-use super::frame::{self, ConnectFrame, ConnectedFrame, Decoded, Decoder, Encoder, Frame};
+use super::frame::{
+    Command, ConnectFrame, ConnectedFrame, Decoded, Decoder, Encoder, ErrorCode, Frame, Op, Status,
+};
 use super::role;
 use super::uuid::Uuid;
 
@@ -24,11 +26,11 @@ pub enum SessionError {
     ConnectionFailure,
     /// The server answered CONNECT with another ERROR (ConnectionAborted is
     /// the role mismatch): the original gives up, we retry slowly.
-    Rejected { operand: u8 },
+    Rejected { code: ErrorCode },
     /// The peer claimed a role its certificate does not carry.
     RoleMismatch { claimed: u32, certified: u32 },
     /// The first message was not the expected handshake frame.
-    UnexpectedHandshake { ftype: u8, operand: u8 },
+    UnexpectedHandshake { op: Op },
     /// A handshake frame without a 16-byte source UUID (Go panics on this).
     MissingSource,
     /// The server never answered (the shell's deadline expired).
@@ -42,11 +44,9 @@ impl fmt::Display for SessionError {
             SessionError::ConnectionFailure => {
                 write!(f, "server refused the connection (ERROR ConnectionFailure)")
             }
-            SessionError::Rejected { operand } => write!(
-                f,
-                "server rejected the connection (ERROR {})",
-                frame::operand_name(frame::ERROR, *operand)
-            ),
+            SessionError::Rejected { code } => {
+                write!(f, "server rejected the connection (ERROR {code})")
+            }
             SessionError::RoleMismatch { claimed, certified } => write!(
                 f,
                 "peer claimed role {:#x} ({}) but its certificate carries {:#x} ({})",
@@ -55,11 +55,11 @@ impl fmt::Display for SessionError {
                 certified,
                 role::name(*certified)
             ),
-            SessionError::UnexpectedHandshake { ftype, operand } => write!(
+            SessionError::UnexpectedHandshake { op } => write!(
                 f,
                 "unexpected {} {} frame during the handshake",
-                frame::type_name(*ftype),
-                frame::operand_name(*ftype, *operand)
+                op.type_name(),
+                op.operand_name()
             ),
             SessionError::MissingSource => {
                 write!(f, "handshake frame without a 16-byte source UUID")
@@ -133,8 +133,7 @@ impl Session {
         let connect = ConnectFrame {
             major: 0,
             minor: MINOR,
-            ftype: frame::COMMAND,
-            operand: frame::CONNECT,
+            op: Op::Command(Command::Connect),
             role: own_role,
             source: own_uuid.0.to_vec(),
             destination: vec![0; 16],
@@ -207,8 +206,8 @@ impl Session {
     }
 
     /// Builds and queues a frame from this node (Origin = own UUID).
-    pub fn send_new(&mut self, ftype: u8, operand: u8, payload: Vec<u8>) -> bool {
-        let f = Frame::new(ftype, operand, self.own_uuid.0, payload);
+    pub fn send_new(&mut self, op: impl Into<Op>, payload: Vec<u8>) -> bool {
+        let f = Frame::new(op, self.own_uuid.0, payload);
         self.send(&f)
     }
 
@@ -219,7 +218,7 @@ impl Session {
             return None;
         }
         if self.side == Side::Server {
-            self.error_reply(frame::CONNECTION_FAILURE);
+            self.error_reply(ErrorCode::ConnectionFailure);
         }
         self.phase = Phase::Done;
         Some(SessionEvent::Closed(SessionError::Timeout))
@@ -241,7 +240,7 @@ impl Session {
                 Ok(None) => break,
                 Err(e) => {
                     if self.phase == Phase::Handshake && self.side == Side::Server {
-                        self.error_reply(frame::CONNECTION_FAILURE);
+                        self.error_reply(ErrorCode::ConnectionFailure);
                     }
                     self.phase = Phase::Done;
                     events.push(SessionEvent::Closed(SessionError::Decode(e.to_string())));
@@ -263,8 +262,8 @@ impl Session {
     /// (ConnectionAborted), then type/operand and source (ConnectionFailure).
     fn on_connect(&mut self, v: Decoded) -> Option<SessionEvent> {
         let c = v.into_connect();
-        let fail = |s: &mut Session, op: u8, e: SessionError| {
-            s.error_reply(op);
+        let fail = |s: &mut Session, code: ErrorCode, e: SessionError| {
+            s.error_reply(code);
             s.phase = Phase::Done;
             Some(SessionEvent::Closed(e))
         };
@@ -274,28 +273,28 @@ impl Session {
         };
         // The original's check first (a role the certificate lacks)...
         if self.peer_cert_roles & c.role != c.role {
-            return fail(self, frame::CONNECTION_ABORTED, mismatch);
+            return fail(self, ErrorCode::ConnectionAborted, mismatch);
         }
-        if c.ftype != frame::COMMAND || c.operand != frame::CONNECT {
-            let e = SessionError::UnexpectedHandshake {
-                ftype: c.ftype,
-                operand: c.operand,
-            };
-            return fail(self, frame::CONNECTION_FAILURE, e);
+        if c.op != Op::Command(Command::Connect) {
+            let e = SessionError::UnexpectedHandshake { op: c.op };
+            return fail(self, ErrorCode::ConnectionFailure, e);
         }
         let Some(peer) = Uuid::from_slice(&c.source) else {
-            return fail(self, frame::CONNECTION_FAILURE, SessionError::MissingSource);
+            return fail(
+                self,
+                ErrorCode::ConnectionFailure,
+                SessionError::MissingSource,
+            );
         };
         // ...ours last: a CONNECT claiming no role at all is refused too.
         if !role_allowed(c.role, self.peer_cert_roles) {
-            return fail(self, frame::CONNECTION_ABORTED, mismatch);
+            return fail(self, ErrorCode::ConnectionAborted, mismatch);
         }
         self.peer = peer;
         let reply = ConnectedFrame {
             major: 0,
             minor: MINOR,
-            ftype: frame::STATUS,
-            operand: frame::CONNECTED,
+            op: Op::Status(Status::Connected),
             role: self.own_role,
             source: self.own_uuid.0.to_vec(),
             destination: peer.0.to_vec(),
@@ -318,15 +317,13 @@ impl Session {
             s.phase = Phase::Done;
             Some(SessionEvent::Closed(e))
         };
-        match (c.ftype, c.operand) {
-            (frame::STATUS, frame::CONNECTED) => {}
-            (frame::ERROR, frame::CONNECTION_FAILURE) => {
+        match c.op {
+            Op::Status(Status::Connected) => {}
+            Op::Error(ErrorCode::ConnectionFailure) => {
                 return done(self, SessionError::ConnectionFailure)
             }
-            (frame::ERROR, operand) => return done(self, SessionError::Rejected { operand }),
-            (ftype, operand) => {
-                return done(self, SessionError::UnexpectedHandshake { ftype, operand })
-            }
+            Op::Error(code) => return done(self, SessionError::Rejected { code }),
+            op => return done(self, SessionError::UnexpectedHandshake { op }),
         }
         let Some(peer) = Uuid::from_slice(&c.source) else {
             return done(self, SessionError::MissingSource);
@@ -334,7 +331,7 @@ impl Session {
         if !role_allowed(c.role, self.peer_cert_roles) {
             // The original's reply to a server role mismatch.
             self.phase = Phase::Open;
-            self.send_new(frame::ERROR, frame::CONNECTION_FAILURE, Vec::new());
+            self.send_new(ErrorCode::ConnectionFailure, Vec::new());
             return done(
                 self,
                 SessionError::RoleMismatch {
@@ -354,9 +351,9 @@ impl Session {
 
     fn on_frame(&mut self, v: Decoded) -> Option<SessionEvent> {
         let f = v.into_frame();
-        if f.ftype > frame::EVENT {
+        if let Op::Unknown { .. } = f.op {
             // Unknown type: answer InvalidFrameType, keep the connection.
-            self.send_new(frame::ERROR, frame::INVALID_FRAME_TYPE, Vec::new());
+            self.send_new(ErrorCode::InvalidFrameType, Vec::new());
             return None;
         }
         Some(SessionEvent::Frame(f))
@@ -364,8 +361,8 @@ impl Session {
 
     /// Server's connect-time error reply: a Frame with zero Origin, from a
     /// fresh encoder (so preceded by the Frame-family definitions).
-    fn error_reply(&mut self, operand: u8) {
-        let f = Frame::new(frame::ERROR, operand, [0; 16], Vec::new());
+    fn error_reply(&mut self, code: ErrorCode) {
+        let f = Frame::new(code, [0; 16], Vec::new());
         Encoder::new().frame(&f, &mut self.out);
     }
 }
@@ -373,6 +370,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ssntp::frame::{Event, TRACE_BIT};
 
     const MAX: usize = 1 << 20;
 
@@ -411,11 +409,11 @@ mod tests {
         assert!(
             matches!(&ev[..], [SessionEvent::Connected { peer, role: 8, config }] if *peer == Uuid([2; 16]) && config == b"cfg")
         );
-        assert!(c.send_new(frame::STATUS, frame::READY, b"node_uuid: x\n".to_vec()));
+        assert!(c.send_new(Status::Ready, b"node_uuid: x\n".to_vec()));
         let ev = pump(&mut c, &mut s);
         match &ev[..] {
             [SessionEvent::Frame(f)] => {
-                assert_eq!((f.ftype, f.operand), (frame::STATUS, frame::READY));
+                assert_eq!(f.op, Op::Status(Status::Ready));
                 assert_eq!(f.origin, [1; 16]);
                 assert_eq!(f.payload, b"node_uuid: x\n");
             }
@@ -427,7 +425,7 @@ mod tests {
     fn client_sends_nothing_before_connected() {
         let (mut c, _) = pair(role::AGENT, role::SCHEDULER);
         let _ = c.take_output();
-        assert!(!c.send_new(frame::STATUS, frame::READY, Vec::new()));
+        assert!(!c.send_new(Status::Ready, Vec::new()));
         assert!(!c.has_output());
     }
 
@@ -443,7 +441,7 @@ mod tests {
         assert!(matches!(
             &ev[..],
             [SessionEvent::Closed(SessionError::Rejected {
-                operand: frame::CONNECTION_ABORTED
+                code: ErrorCode::ConnectionAborted
             })]
         ));
     }
@@ -460,7 +458,7 @@ mod tests {
         // The client tells the server why (ERROR ConnectionFailure).
         let ev = pump(&mut c, &mut s);
         assert!(
-            matches!(&ev[..], [SessionEvent::Frame(f)] if f.ftype == frame::ERROR && f.operand == frame::CONNECTION_FAILURE)
+            matches!(&ev[..], [SessionEvent::Frame(f)] if f.op == Op::Error(ErrorCode::ConnectionFailure))
         );
     }
 
@@ -499,12 +497,12 @@ mod tests {
         let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
         pump(&mut c, &mut s);
         pump(&mut s, &mut c);
-        assert!(s.send_new(7, 0, Vec::new()));
+        assert!(s.send_new(Op::new(7, 0), Vec::new()));
         let ev = pump(&mut s, &mut c);
         assert!(ev.is_empty());
         let ev = pump(&mut c, &mut s);
         assert!(
-            matches!(&ev[..], [SessionEvent::Frame(f)] if f.ftype == frame::ERROR && f.operand == frame::INVALID_FRAME_TYPE)
+            matches!(&ev[..], [SessionEvent::Frame(f)] if f.op == Op::Error(ErrorCode::InvalidFrameType))
         );
     }
 
@@ -519,8 +517,7 @@ mod tests {
             &ConnectFrame {
                 major: 0,
                 minor: MINOR,
-                ftype: frame::COMMAND,
-                operand: frame::CONNECT,
+                op: Op::Command(Command::Connect),
                 role: role::AGENT,
                 source: vec![1; 15],
                 destination: vec![0; 16],
@@ -552,8 +549,7 @@ mod tests {
             &ConnectedFrame {
                 major: 0,
                 minor: MINOR,
-                ftype: frame::STATUS,
-                operand: frame::CONNECTED,
+                op: Op::Status(Status::Connected),
                 role: role::SCHEDULER,
                 source: Vec::new(),
                 destination: vec![1; 16],
@@ -578,23 +574,26 @@ mod tests {
         let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
         pump(&mut c, &mut s);
         pump(&mut s, &mut c);
-        let mut f = Frame::new(frame::COMMAND, 77, [2; 16], b"abc".to_vec());
+        let mut f = Frame::new(Command::Unknown(77), [2; 16], b"abc".to_vec());
         f.payload_length = 9999;
         f.major = 0x05;
         f.minor = 42;
         assert!(s.send(&f));
         let f2 = Frame {
-            major: frame::TRACE_BIT | 3,
-            ..Frame::new(frame::EVENT, 200, [2; 16], Vec::new())
+            major: TRACE_BIT | 3,
+            ..Frame::new(Event::Unknown(200), [2; 16], Vec::new())
         };
         assert!(s.send(&f2));
         let ev = pump(&mut s, &mut c);
         match &ev[..] {
             [SessionEvent::Frame(a), SessionEvent::Frame(b)] => {
-                assert_eq!((a.operand, a.major, a.minor), (77, 5, 42));
+                assert_eq!(
+                    (a.op, a.major, a.minor),
+                    (Op::Command(Command::Unknown(77)), 5, 42)
+                );
                 assert_eq!(a.payload, b"abc");
                 assert_eq!(a.payload_length, 9999);
-                assert_eq!((b.ftype, b.operand), (frame::EVENT, 200));
+                assert_eq!(b.op, Op::Event(Event::Unknown(200)));
                 assert!(!b.is_traced(), "trace bit without a trace");
             }
             other => panic!("{other:?}"),
@@ -633,13 +632,13 @@ mod tests {
         let mut bytes = c.take_output();
         // The client's own encoder, as a pipelining client would use.
         c.enc.frame(
-            &Frame::new(frame::STATUS, frame::READY, [1; 16], b"x: 1\n".to_vec()),
+            &Frame::new(Status::Ready, [1; 16], b"x: 1\n".to_vec()),
             &mut bytes,
         );
         let mut ev = Vec::new();
         s.receive(&bytes, &mut ev);
         assert!(
-            matches!(&ev[..], [SessionEvent::Connected { .. }, SessionEvent::Frame(f)] if f.operand == frame::READY)
+            matches!(&ev[..], [SessionEvent::Connected { .. }, SessionEvent::Frame(f)] if f.op == Op::Status(Status::Ready))
         );
     }
 
@@ -658,8 +657,7 @@ mod tests {
             &ConnectFrame {
                 major: 0,
                 minor: MINOR,
-                ftype: frame::STATUS,
-                operand: frame::READY,
+                op: Op::Status(Status::Ready),
                 role: role::AGENT,
                 source: vec![1; 16],
                 destination: vec![0; 16],
@@ -682,10 +680,7 @@ mod tests {
         let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
         let _ = c.take_output();
         let mut bytes = Vec::new();
-        Encoder::new().frame(
-            &Frame::new(frame::STATUS, frame::READY, [1; 16], Vec::new()),
-            &mut bytes,
-        );
+        Encoder::new().frame(&Frame::new(Status::Ready, [1; 16], Vec::new()), &mut bytes);
         let mut ev = Vec::new();
         s.receive(&bytes, &mut ev);
         // A Frame-shaped first message has no Role (0): as in Go, the type

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::ciaolc::goflag::{Flag, FlagError, FlagSet, Kind};
+use crate::cli::{Flag, FlagError, FlagSet, Kind};
 
 /// Default REST address (loopback only: the API has no authentication).
 pub const DEFAULT_REST: &str = "127.0.0.1:9000";
@@ -271,7 +271,7 @@ pub fn parse_args(args: &[String]) -> ParseOutcome {
                 stderr: String::new(),
             }
         }
-        Err(FlagError::Invalid(m)) => {
+        Err(FlagError::Bad(m)) => {
             return exit(
                 2,
                 format!("{m}\nRun ciao-launcher-server --help for the list of options.\n"),

@@ -5,7 +5,7 @@
 use super::rest::{handle, parse_query};
 use super::table::ClientTable;
 use crate::payloads::{Ready, Stat};
-use crate::ssntp::frame as f;
+use crate::ssntp::frame::Op;
 
 const UUIDS: [&str; 3] = [
     "aaaaaaaa-0000-0000-0000-000000000001",
@@ -77,10 +77,11 @@ pub fn fuzz_script(data: &[u8]) {
                 };
                 let Some(payload) = s.chunk(true) else { return };
                 let before = t.get(uuid).map(|e| e.events.len());
-                t.on_frame(uuid, ty % 5, operand % 12, payload);
+                let op = Op::new(ty % 5, operand % 12);
+                t.on_frame(uuid, op, payload);
                 if let Some(n) = before {
                     let after = t.get(uuid).map(|e| e.events.len()).unwrap_or(0);
-                    let queued = ty % 5 == f::EVENT || ty % 5 == f::ERROR;
+                    let queued = matches!(op, Op::Event(_) | Op::Error(_));
                     assert_eq!(after, n + usize::from(queued));
                 }
             }
@@ -173,11 +174,14 @@ fn check_request(t: &mut ClientTable, method: &str, path: &str, query: &str, bod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ssntp::frame::Command;
 
     #[test]
     fn script_smoke() {
         let stats = b"node_uuid: x\ninstances:\n- instance_uuid: i\n  state: active\n";
-        let mut d = vec![0, 0, 0x14, 2, 0, f::COMMAND, f::STATS, stats.len() as u8, 0];
+        let stats_op = Op::from(Command::Stats);
+        let (ty, op) = (stats_op.ftype(), stats_op.operand());
+        let mut d = vec![0, 0, 0x14, 2, 0, ty, op, stats.len() as u8, 0];
         d.extend_from_slice(stats);
         d.extend_from_slice(&[0, 0, 0]);
         d.extend_from_slice(&[3, 0, 0, 2, 0, 0]);

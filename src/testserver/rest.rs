@@ -9,7 +9,7 @@
 use super::docs::string_list;
 use super::table::{emit_drain, ClientTable};
 use crate::http::percent_decode;
-use crate::ssntp::frame as op;
+use crate::ssntp::frame;
 
 /// `Content-Type` of every response with a body.
 pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
@@ -78,9 +78,9 @@ impl RestResponse {
 pub struct Command {
     /// Destination: the client's SSNTP UUID.
     pub client: String,
-    /// COMMAND operand (START 1, STOP 2, DELETE 5, RESTART 6, AttachVolume
-    /// 10, DetachVolume 11).
-    pub operand: u8,
+    /// COMMAND operand (START, STOP, DELETE, RESTART, AttachVolume,
+    /// DetachVolume).
+    pub operand: frame::Command,
     /// The POST body, byte for byte (never validated: test-tools.md §1.7).
     pub payload: Vec<u8>,
 }
@@ -108,13 +108,13 @@ impl From<RestResponse> for RestOutcome {
 const GETS: [&str; 5] = ["/clients", "/instances", "/stats", "/status", "/drain"];
 
 /// The POST endpoints and the COMMAND operand each sends.
-const POSTS: [(&str, u8); 6] = [
-    ("/start", op::START),
-    ("/stop", op::STOP),
-    ("/restart", op::RESTART),
-    ("/delete", op::DELETE),
-    ("/attach", op::ATTACH_VOLUME),
-    ("/detach", op::DETACH_VOLUME),
+const POSTS: [(&str, frame::Command); 6] = [
+    ("/start", frame::Command::Start),
+    ("/stop", frame::Command::Stop),
+    ("/restart", frame::Command::Restart),
+    ("/delete", frame::Command::Delete),
+    ("/attach", frame::Command::AttachVolume),
+    ("/detach", frame::Command::DetachVolume),
 ];
 
 /// Handles one request. `path` is the request path without the query,
@@ -225,7 +225,7 @@ pub fn parse_query(query: &str) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssntp::frame as ftype;
+    use crate::ssntp::frame::{ErrorCode, Event, Status};
     use crate::ssntp::role;
 
     const A: &str = "aaaaaaaa-0000-0000-0000-000000000001";
@@ -435,8 +435,8 @@ instances:
         let status = format!(
             "node_uuid: {L}\nmem_total_mb: 24105\nmem_available_mb: 23740\ndisk_total_mb: 270553\ndisk_available_mb: 83969\nload: 1\ncpus_online: 2\n"
         );
-        t.on_frame(L, ftype::STATUS, 1, status.as_bytes());
-        t.on_frame(L, ftype::COMMAND, 3, stats.as_bytes());
+        t.on_frame(L, Status::Ready, status.as_bytes());
+        t.on_frame(L, frame::Command::Stats, stats.as_bytes());
         let r = get(&mut t, "/stats", "");
         assert_eq!((r.status, text(&r)), (200, stats.as_str()));
         assert_eq!(r.body.len(), 216);
@@ -444,13 +444,13 @@ instances:
         assert_eq!((r.status, text(&r)), (200, status.as_str()));
         assert_eq!(r.body.len(), 162);
         // After a FULL without payload (§4.6).
-        t.on_frame(L, ftype::STATUS, 2, b"");
+        t.on_frame(L, Status::Full, b"");
         assert_eq!(
             text(&get(&mut t, "/status", "")),
             "node_uuid: \"\"\nmem_total_mb: 0\nmem_available_mb: 0\ndisk_total_mb: 0\ndisk_available_mb: 0\nload: 0\ncpus_online: 0\n"
         );
         // A STATS of only `node_uuid: x` is stored with defaults (§4.6).
-        t.on_frame(L, ftype::COMMAND, 3, b"node_uuid: x");
+        t.on_frame(L, frame::Command::Stats, b"node_uuid: x");
         assert_eq!(
             text(&get(&mut t, "/stats", "")),
             "node_uuid: x\nstatus: \"\"\nmem_total_mb: 0\nmem_available_mb: 0\ndisk_total_mb: 0\ndisk_available_mb: 0\nload: 0\ncpus_online: 0\nhostname: \"\"\nnetworks: []\ninstances: []\n"
@@ -460,17 +460,17 @@ instances:
     #[test]
     fn probe_stats_are_normalised() {
         let mut t = one(A);
-        t.on_frame(A, ftype::COMMAND, 3, PROBE_STATS);
+        t.on_frame(A, frame::Command::Stats, PROBE_STATS);
         assert_eq!(text(&get(&mut t, "/stats", "")), PROBE_STATS_SERVED);
         // An undecodable STATS leaves it in place.
-        t.on_frame(A, ftype::COMMAND, 3, b"][");
+        t.on_frame(A, frame::Command::Stats, b"][");
         assert_eq!(text(&get(&mut t, "/stats", "")), PROBE_STATS_SERVED);
     }
 
     #[test]
     fn filters_are_exact_and_do_not_damage_the_stored_stats() {
         let mut t = one(A);
-        t.on_frame(A, ftype::COMMAND, 3, PROBE_STATS);
+        t.on_frame(A, frame::Command::Stats, PROBE_STATS);
         let ids = |t: &mut ClientTable, q: &str| text(&get(t, "/instances", q)).to_string();
         assert_eq!(
             ids(&mut t, ""),
@@ -510,14 +510,12 @@ instances:
         let mut t = one(A);
         t.on_frame(
             A,
-            ftype::ERROR,
-            2,
+            ErrorCode::StopFailure,
             b"instance_uuid: d7d86208-b46c-4465-9018-fe14087d415f\nreason: already_stopped\n",
         );
         t.on_frame(
             A,
-            ftype::ERROR,
-            4,
+            ErrorCode::RestartFailure,
             b"instance_uuid: d7d86208-b46c-4465-9018-fe14087d415f\nreason: already_running\n",
         );
         // §1.8.5 "A real drain body".
@@ -534,8 +532,7 @@ instances:
         t.on_connect(A, role::AGENT).unwrap();
         t.on_frame(
             A,
-            ftype::EVENT,
-            2,
+            Event::InstanceDeleted,
             b"instance_deleted:\n  instance_uuid: i1\n",
         );
         for p in ["/instances", "/stats", "/status", "/drain"] {
@@ -610,7 +607,10 @@ instances:
         let stop = handle(&mut t, "POST", "/stop", &format!("client={B}"), b"stop:\n")
             .send
             .unwrap();
-        assert_eq!((stop.client.as_str(), stop.operand), (B, 2));
+        assert_eq!(
+            (stop.client.as_str(), stop.operand),
+            (B, frame::Command::Stop)
+        );
         let r = RestResponse::send_failed(&format!("Unknown UUID {A}"));
         assert_error(&r, 500, &format!("Unknown UUID {A}"));
         assert_eq!(r.reason(), "Internal Server Error");

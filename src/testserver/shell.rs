@@ -220,12 +220,10 @@ impl Shell {
                 self.table.on_disconnect(&uuid.to_string());
             }
             ServerEvent::Frame { uuid, frame } => {
-                match self.table.on_frame(
-                    &uuid.to_string(),
-                    frame.ftype,
-                    frame.operand,
-                    &frame.payload,
-                ) {
+                match self
+                    .table
+                    .on_frame(&uuid.to_string(), frame.op, &frame.payload)
+                {
                     FrameOutcome::Recorded => {}
                     FrameOutcome::QueuedNull(why) | FrameOutcome::Ignored(why) => {
                         debug!("{uuid}: {why}")
@@ -378,9 +376,14 @@ impl Shell {
         }
     }
 
-    fn send_command(&mut self, client: &str, operand: u8, payload: Vec<u8>) -> Result<(), String> {
+    fn send_command(
+        &mut self,
+        client: &str,
+        operand: frame::Command,
+        payload: Vec<u8>,
+    ) -> Result<(), String> {
         let uuid = Uuid::parse(client).map_err(|e| e.to_string())?;
-        let mut f = self.ssntp.frame(frame::COMMAND, operand, payload);
+        let mut f = self.ssntp.frame(operand, payload);
         if let Some((start, role)) = self.trace {
             f.major |= frame::TRACE_BIT;
             f.trace = Some(FrameTrace {

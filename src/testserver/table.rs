@@ -14,7 +14,7 @@ use super::docs::{
     to_yaml, DecodeError, ErrorReport, InstanceDeleted, Node, Ready, Stat, TenantEvent,
     TenantEventKind, VolumeErrorReport,
 };
-use crate::ssntp::frame as f;
+use crate::ssntp::frame::{Command, ErrorCode, Event, Op};
 use crate::ssntp::role;
 
 /// Most queued entries kept per client. The original's queue is unbounded;
@@ -126,19 +126,13 @@ impl ClientTable {
     }
 
     /// A frame arrived from client `uuid` (after the handshake).
-    pub fn on_frame(
-        &mut self,
-        uuid: &str,
-        frame_type: u8,
-        operand: u8,
-        payload: &[u8],
-    ) -> FrameOutcome {
+    pub fn on_frame(&mut self, uuid: &str, op: impl Into<Op>, payload: &[u8]) -> FrameOutcome {
         let Some(i) = self.index(uuid) else {
             return FrameOutcome::Ignored(format!("frame from {uuid}, which has no entry"));
         };
         let entry = &mut self.entries[i];
-        match frame_type {
-            f::STATUS => match Ready::parse(payload) {
+        match op.into() {
+            Op::Status(_) => match Ready::parse(payload) {
                 Ok(r) => {
                     entry.status = Some(r);
                     FrameOutcome::Recorded
@@ -147,7 +141,7 @@ impl ClientTable {
                     "STATUS payload from {uuid} does not decode: {e}"
                 )),
             },
-            f::COMMAND if operand == f::STATS => match Stat::parse(payload) {
+            Op::Command(Command::Stats) => match Stat::parse(payload) {
                 Ok(s) => {
                     entry.stats = Some(s);
                     FrameOutcome::Recorded
@@ -156,24 +150,14 @@ impl ClientTable {
                     FrameOutcome::Ignored(format!("STATS payload from {uuid} does not decode: {e}"))
                 }
             },
-            f::COMMAND => FrameOutcome::Ignored(format!("COMMAND operand {operand} from {uuid}")),
-            f::EVENT | f::ERROR => {
-                let decoded = if frame_type == f::EVENT {
-                    decode_event(operand, payload)
-                } else {
-                    decode_error(operand, payload)
-                };
-                let (item, outcome) = match decoded {
-                    Ok(item) => (item, FrameOutcome::Recorded),
-                    Err(why) => (DrainEntry::Null, FrameOutcome::QueuedNull(why)),
-                };
-                if entry.events.len() >= MAX_QUEUED {
-                    entry.events.pop_front();
-                }
-                entry.events.push_back(item);
-                outcome
+            Op::Command(c) => {
+                FrameOutcome::Ignored(format!("COMMAND operand {} from {uuid}", u8::from(c)))
             }
-            t => FrameOutcome::Ignored(format!("frame type {t} from {uuid}")),
+            Op::Event(e) => entry.queue(decode_event(e, payload)),
+            Op::Error(e) => entry.queue(decode_error(e, payload)),
+            Op::Unknown { ftype, .. } => {
+                FrameOutcome::Ignored(format!("frame type {ftype} from {uuid}"))
+            }
         }
     }
 
@@ -222,33 +206,52 @@ impl ClientTable {
     }
 }
 
-fn decode_event(operand: u8, payload: &[u8]) -> Result<DrainEntry, String> {
-    let why = |e: DecodeError| format!("EVENT operand {operand}: {e}");
+impl ClientEntry {
+    /// Queues a decoded EVENT or ERROR for `/drain` (a null entry when it
+    /// did not decode), dropping the oldest beyond [`MAX_QUEUED`].
+    fn queue(&mut self, decoded: Result<DrainEntry, String>) -> FrameOutcome {
+        let (item, outcome) = match decoded {
+            Ok(item) => (item, FrameOutcome::Recorded),
+            Err(why) => (DrainEntry::Null, FrameOutcome::QueuedNull(why)),
+        };
+        if self.events.len() >= MAX_QUEUED {
+            self.events.pop_front();
+        }
+        self.events.push_back(item);
+        outcome
+    }
+}
+
+fn decode_event(operand: Event, payload: &[u8]) -> Result<DrainEntry, String> {
+    let why = |e: DecodeError| format!("EVENT operand {}: {e}", u8::from(operand));
     match operand {
-        f::INSTANCE_DELETED => InstanceDeleted::parse(payload)
+        Event::InstanceDeleted => InstanceDeleted::parse(payload)
             .map(DrainEntry::InstanceDeleted)
             .map_err(why),
-        f::TENANT_ADDED => TenantEvent::parse(payload, TenantEventKind::Added)
+        Event::TenantAdded => TenantEvent::parse(payload, TenantEventKind::Added)
             .map(DrainEntry::TenantAdded)
             .map_err(why),
-        f::TENANT_REMOVED => TenantEvent::parse(payload, TenantEventKind::Removed)
+        Event::TenantRemoved => TenantEvent::parse(payload, TenantEventKind::Removed)
             .map(DrainEntry::TenantRemoved)
             .map_err(why),
         _ => Ok(DrainEntry::Null),
     }
 }
 
-fn decode_error(operand: u8, payload: &[u8]) -> Result<DrainEntry, String> {
-    let why = |e: DecodeError| format!("ERROR operand {operand}: {e}");
+fn decode_error(operand: ErrorCode, payload: &[u8]) -> Result<DrainEntry, String> {
+    let why = |e: DecodeError| format!("ERROR operand {}: {e}", u8::from(operand));
     match operand {
-        f::START_FAILURE | f::STOP_FAILURE | f::RESTART_FAILURE | f::DELETE_FAILURE => {
-            ErrorReport::parse(payload)
-                .map(DrainEntry::Failure)
+        ErrorCode::StartFailure
+        | ErrorCode::StopFailure
+        | ErrorCode::RestartFailure
+        | ErrorCode::DeleteFailure => ErrorReport::parse(payload)
+            .map(DrainEntry::Failure)
+            .map_err(why),
+        ErrorCode::AttachVolumeFailure | ErrorCode::DetachVolumeFailure => {
+            VolumeErrorReport::parse(payload)
+                .map(DrainEntry::VolumeFailure)
                 .map_err(why)
         }
-        f::ATTACH_VOLUME_FAILURE | f::DETACH_VOLUME_FAILURE => VolumeErrorReport::parse(payload)
-            .map(DrainEntry::VolumeFailure)
-            .map_err(why),
         _ => Ok(DrainEntry::Null),
     }
 }
@@ -277,6 +280,7 @@ pub fn emit_drain<'a>(entries: impl IntoIterator<Item = &'a DrainEntry>) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ssntp::frame::Status;
 
     const A: &str = "aaaaaaaa-0000-0000-0000-000000000001";
     const B: &str = "bbbbbbbb-0000-0000-0000-000000000002";
@@ -305,7 +309,7 @@ mod tests {
         );
         assert_eq!(t.uuids().collect::<Vec<_>>(), vec![A, B]);
         assert!(matches!(
-            t.on_frame("c", f::EVENT, f::INSTANCE_DELETED, b""),
+            t.on_frame("c", Event::InstanceDeleted, b""),
             FrameOutcome::Ignored(_)
         ));
     }
@@ -315,8 +319,7 @@ mod tests {
         let mut t = table_with(&[A]);
         t.on_frame(
             A,
-            f::EVENT,
-            f::INSTANCE_DELETED,
+            Event::InstanceDeleted,
             b"instance_deleted:\n  instance_uuid: i1\n",
         );
         t.on_connect(A, role::AGENT).unwrap();
@@ -332,18 +335,18 @@ mod tests {
     fn status_is_replaced_by_any_status_frame() {
         let mut t = table_with(&[A]);
         let ready = b"node_uuid: n\nmem_total_mb: 1000\nunknown: 1\n";
-        assert_eq!(t.on_frame(A, f::STATUS, 1, ready), FrameOutcome::Recorded);
+        assert_eq!(t.on_frame(A, Status::Ready, ready), FrameOutcome::Recorded);
         assert_eq!(
             t.get(A).unwrap().status.as_ref().unwrap().mem_total_mb,
             1000
         );
         // FULL carries no payload: zeros (D3).
-        assert_eq!(t.on_frame(A, f::STATUS, 2, b""), FrameOutcome::Recorded);
+        assert_eq!(t.on_frame(A, Status::Full, b""), FrameOutcome::Recorded);
         assert_eq!(t.get(A).unwrap().status, Some(Ready::default()));
         // Undecodable: ignored, previous kept.
-        t.on_frame(A, f::STATUS, 1, ready);
+        t.on_frame(A, Status::Ready, ready);
         assert!(matches!(
-            t.on_frame(A, f::STATUS, 1, b"mem_total_mb: [1]"),
+            t.on_frame(A, Status::Ready, b"mem_total_mb: [1]"),
             FrameOutcome::Ignored(_)
         ));
         assert_eq!(
@@ -357,17 +360,16 @@ mod tests {
         let mut t = table_with(&[A]);
         t.on_frame(
             A,
-            f::COMMAND,
-            f::STATS,
+            Command::Stats,
             b"node_uuid: x\ninstances:\n- instance_uuid: i\n  state: active\n",
         );
         assert_eq!(t.get(A).unwrap().stats.as_ref().unwrap().instances.len(), 1);
         assert!(matches!(
-            t.on_frame(A, f::COMMAND, f::STATS, b"not: [yaml"),
+            t.on_frame(A, Command::Stats, b"not: [yaml"),
             FrameOutcome::Ignored(_)
         ));
         assert_eq!(t.get(A).unwrap().stats.as_ref().unwrap().instances.len(), 1);
-        t.on_frame(A, f::COMMAND, f::STATS, b"node_uuid: y\n");
+        t.on_frame(A, Command::Stats, b"node_uuid: y\n");
         assert!(t
             .get(A)
             .unwrap()
@@ -378,7 +380,7 @@ mod tests {
             .is_empty());
         // Other commands are ignored.
         assert!(matches!(
-            t.on_frame(A, f::COMMAND, f::START, b"x"),
+            t.on_frame(A, Command::Start, b"x"),
             FrameOutcome::Ignored(_)
         ));
     }
@@ -387,20 +389,20 @@ mod tests {
     #[test]
     fn events_and_errors_queue_as_in_the_probe() {
         let mut t = table_with(&[A]);
-        let frames: [(u8, u8, &[u8]); 10] = [
-            (f::EVENT, f::TENANT_ADDED, b"tenant_added:\n  agent_uuid: a1\n  agent_ip: 10.0.0.1\n  tenant_uuid: t1\n  tenant_subnet: 172.16.0.0/24\n  concentrator_uuid: c1\n  concentrator_ip: 10.0.0.2\n  subnet_key: 42\n"),
-            (f::EVENT, f::TENANT_REMOVED, b"tenant_removed:\n  agent_uuid: a1\n  tenant_uuid: t1\n"),
-            (f::EVENT, f::INSTANCE_DELETED, b"instance_deleted:\n  instance_uuid: i1\n"),
-            (f::EVENT, 3, b"cnci: x\n"),
-            (f::ERROR, f::START_FAILURE, b"instance_uuid: i3\nreason: full_cn\n"),
-            (f::ERROR, f::ATTACH_VOLUME_FAILURE, b"instance_uuid: i4\nvolume_uuid: v4\nreason: attach_failure\n"),
-            (f::ERROR, 0, b""),
-            (f::EVENT, f::INSTANCE_DELETED, b"this is: [not yaml"),
-            (f::ERROR, f::STOP_FAILURE, b""),
-            (f::ERROR, f::DETACH_VOLUME_FAILURE, b"instance_uuid: i5\nvolume_uuid: v5\nreason: not_attached\nextra: key\n"),
+        let frames: [(Op, &[u8]); 10] = [
+            (Op::Event(Event::TenantAdded), b"tenant_added:\n  agent_uuid: a1\n  agent_ip: 10.0.0.1\n  tenant_uuid: t1\n  tenant_subnet: 172.16.0.0/24\n  concentrator_uuid: c1\n  concentrator_ip: 10.0.0.2\n  subnet_key: 42\n"),
+            (Op::Event(Event::TenantRemoved), b"tenant_removed:\n  agent_uuid: a1\n  tenant_uuid: t1\n"),
+            (Op::Event(Event::InstanceDeleted), b"instance_deleted:\n  instance_uuid: i1\n"),
+            (Op::Event(Event::ConcentratorInstanceAdded), b"cnci: x\n"),
+            (Op::Error(ErrorCode::StartFailure), b"instance_uuid: i3\nreason: full_cn\n"),
+            (Op::Error(ErrorCode::AttachVolumeFailure), b"instance_uuid: i4\nvolume_uuid: v4\nreason: attach_failure\n"),
+            (Op::Error(ErrorCode::InvalidFrameType), b""),
+            (Op::Event(Event::InstanceDeleted), b"this is: [not yaml"),
+            (Op::Error(ErrorCode::StopFailure), b""),
+            (Op::Error(ErrorCode::DetachVolumeFailure), b"instance_uuid: i5\nvolume_uuid: v5\nreason: not_attached\nextra: key\n"),
         ];
-        for (ty, op, payload) in frames {
-            t.on_frame(A, ty, op, payload);
+        for (op, payload) in frames {
+            t.on_frame(A, op, payload);
         }
         let body = emit_drain(&t.get(A).unwrap().events);
         // Exact body of the /drain answer in §4.6 (Content-Length: 608).
@@ -444,7 +446,7 @@ mod tests {
     fn queue_is_bounded() {
         let mut t = table_with(&[A]);
         for _ in 0..MAX_QUEUED + 5 {
-            t.on_frame(A, f::EVENT, 7, b"");
+            t.on_frame(A, Event::NodeConnected, b"");
         }
         assert_eq!(t.get(A).unwrap().events.len(), MAX_QUEUED);
     }

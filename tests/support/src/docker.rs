@@ -339,7 +339,7 @@ pub mod node {
     use std::time::{Duration, Instant};
 
     use ciao::payloads::{InstanceDeleted, InstanceStat, Stat};
-    use ciao::ssntp::frame;
+    use ciao::ssntp::frame::{Command, ErrorCode, Event, Op};
     use ciao::ssntp::server::ServerEvent;
     use ciao::ssntp::tls;
     use ciao::ssntp::uuid::Uuid;
@@ -443,9 +443,8 @@ pub mod node {
                 .join("\n")
         }
 
-        pub fn send(&self, operand: u8, payload: Vec<u8>) {
-            self.server
-                .send(self.uuid, frame::COMMAND, operand, payload);
+        pub fn send(&self, operand: Command, payload: Vec<u8>) {
+            self.server.send(self.uuid, operand, payload);
         }
 
         /// Waits for a STATS satisfying `pred`.
@@ -453,9 +452,9 @@ pub mod node {
             let end = Instant::now() + LONG;
             loop {
                 let left = end.saturating_duration_since(Instant::now());
-                let (_, f) = self.server.expect_frame(left, what, |f| {
-                    f.ftype == frame::COMMAND && f.operand == frame::STATS
-                });
+                let (_, f) = self
+                    .server
+                    .expect_frame(left, what, |f| f.op == Op::Command(Command::Stats));
                 let stat = Stat::parse(&f.payload).unwrap();
                 if pred(&stat) {
                     return stat;
@@ -477,14 +476,9 @@ pub mod node {
         }
 
         /// The next ERROR frame; checks operand, id and reason.
-        pub fn expect_error(&self, operand: u8, id: &str, reason: &str, what: &str) {
+        pub fn expect_error(&self, operand: ErrorCode, id: &str, reason: &str, what: &str) {
             let (got, e) = self.server.expect_error(LONG, what);
-            assert_eq!(
-                got,
-                operand,
-                "{what}: got {}",
-                frame::operand_name(frame::ERROR, got)
-            );
+            assert_eq!(got, operand, "{what}: got {got}");
             assert_eq!(
                 (e.instance_uuid.as_str(), e.reason.as_str()),
                 (id, reason),
@@ -494,9 +488,9 @@ pub mod node {
 
         /// DELETE, then InstanceDeleted and the directory gone.
         pub fn delete(&self, id: &str) {
-            self.send(frame::DELETE, cmd("delete", id));
+            self.send(Command::Delete, cmd("delete", id));
             let (_, ev) = self.server.expect_frame(LONG, "InstanceDeleted", |f| {
-                f.ftype == frame::EVENT && f.operand == frame::INSTANCE_DELETED
+                f.op == Op::Event(Event::InstanceDeleted)
             });
             assert_eq!(
                 InstanceDeleted::parse(&ev.payload).unwrap().instance_uuid,

@@ -20,7 +20,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ciao::payloads::{ErrorReport, Stat};
-use ciao::ssntp::frame;
+use ciao::ssntp::frame::{self, ErrorCode, Op};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
@@ -340,9 +340,8 @@ impl VmNode {
         s
     }
 
-    pub fn send(&self, operand: u8, payload: Vec<u8>) {
-        self.server
-            .send(self.uuid, frame::COMMAND, operand, payload);
+    pub fn send(&self, operand: frame::Command, payload: Vec<u8>) {
+        self.server.send(self.uuid, operand, payload);
     }
 
     /// Waits for a STATS that satisfies `pred` (instance id → stat).
@@ -362,9 +361,8 @@ impl VmNode {
                 );
             }
             let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.server.expect_frame(left, what, |f| {
-                    f.ftype == frame::COMMAND && f.operand == frame::STATS
-                })
+                self.server
+                    .expect_frame(left, what, |f| f.op == Op::Command(frame::Command::Stats))
             }));
             let (_, f) = match got {
                 Ok(x) => x,
@@ -402,7 +400,7 @@ impl VmNode {
     }
 
     /// The next ERROR frame (any operand).
-    pub fn error(&self, within: Duration, what: &str) -> (u8, ErrorReport) {
+    pub fn error(&self, within: Duration, what: &str) -> (ErrorCode, ErrorReport) {
         self.server.expect_error(within, what)
     }
 

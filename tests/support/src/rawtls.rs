@@ -6,7 +6,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ciao::ssntp::frame::{ConnectFrame, Decoded, Decoder, Encoder};
+use ciao::ssntp::frame::{Command, ConnectFrame, Decoded, Decoder, Encoder, Op};
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
 use rustls::pki_types::ServerName;
@@ -72,8 +72,7 @@ impl RawClient {
             &ConnectFrame {
                 major: 0,
                 minor: 1,
-                ftype: 0,
-                operand: 0,
+                op: Op::Command(Command::Connect),
                 role,
                 source: uuid.0.to_vec(),
                 destination: vec![0; 16],

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ciao::payloads::ErrorReport;
-use ciao::ssntp::frame::{self, Frame};
+use ciao::ssntp::frame::{ErrorCode, Frame, Op};
 use ciao::ssntp::server::{Server, ServerEvent, ServerSettings};
 use ciao::ssntp::uuid::Uuid;
 use mio::{Events, Poll, Token, Waker};
@@ -18,7 +18,7 @@ const WAKER: Token = Token(0);
 const BASE: usize = 1;
 
 enum Cmd {
-    Send(Uuid, u8, u8, Vec<u8>),
+    Send(Uuid, Op, Vec<u8>),
     SendFrame(Uuid, Box<Frame>),
     Stop,
 }
@@ -95,8 +95,8 @@ impl TestServer {
                 server.tick(poll.registry(), now, &mut out);
                 while let Ok(cmd) = cmd_rx.try_recv() {
                     match cmd {
-                        Cmd::Send(u, t, o, p) => {
-                            let f = server.frame(t, o, p);
+                        Cmd::Send(u, op, p) => {
+                            let f = server.frame(op, p);
                             if let Err(e) = server.send(poll.registry(), &u, &f) {
                                 eprintln!("test server: send to {u} failed: {e}");
                             }
@@ -130,8 +130,8 @@ impl TestServer {
     }
 
     /// Sends a frame to a client.
-    pub fn send(&self, to: Uuid, ftype: u8, operand: u8, payload: Vec<u8>) {
-        let _ = self.cmds.send(Cmd::Send(to, ftype, operand, payload));
+    pub fn send(&self, to: Uuid, op: impl Into<Op>, payload: Vec<u8>) {
+        let _ = self.cmds.send(Cmd::Send(to, op.into(), payload));
         let _ = self.waker.wake();
     }
 
@@ -167,11 +167,14 @@ impl TestServer {
     }
 
     /// The next ERROR frame from anyone: its operand and its report.
-    pub fn expect_error(&self, within: Duration, what: &str) -> (u8, ErrorReport) {
-        let (_, f) = self.expect_frame(within, what, |f| f.ftype == frame::ERROR);
+    pub fn expect_error(&self, within: Duration, what: &str) -> (ErrorCode, ErrorReport) {
+        let (_, f) = self.expect_frame(within, what, |f| matches!(f.op, Op::Error(_)));
         let report = ErrorReport::parse(&f.payload)
             .unwrap_or_else(|e| panic!("{what}: undecodable ERROR payload: {e}"));
-        (f.operand, report)
+        let Op::Error(code) = f.op else {
+            unreachable!("{what}: not an ERROR frame")
+        };
+        (code, report)
     }
 
     /// Skips events until a client disconnects.

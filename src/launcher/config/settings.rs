@@ -1,0 +1,239 @@
+//! What the launcher's command line says: the configuration, its value
+//! types and defaults, and the paths derived from it.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use log::LevelFilter;
+
+/// Default `--data-root`.
+pub const DEFAULT_DATA_ROOT: &str = "/var/lib/ciao";
+/// Default `--docker-socket`.
+pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// Default `--max-message-size`: 16 MiB per gob message, checked from
+/// the length prefix before buffering (docs/compatibility.md, S10.8).
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+/// The SSNTP port when `--server` names none.
+pub const DEFAULT_SSNTP_PORT: u16 = 8888;
+/// Where the OVMF firmware is looked for when `--ovmf` is not given.
+pub const OVMF_CANDIDATES: [&str; 3] = [
+    "/usr/share/qemu/OVMF.fd",
+    "/usr/share/ovmf/OVMF.fd",
+    "/usr/share/OVMF/OVMF_CODE.fd",
+];
+/// Name of the log file in the log directory.
+pub const LOG_FILE_NAME: &str = "ciao-launcher.log";
+
+/// `-qemu-virtualisation`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Virtualisation {
+    /// `-enable-kvm`; fails where KVM is unusable.
+    Kvm,
+    /// KVM when `/dev/kvm` opens, else software.
+    Auto,
+    /// TCG emulation.
+    Software,
+}
+
+/// `-with-ui`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UiMode {
+    /// No console.
+    None,
+    /// Serial console on a TCP port bound to 127.0.0.1.
+    Nc,
+}
+
+/// glog severities, for `-stderrthreshold`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Severity {
+    /// INFO (0).
+    Info,
+    /// WARNING (1).
+    Warning,
+    /// ERROR (2).
+    Error,
+    /// FATAL (3): nothing goes to stderr through the logger.
+    Fatal,
+}
+
+/// `--server HOST[:PORT]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerAddr {
+    /// Host name or IP address (without brackets).
+    pub host: String,
+    /// Port (8888 unless given).
+    pub port: u16,
+}
+
+impl fmt::Display for ServerAddr {
+    /// `host:port`, with brackets around an IPv6 address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// `--simulation-delay`: a random delay in `min..=max`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SimDelay {
+    /// Shortest delay.
+    pub min: Duration,
+    /// Longest delay (equal to `min` for a fixed delay).
+    pub max: Duration,
+}
+
+/// Everything the command line says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LauncherConfig {
+    /// `-cacert` (`None` when empty).
+    pub cacert: Option<PathBuf>,
+    /// `-cert` (`None` when empty).
+    pub cert: Option<PathBuf>,
+    /// `--server`.
+    pub server: Option<ServerAddr>,
+    /// `--connect-timeout`.
+    pub connect_timeout: Duration,
+    /// `--max-message-size`, bytes.
+    pub max_message_size: usize,
+    /// `--data-root`, made absolute.
+    pub data_root: PathBuf,
+    /// `-network`.
+    pub network: bool,
+    /// `-qemu-virtualisation`.
+    pub virtualisation: Virtualisation,
+    /// `-with-ui`.
+    pub with_ui: UiMode,
+    /// `--ovmf` (`None`: probe, see [`LauncherConfig::ovmf_path`]).
+    pub ovmf: Option<PathBuf>,
+    /// `--docker-socket`.
+    pub docker_socket: PathBuf,
+    /// `-ceph_id` (`None` when empty: taken from the cluster config).
+    pub ceph_id: Option<String>,
+    /// `--stats-interval`.
+    pub stats_interval: Duration,
+    /// `--stop-timeout`.
+    pub stop_timeout: Duration,
+    /// `-hard-reset`.
+    pub hard_reset: bool,
+    /// `-simulation`.
+    pub simulation: bool,
+    /// `--simulation-delay`.
+    pub simulation_delay: SimDelay,
+    /// `-log_dir` as given (`None` when empty; see [`LauncherConfig::log_dir`]).
+    pub log_dir: Option<PathBuf>,
+    /// `-logtostderr`.
+    pub logtostderr: bool,
+    /// `-alsologtostderr`.
+    pub alsologtostderr: bool,
+    /// `-stderrthreshold`.
+    pub stderrthreshold: Severity,
+    /// `-v`.
+    pub verbosity: i32,
+    /// `-vmodule` (ignored).
+    pub vmodule: String,
+    /// `-log_backtrace_at` (ignored).
+    pub log_backtrace_at: String,
+    /// Arguments after the flags (ignored, as in the original; logged).
+    pub positional: Vec<OsString>,
+}
+
+impl Default for LauncherConfig {
+    fn default() -> LauncherConfig {
+        LauncherConfig {
+            cacert: None,
+            cert: None,
+            server: None,
+            connect_timeout: Duration::from_secs(30),
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            data_root: PathBuf::from(DEFAULT_DATA_ROOT),
+            network: true,
+            virtualisation: Virtualisation::Kvm,
+            with_ui: UiMode::None,
+            ovmf: None,
+            docker_socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
+            ceph_id: None,
+            stats_interval: Duration::from_secs(30),
+            stop_timeout: Duration::from_secs(30),
+            hard_reset: false,
+            simulation: false,
+            simulation_delay: SimDelay {
+                min: Duration::from_millis(1),
+                max: Duration::from_millis(1000),
+            },
+            log_dir: None,
+            logtostderr: false,
+            alsologtostderr: false,
+            stderrthreshold: Severity::Error,
+            verbosity: 0,
+            vmodule: String::new(),
+            log_backtrace_at: String::new(),
+            positional: Vec::new(),
+        }
+    }
+}
+
+impl LauncherConfig {
+    /// `<data-root>/instances`.
+    pub fn instances_dir(&self) -> PathBuf {
+        self.data_root.join("instances")
+    }
+
+    /// `<data-root>/images`: backing images, one file per `image_uuid`.
+    pub fn images_dir(&self) -> PathBuf {
+        self.data_root.join("images")
+    }
+
+    /// `-log_dir`, or `<data-root>/logs/launcher`.
+    pub fn log_dir(&self) -> PathBuf {
+        self.log_dir
+            .clone()
+            .unwrap_or_else(|| self.data_root.join("logs/launcher"))
+    }
+
+    /// The log file, `<log dir>/ciao-launcher.log`.
+    pub fn log_file(&self) -> PathBuf {
+        self.log_dir().join(LOG_FILE_NAME)
+    }
+
+    /// `<data-root>/lock`.
+    pub fn lock_dir(&self) -> PathBuf {
+        self.data_root.join("lock")
+    }
+
+    /// The single-instance lock, `<data-root>/lock/client-agent.lock`.
+    pub fn agent_lock_path(&self) -> PathBuf {
+        self.lock_dir().join("client-agent.lock")
+    }
+
+    /// `<data-root>/local/uuid-storage/role/client` (see
+    /// [`crate::sys::uuidstore`]).
+    pub fn uuid_dir(&self) -> PathBuf {
+        crate::sys::uuidstore::uuid_dir(&self.data_root)
+    }
+
+    /// `--ovmf`, else the first of [`OVMF_CANDIDATES`] that exists.
+    pub fn ovmf_path(&self) -> Option<PathBuf> {
+        if let Some(p) = &self.ovmf {
+            return Some(p.clone());
+        }
+        OVMF_CANDIDATES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+    }
+
+    /// The level of `log` records that `-v` enables.
+    pub fn level_filter(&self) -> LevelFilter {
+        match self.verbosity {
+            i32::MIN..=0 => LevelFilter::Info,
+            1 => LevelFilter::Debug,
+            _ => LevelFilter::Trace,
+        }
+    }
+}

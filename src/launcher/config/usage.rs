@@ -1,0 +1,100 @@
+//! The launcher's `--help` text.
+
+/// The `--help` text. `man/ciao-launcher.8` documents the same flags with
+/// the same defaults (checked by `tests/launcher_flags.rs`).
+pub const USAGE: &str = "\
+Usage: ciao-launcher [flags]
+
+The compute/network node agent of a ciao cloud: an SSNTP client that starts,
+stops and deletes qemu VMs and docker containers on the scheduler's command,
+and reports node and instance statistics.
+
+Flags take Go's forms: -flag value, -flag=value, --flag value, --flag=value;
+a boolean flag is -flag (true) or -flag=false. Parsing stops at the first
+argument that is not a flag (or after --); later arguments are ignored.
+
+SSNTP connection:
+  -cacert PATH
+        CA certificate (PEM) that signed the server's certificate; in ciao
+        this is the scheduler's own certificate. Default: none (the CA and
+        node certificates are then looked up in /etc/pki/ciao).
+  -cert PATH
+        This node's certificate and private key (PEM, as made by ciao-cert);
+        its roles (agent, netagent) decide what the launcher does. Used
+        together with -cacert. Default: none.
+  --server HOST[:PORT]
+        Connect to this SSNTP server instead of the addresses named in the
+        CA certificate; an IPv6 address goes in brackets. Default: none
+        (port 8888).
+  --connect-timeout SECONDS
+        Deadline of one connection attempt: TCP connect, TLS handshake and
+        the server's CONNECTED frame. Default: 30.
+  --max-message-size BYTES
+        Largest SSNTP (gob) message accepted; a larger one closes the
+        connection. Default: 16777216.
+
+Instances:
+  --data-root DIR
+        Directory for everything the launcher writes: instances/, images/,
+        logs/, local/ (node UUID) and lock/. Default: /var/lib/ciao.
+  -network BOOL
+        Set up instance networking. With -network=false VMs get qemu
+        user-mode networking and STATS report no NICs. Default: true.
+  -qemu-virtualisation MODE
+        kvm, auto (kvm when /dev/kvm opens, else software) or software (TCG
+        emulation, slow). Default: kvm.
+  -with-ui MODE
+        none, or nc: each VM's serial console on a TCP port bound to
+        127.0.0.1 (spice is not supported). Default: none.
+  --ovmf PATH
+        EFI firmware for VMs that are not legacy-BIOS. Default: the first
+        that exists of /usr/share/qemu/OVMF.fd, /usr/share/ovmf/OVMF.fd,
+        /usr/share/OVMF/OVMF_CODE.fd.
+  --docker-socket PATH
+        Docker Engine API socket. Default: /var/run/docker.sock.
+  -ceph_id ID
+        Ceph client id for volumes. Default: none (taken from the cluster
+        configuration, storage.ceph_id).
+  --stats-interval SECONDS
+        Period of the STATUS and STATS reports (at least 1); instance
+        changes are reported sooner. Default: 30.
+  --stop-timeout SECONDS
+        How long STOP waits after the ACPI power button (or docker stop)
+        before forcing the instance off. Default: 30.
+
+Modes:
+  -hard-reset
+        Kill and delete every instance under the data root, reset host
+        networking, then exit without connecting. Default: false.
+  -simulation
+        Fake virtualiser: no qemu or docker, instances become active after
+        --simulation-delay; no single-instance lock. Default: false.
+  --simulation-delay MS|MIN-MAX
+        With -simulation, the delay in milliseconds before a started
+        instance becomes active: fixed, or random in MIN-MAX. Default:
+        1-1000.
+
+Logging:
+  -log_dir DIR
+        Directory of the log file ciao-launcher.log (created with mode
+        0755). Default: DATA-ROOT/logs/launcher.
+  -logtostderr
+        Log to standard error only, not to the file. Default: false.
+  -alsologtostderr
+        Log to the file and to standard error. Default: false.
+  -stderrthreshold LEVEL
+        When logging to the file, records at or above LEVEL (INFO, WARNING,
+        ERROR, FATAL or 0-3) also go to standard error. Default: ERROR.
+  -v N
+        Verbosity: 0 info, 1 debug (frames, QMP traffic), 2 or more trace.
+        Default: 0.
+  -vmodule LIST
+        Accepted for compatibility (glog's pattern=N,...) and ignored, with
+        a warning. Default: none.
+  -log_backtrace_at FILE:LINE
+        Accepted for compatibility and ignored, with a warning. Default:
+        none.
+
+  -h, -help, --help
+        Print this help to standard output and exit with status 0.
+";
