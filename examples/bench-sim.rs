@@ -9,12 +9,6 @@
 //!
 //! Usage: bench-sim [PATH-TO-ciao-launcher]
 
-#[path = "../tests/common/certgen.rs"]
-mod certgen;
-#[path = "../tests/common/ssntp_server.rs"]
-#[allow(dead_code)]
-mod ssntp_server;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,7 +16,8 @@ use ciao::payloads::Stat;
 use ciao::ssntp::frame::{self, Op};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
-use ssntp_server::{Options, TestServer};
+use ciao_test_support::certgen;
+use ciao_test_support::ssntp_server::{Options, TestServer};
 
 const N: usize = 1000;
 

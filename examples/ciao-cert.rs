@@ -1,6 +1,6 @@
 //! `ciao-cert`: makes throwaway SSNTP certificates the way the original Go
 //! tool does (same flags, same file names, same certificate layout; see
-//! `tests/common/certgen.rs`).
+//! `tests/support/src/certgen.rs`).
 //!
 //! ```sh
 //! cargo run --example ciao-cert -- -anchor -role scheduler -host localhost -ip 127.0.0.1 -directory certs
@@ -11,14 +11,11 @@
 //!
 //! Flags are accepted in Go's forms (`-flag value`, `-flag=value`, `--flag`).
 
-#[path = "../tests/common/certgen.rs"]
-mod certgen;
-
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use certgen::{CertSpec, Generated, KeyKind};
+use ciao_test_support::certgen::{self, CertSpec, Generated, KeyKind};
 
 const USAGE: &str = "\
 Usage: ciao-cert [flags]

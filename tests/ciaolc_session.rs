@@ -3,8 +3,6 @@
 //! session); plus raw SSNTP agents built on our library to check what
 //! reaches a client byte for byte and what `drain` shows.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -14,9 +12,9 @@ use std::time::Duration;
 use ciao::ssntp::frame::{self, ErrorCode, Event, Frame, Op, Status};
 use ciao::ssntp::role;
 use ciao::ssntp::uuid::Uuid;
-use common::certgen::{self, CertSet, KeyKind};
-use common::proc::{wait_for, Proc, TempDir};
-use common::rawtls::{Outcome, RawClient};
+use ciao_test_support::certgen::{self, CertSet, KeyKind};
+use ciao_test_support::proc::{wait_for, Proc, TempDir};
+use ciao_test_support::rawtls::{Outcome, RawClient};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ciao-launcher-server");
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");

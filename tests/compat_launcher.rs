@@ -3,8 +3,6 @@
 //! The launcher runs in simulation against an SSNTP server built on our
 //! library; nothing needs root.
 
-mod common;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -13,9 +11,9 @@ use ciao::ssntp::frame::{Command, Frame, Op, Status};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
-use common::certgen::{self, KeyKind};
-use common::proc::{Proc, TempDir};
-use common::ssntp_server::{Options, TestServer};
+use ciao_test_support::certgen::{self, KeyKind};
+use ciao_test_support::proc::{Proc, TempDir};
+use ciao_test_support::ssntp_server::{Options, TestServer};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 const LONG: Duration = Duration::from_secs(30);

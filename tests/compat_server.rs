@@ -2,14 +2,12 @@
 //! (docs/compatibility.md, test tools): start-up failure of the REST
 //! listener, and the limits of its HTTP server.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::certgen::{self, CertSet, KeyKind};
-use common::proc::{wait_for, Proc, TempDir};
+use ciao_test_support::certgen::{self, CertSet, KeyKind};
+use ciao_test_support::proc::{wait_for, Proc, TempDir};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ciao-launcher-server");
 const LONG: Duration = Duration::from_secs(30);

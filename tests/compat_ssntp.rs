@@ -3,8 +3,6 @@
 //! step and never gives up, and our server keeps a session that replaced
 //! an older one with the same UUID.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -15,10 +13,10 @@ use ciao::ssntp::role;
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
-use common::certgen::{self, CertSet, KeyKind};
-use common::proc::{Proc, TempDir};
-use common::rawtls::{Outcome, RawClient};
-use common::ssntp_server::{Options, TestServer};
+use ciao_test_support::certgen::{self, CertSet, KeyKind};
+use ciao_test_support::proc::{Proc, TempDir};
+use ciao_test_support::rawtls::{Outcome, RawClient};
+use ciao_test_support::ssntp_server::{Options, TestServer};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 const WAIT: Duration = Duration::from_secs(20);

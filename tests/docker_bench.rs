@@ -8,14 +8,14 @@
 //! * one sample of one container: the cgroup files the launcher reads,
 //!   against dockerd's one-shot stats and the original's `stream=false`.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ciao::ssntp::frame::{self, Op};
-use common::docker::node::{container_payload, Node};
-use common::docker::Dockerd;
+use ciao_test_support::docker::node::{container_payload, Node};
+use ciao_test_support::docker::Dockerd;
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 
 const ROUNDS: usize = 7;
 const SLEEPER: &str = "while true; do sleep 60; done";
@@ -84,6 +84,7 @@ fn bench_docker() {
     // Few periodic reports while START is timed (a STATUS of the periodic
     // tick must not be taken for the one after the launch).
     let mut n = Node::new(
+        LAUNCHER,
         "dk-bench",
         &d,
         &["--stats-interval=600", "--stop-timeout=1"],

@@ -1,16 +1,17 @@
 //! End to end with a real dockerd: the launcher (no simulation) runs real
 //! containers over the Engine API. Each test runs its own private dockerd
-//! (tests/common/docker.rs); they run one at a time.
-
-mod common;
+//! (tests/support/src/docker.rs); they run one at a time.
 
 use std::time::{Duration, Instant};
 
 use ciao::http::parse_json;
 use ciao::ssntp::frame::{Command, ErrorCode};
-use common::docker::node::{cmd, container_payload, example, Node, EXAMPLE_ID};
-use common::docker::Dockerd;
+use ciao_test_support::cmd;
+use ciao_test_support::docker::node::{container_payload, example, Node, EXAMPLE_ID};
+use ciao_test_support::docker::Dockerd;
 use serde::Deserialize;
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 
 #[derive(Deserialize)]
 struct Inspected {
@@ -66,7 +67,12 @@ fn container_start_stats_stop_restart_delete() {
     let Some(d) = Dockerd::require("container_start_stats_stop_restart_delete") else {
         return;
     };
-    let n = Node::new("dk-cycle", &d, &["--stop-timeout=3", "--stats-interval=1"]);
+    let n = Node::new(
+        LAUNCHER,
+        "dk-cycle",
+        &d,
+        &["--stop-timeout=3", "--stats-interval=1"],
+    );
     let id = EXAMPLE_ID;
 
     // START of the example as it is.
@@ -212,7 +218,7 @@ fn container_exits_by_itself() {
     let Some(d) = Dockerd::require("container_exits_by_itself") else {
         return;
     };
-    let n = Node::new("dk-exit", &d, &["--stats-interval=30"]);
+    let n = Node::new(LAUNCHER, "dk-exit", &d, &["--stats-interval=30"]);
     let id = "dddd0001-0000-4000-8000-000000000001";
     n.send(
         Command::Start,

@@ -2,14 +2,15 @@
 //! launcher, containers removed behind its back, and dockerd going away
 //! and coming back.
 
-mod common;
-
 use std::time::Duration;
 
 use ciao::ssntp::frame::{Command, ErrorCode};
-use common::docker::node::{cmd, container_payload, Node};
-use common::docker::Dockerd;
-use common::proc::wait_for;
+use ciao_test_support::cmd;
+use ciao_test_support::docker::node::{container_payload, Node};
+use ciao_test_support::docker::Dockerd;
+use ciao_test_support::proc::wait_for;
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 
 const A: &str = "eeee0001-0000-4000-8000-000000000001";
 const B: &str = "eeee0002-0000-4000-8000-000000000002";
@@ -29,6 +30,7 @@ fn kill_9_readopts_and_removal_behind_the_back() {
         return;
     };
     let mut n = Node::new(
+        LAUNCHER,
         "dk-recover",
         &d,
         &["--stats-interval=1", "--stop-timeout=2"],
@@ -98,7 +100,12 @@ fn dockerd_stops_and_comes_back() {
     let Some(mut d) = Dockerd::require("dockerd_stops_and_comes_back") else {
         return;
     };
-    let n = Node::new("dk-daemon", &d, &["--stats-interval=1", "--stop-timeout=2"]);
+    let n = Node::new(
+        LAUNCHER,
+        "dk-daemon",
+        &d,
+        &["--stats-interval=1", "--stop-timeout=2"],
+    );
     n.send(
         Command::Start,
         container_payload(A, "ubuntu:latest", SLEEPER),

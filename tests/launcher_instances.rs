@@ -2,8 +2,6 @@
 //! driven over SSNTP by a server built on our library. Every error reason
 //! that simulation can produce is provoked, and the launcher keeps serving.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,9 +11,9 @@ use ciao::ssntp::frame::{self, Command, ErrorCode, Event, Op};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
-use common::certgen::{self, CertSet, KeyKind};
-use common::proc::{Proc, TempDir};
-use common::ssntp_server::{Options, TestServer};
+use ciao_test_support::certgen::{self, CertSet, KeyKind};
+use ciao_test_support::proc::{Proc, TempDir};
+use ciao_test_support::ssntp_server::{Options, TestServer};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 const LONG: Duration = Duration::from_secs(30);

@@ -16,8 +16,6 @@
 //! name resolves again the first STATS the server gets shows the stop.
 //! Finally SIGTERM, sent while a lookup hangs, ends the launcher within 1 s.
 
-mod common;
-
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,10 +28,10 @@ use ciao::ssntp::frame::{Command, Op};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
-use common::certgen::{self, roles, CertSet, CertSpec, KeyKind};
-use common::docker::skip_or_fail;
-use common::proc::{wait_for, Proc, TempDir};
-use common::ssntp_server::{Options, TestServer};
+use ciao_test_support::certgen::{self, roles, CertSet, CertSpec, KeyKind};
+use ciao_test_support::proc::{wait_for, Proc, TempDir};
+use ciao_test_support::skip_or_fail;
+use ciao_test_support::ssntp_server::{Options, TestServer};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 const LONG: Duration = Duration::from_secs(30);

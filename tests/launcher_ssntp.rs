@@ -2,17 +2,15 @@
 //! on our library, over loopback, with certificates made at test time in
 //! the layout `ciao-cert` produces.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
 use ciao::ssntp::frame::{Command, Op, Status};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
-use common::certgen::{self, CertSet, KeyKind};
-use common::proc::{Proc, TempDir};
-use common::ssntp_server::{Options, TestServer};
+use ciao_test_support::certgen::{self, CertSet, KeyKind};
+use ciao_test_support::proc::{Proc, TempDir};
+use ciao_test_support::ssntp_server::{Options, TestServer};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 const LONG: Duration = Duration::from_secs(30);

@@ -3,8 +3,6 @@
 //! shell script, and the cost of one stats tick with 10 running VMs.
 //! Reported, never asserted.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,7 +12,12 @@ use ciao::launcher::nodestats;
 use ciao::payloads::{InstanceConfig, InstanceStat, Stat};
 use ciao::qemu::{QemuDriver, RealHost, Settings, Shared, Virtualisation};
 use ciao::ssntp::frame;
-use common::qemu::{self, cmd, start_payload, VmNode, BOOT, LONG};
+use ciao_test_support::cmd;
+use ciao_test_support::qemu::{self, start_payload, VmNode, BOOT, LONG};
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
+/// Where the test guest is kept between runs.
+const GUEST_CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 
 fn id(i: usize) -> String {
     format!("{i:08x}-b46c-4465-9018-fe14087d415f")
@@ -28,11 +31,11 @@ fn median(v: &mut [f64]) -> f64 {
 #[test]
 #[ignore]
 fn bench_start_to_active() {
-    let Some((_g, guest)) = qemu::setup("bench_start_to_active") else {
+    let Some((_g, guest)) = qemu::setup("bench_start_to_active", GUEST_CACHE) else {
         return;
     };
     let runs = 5;
-    let n = VmNode::new("qemu-bench", &guest, &[], None);
+    let n = VmNode::new(LAUNCHER, "qemu-bench", &guest, &[], None);
     let mut ours = Vec::new();
     let mut shell = Vec::new();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest/baseline-start.sh");
@@ -73,10 +76,10 @@ fn bench_start_to_active() {
 #[test]
 #[ignore]
 fn bench_stats_tick_10_vms() {
-    let Some((_g, guest)) = qemu::setup("bench_stats_tick_10_vms") else {
+    let Some((_g, guest)) = qemu::setup("bench_stats_tick_10_vms", GUEST_CACHE) else {
         return;
     };
-    let n = VmNode::new("qemu-bench10", &guest, &[], None);
+    let n = VmNode::new(LAUNCHER, "qemu-bench10", &guest, &[], None);
     let ids: Vec<String> = (1..=10).map(id).collect();
     for vm in &ids {
         n.send(

@@ -9,14 +9,18 @@
 //! Without root or qemu these tests print `SKIPPED: ...` (they fail under
 //! `CI=true`). They run one at a time and clean up every qemu they start.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ciao::payloads::InstanceDeleted;
 use ciao::ssntp::frame::{Command, ErrorCode, Event, Op};
-use common::qemu::{self, cmd, start_payload, VmNode, BOOT, LONG};
+use ciao_test_support::proc::{wait_for, TempDir};
+use ciao_test_support::qemu::{self, start_payload, VmNode, BOOT, LONG};
+use ciao_test_support::{cmd, skip_or_fail};
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
+/// Where the test guest is kept between runs.
+const GUEST_CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 
 const A: &str = "a1a1a1a1-b46c-4465-9018-fe14087d415f";
 const B: &str = "b2b2b2b2-b46c-4465-9018-fe14087d415f";
@@ -28,7 +32,7 @@ fn marker(host: &str, boots: u32) -> String {
 /// Nothing of the instance is left: no process, no directory.
 fn assert_gone(n: &VmNode, id: &str) {
     let dir = n.instance_dir(id);
-    common::proc::wait_for(LONG, "no qemu left", || {
+    wait_for(LONG, "no qemu left", || {
         qemu::pids_under(&dir).is_empty().then_some(())
     });
     assert!(!dir.exists(), "{} still exists", dir.display());
@@ -46,10 +50,10 @@ fn expect_deleted(n: &VmNode, id: &str) {
 
 #[test]
 fn legacy_vm_lifecycle() {
-    let Some((_g, guest)) = qemu::setup("legacy_vm_lifecycle") else {
+    let Some((_g, guest)) = qemu::setup("legacy_vm_lifecycle", GUEST_CACHE) else {
         return;
     };
-    let n = VmNode::new("qemu-cycle", &guest, &["--stop-timeout=60"], None);
+    let n = VmNode::new(LAUNCHER, "qemu-cycle", &guest, &["--stop-timeout=60"], None);
     let t0 = Instant::now();
     n.send(Command::Start, start_payload(A, "guest-a", false, 128, ""));
     let st = n.wait_state(A, "active", BOOT);
@@ -126,18 +130,18 @@ fn legacy_vm_lifecycle() {
 
 #[test]
 fn efi_vm_boots() {
-    let Some((_g, guest)) = qemu::setup("efi_vm_boots") else {
+    let Some((_g, guest)) = qemu::setup("efi_vm_boots", GUEST_CACHE) else {
         return;
     };
     if qemu::ovmf().is_none()
-        && !qemu::skip_or_fail(
+        && !skip_or_fail(
             "efi_vm_boots",
             "OVMF is not installed (apt-get install ovmf)",
         )
     {
         return;
     }
-    let n = VmNode::new("qemu-efi", &guest, &[], None);
+    let n = VmNode::new(LAUNCHER, "qemu-efi", &guest, &[], None);
     let t0 = Instant::now();
     // OVMF needs more than 128 MB.
     n.send(Command::Start, start_payload(A, "guest-efi", true, 192, ""));
@@ -160,10 +164,16 @@ fn efi_vm_boots() {
 
 #[test]
 fn recovery_after_kill9() {
-    let Some((_g, guest)) = qemu::setup("recovery_after_kill9") else {
+    let Some((_g, guest)) = qemu::setup("recovery_after_kill9", GUEST_CACHE) else {
         return;
     };
-    let mut n = VmNode::new("qemu-recover", &guest, &["--stats-interval=5"], None);
+    let mut n = VmNode::new(
+        LAUNCHER,
+        "qemu-recover",
+        &guest,
+        &["--stats-interval=5"],
+        None,
+    );
     n.send(Command::Start, start_payload(A, "guest-a", false, 96, ""));
     n.send(Command::Start, start_payload(B, "guest-b", false, 96, ""));
     n.stats_until(BOOT, "both active", |m| {
@@ -227,10 +237,10 @@ fn recovery_after_kill9() {
 
 #[test]
 fn failures_keep_the_launcher_serving() {
-    let Some((_g, guest)) = qemu::setup("failures_keep_the_launcher_serving") else {
+    let Some((_g, guest)) = qemu::setup("failures_keep_the_launcher_serving", GUEST_CACHE) else {
         return;
     };
-    let n = VmNode::new("qemu-fail", &guest, &["--stop-timeout=3"], None);
+    let n = VmNode::new(LAUNCHER, "qemu-fail", &guest, &["--stop-timeout=3"], None);
 
     // A backing image that does not exist: image_failure, nothing left.
     let p = String::from_utf8(start_payload(A, "x", false, 96, ""))
@@ -242,7 +252,7 @@ fn failures_keep_the_launcher_serving() {
         (op, e.instance_uuid.as_str(), e.reason.as_str()),
         (ErrorCode::StartFailure, A, "image_failure")
     );
-    common::proc::wait_for(LONG, "no instance directory", || {
+    wait_for(LONG, "no instance directory", || {
         (!n.instance_dir(A).exists()).then_some(())
     });
 
@@ -298,11 +308,11 @@ fn failures_keep_the_launcher_serving() {
 
 #[test]
 fn slow_image_does_not_block_others() {
-    let Some((_g, guest)) = qemu::setup("slow_image_does_not_block_others") else {
+    let Some((_g, guest)) = qemu::setup("slow_image_does_not_block_others", GUEST_CACHE) else {
         return;
     };
     // A qemu-img that takes 12 s for the image named "slow-guest".
-    let wrap = common::proc::TempDir::new("qemu-wrap");
+    let wrap = TempDir::new("qemu-wrap");
     let real = [
         "/usr/bin/qemu-img",
         "/bin/qemu-img",
@@ -327,6 +337,7 @@ fn slow_image_does_not_block_others() {
     );
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let n = VmNode::new(
+        LAUNCHER,
         "qemu-slow",
         &guest,
         &["--stats-interval=1"],

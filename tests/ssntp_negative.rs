@@ -2,8 +2,6 @@
 //! SSNTP ERROR frame or a TLS alert), and afterwards a good peer completes a
 //! handshake with the same server (or the same launcher process).
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
@@ -14,10 +12,10 @@ use ciao::ssntp::role;
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
-use common::certgen::{self, roles, CertSet, CertSpec, KeyKind};
-use common::proc::{Proc, TempDir};
-use common::rawtls::{Outcome, RawClient};
-use common::ssntp_server::{Options, TestServer};
+use ciao_test_support::certgen::{self, roles, CertSet, CertSpec, KeyKind};
+use ciao_test_support::proc::{Proc, TempDir};
+use ciao_test_support::rawtls::{Outcome, RawClient};
+use ciao_test_support::ssntp_server::{Options, TestServer};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 const WAIT: Duration = Duration::from_secs(20);

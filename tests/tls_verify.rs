@@ -1,22 +1,18 @@
 //! The SSNTP TLS layer against certificates made exactly as the original
-//! `ciao-cert` makes them (tests/common/certgen.rs), over real rustls
+//! `ciao-cert` makes them (tests/support/src/certgen.rs), over real rustls
 //! connections wired together in memory (no sockets): who accepts whom, with
 //! RSA-2048 and P-521 keys, TLS 1.2 and 1.3. Plus the DER walk and the
 //! launcher's server address list on the same certificates.
-
-// Only the generator, not all of tests/common (keeps this test independent).
-#[path = "common/certgen.rs"]
-mod certgen;
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use certgen::{roles, CertSpec, KeyKind};
 use ciao::ssntp::cert::{parse_certificate, pem_blocks};
 use ciao::ssntp::role;
 use ciao::ssntp::tls::{self, TlsError};
+use ciao_test_support::certgen::{self, roles, CertSpec, KeyKind};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, Connection, ServerConnection};
 

@@ -5,19 +5,21 @@
 //! Prerequisites: root, `dockerd` (Debian's docker.io, installed by
 //! `.ci/install-docker`) and a static busybox (`busybox-static`) for the
 //! test image. With `CI=true` a missing one fails the test; otherwise the
-//! test prints `SKIPPED: <why>` and returns.
+//! test prints `SKIPPED: <why>` and returns ([`skip_or_fail`]).
 //!
 //! Tests that use a daemon run one at a time (a process-wide lock), to keep
 //! the load low on small machines.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ciao::http::{parse_json, write_request, ResponseParser};
+
+use crate::{find_program, skip_or_fail};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -26,23 +28,6 @@ pub const EXAMPLE_IMAGE: &str = "ubuntu:latest";
 
 /// Where a static busybox may be.
 const BUSYBOX: [&str; 2] = ["/bin/busybox", "/usr/bin/busybox"];
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain([
-            "/usr/sbin",
-            "/usr/bin",
-            "/sbin",
-            "/bin",
-            "/usr/local/sbin",
-            "/usr/local/bin",
-        ])
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file());
-    found
-}
 
 /// A static busybox, or why there is none.
 fn static_busybox() -> Result<PathBuf, String> {
@@ -57,17 +42,6 @@ fn static_busybox() -> Result<PathBuf, String> {
         return Ok(PathBuf::from(p));
     }
     Err("no busybox (install busybox-static)".into())
-}
-
-/// Fails (CI) or prints a visible skip line and returns false.
-pub fn skip_or_fail(test: &str, why: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: prerequisite missing under CI=true: {why}");
-    }
-    // Straight to the stderr descriptor: the test harness captures
-    // `eprintln!` of passing tests, and a skip must be seen.
-    let _ = writeln!(std::io::stderr(), "SKIPPED: {test}: {why}");
-    false
 }
 
 /// A running private dockerd.
@@ -361,7 +335,7 @@ fn unique() -> u64 {
 /// A real `ciao-launcher` (no simulation) using a private dockerd, driven
 /// by the in-process SSNTP test server.
 pub mod node {
-    use std::path::{Path, PathBuf};
+    use std::path::PathBuf;
     use std::time::{Duration, Instant};
 
     use ciao::payloads::{InstanceDeleted, InstanceStat, Stat};
@@ -371,19 +345,18 @@ pub mod node {
     use ciao::ssntp::uuid::Uuid;
 
     use super::Dockerd;
-    use crate::common::certgen::{self, CertSet, KeyKind};
-    use crate::common::proc::{Proc, TempDir};
-    use crate::common::ssntp_server::{Options, TestServer};
+    use crate::certgen::{self, CertSet, KeyKind};
+    use crate::cmd;
+    use crate::proc::{Proc, TempDir};
+    use crate::repo_file;
+    use crate::ssntp_server::{Options, TestServer};
 
-    pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
     pub const LONG: Duration = Duration::from_secs(60);
     /// The instance of examples/payloads/start_container.yaml.
     pub const EXAMPLE_ID: &str = "67d86208-b46c-4465-9018-e14087d415f";
 
     pub fn example(name: &str) -> String {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("examples/payloads")
-            .join(name);
+        let p = repo_file("examples/payloads").join(name);
         std::fs::read_to_string(p).unwrap()
     }
 
@@ -399,10 +372,6 @@ pub mod node {
             .into_bytes()
     }
 
-    pub fn cmd(kind: &str, id: &str) -> Vec<u8> {
-        format!("{kind}:\n  instance_uuid: {id}\n  workload_agent_uuid: 4cb19522-1e18-439a-883a-f9b2a3a95f5e\n").into_bytes()
-    }
-
     /// Fields drop in order: the launcher first, the temporary directory last.
     pub struct Node {
         pub launcher: Option<Proc>,
@@ -413,10 +382,14 @@ pub mod node {
         pub data: PathBuf,
         pub args: Vec<String>,
         pub launches: usize,
+        /// The `ciao-launcher` binary (the test's `CARGO_BIN_EXE_ciao-launcher`).
+        bin: String,
     }
 
     impl Node {
-        pub fn new(tag: &str, d: &Dockerd, extra: &[&str]) -> Node {
+        /// A node running the launcher `bin` against the daemon `d`, with
+        /// `extra` flags after the defaults.
+        pub fn new(bin: &str, tag: &str, d: &Dockerd, extra: &[&str]) -> Node {
             let tmp = TempDir::new(tag);
             let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
             let ca = tls::load_ca(&certs.ca_pem_path).unwrap();
@@ -433,6 +406,7 @@ pub mod node {
             ]);
             args.extend(extra.iter().map(|s| s.to_string()));
             let mut n = Node {
+                bin: bin.to_string(),
                 tmp,
                 certs,
                 server,
@@ -449,7 +423,7 @@ pub mod node {
         pub fn start_launcher(&mut self) {
             self.launches += 1;
             let name = format!("launcher{}", self.launches);
-            self.launcher = Some(Proc::start(LAUNCHER, &self.args, self.tmp.path(), &name));
+            self.launcher = Some(Proc::start(&self.bin, &self.args, self.tmp.path(), &name));
             self.uuid = loop {
                 match self.server.expect(LONG, "the launcher to connect") {
                     ServerEvent::Connected { uuid, .. } => break uuid,

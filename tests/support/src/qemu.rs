@@ -5,7 +5,8 @@
 //! Prerequisites: root, `qemu-system-x86_64`, `qemu-img`, `xorriso`, and,
 //! to build the guest the first time, `apt-get`/`dpkg` (Debian packages;
 //! `.ci/install-qemu` installs the rest). With `CI=true` a missing one
-//! fails the test; otherwise the test prints `SKIPPED: <why>` and returns.
+//! fails the test; otherwise the test prints `SKIPPED: <why>` and returns
+//! ([`skip_or_fail`]).
 //!
 //! The guest is built by `tests/guest/make-test-guest.sh` once and cached
 //! under Cargo's target directory. VM tests run one at a time (a
@@ -24,37 +25,18 @@ use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
 
-use super::certgen::{self, CertSet, KeyKind};
-use super::proc::{Proc, TempDir};
-use super::ssntp_server::{Options, TestServer};
+use crate::certgen::{self, CertSet, KeyKind};
+use crate::proc::{rand_u64, Proc, TempDir};
+use crate::ssntp_server::{Options, TestServer};
+use crate::{find_program, repo_file, skip_or_fail};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-pub const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 /// The backing image name of the test guest under `<data root>/images`.
 pub const GUEST_IMAGE: &str = "ciao-test-guest";
 /// Long enough for a software-emulated boot on a busy 2-core machine.
 pub const BOOT: Duration = Duration::from_secs(150);
 pub const LONG: Duration = Duration::from_secs(60);
-
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let found = path
-        .split(':')
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"])
-        .map(|d| Path::new(d).join(name))
-        .find(|p| p.is_file());
-    found
-}
-
-/// Fails (CI) or prints a visible skip line and returns false.
-pub fn skip_or_fail(test: &str, why: &str) -> bool {
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: prerequisite missing under CI=true: {why}");
-    }
-    eprintln!("SKIPPED: {test}: {why}");
-    false
-}
 
 fn missing() -> Option<String> {
     // SAFETY: geteuid has no preconditions.
@@ -70,14 +52,15 @@ fn missing() -> Option<String> {
 }
 
 /// The serial lock and the test guest, or `None` (skipped) when the
-/// prerequisites are missing outside CI.
-pub fn setup(test: &str) -> Option<(MutexGuard<'static, ()>, PathBuf)> {
+/// prerequisites are missing outside CI. `cache` is where the guest is
+/// kept between runs: the test's `CARGO_TARGET_TMPDIR`.
+pub fn setup(test: &str, cache: &str) -> Option<(MutexGuard<'static, ()>, PathBuf)> {
     let guard = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(why) = missing() {
         skip_or_fail(test, &why);
         return None;
     }
-    match guest() {
+    match guest(Path::new(cache)) {
         Ok(p) => Some((guard, p)),
         Err(why) => {
             skip_or_fail(test, &why);
@@ -98,12 +81,13 @@ pub fn ovmf() -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-/// The cached test guest, built when missing.
-pub fn guest() -> Result<PathBuf, String> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ciao-test-guest");
+/// The test guest cached under `cache`, built when missing or older than
+/// its build script.
+pub fn guest(cache: &Path) -> Result<PathBuf, String> {
+    let dir = cache.join("ciao-test-guest");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let img = dir.join("guest.img");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guest/make-test-guest.sh");
+    let script = repo_file("tests/guest/make-test-guest.sh");
     // One builder at a time across processes (bench and tests).
     let lock = std::fs::File::create(dir.join("lock")).map_err(|e| e.to_string())?;
     // SAFETY: flock on a descriptor we own; released when `lock` drops.
@@ -212,7 +196,7 @@ pub fn start_payload(
     mem_mb: u32,
     extra_user_data: &str,
 ) -> Vec<u8> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/payloads/start_legacy.yaml");
+    let p = repo_file("examples/payloads/start_legacy.yaml");
     let text = std::fs::read_to_string(p).unwrap();
     let mut text = text
         .replace("d7d86208-b46c-4465-9018-fe14087d415f", id)
@@ -235,14 +219,12 @@ pub fn start_payload(
     text.into_bytes()
 }
 
-pub fn cmd(kind: &str, id: &str) -> Vec<u8> {
-    format!("{kind}:\n  instance_uuid: {id}\n  workload_agent_uuid: 4cb19522-1e18-439a-883a-f9b2a3a95f5e\n").into_bytes()
-}
-
 /// A launcher running real qemu VMs against an in-process SSNTP server.
 /// Drops the launcher first, then every qemu under its data root (by
 /// PID), then the temporary directory.
 pub struct VmNode {
+    /// The `ciao-launcher` binary (the test's `CARGO_BIN_EXE_ciao-launcher`).
+    bin: String,
     pub launcher: Option<Proc>,
     pub server: TestServer,
     pub certs: CertSet,
@@ -262,16 +244,23 @@ impl Drop for VmNode {
 }
 
 impl VmNode {
-    /// A node with the guest as backing image `GUEST_IMAGE`; `extra` flags
-    /// after the defaults (`-qemu-virtualisation software`, ...).
-    pub fn new(tag: &str, guest: &Path, extra: &[&str], path_prefix: Option<PathBuf>) -> VmNode {
+    /// A node running the launcher `bin` with the guest as backing image
+    /// `GUEST_IMAGE`; `extra` flags after the defaults
+    /// (`-qemu-virtualisation software`, ...).
+    pub fn new(
+        bin: &str,
+        tag: &str,
+        guest: &Path,
+        extra: &[&str],
+        path_prefix: Option<PathBuf>,
+    ) -> VmNode {
         // A short path: the QMP socket path must stay under 108 bytes.
         let _ = tag;
         let tmp = loop {
             let p = std::env::temp_dir().join(format!(
                 "cq{}-{}",
                 std::process::id(),
-                rand_u32() % 100000
+                rand_u64() % 100000
             ));
             if std::fs::create_dir(&p).is_ok() {
                 break TempDir(p);
@@ -285,6 +274,7 @@ impl VmNode {
         std::fs::create_dir_all(data.join("images")).unwrap();
         std::os::unix::fs::symlink(guest, data.join("images").join(GUEST_IMAGE)).unwrap();
         let mut n = VmNode {
+            bin: bin.to_string(),
             launcher: None,
             server,
             certs,
@@ -315,7 +305,7 @@ impl VmNode {
             .path()
             .join(format!("launcher-{}.log", self.starts));
         let f = std::fs::File::create(&log).unwrap();
-        let mut c = Command::new(LAUNCHER);
+        let mut c = Command::new(&self.bin);
         c.args(&args)
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
@@ -451,11 +441,4 @@ impl VmNode {
         }
         self.server.expect_disconnect(LONG);
     }
-}
-
-fn rand_u32() -> u32 {
-    let mut b = [0u8; 4];
-    let _ = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
-    u32::from_le_bytes(b)
 }

@@ -19,9 +19,7 @@
 //! generators would "fix". [`CertSpec`] also makes the certificates negative
 //! tests need: expired, no role, another role, another CA.
 //!
-//! Used by `tests/` (`mod common;`) and by `examples/ciao-cert.rs`
-//! (`#[path = ...] mod certgen;`).
-#![allow(dead_code)]
+//! Used by `tests/` and by `examples/ciao-cert.rs`.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;

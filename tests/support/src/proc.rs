@@ -101,7 +101,8 @@ impl Drop for TempDir {
     }
 }
 
-fn rand_u64() -> u64 {
+/// 64 random bits, for unique names.
+pub(crate) fn rand_u64() -> u64 {
     let mut b = [0u8; 8];
     let _ = std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b));
