@@ -58,7 +58,7 @@ pub enum IoOp {
     /// pidfd; [`Input::Gone`] when it ends (at once if it is already gone).
     Watch { key: Key<Res>, pid: u32 },
     /// Send a signal through the pidfd of a watched process or a child.
-    Signal { key: Key<Res>, signal: i32 },
+    Signal { key: Key<Res>, signal: Signal },
     /// Stop watching a process (it keeps running).
     Unwatch { key: Key<Res> },
     /// Connect a Unix stream socket (QMP, docker); [`Input::Connected`] or
@@ -119,6 +119,15 @@ pub enum FileAction {
     /// Remove a directory tree without crossing into another file system
     /// (a mount inside is left alone and reported); a missing one is fine.
     RemoveTree { path: PathBuf },
+}
+
+/// The signals a core may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM: please end (qemu quits cleanly on it).
+    Term,
+    /// SIGKILL.
+    Kill,
 }
 
 /// Why a file operation failed.

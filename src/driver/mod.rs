@@ -17,7 +17,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use effect::{Effect, FileAction, FileError, FileOp, Input, IoOp, Outgoing, Routed, TimerOp};
+pub use effect::{
+    Effect, FileAction, FileError, FileOp, Input, IoOp, Outgoing, Routed, Signal, TimerOp,
+};
 pub use jobs::{Jobs, Turn};
 pub use keys::{InstanceKey, Job, Key, Res, Timer};
 pub use sim::Simulated;
@@ -131,7 +133,7 @@ impl<'a> Cx<'a> {
     }
 
     /// Signals a child or a watched process.
-    pub fn signal(&mut self, res: Res, signal: i32) {
+    pub fn signal(&mut self, res: Res, signal: Signal) {
         let key = self.key(res);
         self.effects.push(Effect::Io(IoOp::Signal { key, signal }));
     }

@@ -18,7 +18,7 @@ use mio::net::UnixStream;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use crate::driver::{Input, IoOp, Key, Res, Routed};
+use crate::driver::{Input, IoOp, Key, Res, Routed, Signal};
 use crate::sys::child::{self, Child, SpawnOptions};
 use crate::sys::pidfd;
 
@@ -200,7 +200,11 @@ impl Io {
         ));
     }
 
-    fn signal(&mut self, key: &Key<Res>, signal: i32) {
+    fn signal(&mut self, key: &Key<Res>, signal: Signal) {
+        let signal = match signal {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        };
         let res = self
             .by_key
             .get(key)

@@ -126,7 +126,11 @@ mod tests {
         t.cancel(&"b");
         t.cancel(&"never armed");
         assert_eq!(t.len(), 1);
-        assert_eq!(t.earliest(), Some(ms(50)), "the moved timer, not the old one");
+        assert_eq!(
+            t.earliest(),
+            Some(ms(50)),
+            "the moved timer, not the old one"
+        );
         assert!(
             t.expired(ms(40)).is_empty(),
             "superseded and cancelled never fire"

@@ -2,7 +2,6 @@
 //! `8-4-4-4-12` hex in payloads and files.
 
 use std::fmt;
-use std::io::Read;
 
 /// A 16-byte UUID.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -31,10 +30,7 @@ impl Uuid {
     /// A random version-4 UUID from the kernel's random source.
     pub fn random() -> Uuid {
         let mut b = [0u8; 16];
-        if std::fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut b))
-            .is_err()
-        {
+        if crate::sys::random::fill(&mut b).is_err() {
             // Fallback: time and pid mixed; only reached without /dev/urandom.
             let t = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod mem;
 pub mod pidfd;
 pub mod procfs;
+pub mod random;
 pub mod resolve;
 pub mod signals;
 pub mod uuidstore;

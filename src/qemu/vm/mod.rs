@@ -34,7 +34,7 @@ use super::cmdline;
 use super::cpu::{CpuMeter, CPU_MIN_WINDOW};
 use super::qmp::Qmp;
 use super::settings::Shared;
-use crate::driver::{Cx, Driver, Input, Job, Outcome, Res, Timer, Usage};
+use crate::driver::{Cx, Driver, Input, Job, Outcome, Res, Signal, Timer, Usage};
 use crate::payloads::{InstanceConfig, StartFailureReason};
 use start::Ended;
 
@@ -140,7 +140,7 @@ impl QemuDriver {
     /// START failed: the preparation's tools are stopped.
     fn fail(&mut self, cx: &mut Cx, reason: StartFailureReason, detail: String) {
         for res in [Res::ImageInfo, Res::ImageCreate, Res::ConfigDrive] {
-            cx.signal(res, libc::SIGKILL);
+            cx.signal(res, Signal::Kill);
         }
         self.phase = Phase::Idle;
         cx.outcome(Outcome::StartFailed { reason, detail });

@@ -4,7 +4,7 @@
 use log::{debug, error, info, warn};
 
 use super::{Phase, Purpose, QemuDriver, Step};
-use crate::driver::{Cx, Job, Outcome, Res, Timer};
+use crate::driver::{Cx, Job, Outcome, Res, Signal, Timer};
 use crate::payloads::StartFailureReason;
 use crate::qemu::cmdline;
 
@@ -47,7 +47,7 @@ impl QemuDriver {
             | Phase::Clearing
             | Phase::Launching => {
                 for res in START_TOOLS {
-                    cx.signal(res, libc::SIGKILL);
+                    cx.signal(res, Signal::Kill);
                 }
                 self.launch_argv = None;
                 self.phase = Phase::Idle;
@@ -61,7 +61,7 @@ impl QemuDriver {
     /// is killed first and `Destroyed` waits for its end.
     pub(super) fn teardown(&mut self, cx: &mut Cx) {
         for res in START_TOOLS.into_iter().chain([Res::CpuProbe]) {
-            cx.signal(res, libc::SIGKILL);
+            cx.signal(res, Signal::Kill);
         }
         if std::mem::take(&mut self.probing) {
             // The probe killed here decides nothing: its waiters are told,
@@ -164,7 +164,7 @@ impl QemuDriver {
                     "{}: QMP is not available: sending SIGTERM (qemu quits on it)",
                     cx.inst
                 );
-                cx.signal(Res::Process, libc::SIGTERM);
+                cx.signal(Res::Process, Signal::Term);
             }
         }
         let t = self.shared.borrow().settings.kill_deadline;
@@ -192,7 +192,7 @@ impl QemuDriver {
     }
 
     pub(super) fn kill(&self, cx: &mut Cx) {
-        cx.signal(Res::Process, libc::SIGKILL);
+        cx.signal(Res::Process, Signal::Kill);
     }
 
     /// The pidfd reported the VM process gone.

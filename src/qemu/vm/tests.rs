@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::monitor::QMP_ATTEMPTS;
 use super::*;
 use crate::driver::{
-    Effect, FileAction, FileError, FileOp, InstanceKey, IoOp, Jobs, Routed, TimerOp,
+    Effect, FileAction, FileError, FileOp, InstanceKey, IoOp, Jobs, Routed, Signal, TimerOp,
 };
 use crate::payloads::{default_meta_data, FwType};
 use crate::qemu::cmdline::{Accel, Launch};
@@ -400,7 +400,7 @@ fn cancelled(e: &[Effect], timer: Timer) -> bool {
         .any(|x| matches!(x, Effect::Timer(TimerOp::Cancel { key }) if key.what == timer))
 }
 
-fn signals(e: &[Effect]) -> Vec<(Res, i32)> {
+fn signals(e: &[Effect]) -> Vec<(Res, Signal)> {
     e.iter()
         .filter_map(|x| match x {
             Effect::Io(IoOp::Signal { key, signal }) => Some((key.what, *signal)),
@@ -497,7 +497,7 @@ fn stop_escalates_quit_then_kill() {
     assert!(writes(&e)[0].contains("\"quit\""));
     // quit's reply times out (10 s) before the stop step timer: kill.
     let (e2, _) = t.fire(&e, Timer::VmQmp);
-    assert_eq!(signals(&e2), vec![(Res::Process, libc::SIGKILL)]);
+    assert_eq!(signals(&e2), vec![(Res::Process, Signal::Kill)]);
     let (_, o) = t.gone();
     assert_eq!(o, vec![Outcome::Exited]);
 }
@@ -533,9 +533,9 @@ fn stop_without_qmp_uses_signals() {
     let (_, o) = t.input(Input::Closed { res: Res::Qmp });
     assert!(o.is_empty());
     let (e, _) = t.call(|d, cx| d.stop(cx, false));
-    assert_eq!(signals(&e), vec![(Res::Process, libc::SIGTERM)]);
+    assert_eq!(signals(&e), vec![(Res::Process, Signal::Term)]);
     let (e, _) = t.fire(&e, Timer::VmStop);
-    assert_eq!(signals(&e), vec![(Res::Process, libc::SIGKILL)]);
+    assert_eq!(signals(&e), vec![(Res::Process, Signal::Kill)]);
     let (_, o) = t.fire(&e, Timer::VmStop);
     assert_eq!(
         o,
@@ -579,7 +579,7 @@ fn tool_failures() {
     assert_eq!(reason, StartFailureReason::ImageFailure);
     assert!(detail.contains("no space"), "{detail}");
     assert!(
-        signals(&e).contains(&(Res::ImageInfo, libc::SIGKILL)),
+        signals(&e).contains(&(Res::ImageInfo, Signal::Kill)),
         "the other tool is stopped"
     );
     assert!(
@@ -609,7 +609,7 @@ fn config_drive_file_failure() {
     let (reason, detail) = start_failure(&o);
     assert_eq!(reason, StartFailureReason::ImageFailure);
     assert!(detail.contains("No space left"), "{detail}");
-    assert!(signals(&e).contains(&(Res::ImageInfo, libc::SIGKILL)));
+    assert!(signals(&e).contains(&(Res::ImageInfo, Signal::Kill)));
     // The other file's answer comes late: no xorriso.
     let (e, o) = t.file_ok(Res::ConfigFile(1));
     assert!(e.is_empty() && o.is_empty(), "{e:?} {o:?}");
@@ -735,7 +735,7 @@ fn deleting_the_prober_hands_the_probe_on() {
     assert_eq!(o, vec![Outcome::Exited]);
     let (e, o) = t.call(|d, cx| d.destroy(cx));
     assert_eq!(o, vec![Outcome::Destroyed]);
-    assert!(signals(&e).contains(&(Res::CpuProbe, libc::SIGKILL)));
+    assert!(signals(&e).contains(&(Res::CpuProbe, Signal::Kill)));
     let (e, o) = t.input(probe_ended(libc::SIGKILL, false, b""));
     assert!(e.is_empty() && o.is_empty(), "{e:?} {o:?}");
     assert_eq!(job_notices(&mut t.jobs), vec![(OTHER.to_string(), false)]);
@@ -832,7 +832,7 @@ fn qmp_never_answers_at_start() {
         });
         if !o.is_empty() {
             assert_eq!(start_failure(&o).0, StartFailureReason::LaunchFailure);
-            assert!(signals(&e).contains(&(Res::Process, libc::SIGKILL)));
+            assert!(signals(&e).contains(&(Res::Process, Signal::Kill)));
             return;
         }
         last = e;
