@@ -1,11 +1,18 @@
 //! Golden tests for `ciaolc` and the REST core of `ciao-launcher-server`.
 //!
-//! Every expected text here is copied from spec/test-tools.md (its §2 `^I`
-//! blocks and the §4 transcripts, which show TABs expanded to 8-column stops
-//! as a terminal does); none was produced by this code. The runs go through
-//! the real pieces without sockets: `ciaolc::run` talks through a
-//! `Transport` that calls `testserver::rest::handle` on a `ClientTable` fed
-//! with the frames a launcher sends.
+//! Every expected text here was captured from the original programs (the
+//! exact bytes of their output, written with `^I` for TAB, and transcripts
+//! of terminal sessions, which show TABs expanded to 8-column stops as a
+//! terminal does); none was produced by this code. The runs go through the
+//! real pieces without sockets: `ciaolc::run` talks through a `Transport`
+//! that calls `testserver::rest::handle` on a `ClientTable` fed with the
+//! frames a launcher sends.
+//!
+//! The sessions are numbered after the transcripts they replay: 4.1 the
+//! server alone, 4.2 a launcher connects, 4.3 a full session with the
+//! original launcher in simulation, 4.4 the launcher restarted (recovery
+//! and error paths), 4.5 STOP/RESTART/DELETE, 4.6 the server probed by
+//! scripted SSNTP agents, 4.8 what the original ciaolc sends.
 //!
 //! Where we deliberately differ from the original (docs/compatibility.md),
 //! the test says so and checks our behaviour instead.
@@ -23,7 +30,7 @@ use ciao::testserver::ClientTable;
 // ----------------------------------------------------------------------------
 // Helpers
 
-/// `^I` = TAB, `$` = end of line (the spec's exact-bytes notation).
+/// `^I` = TAB, `$` = end of line (the exact-bytes notation of the captures).
 fn caret(s: &str) -> String {
     s.lines()
         .map(|l| l.strip_suffix('$').unwrap_or(l).replace("^I", "\t") + "\n")
@@ -193,14 +200,14 @@ fn transcript(t: &mut dyn Transport, text: &str) {
 }
 
 // ----------------------------------------------------------------------------
-// Documents from the spec
+// Documents served by the original server
 
 const L: &str = "0203f0c8-8697-4e91-8530-5ced39822978";
 const A: &str = "aaaaaaaa-0000-0000-0000-000000000001";
 const B: &str = "bbbbbbbb-0000-0000-0000-000000000002";
 const D7: &str = "d7d86208-b46c-4465-9018-fe14087d415f";
 
-/// §1.8.3 (also what §4.2's `curl /status` shows).
+/// A STATUS document (what `curl /status` showed in session 4.2).
 const STATUS_42: &str = "node_uuid: 0203f0c8-8697-4e91-8530-5ced39822978
 mem_total_mb: 24105
 mem_available_mb: 23740
@@ -210,7 +217,7 @@ load: 1
 cpus_online: 2
 ";
 
-/// §4.2 `curl /stats`.
+/// Session 4.2, `curl /stats`.
 const STATS_42: &str = "node_uuid: 0203f0c8-8697-4e91-8530-5ced39822978
 status: READY
 mem_total_mb: 24105
@@ -224,7 +231,7 @@ networks: []
 instances: []
 ";
 
-/// §1.8.2, the `/stats` document of §4.3.
+/// The `/stats` document of session 4.3.
 const STATS_43: &str = "node_uuid: 0203f0c8-8697-4e91-8530-5ced39822978
 status: READY
 mem_total_mb: 24105
@@ -254,7 +261,8 @@ instances:
   volumes: []
 ";
 
-/// §4.6 `curl /stats` after the probe's STATS (one network, four instances).
+/// Session 4.6, `curl /stats` after the probe's STATS (one network, four
+/// instances).
 const STATS_46: &str = "node_uuid: aaaaaaaa-0000-0000-0000-000000000001
 status: FULL
 mem_total_mb: 1000
@@ -306,7 +314,7 @@ instances:
 ";
 
 /// A STATS built from the values `ciaolc` printed (for runs whose document
-/// the spec shows only through ciaolc's output).
+/// was captured only through ciaolc's output).
 #[allow(clippy::too_many_arguments)]
 fn stats_doc(
     mem_avail: i64,
@@ -332,7 +340,7 @@ fn stats_doc(
 const C67: &str = "67d86208-b46c-4465-9018-e14087d415f";
 
 // ----------------------------------------------------------------------------
-// §2.6–2.8: the formatters, exact bytes
+// The formatters, exact bytes
 
 #[test]
 fn istats_table_bytes() {
@@ -416,8 +424,8 @@ CpusOnline:^I 2$"
     );
 }
 
-/// §4.8: canned STATS documents with the values the spec describes; the
-/// outputs are the spec's exact bytes (including cells of exactly 8
+/// Session 4.8: canned STATS documents with the values used against the
+/// original; the outputs are the original's exact bytes (including cells of exactly 8
 /// characters that run into the next column).
 #[test]
 fn canned_stats_bytes() {
@@ -542,7 +550,7 @@ Instances:^I 1 (1 running 0 exited 0 pending)$"
 }
 
 // ----------------------------------------------------------------------------
-// §4: sessions replayed through the REST core
+// Sessions replayed through the REST core
 
 #[test]
 fn session_4_2_and_4_3() {
@@ -759,7 +767,7 @@ $ ciaolc drain
 
 [exit 0]",
     );
-    // The curl checks of §4.4.
+    // The curl checks of session 4.4.
     let get = |s: &mut Server, target: &str| {
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
         String::from_utf8(
@@ -1151,7 +1159,7 @@ $ ciaolc stop -client bbbbbbbb-0000-0000-0000-000000000002 inst-1
 
 #[test]
 fn error_answers_fail_with_a_message() {
-    // §4.1: no launcher connected. The original exited 0 for drain and the
+    // Session 4.1: no launcher connected. The original exited 0 for drain and the
     // POST commands and printed YAML decoding errors for the rest (C2).
     let mut s = Server::default();
     transcript(&mut s, "$ ciaolc clients\n[exit 0]");
@@ -1226,7 +1234,7 @@ fn unreachable_server() {
 }
 
 // ----------------------------------------------------------------------------
-// §4.8: what ciaolc sends, canned answers, argument errors
+// Session 4.8: what ciaolc sends, canned answers, argument errors
 
 #[test]
 fn requests_sent() {

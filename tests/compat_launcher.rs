@@ -124,7 +124,7 @@ fn state_of(s: &Stat, id: &str) -> Option<String> {
         .map(|i| i.state.clone())
 }
 
-/// ssntp.md §6.2 / launcher.md §1.3 step 4 and §10 item 28: the original
+/// S6.2.6 and L28 in docs/compatibility.md: the original
 /// exits (status 0) when CONNECTED carries no cluster configuration or an
 /// unreadable one; ours logs an error and serves without memory/disk
 /// limits.
@@ -161,12 +161,12 @@ fn missing_or_invalid_cluster_configuration_runs_without_limits() {
     }
 }
 
-/// design.md decision 3 (payloads.md §14 first bullet): STATS every
-/// `--stats-interval` (here an hour), and a STATS within 100 ms of any
-/// instance state change, without waiting for the tick. Also
-/// networking-storage B23 and `-network`: networking is not implemented,
-/// `-network` (default true) behaves as `-network=false`: STATS carry an
-/// empty host name and no NICs.
+/// O3 and P14.1 in docs/compatibility.md (the reporting cadence of
+/// docs/architecture.md): STATS every `--stats-interval` (here an hour),
+/// and a STATS within 100 ms of any instance state change, without waiting
+/// for the tick. Also B23 and O12 (`-network`): networking is not
+/// implemented, `-network` (default true) behaves as `-network=false`:
+/// STATS carry an empty host name and no NICs.
 #[test]
 fn a_state_change_is_reported_without_waiting_for_the_tick() {
     let n = Node::new(
@@ -232,9 +232,10 @@ impl Watch {
     }
 }
 
-/// design.md decision 3: a STATUS goes out at once whenever READY/FULL
-/// flips, so every STATS agrees with the STATUS before it (the original
-/// only sent STATUS on its timer, after a launch and after a delete).
+/// O3 in docs/compatibility.md: a STATUS goes out at once whenever
+/// READY/FULL flips, so every STATS agrees with the STATUS before it (the
+/// original only sent STATUS on its timer, after a launch and after a
+/// delete).
 ///
 /// Simulated instances use a tenth of their memory once active and none
 /// when pending or stopped, so an instance sized to leave about 750 MB
@@ -304,9 +305,10 @@ fn status_is_sent_at_once_when_ready_full_flips() {
     );
 }
 
-/// launcher.md §10 item 36: recovery runs before the first connection, so
-/// the very first STATS after a restart already lists every instance in
-/// its final state (the original recovered only after connecting).
+/// L36 in docs/compatibility.md: recovery runs before the first
+/// connection, so the very first STATS after a restart already lists every
+/// instance in its final state (the original recovered only after
+/// connecting).
 #[test]
 fn the_first_stats_after_a_restart_lists_the_recovered_instances() {
     let mut n = Node::new(
@@ -352,7 +354,7 @@ fn the_first_stats_after_a_restart_lists_the_recovered_instances() {
             Some("exited".into())
         ]
     );
-    // launcher.md §10 item 32 (kept): an exited instance reports -1 for
+    // L32 (kept): an exited instance reports -1 for
     // memory and CPU.
     let exited = stat
         .instances
@@ -362,9 +364,10 @@ fn the_first_stats_after_a_restart_lists_the_recovered_instances() {
     assert_eq!((exited.memory_usage_mb, exited.cpu_usage), (-1, -1));
 }
 
-/// launcher.md §1.6: SIGINT and SIGHUP shut down like SIGTERM: the SSNTP
-/// connection is closed, instances keep running, exit status 0 (the
-/// original could panic on a second signal or a missed 1 s deadline).
+/// L27 and O6 in docs/compatibility.md: SIGINT and SIGHUP shut down like
+/// SIGTERM: the SSNTP connection is closed, instances keep running, exit
+/// status 0 (the original could panic on a second signal or a missed 1 s
+/// deadline).
 #[test]
 fn sigint_and_sighup_shut_down_like_sigterm() {
     let mut n = Node::new(
@@ -396,7 +399,7 @@ fn run(args: &[&str], dir: &Path) -> std::process::Output {
         .unwrap()
 }
 
-/// launcher.md §1.8 and §10 item 28: exit statuses. Help is status 0 on
+/// L28 and O7 in docs/compatibility.md: exit statuses. Help is status 0 on
 /// standard output; a bad flag 2; every fatal start-up problem 1 with one
 /// line on stderr (the original exited 0 for several of them).
 #[test]

@@ -30,7 +30,7 @@ fn args(certs: &CertSet, tmp: &TempDir, rest: SocketAddr) -> Vec<String> {
     ]
 }
 
-/// test-tools.md §5 D9: when the REST listener cannot be opened the
+/// D9 in docs/compatibility.md: when the REST listener cannot be opened the
 /// original hung (ignoring SIGTERM). Ours prints the original's message and
 /// exits 1.
 #[test]

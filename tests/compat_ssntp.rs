@@ -96,7 +96,7 @@ fn expect_connected(server: &TestServer, within: Duration) -> Uuid {
     }
 }
 
-/// ssntp.md §6.2 step 2–3 and §6.4 ("Our product"): the original had no
+/// S6.2.1 in docs/compatibility.md: the original had no
 /// deadline on the TCP connect, the TLS handshake or the wait for
 /// CONNECTED. Ours gives up each attempt after `--connect-timeout` and
 /// dials again, so a server that accepts and then says nothing cannot hang
@@ -142,8 +142,7 @@ fn every_handshake_step_has_a_deadline() {
     drop((silent_tcp, silent_tls));
 }
 
-/// ssntp.md §6.2 step 4 ("Our product") and §14 "client retries after
-/// ConnectionFailure": the Go client abandons every dial after a refused
+/// S6.2.2, S6.2.3 and S14.9 in docs/compatibility.md: the Go client abandons every dial after a refused
 /// handshake (a bug for ConnectionFailure, by design for
 /// ConnectionAborted), leaving the launcher idle for ever. Ours retries
 /// after ConnectionFailure with the normal back-off, and after
@@ -185,8 +184,8 @@ fn refused_handshakes_are_retried_never_abandoned() {
     assert!(log.contains("retrying slowly"), "{log}");
 }
 
-/// ssntp.md §6.2 step 7 and §10 "malformed gob after the handshake": the
-/// Go client reconnects without closing the broken connection (a leak).
+/// S6.2.5 and S10.2 in docs/compatibility.md (malformed gob after the
+/// handshake): the Go client reconnects without closing the broken connection (a leak).
 /// Ours closes it first, then dials again at once with the same UUID.
 #[test]
 fn a_malformed_frame_closes_the_connection_before_reconnecting() {
@@ -238,7 +237,7 @@ fn a_malformed_frame_closes_the_connection_before_reconnecting() {
     );
 }
 
-/// ssntp.md §6.3 step 10: the Go server removes a session by UUID when a
+/// S6.3.2 in docs/compatibility.md: the Go server removes a session by UUID when a
 /// connection ends, even if a newer connection with the same UUID replaced
 /// it, which makes the live client unreachable. Ours only removes its own
 /// session.

@@ -216,7 +216,8 @@ fn every_simulation_error_reason_and_the_launcher_keeps_serving() {
     };
 
     // START
-    // `start:` alone on its line opens the start block (payloads.md §3.2).
+    // `start:` alone on its line opens the start block (the original's
+    // splitter, `payloads::split`).
     n.send(
         Command::Start,
         b"start:\n  instance_uuid: [unclosed\n".to_vec(),

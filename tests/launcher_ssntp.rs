@@ -220,7 +220,8 @@ fn disk_limit_from_the_cluster_configuration_decides_full() {
     connected(&server);
     let (_, status) = server.expect_frame(LONG, "STATUS", |f| matches!(f.op, Op::Status(_)));
     let node = node_figures(&data.join("instances"));
-    // launcher.md §6.4: FULL when disk limiting is on and < 80000 MB remain.
+    // As the original: FULL when disk limiting is on and < 80000 MB remain
+    // (`capacity::DISK_HWM`).
     let want_full = node.disk_available < 80_000;
     assert_eq!(
         status.op == Op::Status(Status::Full),

@@ -1,7 +1,9 @@
 //! Payload golden data: the START splitter vectors produced by running the original splitter
-//! (tests/data/payloads/start_split_vectors.json, a copy of shared/spec/), the original's
-//! example payloads (copies of its tests/examples), and the "received" examples of
-//! payloads.md, all through the public parsers.
+//! (tests/data/payloads/start_split_vectors.json), the original's example payloads (copies
+//! of its tests/examples), START payloads in the form the original controller generates
+//! (accepted by the original's parser), and the payloads the original launcher sends
+//! (byte-identical after a round trip through its Go types and yaml.v2), all through the
+//! public parsers.
 
 use ciao::payloads::{self, FwType, StartFailureReason, VmType};
 use serde::Deserialize;
@@ -175,7 +177,7 @@ fn original_example_files() {
     assert_eq!(e.reason_str(), "invalid_data");
 }
 
-/// payloads.md §3.1: what the original controller produces for a compute-node VM.
+/// What the original controller produces for a compute-node VM.
 const CONTROLLER_VM: &str = "---
 start:
   tenant_uuid: 67d86208-d46c-4465-9018-fe14087d415f
@@ -219,7 +221,7 @@ runcmd:
 ...
 ";
 
-/// payloads.md §3.9: a CNCI.
+/// The original controller's START of a CNCI.
 const CONTROLLER_CNCI: &str = "---
 start:
   tenant_uuid: 67d86208-d46c-4465-9018-fe14087d415f
@@ -264,7 +266,7 @@ runcmd:
 ...
 ";
 
-/// payloads.md §3.9: a docker container as the controller sends it.
+/// A docker container as the original controller sends it.
 const CONTROLLER_DOCKER: &str = "---
 start:
   tenant_uuid: 67d86208-d46c-4465-9018-fe14087d415f
@@ -306,7 +308,7 @@ runcmd:
 ...
 ";
 
-/// payloads.md §3.9: a VM booting from a volume, single document.
+/// A VM booting from a volume, single document, as the original controller sends it.
 const VOLUME_BOOT: &str = "start:
   instance_uuid: d7d86208-b46c-4465-9018-ee14087d415f
   tenant_uuid: 67d86208-d46c-4465-9018-fe14087d415f
@@ -404,7 +406,7 @@ fn spec_received_command_examples() {
     );
 }
 
-/// Every `<!-- check: send-... -->` block of payloads.md (copied to tests/data/payloads/),
+/// Every `send-*.yaml` payload in tests/data/payloads/ (byte for byte what the original emits),
 /// decoded with the receive-side parser and re-encoded: the bytes must come back unchanged.
 #[test]
 fn spec_sent_examples_byte_for_byte() {

@@ -80,7 +80,7 @@ fn legacy_vm_lifecycle() {
         i.memory_usage_mb
     );
     let pid = qemu::qemu_pid(&n.data, A).expect("pidfile");
-    // The files of the spec.
+    // The files of an instance directory (docs/qemu.md).
     let dir = n.instance_dir(A);
     for f in [
         "image.qcow2",

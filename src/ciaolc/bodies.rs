@@ -1,6 +1,6 @@
 //! The request bodies `ciaolc` builds for `stop`, `restart`, `delete`,
-//! `attach` and `detach`: byte for byte what the original sent
-//! (test-tools.md §2.9, captured in §4.8), every key of the Go struct
+//! `attach` and `detach`: byte for byte what the original sent (captured
+//! from it), every key of the Go struct
 //! present, the arguments quoted by yaml.v2 rules (`1234` becomes `"1234"`).
 
 use crate::payloads::{to_yaml, Node};
@@ -84,7 +84,7 @@ pub fn detach(x: &str, v: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    // Lengths captured from the original (test-tools.md §4.8).
+    // Lengths captured from the original.
     #[test]
     fn sizes_match_the_original() {
         assert_eq!(stop("1234").len(), 56);
@@ -95,7 +95,7 @@ mod tests {
         assert_eq!(detach("inst", "vol").len(), 82);
     }
 
-    // test-tools.md §2.9, with X = 1234.
+    // The original's body for `ciaolc restart 1234`.
     #[test]
     fn exact_restart_body() {
         let want = "restart:

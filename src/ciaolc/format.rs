@@ -1,7 +1,7 @@
-//! The output layouts of `ciaolc` (test-tools.md §2.6–2.8): the `istats`
+//! The output layouts of `ciaolc` (the original's): the `istats`
 //! table, the `stats` block and the `status` block, aligned by Go's
 //! tabwriter rules. Pure functions from documents to text, so the golden
-//! tests feed them the documents of the spec's transcripts.
+//! tests feed them the documents of transcripts of the original.
 
 use std::fmt::Write as _;
 

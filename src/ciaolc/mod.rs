@@ -2,7 +2,7 @@
 //!
 //! Command names, per-command flags, flag-set names, the stop-at-first-
 //! positional rule, the request paths and bodies, and the output layouts are
-//! the original's (test-tools.md §2), so scripts keep working. What differs
+//! the original's, so scripts keep working. What differs
 //! on purpose (docs/compatibility.md): `-server` works, every failure (an
 //! HTTP error answer, an unreachable server) is a message on stderr and a
 //! non-zero exit status, and `stats` prints its block even when the node has
@@ -24,9 +24,9 @@ use client::{Request, Response, TcpTransport, Transport};
 /// Default server address.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:9000";
 
-/// The usage text of the original, byte for byte (test-tools.md §2.1; it
-/// does not list `clients` and `instances`, defect C7, kept because it is
-/// pinned by the spec; ciaolc(1) documents every command).
+/// The usage text of the original, byte for byte (it does not list
+/// `clients` and `instances`: C7 in docs/compatibility.md, kept so that
+/// the text stays the original's; ciaolc(1) documents every command).
 pub const USAGE: &str = "ciaolc is a command line tool for testing ciao-launcher
 
 Usage:

@@ -4,9 +4,9 @@
 //!
 //! Exact bytes matter because scripts parse `ciaolc istats` output, so this is
 //! a faithful transcription of Go's column-block algorithm rather than a
-//! "pretty table" printer. Consequence worth knowing (test-tools.md §2.5): a
-//! cell whose width is already a multiple of 8 gets no TAB at all and runs into
-//! the next column.
+//! "pretty table" printer. Consequence worth knowing (C9 in
+//! docs/compatibility.md): a cell whose width is already a multiple of 8 gets
+//! no TAB at all and runs into the next column.
 
 /// Width of a TAB stop in the output (Go's `tabwidth` argument).
 const TAB_WIDTH: usize = 8;

@@ -1,6 +1,6 @@
 //! The Docker Engine API calls the launcher makes, as data: which method and
 //! path, which body, which deadline; and what the answers mean. Pure: no
-//! sockets, no clocks (launcher.md §5.2, design decision 10).
+//! sockets, no clocks (the calls are listed in `docs/docker.md`).
 //!
 //! Paths here have no version prefix; [`Api::prefix`] adds the negotiated
 //! one when the request is written.
@@ -131,9 +131,9 @@ pub struct Req {
     pub unversioned: bool,
 }
 
-/// Deadline of an ordinary request (design decision 15).
+/// Deadline of an ordinary request (long polls and pulls have their own).
 pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
-/// Deadline of a stats sample (launcher.md §6.3).
+/// Deadline of a stats sample (the original's too).
 pub const STATS_DEADLINE: Duration = Duration::from_secs(5);
 /// Deadline of a whole image pull.
 pub const PULL_DEADLINE: Duration = Duration::from_secs(600);
@@ -322,13 +322,14 @@ pub fn valid_id(id: &str) -> bool {
         && id.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
 }
 
-/// The label that names a container's instance (design decision 10).
+/// The label that names a container's instance, so that recovery does not
+/// depend on the `docker-id` file alone.
 pub const LABEL_INSTANCE: &str = "ciao.instance-uuid";
 /// The label that names the launcher's instances directory, so that two
 /// launchers sharing a dockerd never mistake each other's containers.
 pub const LABEL_INSTANCES_DIR: &str = "ciao.instances-dir";
 
-/// What the create body is made of (launcher.md §5.3).
+/// What the create body is made of (`docs/docker.md`, "The container").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CreateSpec {
     pub instance_uuid: String,
@@ -520,7 +521,7 @@ pub struct Stats {
 }
 
 impl Stats {
-    /// Memory in MiB (cgroup usage, page cache included: launcher.md §5.7).
+    /// Memory in MiB (cgroup usage, page cache included, as the original).
     pub fn memory_mb(&self) -> Option<i64> {
         let u = self.memory_stats.as_ref()?.usage?;
         i64::try_from(u >> 20).ok()
@@ -582,8 +583,7 @@ impl PullLine {
 }
 
 /// CPU use in percent between two samples, normalised per vCPU as the
-/// original (launcher.md §6.2): integer arithmetic, divided by `cpus` when
-/// there are several.
+/// original: integer arithmetic, divided by `cpus` when there are several.
 pub fn cpu_percent(prev_ns: u64, now_ns: u64, wall: Duration, cpus: i64) -> i64 {
     let wall_ns = wall.as_nanos();
     if wall_ns == 0 || now_ns < prev_ns {

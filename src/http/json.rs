@@ -1,7 +1,7 @@
-//! JSON without a JSON crate (design decision 13): a small writer for what
-//! we send (docker create bodies, QMP commands), `serde_yaml` for what we
-//! receive (JSON is, nearly, YAML), and a line splitter for the streams of
-//! JSON values that docker and QMP send.
+//! JSON without a JSON crate (the runtime crates are the README's short
+//! list): a small writer for what we send (docker create bodies, QMP
+//! commands), `serde_yaml` for what we receive (JSON is, nearly, YAML), and
+//! a line splitter for the streams of JSON values that docker and QMP send.
 //!
 //! Known gap of reading JSON as YAML: `\u` escapes of UTF-16 surrogate
 //! pairs (`"\ud83d\ude00"`, how some encoders write characters outside the

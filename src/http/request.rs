@@ -546,7 +546,7 @@ mod tests {
         one(input).map(|_| 200).unwrap_or_else(|e| e.status())
     }
 
-    /// The exact bytes the original ciaolc sends (test-tools.md §4.8).
+    /// The exact bytes the original ciaolc sends (captured from it).
     const CIAOLC_GET: &[u8] = b"GET /instances?client=abc&filter=active HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUser-Agent: Go-http-client/1.1\r\nAccept-Encoding: gzip\r\n\r\n";
     const CIAOLC_POST: &[u8] = b"POST /stop HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nUser-Agent: Go-http-client/1.1\r\nContent-Length: 56\r\nContent-Type: text/yaml\r\nAccept-Encoding: gzip\r\n\r\nstop:\n  instance_uuid: \"1234\"\n  workload_agent_uuid: \"\"\n";
 

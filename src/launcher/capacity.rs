@@ -1,5 +1,5 @@
 //! Capacity accounting: READY or FULL, and START admission
-//! (`spec/launcher.md` §6.4), as a pure calculation.
+//! (the original's rules), as a pure calculation.
 //!
 //! Differences from the original (docs/compatibility.md, launcher defect 19):
 //! every admission is subtracted from the available figures at once, so a

@@ -2,10 +2,10 @@
 //! signalfd and the timers, feeds the instance [`Manager`] and executes
 //! what it asks for.
 //!
-//! Start-up order (design decision 14): flags, signals blocked, logging,
-//! single-instance lock, open-file limit, directories, certificates, node
-//! UUID, recovery of every instance; then the loop, whose first act is to
-//! connect. Every fatal start-up problem exits non-zero with one clear line.
+//! Start-up order: flags, signals blocked, logging, single-instance lock,
+//! open-file limit, directories, certificates, node UUID, recovery of every
+//! instance; then the loop, whose first act is to connect (recovery before
+//! the first connection: docs/architecture.md, "Decisions"). Every fatal start-up problem exits non-zero with one clear line.
 
 use std::ffi::OsString;
 use std::os::fd::AsRawFd;
@@ -502,7 +502,8 @@ impl Daemon {
             .manager
             .ready(node.mem_available_mb, node.disk_available_mb, now);
         if self.last_ready != Some(ready) {
-            // READY/FULL flipped: say so at once (design decision 3).
+            // READY/FULL flipped: say so at once (docs/architecture.md,
+            // reporting cadence).
             self.send_status(node, now);
         }
         let stat = payloads::Stat {
@@ -606,7 +607,7 @@ fn make_client(cfg: &LauncherConfig) -> Result<(Client, Uuid, u32, Option<Flock>
     Ok((client, node_uuid, own_role, uuid_lock))
 }
 
-/// The TraceReport payload for traced START frames (`spec/ssntp.md` §9.4):
+/// The TraceReport payload for traced START frames (as the original sends it):
 /// the launcher appends itself as the last node, with its receive time.
 fn trace_report(frames: &[Frame], own: Uuid, own_role: u32) -> String {
     let ts = |t: &Option<frame::GoTime>| t.as_ref().map(|t| t.rfc3339_nano()).unwrap_or_default();

@@ -4,7 +4,8 @@
 //!
 //! Commands to one instance run one at a time in arrival order; different
 //! instances progress independently (a slow START never delays another
-//! instance's STOP — launcher defect 1). START admission happens at
+//! instance's STOP — launcher defect 1; "launcher defect N" is LN in
+//! docs/compatibility.md). START admission happens at
 //! dispatch, synchronously, as in the original; everything else is decided
 //! when the command reaches the head of its instance's queue, so the
 //! answer reflects the commands before it.
@@ -400,7 +401,7 @@ impl Manager {
             self.enqueue(id, Cmd::Start(Box::new(cmd), trace), now);
             return;
         }
-        // Admission, synchronously at dispatch (launcher.md §2.2).
+        // Admission, synchronously at dispatch (as the original).
         if let Err(why) =
             self.capacity
                 .admit(&self.limits, self.instances.len(), resources(&cmd.instance))
@@ -433,7 +434,8 @@ impl Manager {
             }
             return;
         };
-        // A DELETE behind a graceful STOP escalates it (design decision 8).
+        // A DELETE behind a graceful STOP escalates it (docs/architecture.md,
+        // "stops are graceful, deletes are not").
         if matches!(cmd, Cmd::Delete) && inst.op == Some(Op::Stop) && inst.pending.is_none() {
             info!("DELETE of {id} escalates its graceful stop");
             self.drive(&id, now, |d, cx| d.stop(cx, true));
@@ -784,7 +786,8 @@ impl Manager {
                     }
                     _ => {
                         // Failed before the launch: the instance goes away
-                        // again, without InstanceDeleted (payloads.md §3.7).
+                        // again, without InstanceDeleted, as in the
+                        // original (L4 in docs/compatibility.md).
                         let queued: Vec<Cmd> = inst.queue.drain(..).collect();
                         self.remove_dir(id);
                         self.fail_start(id, reason);
@@ -954,7 +957,7 @@ fn resources(c: &InstanceConfig) -> Resources {
     }
 }
 /// Pins the instance-management fixes listed in docs/compatibility.md
-/// (launcher.md §10 items 1–5, 7, 17–19; payloads.md §13 traps 14 and 16).
+/// (L1–L5, L7, L17–L19, P13.14 and P13.16 there).
 /// A scripted driver makes every step wait for a timer the test fires, so
 /// commands can be interleaved with unfinished operations at will.
 #[cfg(test)]
@@ -1363,9 +1366,10 @@ mod tests {
         assert_eq!(f.took_log(), ["start aa01 restart=false"]);
     }
 
-    /// Launcher defect 7 (and the generation rule of design.md): an answer
-    /// that arrives for an instance deleted and re-created meanwhile is
-    /// recognised and dropped; it never reaches the new instance.
+    /// Launcher defect 7 (and the generation every key carries:
+    /// docs/architecture.md): an answer that arrives for an instance
+    /// deleted and re-created meanwhile is recognised and dropped; it never
+    /// reaches the new instance.
     #[test]
     fn defect_7_late_answers_for_a_previous_generation_are_dropped() {
         let mut f = fx("d7", no_limits());
@@ -1383,11 +1387,11 @@ mod tests {
         assert_eq!(f.state("aa01"), Some("active"));
     }
 
-    /// Launcher defect 17, networking-storage B11 and B12, payloads.md
-    /// trap 14: volume errors name the instance and the volume in the right
-    /// fields, `no_instance` is sent for an unknown instance, and volume
-    /// commands are never met with silence (no volume support:
-    /// `not_supported`). Failures on receipt carry empty ids.
+    /// L17, B11, B12 and P13.14 in docs/compatibility.md: volume errors
+    /// name the instance and the volume in the right fields, `no_instance`
+    /// is sent for an unknown instance, and volume commands are never met
+    /// with silence (no volume support: `not_supported`). Failures on
+    /// receipt carry empty ids.
     #[test]
     fn defect_17_volume_errors_have_the_right_ids_and_no_instance() {
         let mut f = fx("d17", no_limits());
@@ -1533,7 +1537,7 @@ mod tests {
     }
 
     /// A START that fails at the launch keeps the instance, reported
-    /// exited; RESTART boots it (payloads.md §3.7, kept).
+    /// exited; RESTART boots it (as the original).
     #[test]
     fn launch_failure_keeps_the_instance() {
         let mut f = fx("lf", no_limits());
@@ -1550,8 +1554,9 @@ mod tests {
             .contains_key(&f.root.join("aa01").join("instance.yaml")));
     }
 
-    /// Design decision 8: a DELETE queued behind a graceful STOP escalates
-    /// it at once; the instance's files go only after it has exited.
+    /// Stops are graceful, deletes are not (docs/architecture.md): a DELETE
+    /// queued behind a graceful STOP escalates it at once; the instance's
+    /// files go only after it has exited.
     #[test]
     fn delete_escalates_a_graceful_stop() {
         let mut f = fx("esc", no_limits());
@@ -1573,7 +1578,7 @@ mod tests {
 
     /// Commands a launcher does not handle (EVACUATE, CONFIGURE, unknown
     /// operands) are logged and ignored: no answer, no effect
-    /// (ssntp.md §10 "unknown operand").
+    /// (S10.5 in docs/compatibility.md).
     #[test]
     fn unhandled_and_unknown_command_operands_are_ignored() {
         let mut f = fx("unk", no_limits());
@@ -1584,8 +1589,8 @@ mod tests {
         assert!(f.m.is_empty());
     }
 
-    /// payloads.md trap 16: STATS list the instances in one stable order
-    /// (by id), whatever the order they were started in.
+    /// P13.16 in docs/compatibility.md: STATS list the instances in one
+    /// stable order (by id), whatever the order they were started in.
     #[test]
     fn stats_list_instances_in_a_stable_order() {
         let mut f = fx("order", no_limits());
@@ -1600,9 +1605,9 @@ mod tests {
         assert_eq!(ids, ["aa01", "bb02", "cc03"]);
     }
 
-    /// Design decision 3 at the manager: a launch asks for a STATUS (the
-    /// original's), every state change for a STATS, a completed DELETE for
-    /// a STATUS.
+    /// The reporting cadence (docs/architecture.md) at the manager: a launch
+    /// asks for a STATUS (the original's), every state change for a STATS, a
+    /// completed DELETE for a STATUS.
     #[test]
     fn state_changes_ask_for_reports() {
         let mut f = fx("wants", no_limits());

@@ -1,4 +1,4 @@
-//! Node statistics for STATS (launcher.md §6.1), exactly as the original
+//! Node statistics for STATUS and STATS, exactly as the original
 //! computes them: memory in 2^20-byte MB, disk in 10^6-byte MB, -1 for a
 //! figure that cannot be read.
 //!

@@ -1,4 +1,4 @@
-//! What a container takes from the START user-data and meta-data (payloads.md §3.3): qemu
+//! What a container takes from the START user-data and meta-data: qemu
 //! instances get both parts verbatim on a config drive, containers get a command and a host
 //! name read out of them.
 

@@ -1,4 +1,4 @@
-//! STOP, RESTART, DELETE, ATTACH_VOLUME and DETACH_VOLUME payloads (payloads.md §4–8).
+//! STOP, RESTART, DELETE, ATTACH_VOLUME and DETACH_VOLUME payloads.
 //!
 //! Each parser decodes the whole schema the original decodes (a value of the wrong kind in a
 //! field the launcher ignores still makes the payload `invalid_payload`), then checks the ids

@@ -1,5 +1,5 @@
-//! The cluster configuration (`configure:` document) carried by CONNECTED and CONFIGURE
-//! (payloads.md §9.1, ssntp.md §8, test-tools.md §1.4).
+//! The cluster configuration (`configure:` document, ciao's `configuration.yaml`) carried by
+//! CONNECTED and CONFIGURE.
 //!
 //! Launcher side: [`ClusterConfig::parse`] decodes without defaults (absent booleans are
 //! false), like the original's client library. Server side: [`Configure::parse_with_defaults`]
@@ -109,7 +109,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl Configure {
-    /// The ciao defaults the server starts from (ssntp.md §8).
+    /// The ciao defaults the server starts from (those of the original server).
     pub fn server_defaults() -> Self {
         Configure {
             controller: ControllerConfig {
@@ -396,7 +396,7 @@ mod tests {
         };
         let y = cfg.to_yaml();
         assert_eq!(y, OBSERVED);
-        assert_eq!(y.len(), 509, "ssntp.md §8 observed a 509-byte payload");
+        assert_eq!(y.len(), 509, "the original server sent a 509-byte payload");
         assert!(cfg.configure().validate().is_ok());
         let d = default_server_configuration();
         assert!(d.contains("storage_uri: file:///etc/ciao/configuration.yaml\n"));

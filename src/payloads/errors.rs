@@ -1,4 +1,4 @@
-//! ERROR payloads (payloads.md §12): failure reasons and the flat documents carrying them.
+//! ERROR payloads: failure reasons and the flat documents carrying them.
 //!
 //! Each reason enum's `as_str()` is the wire text and `text()` the description the Go
 //! payloads package associates with it. Receivers treat reasons as an open set, so the
@@ -193,7 +193,7 @@ impl<R: Reason> Failure<R> {
 /// An Attach/DetachVolumeFailure payload: `instance_uuid`, `volume_uuid`, `reason`.
 ///
 /// The original put the volume id in `instance_uuid` and vice versa for most
-/// DetachVolumeFailures (payloads.md §8); we always send them the right way round.
+/// DetachVolumeFailures (L17 in docs/compatibility.md); we always send them the right way round.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeFailure<R> {
     pub instance_uuid: String,

@@ -1,4 +1,4 @@
-//! EVENT payloads the launcher sends (payloads.md §11): InstanceDeleted, TenantAdded,
+//! EVENT payloads the launcher sends: InstanceDeleted, TenantAdded,
 //! TenantRemoved and TraceReport.
 
 use super::lenient::{self, lenient_struct, DecodeError};

@@ -1,5 +1,4 @@
-//! Identifier and address checks applied to payload fields (payloads.md §2.3, §3.4.2, §3.5;
-//! design.md decision 12).
+//! Identifier and address checks applied to payload fields (docs/architecture.md, "Safety").
 //!
 //! Instance and volume ids become directory names and command-line arguments, so they are
 //! checked before anything uses them; MAC, IP and CIDR parsing follows Go's `net` package
@@ -100,7 +99,7 @@ pub fn to_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
     }
 }
 
-/// The SSH port reported for an instance (payloads.md §3.5): 0 for network-node instances
+/// The SSH port reported for an instance, as the original computes it: 0 for network-node instances
 /// and for a private IP that is empty or not IPv4, else 33000 + 256 × third octet + fourth
 /// octet, and 0 when that reaches 65535.
 pub fn ssh_port(private_ip: &str, network_node: bool) -> u16 {

@@ -1,7 +1,8 @@
 //! yaml.v2-compatible decoding on top of `serde_yaml`.
 //!
 //! The Go peers decode every payload with yaml.v2 into fixed structs; serde_yaml's typed
-//! decoding differs in ways that turn payloads Go accepts into errors (payloads.md §2.1, §13).
+//! decoding differs in ways that turn payloads Go accepts into errors (P13.4–P13.11 in
+//! docs/compatibility.md).
 //! This module keeps serde_yaml's parser (both are ports of libyaml, so they accept the same
 //! syntax) but replaces the *decoding* with hand-written visitors that follow yaml.v2:
 //!

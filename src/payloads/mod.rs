@@ -1,5 +1,6 @@
 //! Payloads: the YAML documents carried by SSNTP frames, read and written the way the
-//! original Go launcher (gopkg.in/yaml.v2) reads and writes them (spec: payloads.md).
+//! original Go launcher (gopkg.in/yaml.v2) reads and writes them (the traps P13.x in
+//! docs/compatibility.md).
 //!
 //! Sub-modules:
 //!

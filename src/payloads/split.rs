@@ -1,9 +1,9 @@
-//! The START payload splitter (payloads.md §3.2), byte for byte as the original.
+//! The START payload splitter, byte for byte as the original.
 //!
 //! A START payload is a stream of up to three documents: the start section, the cloud-init
 //! user-data and the meta-data. The original does not parse the stream as YAML (user-data may
 //! not be YAML at all); it cuts it into lines and documents textually and assigns the parts by
-//! rules that `shared/spec/start_split_vectors.json` pins down. Works on bytes: nothing here
+//! rules that `tests/data/payloads/start_split_vectors.json` pins down. Works on bytes: nothing here
 //! requires UTF-8.
 
 /// The three parts of a START payload, each `\n`-terminated line by line, markers removed.

@@ -1,7 +1,7 @@
-//! START (COMMAND operand 1): splitting, decoding and validation (payloads.md §3), and the
+//! START (COMMAND operand 1): splitting, decoding and validation, and the
 //! instance configuration the launcher keeps.
 //!
-//! The original checks a START in this order (§3.7); the first failure is reported:
+//! The original checks a START in this order; the first failure is reported:
 //!
 //! | # | check | reason | id sent | here |
 //! |---|---|---|---|---|
@@ -198,7 +198,7 @@ pub struct InstanceConfig {
     /// A non-zero `network_node` resource: a CNCI.
     pub network_node: bool,
     pub network: NetworkConfig,
-    /// SSH port reported in STATS (payloads.md §3.5).
+    /// SSH port reported in STATS (`ident::ssh_port`).
     pub ssh_port: u16,
     /// Volumes from `storage`, then attached later; detached ones removed.
     pub volumes: Vec<VolumeConfig>,
@@ -301,7 +301,8 @@ impl fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// Splits and decodes a START payload and runs the checks done on receipt (§3.7 steps 1–5).
+/// Splits and decodes a START payload and runs the checks done on receipt (steps 1–5 of the
+/// module's table).
 /// Never panics, whatever the input.
 pub fn parse_start(payload: &[u8]) -> Result<StartCommand, StartError> {
     use StartFailureReason::{InvalidData, InvalidPayload};
@@ -409,7 +410,7 @@ pub fn parse_start(payload: &[u8]) -> Result<StartCommand, StartError> {
 
 impl StartCommand {
     /// Step 9: there is something to boot. A VM's image name must also be one safe file name
-    /// (design decision 12: the original let `../` through into a path).
+    /// (O20 in docs/compatibility.md: the original let `../` through into a path).
     pub fn check_image(&self) -> Result<(), StartError> {
         let cfg = &self.instance;
         if cfg.image().is_empty() && !cfg.has_boot_volume() {

@@ -1,4 +1,4 @@
-//! READY status and STATS command payloads (payloads.md §10), sent by the launcher and
+//! READY status and STATS command payloads, sent by the launcher and
 //! decoded by the test server.
 
 use super::lenient::{self, lenient_struct, DecodeError};
@@ -329,7 +329,7 @@ instances: []
 
     #[test]
     fn stats_normalised_like_the_test_server() {
-        // Unknown key dropped, missing volumes become [] (test-tools.md 1.5 / 4.6).
+        // Unknown key dropped, missing volumes become [] (as the original server stores it).
         let s = Stat::parse(
             b"node_uuid: x\nbogus: 1\ninstances:\n- instance_uuid: a\n  state: active\n",
         )

@@ -1,6 +1,6 @@
 //! Argument vectors of every program the qemu driver runs (pure):
-//! `qemu-img info` / `create` (`spec/launcher.md` §4.2, §4.4), `xorriso`
-//! (§4.3), the CPU probe and the VM itself (§4.5, design decision 9).
+//! `qemu-img info` / `create`, `xorriso`, the CPU probe and the VM itself
+//! (each step is described in `docs/qemu.md`).
 //! Nothing here passes through a shell; paths come from validated ids.
 
 use std::ffi::{OsStr, OsString};
@@ -33,7 +33,7 @@ pub enum Accel {
     /// TCG: no accelerator or CPU arguments (qemu's defaults).
     Software,
     /// KVM with a CPU model: `Some("host")`, or `None` for qemu's default
-    /// model (where `-cpu host` fails, launcher.md §4.12).
+    /// model (where `-cpu host` fails: some hosts abort on an MSR it sets).
     Kvm { cpu: Option<String> },
 }
 
@@ -93,7 +93,7 @@ fn cat(parts: &[&OsStr]) -> OsString {
     s
 }
 
-/// The qemu command line of launcher.md §4.5 with our additions
+/// The original's qemu command line with our additions
 /// (`-pidfile`, serial console log, probed CPU; networking off: user-mode
 /// NIC). The EFI firmware is `-bios <ovmf>`; `None` for an EFI instance is
 /// the caller's error to report.
@@ -172,7 +172,7 @@ pub fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
 
 /// True when `/proc/PID/cmdline` (split) is a qemu started for `dir`: it
 /// names our pidfile and our QMP socket (guards against PID reuse before a
-/// pidfile is trusted, launcher.md Appendix A).
+/// pidfile is trusted).
 pub fn cmdline_matches(args: &[String], dir: &Path) -> bool {
     let pid = in_dir(dir, PIDFILE);
     let pid = pid.to_string_lossy();
@@ -199,9 +199,10 @@ pub fn image_info_argv(backing: &Path) -> Vec<OsString> {
 }
 
 /// `qemu-img create -f qcow2 -F <fmt> -b <backing> <D>/image.qcow2`: the
-/// backing format is explicit (QEMU ≥ 6.1 refuses to guess, launcher.md
-/// §4.4) and given with `-F`/`-b` so no comma in a path needs escaping;
-/// no size, so the overlay takes the backing image's.
+/// backing format is explicit (QEMU ≥ 6.1 refuses to guess; launcher
+/// defect 22 in docs/compatibility.md) and given with `-F`/`-b` so no comma
+/// in a path needs escaping; no size, so the overlay takes the backing
+/// image's.
 pub fn image_create_argv(backing: &Path, format: &str, dir: &Path) -> Vec<OsString> {
     vec![
         QEMU_IMG.into(),
@@ -235,7 +236,7 @@ pub fn iso_argv(dir: &Path) -> Vec<OsString> {
 /// A short-lived qemu that shows whether `-enable-kvm -cpu <cpu>` can run
 /// a vCPU here: it is killed at its deadline if it is still running (the
 /// model works); it exits at once with an error where the model aborts
-/// (launcher.md §4.12).
+/// (on some hosts `-cpu host` aborts on an MSR it cannot set).
 pub fn cpu_probe_argv(cpu: &str) -> Vec<OsString> {
     [
         QEMU,

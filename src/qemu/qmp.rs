@@ -1,17 +1,18 @@
-//! A sans-IO QMP client (QEMU Machine Protocol, `spec/launcher.md` §4.8):
-//! bytes in, [`QmpEvent`]s out, bytes to write collected for the shell.
+//! A sans-IO QMP client (QEMU Machine Protocol): bytes in, [`QmpEvent`]s
+//! out, bytes to write collected for the shell.
 //!
 //! The session reads the greeting, negotiates capabilities
 //! (`qmp_capabilities`), then sends commands with numeric ids, each with a
 //! deadline, and reports replies, errors, deadline expiries and
 //! asynchronous events (`SHUTDOWN`, `POWERDOWN`, `STOP`, `RESET`,
 //! `DEVICE_DELETED`, ...). Unlike the original's library it never waits
-//! for ever (launcher defect 8), matches replies by id instead of by queue
-//! position (so several commands may be in flight; defect 31 cannot
-//! happen), and a line it cannot parse is reported and skipped, never fatal.
+//! for ever (launcher defect 8 in docs/compatibility.md), matches replies
+//! by id instead of by queue position (so several commands may be in
+//! flight; launcher defect 31 cannot happen), and a line it cannot parse is
+//! reported and skipped, never fatal.
 //!
-//! JSON comes in through [`crate::http::json::parse_json`] (design decision
-//! 13); what goes out is fixed text plus numeric ids.
+//! JSON comes in through [`crate::http::json::parse_json`] (no JSON crate);
+//! what goes out is fixed text plus numeric ids.
 
 use std::collections::VecDeque;
 use std::fmt;

@@ -1,12 +1,13 @@
 //! A small DER walk over X.509 certificates, and a PEM reader.
 //!
 //! rustls does not parse certificates for its users, and the design keeps X.509
-//! crates out of the runtime (design.md decision 2), so this module reads the
-//! few fields SSNTP needs straight from the DER: the ciao role OIDs in the
-//! extended key usage (a node's own role and the role check of the peer), the
-//! CA flag, the validity period (the anchor-as-leaf path of the client verifier
-//! bypasses webpki and checks dates itself), the SANs (the launcher's server
-//! address list, spec §1.1) and the raw subject/issuer names.
+//! crates out of the runtime (see the README's list of runtime crates), so this
+//! module reads the few fields SSNTP needs straight from the DER: the ciao role
+//! OIDs in the extended key usage (a node's own role and the role check of the
+//! peer), the CA flag, the validity period (the anchor-as-leaf path of the
+//! client verifier bypasses webpki and checks dates itself), the SANs (the
+//! launcher's server address list, `tls::server_addresses`) and the raw
+//! subject/issuer names.
 //!
 //! The walk never recurses beyond the fixed depth of the certificate structure,
 //! never indexes out of bounds and never panics, whatever the input: every read

@@ -2,10 +2,11 @@
 //! dial every server address in turn, TLS, CONNECT/CONNECTED, frames, and
 //! reconnection with the original's randomised back-off. It never gives up.
 //!
-//! Back-off (`spec/ssntp.md` §6.2): after a round in which every address
-//! failed, sleep a uniform 1..=cap seconds with cap cycling 5, 10, 20, 40.
-//! Failures the original treats as final (role mismatch, ConnectionAborted)
-//! are logged as errors and retried at the longest interval.
+//! Back-off (the original's, S6.2.4 in docs/compatibility.md): after a
+//! round in which every address failed, sleep a uniform 1..=cap seconds
+//! with cap cycling 5, 10, 20, 40. Failures the original treats as final
+//! (role mismatch, ConnectionAborted) are logged as errors and retried at
+//! the longest interval (S6.2.3).
 //!
 //! Name resolution never blocks the loop. IP literals and `localhost` are
 //! used as they are. Other names are looked up by [`Resolver`] on its helper
@@ -39,7 +40,7 @@ use crate::sys::resolve::{Lookup, Resolver};
 
 /// Back-off caps in seconds, cycled per round.
 const BACKOFF_CAPS: [u64; 4] = [5, 10, 20, 40];
-/// Write deadline for frames (`spec/ssntp.md` §6.4).
+/// Write deadline for frames (the original's, both sides).
 const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How the client connects.
@@ -585,7 +586,7 @@ mod tests {
         )
     }
 
-    /// ssntp.md §6.2: the back-off caps cycle 5, 10, 20, 40 s (a uniform
+    /// As the original, the back-off caps cycle 5, 10, 20, 40 s (a uniform
     /// 1..=cap); after a refusal the original treats as final
     /// (ConnectionAborted, role mismatch) the client keeps retrying every
     /// 40 s instead of giving up.

@@ -1,4 +1,4 @@
-//! The subset of Go's `encoding/gob` that SSNTP speaks (`spec/ssntp.md` §3).
+//! The subset of Go's `encoding/gob` that SSNTP speaks.
 //!
 //! A gob stream is a sequence of messages, each `uint length` + body. A body
 //! starts with a signed type id: negative ids carry a type definition
@@ -28,7 +28,8 @@ use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
 
-/// Default cap on one gob message (design.md decision 1).
+/// Default cap on one gob message (`--max-message-size`; Go allows 8 GiB:
+/// S10.8 in docs/compatibility.md).
 pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 /// Deepest nesting of composite values (struct, slice, array, map) accepted.
 pub const MAX_DEPTH: usize = 32;
@@ -39,7 +40,7 @@ pub const MAX_DEFINITION_BYTES: usize = 256 << 10;
 /// Longest encoding of a uint: the count byte and 8 value bytes.
 pub const MAX_UINT_LEN: usize = 9;
 
-/// Built-in type ids (§3.2).
+/// Built-in type ids (Go's).
 pub const BOOL: i32 = 1;
 pub const INT: i32 = 2;
 pub const UINT: i32 = 3;
@@ -52,7 +53,7 @@ pub const INTERFACE: i32 = 8;
 pub const FIRST_USER_ID: i32 = 64;
 
 /// Why gob data was rejected. After any of these the stream is unusable:
-/// the connection must be closed (`spec/ssntp.md` §6.5).
+/// the connection must be closed (as Go does after any decoding error).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GobError {
     /// A value, or a message's length prefix, runs past the available data.
@@ -110,7 +111,7 @@ pub enum GobError {
     },
     /// A known field whose value does not fit its Go type (e.g. Major 300).
     OutOfRange { field: &'static str, value: u64 },
-    /// A malformed `time.Time` (§3.7).
+    /// A malformed `time.Time` (Go's `GobEncoder` form: see `frame::gotime`).
     BadTime(&'static str),
 }
 
@@ -193,7 +194,7 @@ impl std::error::Error for GobError {}
 pub type Result<T> = std::result::Result<T, GobError>;
 
 // ---------------------------------------------------------------------------
-// Primitives (§3.1)
+// Primitives
 
 /// Appends `v` as a gob uint.
 pub fn put_uint(out: &mut Vec<u8>, v: u64) {
@@ -314,7 +315,7 @@ impl<'a> Reader<'a> {
 }
 
 // ---------------------------------------------------------------------------
-// Type definitions (§3.4)
+// Type definitions (`wireType`)
 
 /// One field of a struct definition: its name and its type id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -779,7 +780,7 @@ impl Types {
 }
 
 // ---------------------------------------------------------------------------
-// Messages over a byte stream (§3.2)
+// Messages over a byte stream
 
 /// Splits a byte stream into length-prefixed messages, holding at most one
 /// incomplete message (whose declared length was checked against the cap

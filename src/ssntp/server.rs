@@ -21,7 +21,7 @@ use super::session::{Session, SessionEvent};
 use super::stream::{ReadState, TlsStream};
 use super::uuid::Uuid;
 
-/// Write deadline for frames (`spec/ssntp.md` §6.4).
+/// Write deadline for frames (the original's, both sides).
 const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 /// How many connection slots one server may hold.
 const MAX_SLOTS: usize = 1 << 20;

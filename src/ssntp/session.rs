@@ -2,7 +2,7 @@
 //! and frame exchange over plaintext bytes (rustls lives in the shell).
 //!
 //! Each session owns a fresh gob [`Decoder`] and [`Encoder`] (type
-//! definitions are per connection, `spec/ssntp.md` §3). The shell feeds
+//! definitions are per connection, as in Go). The shell feeds
 //! received plaintext with `receive`, takes bytes to send with
 //! `take_output`, and acts on the returned events.
 
@@ -127,7 +127,8 @@ pub struct Session {
 
 impl Session {
     /// A client session; CONNECT is queued at once (and nothing else may be
-    /// sent before CONNECTED arrives, `spec/ssntp.md` §6.3).
+    /// sent before CONNECTED arrives: the original server loses bytes
+    /// pipelined after CONNECT, S6.3.1 in docs/compatibility.md).
     pub fn client(own_uuid: Uuid, own_role: u32, peer_cert_roles: u32, max_msg: usize) -> Self {
         let mut s = Session::new(Side::Client, own_uuid, own_role, peer_cert_roles, max_msg);
         let connect = ConnectFrame {
@@ -506,8 +507,8 @@ mod tests {
         );
     }
 
-    /// ssntp.md §10 "Source < 16 bytes" (Go panics): the server answers
-    /// ConnectionFailure and closes.
+    /// S10.3 in docs/compatibility.md (a `Source` shorter than 16 bytes
+    /// panics Go): the server answers ConnectionFailure and closes.
     #[test]
     fn connect_without_a_16_byte_source_gets_connection_failure() {
         let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
@@ -538,8 +539,8 @@ mod tests {
         ));
     }
 
-    /// ssntp.md §10 "Source < 16 bytes" on the client: a CONNECTED without
-    /// a full source UUID is a failed handshake (retried), not a crash.
+    /// S10.3 on the client: a CONNECTED without a full source UUID is a
+    /// failed handshake (retried), not a crash.
     #[test]
     fn connected_without_a_16_byte_source_fails_the_handshake() {
         let (mut c, _) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
@@ -566,7 +567,7 @@ mod tests {
         assert!(!c.is_open());
     }
 
-    /// ssntp.md §10: unknown operands, a wrong PayloadLength and unexpected
+    /// S10.5–S10.7: unknown operands, a wrong PayloadLength and unexpected
     /// Major/Minor values are not checked; the gob length of the payload is
     /// what counts, and the trace bit is only a bit.
     #[test]
@@ -601,7 +602,7 @@ mod tests {
         assert!(c.is_open());
     }
 
-    /// ssntp.md §10 "malformed gob after the handshake": the session ends
+    /// S10.2, malformed gob after the handshake: the session ends
     /// (the shell closes the socket, the client reconnects); no reply.
     #[test]
     fn garbage_after_the_handshake_ends_the_session_without_a_reply() {
@@ -624,7 +625,7 @@ mod tests {
         assert!(c.is_done() && !c.has_output());
     }
 
-    /// ssntp.md §6.3 / §14 "pipelining after CONNECT loses data" in Go:
+    /// S6.3.1 / S14.13, pipelining after CONNECT loses data in Go:
     /// frames that arrive in the same read as CONNECT are kept.
     #[test]
     fn frames_pipelined_after_connect_are_kept() {
@@ -642,12 +643,11 @@ mod tests {
         );
     }
 
-    /// ssntp.md §6.3 steps 4–5 / §14 "server ignores clients until
-    /// CONNECT": a first message that is not COMMAND/CONNECT is refused
+    /// S14.8, "the server ignores clients until CONNECT" (the original's
+    /// README): a first message that is not COMMAND/CONNECT is refused
     /// with ConnectionFailure when it claims a certified role (Go's order:
     /// role first, then type). A first message without a Role field (a
-    /// plain Frame) claims role 0, which we refuse with ConnectionAborted
-    /// (Go let role 0 through and answered ConnectionFailure).
+    /// plain Frame) gets ConnectionFailure too, as in Go (S2.2.1).
     #[test]
     fn first_message_not_connect() {
         let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);

@@ -1,5 +1,5 @@
 //! TLS for SSNTP: loading ciao certificates and the rustls configurations
-//! with the certificate verifiers ciao certificates need (spec `ssntp.md` §2).
+//! with the certificate verifiers ciao certificates need.
 //!
 //! ciao-cert certificates defeat stock verifiers: they carry
 //! anyExtendedKeyUsage plus ciao role OIDs but no serverAuth/clientAuth, the
@@ -27,11 +27,11 @@
 //!   impersonate one. (Go did not check this; it is stricter by design.)
 //! * the server rejects, during the handshake, a client certificate that carries
 //!   no ciao role OID at all: such a peer could never pass SSNTP's CONNECT role
-//!   check except by claiming role 0, which Go let through (spec §2.2) and we
-//!   do not want to rely on. Which role a client may claim is decided later by
-//!   the SSNTP layer: the claimed CONNECT role must be a subset of the
-//!   certificate's roles ([`crate::ssntp::cert::parse_certificate`] on
-//!   `peer_certificates()[0]`).
+//!   check except by claiming role 0, which Go let through (S2.2.1 in
+//!   docs/compatibility.md) and we do not want to rely on. Which role a client
+//!   may claim is decided later by the SSNTP layer: the claimed CONNECT role
+//!   must be a subset of the certificate's roles
+//!   ([`crate::ssntp::cert::parse_certificate`] on `peer_certificates()[0]`).
 //!
 //! Both rejections abort the handshake with a TLS alert (certificate_unknown),
 //! and the local error names the reason.
@@ -324,7 +324,7 @@ fn webpki_reason(e: &webpki::Error) -> &'static str {
     }
 }
 
-/// One entry of the launcher's server address list (spec §1.1).
+/// One entry of the launcher's server address list (`server_addresses`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerAddr {
     /// A DNS name or an IP literal (IPv6 without brackets).
@@ -354,10 +354,10 @@ impl fmt::Display for ServerAddr {
     }
 }
 
-/// The ordered list of addresses a launcher dials (spec §1.1): every IP SAN of
-/// the **first** PEM block of the CA file (certificate order), then every DNS
-/// SAN of it, then `localhost` (always, even if already listed), each with
-/// port 8888. If the first block is not a readable certificate, only
+/// The ordered list of addresses a launcher dials, as the original builds
+/// it: every IP SAN of the **first** PEM block of the CA file (certificate
+/// order), then every DNS SAN of it, then `localhost` (always, even if
+/// already listed), each with port 8888. If the first block is not a readable certificate, only
 /// `localhost` remains, as in Go.
 ///
 /// Returned as [`ServerAddr`] rather than strings so that the caller gets the
@@ -634,7 +634,8 @@ fn role_names(mask: u32) -> String {
     }
 }
 
-/// The launcher's verifier of the scheduler's certificate (spec §2.5 item 1).
+/// The launcher's verifier of the scheduler's certificate (the client side
+/// of the module documentation).
 #[derive(Debug)]
 struct CiaoServerVerifier {
     trust: Trust,
@@ -689,7 +690,8 @@ impl ServerCertVerifier for CiaoServerVerifier {
     }
 }
 
-/// The server's verifier of client (launcher) certificates (spec §2.5 item 2).
+/// The server's verifier of client (launcher) certificates (the server side
+/// of the module documentation).
 #[derive(Debug)]
 struct CiaoClientVerifier {
     trust: Trust,
@@ -754,8 +756,8 @@ impl ClientCertVerifier for CiaoClientVerifier {
 /// Where the launcher looks for certificates when `-cacert` is not given.
 pub const DEFAULT_PKI_DIR: &str = "/etc/pki/ciao";
 
-/// Certificate discovery of the original (`spec/ssntp.md` §2.4): in `dir`,
-/// in name order, the first file holding a CA certificate is the CA, and
+/// Certificate discovery of the original (S14.11 in docs/compatibility.md):
+/// in `dir`, in name order, the first file holding a CA certificate is the CA, and
 /// the files whose certificate carries the agent or netagent role are the
 /// candidates for this node's certificate. Exactly one candidate is used;
 /// with several, `CAcert-localhost.pem` and `client.pem` must both exist and

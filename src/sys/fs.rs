@@ -1,11 +1,12 @@
 //! File helpers: atomic replacement with batched durability, `syncfs`,
 //! `statfs`, `mkdir -p` and an `rm -rf` that never crosses a mount point.
 //!
-//! Durability (design.md decision 6): a state file is replaced by writing a
-//! temporary file in the same directory and renaming it over the old one, so
-//! a reader sees the old or the new content, never a mix. Syncing each file
-//! would cost one `fsync` per file on the loop; instead the files written in
-//! one loop turn share one `syncfs`. [`WriteBatch`] does that in the order
+//! Durability (docs/architecture.md, "durable before reported"): a state
+//! file is replaced by writing a temporary file in the same directory and
+//! renaming it over the old one, so a reader sees the old or the new
+//! content, never a mix. Syncing each file would cost one `fsync` per file
+//! on the loop; instead the files written in one loop turn share one
+//! `syncfs`. [`WriteBatch`] does that in the order
 //! that keeps the rename crash-safe (data synced before the rename, the
 //! renames synced after): two `syncfs` calls per file system per batch, no
 //! matter how many files. [`write_atomic`] is the unsynced building block
@@ -276,9 +277,9 @@ fn remove_tree(dir: &Path, dev: u64) -> io::Result<()> {
     fs::remove_dir(dir)
 }
 
-/// `rm -rf path` that never crosses a file-system boundary (launcher.md
-/// §10 item 26: the original removed instance directories through mounted
-/// ceph volumes).
+/// `rm -rf path` that never crosses a file-system boundary (launcher defect
+/// 26 in docs/compatibility.md: the original removed instance directories
+/// through mounted ceph volumes).
 ///
 /// Before removing anything it checks the whole tree: if any mount point
 /// (from `/proc/self/mountinfo`, which also catches bind mounts of the same

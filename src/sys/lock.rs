@@ -1,6 +1,6 @@
 //! Advisory whole-file locks (`flock(2)`), as the original used for its
-//! single-instance check (launcher.md §1.4) and its node-UUID file
-//! (ssntp.md §7.2).
+//! single-instance check (one launcher per data root) and its node-UUID
+//! file (see `uuidstore`).
 //!
 //! `flock` locks belong to the open file description, so the lock lives as
 //! long as the [`Flock`] value, is released when it is dropped (or when the

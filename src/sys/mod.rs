@@ -5,9 +5,10 @@
 //! `flock`, `syncfs`, `statfs`, `rlimit`), plus the small `/proc` readers and
 //! file helpers built on them. Each `unsafe` block carries a `// SAFETY:`
 //! comment. Nothing here blocks for long: these are the "fast local
-//! operations" that design.md allows inline on the loop. The one call that
-//! can block for long and has no non-blocking form, `getaddrinfo`, runs on
-//! a helper thread in [`resolve`], which states the rule for such threads.
+//! operations" allowed inline on the loop (docs/architecture.md, "Where I/O
+//! is allowed"). The one call that can block for long and has no
+//! non-blocking form, `getaddrinfo`, runs on a helper thread in
+//! [`resolve`], which states the rule for such threads.
 
 pub mod child;
 pub mod fs;

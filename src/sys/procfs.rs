@@ -1,5 +1,6 @@
-//! Per-process figures from `/proc` (launcher.md §6.2, design.md decision
-//! 11) and the open-file limit (launcher.md §1.3 step 6).
+//! Per-process figures from `/proc` for instance statistics (PSS from
+//! `smaps_rollup`, one cheap read per process; CPU ticks from `stat`) and
+//! the open-file limit the original raised at start-up.
 //!
 //! Each reader is a pure parser over the file's text (tested beside it)
 //! plus a one-line read. The reads are a single small file each, cheap
@@ -69,7 +70,7 @@ pub fn parse_cmdline(bytes: &[u8]) -> Vec<String> {
 
 /// The argument vector of `pid` (empty for a zombie or kernel thread);
 /// `None` when the process does not exist. Used against PID reuse before
-/// trusting an old pidfile (launcher.md Appendix A).
+/// trusting an old pidfile.
 pub fn cmdline(pid: u32) -> Option<Vec<String>> {
     Some(parse_cmdline(
         &fs::read(format!("/proc/{pid}/cmdline")).ok()?,
@@ -77,8 +78,8 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the soft
-/// limit in force afterwards (launcher.md §1.3 step 6; the caller derives
-/// its "file descriptor" capacity as `soft / 5`). If raising fails the old
+/// limit in force afterwards, as the original did at start-up (the caller
+/// derives its "file descriptor" capacity as `soft / 5`). If raising fails the old
 /// soft limit is kept and a warning is logged; if the limit cannot even be
 /// read, `2^31 - 1` is returned, as the original did.
 pub fn raise_nofile_limit() -> u64 {

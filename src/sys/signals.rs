@@ -20,7 +20,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use super::cvt;
 
-/// The signals that mean "shut down" (launcher.md §1.6).
+/// The signals that mean "shut down" (all three, as in the original).
 pub const SHUTDOWN_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// A non-blocking, close-on-exec signalfd for a fixed set of signals, which

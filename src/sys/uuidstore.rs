@@ -1,6 +1,6 @@
-//! The node's persistent SSNTP UUID (ssntp.md §7.2), kept under the data
-//! root instead of the original's fixed `/var/lib/ciao` and `/tmp/lock/ciao`
-//! (design.md decision 5):
+//! The node's persistent SSNTP UUID, kept under the data root instead of
+//! the original's fixed `/var/lib/ciao` and `/tmp/lock/ciao` (O1 in
+//! docs/compatibility.md):
 //!
 //! * UUID file `<root>/local/uuid-storage/role/client/0x<role>`: 36 ASCII
 //!   characters, no newline, mode 0600 (the same format as the Go library,

@@ -1,5 +1,6 @@
 //! The cluster configuration the server hands every launcher in the
-//! CONNECTED frame (test-tools.md §1.4, spec/ssntp.md §8).
+//! CONNECTED frame: ciao's `configuration.yaml` document (see
+//! ciao-launcher-server(8) and `payloads::config`).
 //!
 //! Built from the flags as the original did (ciao defaults, `n/a`
 //! placeholders for the fields validation wants non-empty, the flag values
@@ -92,8 +93,8 @@ mod tests {
         }
     }
 
-    // test-tools.md §1.4, default flags (storage_uri differs: we have no
-    // temporary file; launchers ignore the value).
+    // What the original sent with the default flags (storage_uri differs:
+    // we have no temporary file; launchers ignore the value).
     const DEFAULT_DOC: &str = "configure:
   scheduler:
     storage_uri: file:///etc/ciao/configuration.yaml

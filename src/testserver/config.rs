@@ -1,7 +1,7 @@
 //! Command line of `ciao-launcher-server`.
 //!
 //! Every flag of the original keeps its name, meaning and Go syntax
-//! (test-tools.md §1.2); the new options (`--ssntp-listen`, `--data-root`,
+//! (see ciao-launcher-server(8)); the new options (`--ssntp-listen`, `--data-root`,
 //! `--config`) are GNU-style long options, which the Go parser accepts as
 //! well. Parsing is pure: it returns either a configuration or what to print
 //! and the exit status, so the binary stays a few lines long.
@@ -14,7 +14,7 @@ use crate::cli::{Flag, FlagError, FlagSet, Kind};
 /// Default REST address (loopback only: the API has no authentication).
 pub const DEFAULT_REST: &str = "127.0.0.1:9000";
 /// Default SSNTP address: every interface, port 8888, like the original, so
-/// launchers on other nodes can reach it (design decision 17).
+/// launchers on other nodes can reach it.
 pub const DEFAULT_SSNTP: &str = "0.0.0.0:8888";
 /// Default data root, shared with the launcher's convention.
 pub const DEFAULT_DATA_ROOT: &str = "/var/lib/ciao";

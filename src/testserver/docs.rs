@@ -1,5 +1,5 @@
 //! The YAML documents the test server stores and serves and `ciaolc`
-//! decodes (test-tools.md §1.8). They are the payload types of
+//! decodes (listed in ciao-launcher-server(8)). They are the payload types of
 //! `crate::payloads` (yaml.v2 decoding and emitting); this module only
 //! gathers them and adds the top-level list of strings of `/clients` and
 //! `/instances`.

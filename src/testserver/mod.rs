@@ -5,6 +5,9 @@
 //! frame to send ([`rest`]), the command line ([`config`]) and the cluster
 //! configuration sent in CONNECTED ([`cluster`]). The shell (`shell.rs`) owns
 //! the sockets and the event loop and calls into these.
+//!
+//! "Defect Dn" in comments is the original server's defect Dn of
+//! docs/compatibility.md (section 5.1), which says what we do about it.
 
 pub mod cluster;
 pub mod config;

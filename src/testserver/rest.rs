@@ -1,4 +1,4 @@
-//! The REST API of ciao-launcher-server (test-tools.md §1.7), as a pure
+//! The REST API of ciao-launcher-server (ciao-launcher-server(8)), as a pure
 //! function from a request to a response plus, for POSTs, the SSNTP COMMAND
 //! frame to send. The shell parses HTTP, calls [`handle`], sends the frame
 //! and writes the response; it does not know any endpoint.
@@ -81,7 +81,7 @@ pub struct Command {
     /// COMMAND operand (START, STOP, DELETE, RESTART, AttachVolume,
     /// DetachVolume).
     pub operand: frame::Command,
-    /// The POST body, byte for byte (never validated: test-tools.md §1.7).
+    /// The POST body, byte for byte (never validated, as the original).
     pub payload: Vec<u8>,
 }
 
@@ -254,7 +254,8 @@ mod tests {
         t
     }
 
-    // The probe's STATS with one network and four instances (§4.6).
+    // A STATS with one network and four instances, as a scripted agent sent
+    // it to the original server.
     const PROBE_STATS: &[u8] = b"node_uuid: aaaaaaaa-0000-0000-0000-000000000001
 status: FULL
 mem_total_mb: 1000
@@ -292,7 +293,8 @@ instances:
   state: exit_failed
 ";
 
-    // `curl http://127.0.0.1:9000/stats` after that STATS (§4.6), verbatim.
+    // `curl http://127.0.0.1:9000/stats` of the original after that STATS,
+    // verbatim.
     const PROBE_STATS_SERVED: &str = "node_uuid: aaaaaaaa-0000-0000-0000-000000000001
 status: FULL
 mem_total_mb: 1000
@@ -345,7 +347,7 @@ instances:
 
     #[test]
     fn no_launcher_connected() {
-        // §4.1
+        // The original's answers with no launcher connected.
         let mut t = ClientTable::new();
         let r = get(&mut t, "/clients", "");
         assert_eq!(
@@ -412,7 +414,8 @@ instances:
 
     #[test]
     fn launcher_connected_before_any_report() {
-        // §4.6 "Before A sent anything" and §4.2 list sizes.
+        // The original's answers before the agent sent anything, and the
+        // list sizes it served.
         let mut t = one(A);
         let r = get(&mut t, "/clients", "");
         assert_eq!(text(&r), format!("- {A}\n"));
@@ -427,7 +430,8 @@ instances:
 
     #[test]
     fn stats_and_status_documents() {
-        // §4.2: the documents a fresh launcher reports, with their lengths.
+        // The documents a fresh launcher reports, with the lengths the
+        // original served.
         let mut t = one(L);
         let stats = format!(
             "node_uuid: {L}\nstatus: READY\nmem_total_mb: 24105\nmem_available_mb: 23740\ndisk_total_mb: 270553\ndisk_available_mb: 83969\nload: 1\ncpus_online: 2\nhostname: \"\"\nnetworks: []\ninstances: []\n"
@@ -443,13 +447,14 @@ instances:
         let r = get(&mut t, "/status", "");
         assert_eq!((r.status, text(&r)), (200, status.as_str()));
         assert_eq!(r.body.len(), 162);
-        // After a FULL without payload (§4.6).
+        // After a FULL without payload (the original stores zeros).
         t.on_frame(L, Status::Full, b"");
         assert_eq!(
             text(&get(&mut t, "/status", "")),
             "node_uuid: \"\"\nmem_total_mb: 0\nmem_available_mb: 0\ndisk_total_mb: 0\ndisk_available_mb: 0\nload: 0\ncpus_online: 0\n"
         );
-        // A STATS of only `node_uuid: x` is stored with defaults (§4.6).
+        // A STATS of only `node_uuid: x` is stored with defaults (as the
+        // original).
         t.on_frame(L, frame::Command::Stats, b"node_uuid: x");
         assert_eq!(
             text(&get(&mut t, "/stats", "")),
@@ -518,7 +523,7 @@ instances:
             ErrorCode::RestartFailure,
             b"instance_uuid: d7d86208-b46c-4465-9018-fe14087d415f\nreason: already_running\n",
         );
-        // §1.8.5 "A real drain body".
+        // A drain body captured from the original.
         assert_eq!(
             text(&get(&mut t, "/drain", "")),
             "- instance_uuid: d7d86208-b46c-4465-9018-fe14087d415f\n  reason: already_stopped\n- instance_uuid: d7d86208-b46c-4465-9018-fe14087d415f\n  reason: already_running\n"

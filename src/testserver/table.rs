@@ -1,4 +1,4 @@
-//! The client table of ciao-launcher-server (test-tools.md §1.5): one entry
+//! The client table of ciao-launcher-server: one entry
 //! per connected launcher, keyed by its SSNTP UUID, holding its latest STATS,
 //! its latest STATUS and a queue of events and errors for `/drain`.
 //!
@@ -23,7 +23,7 @@ use crate::ssntp::role;
 /// this. Far above anything a test produces.
 pub const MAX_QUEUED: usize = 100_000;
 
-/// One `/drain` entry (test-tools.md §1.8.5).
+/// One `/drain` entry (see `GET /drain` in ciao-launcher-server(8)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DrainEntry {
     /// EVENT InstanceDeleted.
@@ -186,7 +186,7 @@ impl ClientTable {
         self.index(uuid).map(move |i| &mut self.entries[i])
     }
 
-    /// Client selection of test-tools.md §1.6: with exactly one client an
+    /// Client selection, as the original's: with exactly one client an
     /// empty `client` picks it; otherwise `client` must equal a UUID exactly
     /// (case-sensitive).
     pub fn select(&self, client: &str) -> Option<usize> {
@@ -385,7 +385,7 @@ mod tests {
         ));
     }
 
-    // The sequence agent A sent in test-tools.md §4.6.
+    // The sequence a scripted agent sent to the original server.
     #[test]
     fn events_and_errors_queue_as_in_the_probe() {
         let mut t = table_with(&[A]);
@@ -405,7 +405,7 @@ mod tests {
             t.on_frame(A, op, payload);
         }
         let body = emit_drain(&t.get(A).unwrap().events);
-        // Exact body of the /drain answer in §4.6 (Content-Length: 608).
+        // Exact body of the original's /drain answer (Content-Length: 608).
         let expected = "- tenant_added:
     agent_uuid: a1
     agent_ip: 10.0.0.1

@@ -457,7 +457,8 @@ mod tests {
 
     #[test]
     fn client_understands_an_error_reply_to_connect() {
-        // The Go server answers a bad CONNECT with a Frame (§6.3).
+        // The Go server answers a bad CONNECT with a Frame, not a
+        // ConnectedFrame.
         let mut bytes = frame_defs();
         bytes.extend(aborted_value());
         let c = decode_one(&bytes).unwrap().into_connected();
@@ -566,7 +567,8 @@ mod tests {
 
     #[test]
     fn minimal_definition_with_unknown_field() {
-        // §3.6: {Type, Operand, Bogus string, Payload} as id 100, value 100.
+        // Go matches fields by name: {Type, Operand, Bogus string, Payload}
+        // as id 100, value 100.
         let mut bytes = Vec::new();
         let def = struct_type(
             "Frame",

@@ -1,4 +1,5 @@
-//! SSNTP frames on top of gob (`spec/ssntp.md` §3.5–§5, §9).
+//! SSNTP frames on top of gob: the three frame structs, their types and
+//! operands, and the optional trace section.
 //!
 //! Receiving: a [`Decoder`] per connection direction turns bytes into
 //! [`Decoded`] values. Go decodes each message into a fixed local struct by
@@ -10,10 +11,11 @@
 //! values that fit (a `Major` of 300 is an error, as in Go).
 //!
 //! Sending: an [`Encoder`] per connection direction writes the canonical
-//! definitions of §3.5 byte for byte, each once, before the first value of
-//! its type, and omits zero-valued fields as Go does (§3.3).
+//! type definitions the Go peers send, byte for byte (the tests compare
+//! them with the captured bytes of `vectors.rs`), each once, before the
+//! first value of its type, and omits zero-valued fields as Go does.
 //!
-//! Traces (§9): a trace whose `PathLength` differs from the number of path
+//! Traces: a trace whose `PathLength` differs from the number of path
 //! nodes, or with a node UUID that is not 16 bytes, is **dropped** (logged,
 //! `trace` becomes `None`) while the rest of the frame is kept: Go would
 //! crash on such a trace only when dumping or forwarding it, and the
@@ -37,7 +39,8 @@ pub use encode::Encoder;
 pub use gotime::GoTime;
 pub use operand::{Command, ErrorCode, Event, Op, Status};
 
-/// `Major` bit 7: path tracing is on (§9.2). Receivers use `Major & 0x7f`.
+/// `Major` bit 7: path tracing is on (when a trace is present too).
+/// Receivers use `Major & 0x7f`.
 pub const TRACE_BIT: u8 = 0x80;
 /// Protocol versions this side sends.
 pub const MAJOR_VERSION: u8 = 0;
@@ -62,7 +65,7 @@ pub struct FrameTrace {
     pub path: Vec<TraceNode>,
 }
 
-/// Every frame after the handshake (§4.3).
+/// Every frame after the handshake, both directions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// Protocol major (0) plus [`TRACE_BIT`].
@@ -97,7 +100,7 @@ impl Frame {
     }
 }
 
-/// The client's first message (§4.1).
+/// The client's first message (exactly once).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectFrame {
     pub major: u8,
@@ -108,7 +111,7 @@ pub struct ConnectFrame {
     pub destination: Vec<u8>,
 }
 
-/// The server's reply to CONNECT (§4.2). `PayloadLength` is written as
+/// The server's reply to CONNECT (exactly once). `PayloadLength` is written as
 /// `payload.len()`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectedFrame {

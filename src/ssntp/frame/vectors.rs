@@ -11,7 +11,7 @@ pub(super) fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-// §3.5, verbatim.
+// The type definitions a Go peer sends, verbatim.
 pub(super) const CONNECT_DEF: &str = "
 67 ff 81 03 01 01 0c 43 6f 6e 6e 65 63 74 46 72 61 6d 65 01 ff 82 00 01 07 01 05 4d 61 6a 6f 72
 01 06 00 01 05 4d 69 6e 6f 72 01 06 00 01 04 54 79 70 65 01 06 00 01 07 4f 70 65 72 61 6e 64 01
@@ -63,7 +63,7 @@ pub(super) const SERVER_ARRAY: &str =
     "ff f8 ff ca ff 96 ff d7 ff 91 ff ea 41 ff cd ff b9 24 ff 91 2f 27 08 ff 93 ff d9";
 pub(super) const CONFIG: &[u8] = b"configure:\n  launcher:\n    disk_limit: false\n";
 
-// §4.4
+// Example values, as a Go peer encodes them.
 pub(super) fn connect_value() -> Vec<u8> {
     hex("2b ff 82 02 01 03 14
          01 10 18 1c 83 02 99 22 41 aa af 44 c7 49 80 ca 46 41
@@ -102,7 +102,8 @@ pub(super) fn start_value() -> Vec<u8> {
     v.push(0);
     v
 }
-// §9.3
+// A traced START as the original server sends it with `-trace` (one path
+// node); the Go launcher accepted it.
 pub(super) const T2017: &str = "01 00 00 00 0e d0 13 d6 a0 00 00 00 00 ff ff";
 pub(super) fn traced_start_value() -> Vec<u8> {
     let mut v = hex(&format!(

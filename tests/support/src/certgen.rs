@@ -1,5 +1,6 @@
 //! Test-time certificate generator that reproduces what the original Go
-//! `ciao-cert` makes (spec `ssntp.md` §2.3), byte layout included:
+//! `ciao-cert` makes (checked against its output with openssl), byte layout
+//! included:
 //!
 //! * subject only `O=<org>`; a leaf's issuer is the anchor's subject (so equal
 //!   to its own subject); no AuthorityKeyIdentifier; SubjectKeyIdentifier on
@@ -376,8 +377,8 @@ impl CertSet {
     }
 }
 
-/// What the demo of the spec makes: a scheduler anchor (DNS localhost, IP
-/// 127.0.0.1) and an agent+netagent client, written into `dir`.
+/// The usual test set: a scheduler anchor (DNS localhost, IP 127.0.0.1) and
+/// an agent+netagent client, written into `dir`.
 pub fn make_ciao_certs(dir: &Path, kind: KeyKind) -> CertSet {
     let a = anchor(&CertSpec::new(roles::SCHEDULER, kind).ips(&["127.0.0.1"]));
     let (ca_pem_path, server_pem_path) = write_anchor(dir, "localhost", roles::SCHEDULER, &a);
