@@ -274,6 +274,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(root);
     }
 
+    /// The original's gob `state` file is never read: a directory that
+    /// holds only that is quarantined (reported, never re-adopted) and the
+    /// scan leaves the file where it is.
+    #[test]
+    fn original_gob_state_file_is_quarantined_not_read() {
+        use crate::launcher::state::{Found, STATE_FILE};
+        let root = tmp("gob");
+        std::fs::create_dir_all(root.join("d7d86208")).unwrap();
+        let gob = b"\x3f\xff\x81\x03\x01\x01\x0bvmConfig\x01\xff\x82";
+        std::fs::write(root.join("d7d86208").join("state"), gob).unwrap();
+        let found: Vec<Found> = scan(&root, STATE_FILE)
+            .into_iter()
+            .map(|(id, bytes)| Found::classify(id, bytes))
+            .collect();
+        match &found[..] {
+            [Found::Quarantined(id, why)] => {
+                assert_eq!(id, "d7d86208");
+                assert!(why.contains(STATE_FILE), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            std::fs::read(root.join("d7d86208").join("state")).unwrap(),
+            gob
+        );
+        let _ = std::fs::remove_dir_all(root);
+    }
+
     /// Only direct children of the instances directory whose names are
     /// instance ids are read; nested directories are never scanned.
     #[test]
