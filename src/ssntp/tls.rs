@@ -329,7 +329,7 @@ fn webpki_reason(e: &webpki::Error) -> &'static str {
 pub struct ServerAddr {
     /// A DNS name or an IP literal (IPv6 without brackets).
     pub host: String,
-    /// Always [`SSNTP_PORT`].
+    /// [`SSNTP_PORT`] unless the launcher's `--server` names another.
     pub port: u16,
 }
 
@@ -634,6 +634,34 @@ fn role_names(mask: u32) -> String {
     }
 }
 
+/// The handshake-signature methods that `ServerCertVerifier` and `ClientCertVerifier` both
+/// require: the same for the two verifiers, checked with the algorithms of their [`Trust`].
+macro_rules! signature_checks_by_trust {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.trust.algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.trust.algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.trust.algs.supported_schemes()
+        }
+    };
+}
+
 /// The launcher's verifier of the scheduler's certificate (spec §2.5 item 1).
 #[derive(Debug)]
 struct CiaoServerVerifier {
@@ -666,27 +694,7 @@ impl ServerCertVerifier for CiaoServerVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.trust.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.trust.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.algs.supported_schemes()
-    }
+    signature_checks_by_trust!();
 }
 
 /// The server's verifier of client (launcher) certificates (spec §2.5 item 2).
@@ -728,27 +736,7 @@ impl ClientCertVerifier for CiaoClientVerifier {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.trust.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.trust.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.algs.supported_schemes()
-    }
+    signature_checks_by_trust!();
 }
 
 /// Where the launcher looks for certificates when `-cacert` is not given.
