@@ -634,6 +634,12 @@ fn role_names(mask: u32) -> String {
     }
 }
 
+/// The launcher's verifier of the scheduler's certificate (spec §2.5 item 1).
+#[derive(Debug)]
+struct CiaoServerVerifier {
+    trust: Trust,
+}
+
 /// The handshake-signature methods that `ServerCertVerifier` and `ClientCertVerifier` both
 /// require: the same for the two verifiers, checked with the algorithms of their [`Trust`].
 macro_rules! signature_checks_by_trust {
@@ -660,12 +666,6 @@ macro_rules! signature_checks_by_trust {
             self.trust.algs.supported_schemes()
         }
     };
-}
-
-/// The launcher's verifier of the scheduler's certificate (spec §2.5 item 1).
-#[derive(Debug)]
-struct CiaoServerVerifier {
-    trust: Trust,
 }
 
 impl ServerCertVerifier for CiaoServerVerifier {
