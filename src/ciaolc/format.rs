@@ -32,18 +32,26 @@ pub fn istats(instances: &[InstanceStat]) -> String {
     align(&t)
 }
 
+/// The six node figures, one line each, that `stats` and `status` both print: `$doc` is a
+/// [`Stat`] or a [`Ready`], which name these fields alike.
+macro_rules! figure_lines {
+    ($t:ident, $doc:ident) => {
+        let _ = writeln!($t, "MemTotal:\t {} MB", $doc.mem_total_mb);
+        let _ = writeln!($t, "MemAvailable:\t {} MB", $doc.mem_available_mb);
+        let _ = writeln!($t, "DiskTotal:\t {} MB", $doc.disk_total_mb);
+        let _ = writeln!($t, "DiskAvailable:\t {} MB", $doc.disk_available_mb);
+        let _ = writeln!($t, "Load:\t {}", $doc.load);
+        let _ = writeln!($t, "CpusOnline:\t {}", $doc.cpus_online);
+    };
+}
+
 /// The `stats` node block. Unlike the original (defect C5), it is printed
 /// even when the node has no instances (`Instances: 0 (...)`).
 pub fn stats(s: &Stat) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "NodeUUID:\t {}", s.node_uuid);
     let _ = writeln!(t, "Status:\t {}", s.status);
-    let _ = writeln!(t, "MemTotal:\t {} MB", s.mem_total_mb);
-    let _ = writeln!(t, "MemAvailable:\t {} MB", s.mem_available_mb);
-    let _ = writeln!(t, "DiskTotal:\t {} MB", s.disk_total_mb);
-    let _ = writeln!(t, "DiskAvailable:\t {} MB", s.disk_available_mb);
-    let _ = writeln!(t, "Load:\t {}", s.load);
-    let _ = writeln!(t, "CpusOnline:\t {}", s.cpus_online);
+    figure_lines!(t, s);
     let _ = writeln!(t, "NodeHostName:\t {}", s.hostname);
     if let [only] = &s.networks[..] {
         let _ = writeln!(t, "NodeIP:\t {}", only.ip);
@@ -78,12 +86,7 @@ pub fn stats(s: &Stat) -> String {
 pub fn status(r: &Ready) -> String {
     let mut t = String::new();
     let _ = writeln!(t, "NodeUUID:\t {}", r.node_uuid);
-    let _ = writeln!(t, "MemTotal:\t {} MB", r.mem_total_mb);
-    let _ = writeln!(t, "MemAvailable:\t {} MB", r.mem_available_mb);
-    let _ = writeln!(t, "DiskTotal:\t {} MB", r.disk_total_mb);
-    let _ = writeln!(t, "DiskAvailable:\t {} MB", r.disk_available_mb);
-    let _ = writeln!(t, "Load:\t {}", r.load);
-    let _ = writeln!(t, "CpusOnline:\t {}", r.cpus_online);
+    figure_lines!(t, r);
     align(&t)
 }
 

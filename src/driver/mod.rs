@@ -44,6 +44,17 @@ pub enum Outcome {
     Destroyed,
 }
 
+impl Outcome {
+    /// What recovery found: the instance was left stopped, or it is still up.
+    pub fn recovered(stopped: bool) -> Outcome {
+        if stopped {
+            Outcome::Exited
+        } else {
+            Outcome::Running
+        }
+    }
+}
+
 /// Resource use of one instance; -1 means unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {

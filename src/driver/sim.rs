@@ -61,11 +61,7 @@ impl Driver for Simulated {
 
     fn recover(&mut self, cx: &mut Cx, stopped: bool) {
         self.running = !stopped;
-        cx.outcome(if stopped {
-            Outcome::Exited
-        } else {
-            Outcome::Running
-        });
+        cx.outcome(Outcome::recovered(stopped));
     }
 
     fn input(&mut self, cx: &mut Cx, input: Input) {

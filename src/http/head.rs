@@ -200,6 +200,32 @@ impl HeadScanner {
     }
 }
 
+/// Appends what the socket gave to a parser's input `buf`, whose first `pos` bytes are
+/// consumed. The consumed prefix is dropped only once it is at least half the buffer, so that
+/// byte-by-byte feeding stays linear.
+pub(crate) fn append_input(buf: &mut Vec<u8>, pos: &mut usize, data: &[u8]) {
+    if *pos > 0 && *pos * 2 >= buf.len() {
+        buf.drain(..*pos);
+        *pos = 0;
+    }
+    buf.extend_from_slice(data);
+}
+
+/// Skips the empty lines (LF or CRLF) that may precede a start line (RFC 9112 §2.2), moving
+/// `pos` past them. True when what is left is a lone CR: the byte after it decides.
+pub(crate) fn skip_empty_lines(buf: &[u8], pos: &mut usize) -> bool {
+    loop {
+        let rest = &buf[*pos..];
+        if rest.starts_with(b"\n") {
+            *pos += 1;
+        } else if rest.starts_with(b"\r\n") {
+            *pos += 2;
+        } else {
+            return rest == b"\r";
+        }
+    }
+}
+
 /// Drops one trailing CR.
 pub(crate) fn strip_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)

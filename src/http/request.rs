@@ -5,8 +5,8 @@
 use super::chunked::ChunkedDecoder;
 use super::error::{excerpt, HttpError};
 use super::head::{
-    content_length, is_chunked, is_tchar, parse_fields, parse_version, write_field, HeadScanner,
-    Headers, Version,
+    append_input, content_length, is_chunked, is_tchar, parse_fields, parse_version,
+    skip_empty_lines, write_field, HeadScanner, Headers, Version,
 };
 
 /// Limits of [`RequestParser`]; each violation maps to its own status code
@@ -159,13 +159,7 @@ impl RequestParser {
 
     /// Adds bytes read from the connection.
     pub fn feed(&mut self, data: &[u8]) {
-        // Compact only when at least half the buffer is consumed, so that
-        // byte-by-byte feeding stays linear.
-        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.extend_from_slice(data);
+        append_input(&mut self.buf, &mut self.pos, data);
     }
 
     /// The peer closed its side. Later `next` calls return the requests still
@@ -253,21 +247,9 @@ impl RequestParser {
     fn read_head(&mut self) -> Result<bool, HttpError> {
         // Between requests the scanner is reset and has seen nothing.
         if self.scanner.scanned() == 0 {
-            // RFC 9112 §2.2: ignore empty lines before the request line.
-            loop {
-                let rest = &self.buf[self.pos..];
-                if rest.starts_with(b"\n") {
-                    self.pos += 1;
-                } else if rest.starts_with(b"\r\n") {
-                    self.pos += 2;
-                } else if rest == b"\r" {
-                    // Wait for the byte after it (still idle at EOF).
-                    return Ok(false);
-                } else {
-                    break;
-                }
-            }
-            if self.pos == self.buf.len() {
+            // RFC 9112 §2.2: ignore empty lines before the request line. After a
+            // lone CR, wait for the byte after it (still idle at EOF).
+            if skip_empty_lines(&self.buf, &mut self.pos) || self.pos == self.buf.len() {
                 return Ok(false);
             }
         }

@@ -5,8 +5,8 @@
 use super::chunked::ChunkedDecoder;
 use super::error::HttpError;
 use super::head::{
-    content_length, is_chunked, parse_fields, parse_version, write_field, HeadScanner, Headers,
-    Version,
+    append_input, content_length, is_chunked, parse_fields, parse_version, skip_empty_lines,
+    write_field, HeadScanner, Headers, Version,
 };
 
 /// What a server writes to accept the body of an `Expect: 100-continue`
@@ -327,11 +327,7 @@ impl ResponseParser {
 
     /// Adds bytes read from the connection.
     pub fn feed(&mut self, data: &[u8]) {
-        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        self.buf.extend_from_slice(data);
+        append_input(&mut self.buf, &mut self.pos, data);
     }
 
     /// The peer closed the connection.
@@ -492,19 +488,10 @@ impl ResponseParser {
     /// send any number of them).
     fn read_head(&mut self) -> Result<HeadOutcome, HttpError> {
         if self.scanner.scanned() == 0 {
-            // Tolerate blank lines a sloppy server left after a body.
-            loop {
-                let rest = &self.buf[self.pos..];
-                if rest.starts_with(b"\n") {
-                    self.pos += 1;
-                } else if rest.starts_with(b"\r\n") {
-                    self.pos += 2;
-                } else if rest == b"\r" && !self.eof {
-                    // Wait for the byte after it before scanning.
-                    return Ok(HeadOutcome::NeedMore);
-                } else {
-                    break;
-                }
+            // Tolerate blank lines a sloppy server left after a body. After a lone
+            // CR, wait for the byte after it before scanning (unless the peer closed).
+            if skip_empty_lines(&self.buf, &mut self.pos) && !self.eof {
+                return Ok(HeadOutcome::NeedMore);
             }
         }
         let span = match self.scanner.scan(&self.buf[self.pos..])? {

@@ -8,12 +8,10 @@
 //! the first connection: docs/architecture.md, "Decisions"). Every fatal start-up problem exits non-zero with one clear line.
 
 use std::ffi::OsString;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
 use super::capacity::Limits;
 use super::config::{self, LauncherConfig};
@@ -146,14 +144,7 @@ impl Daemon {
         sys::fs::mkdir_p(&instances, 0o755)
             .map_err(|e| fail(format!("cannot create {}: {e}", instances.display())))?;
 
-        let poll = Poll::new().map_err(|e| fail(format!("cannot create poll: {e}")))?;
-        poll.registry()
-            .register(
-                &mut SourceFd(&signals.as_raw_fd()),
-                SIGNAL,
-                Interest::READABLE,
-            )
-            .map_err(|e| fail(format!("cannot watch signals: {e}")))?;
+        let poll = signals.new_poll(SIGNAL).map_err(fail)?;
 
         let (client, node_uuid, own_role) = if cfg.hard_reset {
             (None, Uuid::NIL, 0)

@@ -317,6 +317,22 @@ impl Io {
         slot
     }
 
+    /// Removes `slot` and hands its instance the last word about it, which `last` makes for
+    /// the resource.
+    fn remove_with(
+        &mut self,
+        registry: &Registry,
+        slot: usize,
+        out: &mut Vec<Routed>,
+        last: impl FnOnce(Res) -> Input,
+    ) {
+        let Some(key) = self.slots.get(&slot).map(|s| s.key.clone()) else {
+            return;
+        };
+        self.remove(registry, slot);
+        out.push((key.inst, last(key.what)));
+    }
+
     fn remove(&mut self, registry: &Registry, slot: usize) {
         let Some(s) = self.slots.remove(&slot) else {
             return;
@@ -354,17 +370,10 @@ impl Io {
         match self.slots.get(&slot).map(|s| &s.res) {
             Some(Resource::Child { .. }) => self.drive_child(registry, slot, out),
             Some(Resource::Watch { .. }) => {
-                if let Some(s) = self.slots.get(&slot) {
-                    let key = s.key.clone();
-                    self.remove(registry, slot);
-                    out.push((
-                        key.inst.clone(),
-                        Input::Gone {
-                            res: key.what,
-                            error: String::new(),
-                        },
-                    ));
-                }
+                self.remove_with(registry, slot, out, |res| Input::Gone {
+                    res,
+                    error: String::new(),
+                })
             }
             Some(Resource::Socket { .. }) => self.drive_socket(registry, slot, now, out),
             None => {}
@@ -430,39 +439,25 @@ impl Io {
         };
         let key = key.clone();
         if !*connected {
-            match stream.take_error() {
-                Ok(Some(e)) | Err(e) => {
-                    self.remove(registry, slot);
-                    out.push((
-                        key.inst.clone(),
-                        Input::ConnectFailed {
-                            res: key.what,
-                            error: e.to_string(),
-                        },
-                    ));
-                    return;
-                }
-                Ok(None) => {}
+            // A pending socket error, else a peer address, says how the connect went.
+            let failed = match stream.take_error() {
+                Ok(Some(e)) | Err(e) => Some(e),
+                Ok(None) => match stream.peer_addr() {
+                    Ok(_) => None,
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                    Err(e) => Some(e),
+                },
+            };
+            if let Some(e) = failed {
+                let error = e.to_string();
+                return self.remove_with(registry, slot, out, |res| Input::ConnectFailed {
+                    res,
+                    error,
+                });
             }
-            match stream.peer_addr() {
-                Ok(_) => {
-                    *connected = true;
-                    *deadline = None;
-                    out.push((key.inst.clone(), Input::Connected { res: key.what }));
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
-                Err(e) => {
-                    self.remove(registry, slot);
-                    out.push((
-                        key.inst.clone(),
-                        Input::ConnectFailed {
-                            res: key.what,
-                            error: e.to_string(),
-                        },
-                    ));
-                    return;
-                }
-            }
+            *connected = true;
+            *deadline = None;
+            out.push((key.inst.clone(), Input::Connected { res: key.what }));
         }
         let mut closed = false;
         let mut chunk = [0u8; 16 << 10];
@@ -503,9 +498,7 @@ impl Io {
             ));
         }
         if closed {
-            self.remove(registry, slot);
-            out.push((key.inst.clone(), Input::Closed { res: key.what }));
-            return;
+            return self.remove_with(registry, slot, out, |res| Input::Closed { res });
         }
         let want = if buf.is_empty() {
             Interest::READABLE
@@ -555,15 +548,10 @@ impl Io {
                     let _ = child.kill();
                 }
                 Resource::Socket { .. } => {
-                    let key = s.key.clone();
-                    self.remove(registry, slot);
-                    out.push((
-                        key.inst.clone(),
-                        Input::ConnectFailed {
-                            res: key.what,
-                            error: "connect timed out".into(),
-                        },
-                    ));
+                    self.remove_with(registry, slot, out, |res| Input::ConnectFailed {
+                        res,
+                        error: "connect timed out".into(),
+                    })
                 }
                 Resource::Watch { .. } => {}
             }

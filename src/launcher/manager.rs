@@ -1010,11 +1010,7 @@ mod tests {
         }
         fn recover(&mut self, cx: &mut Cx, stopped: bool) {
             self.running = !stopped;
-            cx.outcome(if stopped {
-                Outcome::Exited
-            } else {
-                Outcome::Running
-            });
+            cx.outcome(Outcome::recovered(stopped));
         }
         fn input(&mut self, cx: &mut Cx, input: Input) {
             match input {

@@ -200,23 +200,29 @@ pub(crate) fn decode_struct<'de, T: LenientStruct, D: Deserializer<'de>>(
     d: D,
     src: Source<'_>,
 ) -> Result<(), D::Error> {
-    d.deserialize_option(StructOpt { place, src })
+    d.deserialize_option(OrNull(StructFill { place, src }))
 }
 
-struct StructOpt<'a, 's, T> {
-    place: &'a mut T,
-    src: Source<'s>,
+/// A field that null resets and any other value fills: the `Option` layer that structs and
+/// lists share. `F` is the visitor of the non-null value and says how null resets its place.
+struct OrNull<F>(F);
+
+trait Fill<'de>: Visitor<'de, Value = ()> {
+    /// Null (`~`, `null`, empty) gives the zero value.
+    fn reset(self);
+    /// Asks the deserializer for the value shape `self` visits.
+    fn fill<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error>;
 }
 
-impl<'de, T: LenientStruct> Visitor<'de> for StructOpt<'_, '_, T> {
+impl<'de, F: Fill<'de>> Visitor<'de> for OrNull<F> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a YAML mapping")
+        self.0.expecting(f)
     }
 
     fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        *self.place = T::default();
+        self.0.reset();
         Ok(())
     }
 
@@ -225,16 +231,23 @@ impl<'de, T: LenientStruct> Visitor<'de> for StructOpt<'_, '_, T> {
     }
 
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(StructFill {
-            place: self.place,
-            src: self.src,
-        })
+        self.0.fill(d)
     }
 }
 
 struct StructFill<'a, 's, T> {
     place: &'a mut T,
     src: Source<'s>,
+}
+
+impl<'de, T: LenientStruct> Fill<'de> for StructFill<'_, '_, T> {
+    fn reset(self) {
+        *self.place = T::default();
+    }
+
+    fn fill<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
 }
 
 impl<'de, T: LenientStruct> Visitor<'de> for StructFill<'_, '_, T> {
@@ -327,42 +340,23 @@ impl<'de, T: LenientStruct> Visitor<'de> for MergeSeed<'_, '_, T> {
 
 impl<T: Lenient> Lenient for Vec<T> {
     fn decode<'de, D: Deserializer<'de>>(&mut self, d: D, src: Source<'_>) -> Result<(), D::Error> {
-        d.deserialize_option(VecOpt { place: self, src })
-    }
-}
-
-struct VecOpt<'a, 's, T> {
-    place: &'a mut Vec<T>,
-    src: Source<'s>,
-}
-
-impl<'de, T: Lenient> Visitor<'de> for VecOpt<'_, '_, T> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a YAML list")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.place.clear();
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.visit_none()
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(VecFill {
-            place: self.place,
-            src: self.src,
-        })
+        d.deserialize_option(OrNull(VecFill { place: self, src }))
     }
 }
 
 struct VecFill<'a, 's, T> {
     place: &'a mut Vec<T>,
     src: Source<'s>,
+}
+
+impl<'de, T: Lenient> Fill<'de> for VecFill<'_, '_, T> {
+    fn reset(self) {
+        self.place.clear();
+    }
+
+    fn fill<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
 }
 
 impl<'de, T: Lenient> Visitor<'de> for VecFill<'_, '_, T> {
@@ -400,45 +394,26 @@ pub(crate) struct OneOrMany<T>(pub Vec<T>);
 
 impl<T: LenientStruct + Lenient> Lenient for OneOrMany<T> {
     fn decode<'de, D: Deserializer<'de>>(&mut self, d: D, src: Source<'_>) -> Result<(), D::Error> {
-        d.deserialize_option(OneOrManyOpt {
+        d.deserialize_option(OrNull(OneOrManyFill {
             place: &mut self.0,
             src,
-        })
-    }
-}
-
-struct OneOrManyOpt<'a, 's, T> {
-    place: &'a mut Vec<T>,
-    src: Source<'s>,
-}
-
-impl<'de, T: LenientStruct + Lenient> Visitor<'de> for OneOrManyOpt<'_, '_, T> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a YAML list or mapping")
-    }
-
-    fn visit_none<E: de::Error>(self) -> Result<(), E> {
-        self.place.clear();
-        Ok(())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        self.visit_none()
-    }
-
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(OneOrManyFill {
-            place: self.place,
-            src: self.src,
-        })
+        }))
     }
 }
 
 struct OneOrManyFill<'a, 's, T> {
     place: &'a mut Vec<T>,
     src: Source<'s>,
+}
+
+impl<'de, T: LenientStruct + Lenient> Fill<'de> for OneOrManyFill<'_, '_, T> {
+    fn reset(self) {
+        self.place.clear();
+    }
+
+    fn fill<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
 }
 
 impl<'de, T: LenientStruct + Lenient> Visitor<'de> for OneOrManyFill<'_, '_, T> {

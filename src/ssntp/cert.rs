@@ -144,6 +144,14 @@ impl<'a> Der<'a> {
         Der { data }
     }
 
+    /// A cursor over the content of `data`, which must be exactly one SEQUENCE.
+    fn only_sequence(data: &'a [u8], what: &'static str) -> Result<Self, CertError> {
+        let mut outer = Der::new(data);
+        let seq = outer.expect(SEQUENCE, what)?;
+        outer.finish(what)?;
+        Ok(Der::new(seq.content))
+    }
+
     fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
@@ -226,10 +234,7 @@ impl<'a> Der<'a> {
 /// or SubjectAltName extension is an error, never silently ignored (a role OID
 /// hidden in a broken extension must not be half-read).
 pub fn parse_certificate(der: &[u8]) -> Result<CertInfo, CertError> {
-    let mut outer = Der::new(der);
-    let cert = outer.expect(SEQUENCE, "Certificate")?;
-    outer.finish("Certificate")?;
-    let mut cert = Der::new(cert.content);
+    let mut cert = Der::only_sequence(der, "Certificate")?;
     let tbs = cert.expect(SEQUENCE, "TBSCertificate")?;
     cert.expect(SEQUENCE, "signatureAlgorithm")?;
     cert.expect(BIT_STRING, "signatureValue")?;
@@ -319,10 +324,7 @@ fn parse_extensions(content: &[u8], info: &mut CertInfo) -> Result<(), CertError
 }
 
 fn parse_eku(value: &[u8], info: &mut CertInfo) -> Result<(), CertError> {
-    let mut outer = Der::new(value);
-    let seq = outer.expect(SEQUENCE, "extended key usage")?;
-    outer.finish("extended key usage")?;
-    let mut oids = Der::new(seq.content);
+    let mut oids = Der::only_sequence(value, "extended key usage")?;
     while !oids.is_empty() {
         let oid = oids.expect(OID, "extended key usage purpose")?;
         match oid.content {
@@ -336,10 +338,7 @@ fn parse_eku(value: &[u8], info: &mut CertInfo) -> Result<(), CertError> {
 }
 
 fn parse_basic_constraints(value: &[u8]) -> Result<bool, CertError> {
-    let mut outer = Der::new(value);
-    let seq = outer.expect(SEQUENCE, "basic constraints")?;
-    outer.finish("basic constraints")?;
-    let mut bc = Der::new(seq.content);
+    let mut bc = Der::only_sequence(value, "basic constraints")?;
     let is_ca = match bc.optional(BOOLEAN, "basic constraints CA flag")? {
         Some(b) => match b.content {
             [v] => *v != 0,
@@ -353,10 +352,7 @@ fn parse_basic_constraints(value: &[u8]) -> Result<bool, CertError> {
 }
 
 fn parse_san(value: &[u8], info: &mut CertInfo) -> Result<(), CertError> {
-    let mut outer = Der::new(value);
-    let seq = outer.expect(SEQUENCE, "subject alternative name")?;
-    outer.finish("subject alternative name")?;
-    let mut names = Der::new(seq.content);
+    let mut names = Der::only_sequence(value, "subject alternative name")?;
     while !names.is_empty() {
         let name = names.any("subject alternative name entry")?;
         match name.tag {

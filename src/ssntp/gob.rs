@@ -343,6 +343,22 @@ pub struct WireType {
     pub kind: Kind,
 }
 
+/// The definition of a struct type `name` with `(field name, type id)` fields, in order.
+pub fn struct_type(name: &str, fields: &[(&str, i32)]) -> WireType {
+    WireType {
+        name: name.as_bytes().to_vec(),
+        kind: Kind::Struct {
+            fields: fields
+                .iter()
+                .map(|(n, id)| FieldDef {
+                    name: n.as_bytes().to_vec(),
+                    id: *id,
+                })
+                .collect(),
+        },
+    }
+}
+
 impl Kind {
     fn describe(&self) -> &'static str {
         match self {
@@ -918,6 +934,7 @@ impl Stream {
 
 #[cfg(test)]
 mod tests {
+    use super::struct_type as st;
     use super::*;
 
     pub(crate) fn hex(s: &str) -> Vec<u8> {
@@ -1005,21 +1022,6 @@ mod tests {
         }
         assert_eq!(m.buffered(), 0);
         Ok(t)
-    }
-
-    fn st(name: &str, fields: &[(&str, i32)]) -> WireType {
-        WireType {
-            name: name.into(),
-            kind: Kind::Struct {
-                fields: fields
-                    .iter()
-                    .map(|(n, id)| FieldDef {
-                        name: n.as_bytes().to_vec(),
-                        id: *id,
-                    })
-                    .collect(),
-            },
-        }
     }
 
     #[test]

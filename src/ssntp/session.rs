@@ -399,6 +399,34 @@ mod tests {
         ev
     }
 
+    /// The server's refusal reaches the client as ERROR ConnectionFailure, which ends its
+    /// session.
+    fn client_gets_connection_failure(s: &mut Session, c: &mut Session) -> bool {
+        matches!(
+            &pump(s, c)[..],
+            [SessionEvent::Closed(SessionError::ConnectionFailure)]
+        )
+    }
+
+    /// What the server makes of a hand-written ConnectFrame from an agent.
+    fn agent_connect(s: &mut Session, op: impl Into<Op>, source: Vec<u8>) -> Vec<SessionEvent> {
+        let mut bytes = Vec::new();
+        Encoder::new().connect(
+            &ConnectFrame {
+                major: 0,
+                minor: MINOR,
+                op: op.into(),
+                role: role::AGENT,
+                source,
+                destination: vec![0; 16],
+            },
+            &mut bytes,
+        );
+        let mut ev = Vec::new();
+        s.receive(&bytes, &mut ev);
+        ev
+    }
+
     #[test]
     fn handshake_and_frames() {
         let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
@@ -472,11 +500,7 @@ mod tests {
             &ev[..],
             [SessionEvent::Closed(SessionError::Decode(_))]
         ));
-        let ev = pump(&mut s, &mut c);
-        assert!(matches!(
-            &ev[..],
-            [SessionEvent::Closed(SessionError::ConnectionFailure)]
-        ));
+        assert!(client_gets_connection_failure(&mut s, &mut c));
     }
 
     #[test]
@@ -486,11 +510,7 @@ mod tests {
             s.timeout(),
             Some(SessionEvent::Closed(SessionError::Timeout))
         ));
-        let ev = pump(&mut s, &mut c);
-        assert!(matches!(
-            &ev[..],
-            [SessionEvent::Closed(SessionError::ConnectionFailure)]
-        ));
+        assert!(client_gets_connection_failure(&mut s, &mut c));
     }
 
     #[test]
@@ -513,30 +533,13 @@ mod tests {
     fn connect_without_a_16_byte_source_gets_connection_failure() {
         let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
         let _ = c.take_output();
-        let mut bytes = Vec::new();
-        Encoder::new().connect(
-            &ConnectFrame {
-                major: 0,
-                minor: MINOR,
-                op: Op::Command(Command::Connect),
-                role: role::AGENT,
-                source: vec![1; 15],
-                destination: vec![0; 16],
-            },
-            &mut bytes,
-        );
-        let mut ev = Vec::new();
-        s.receive(&bytes, &mut ev);
+        let ev = agent_connect(&mut s, Command::Connect, vec![1; 15]);
         assert!(matches!(
             &ev[..],
             [SessionEvent::Closed(SessionError::MissingSource)]
         ));
         assert!(s.is_done());
-        let ev = pump(&mut s, &mut c);
-        assert!(matches!(
-            &ev[..],
-            [SessionEvent::Closed(SessionError::ConnectionFailure)]
-        ));
+        assert!(client_gets_connection_failure(&mut s, &mut c));
     }
 
     /// S10.3 on the client: a CONNECTED without a full source UUID is a
@@ -652,30 +655,14 @@ mod tests {
     fn first_message_not_connect() {
         let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
         let _ = c.take_output();
-        let mut bytes = Vec::new();
-        Encoder::new().connect(
-            &ConnectFrame {
-                major: 0,
-                minor: MINOR,
-                op: Op::Status(Status::Ready),
-                role: role::AGENT,
-                source: vec![1; 16],
-                destination: vec![0; 16],
-            },
-            &mut bytes,
-        );
-        let mut ev = Vec::new();
-        s.receive(&bytes, &mut ev);
+        let ev = agent_connect(&mut s, Status::Ready, vec![1; 16]);
         assert!(matches!(
             &ev[..],
             [SessionEvent::Closed(
                 SessionError::UnexpectedHandshake { .. }
             )]
         ));
-        assert!(matches!(
-            &pump(&mut s, &mut c)[..],
-            [SessionEvent::Closed(SessionError::ConnectionFailure)]
-        ));
+        assert!(client_gets_connection_failure(&mut s, &mut c));
 
         let (mut c, mut s) = pair(role::AGENT | role::NETAGENT, role::SCHEDULER);
         let _ = c.take_output();
@@ -691,10 +678,7 @@ mod tests {
                 SessionError::UnexpectedHandshake { .. }
             )]
         ));
-        assert!(matches!(
-            &pump(&mut s, &mut c)[..],
-            [SessionEvent::Closed(SessionError::ConnectionFailure)]
-        ));
+        assert!(client_gets_connection_failure(&mut s, &mut c));
     }
 
     #[test]

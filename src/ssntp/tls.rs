@@ -329,7 +329,7 @@ fn webpki_reason(e: &webpki::Error) -> &'static str {
 pub struct ServerAddr {
     /// A DNS name or an IP literal (IPv6 without brackets).
     pub host: String,
-    /// Always [`SSNTP_PORT`].
+    /// [`SSNTP_PORT`] unless the launcher's `--server` names another.
     pub port: u16,
 }
 
@@ -641,6 +641,34 @@ struct CiaoServerVerifier {
     trust: Trust,
 }
 
+/// The handshake-signature methods that `ServerCertVerifier` and `ClientCertVerifier` both
+/// require: the same for the two verifiers, checked with the algorithms of their [`Trust`].
+macro_rules! signature_checks_by_trust {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.trust.algs)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.trust.algs)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.trust.algs.supported_schemes()
+        }
+    };
+}
+
 impl ServerCertVerifier for CiaoServerVerifier {
     fn verify_server_cert(
         &self,
@@ -667,27 +695,7 @@ impl ServerCertVerifier for CiaoServerVerifier {
         Ok(ServerCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.trust.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.trust.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.algs.supported_schemes()
-    }
+    signature_checks_by_trust!();
 }
 
 /// The server's verifier of client (launcher) certificates (the server side
@@ -730,27 +738,7 @@ impl ClientCertVerifier for CiaoClientVerifier {
         Ok(ClientCertVerified::assertion())
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.trust.algs)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.trust.algs)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.trust.algs.supported_schemes()
-    }
+    signature_checks_by_trust!();
 }
 
 /// Where the launcher looks for certificates when `-cacert` is not given.

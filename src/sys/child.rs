@@ -388,6 +388,12 @@ mod tests {
         unsafe { libc::poll(&mut pfd, 1, within.as_millis() as i32) > 0 }
     }
 
+    /// Spawns `sh -c script`.
+    fn sh(script: &str, opts: SpawnOptions) -> Child {
+        let argv: Vec<OsString> = ["sh", "-c", script].iter().map(OsString::from).collect();
+        spawn(&argv, opts).unwrap()
+    }
+
     /// Drives a child as the event loop would: poll on pidfd and pipes.
     fn run_to_end(c: &mut Child) -> ChildStatus {
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -447,15 +453,10 @@ mod tests {
             output_cap: 1000,
             ..SpawnOptions::default()
         };
-        let argv: Vec<OsString> = [
-            "sh",
-            "-c",
+        let mut c = sh(
             "i=0; while [ $i -lt 500 ]; do echo line$i; i=$((i+1)); done",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        let mut c = spawn(&argv, opts).unwrap();
+            opts,
+        );
         assert!(run_to_end(&mut c).success());
         let out = c.stdout();
         assert_eq!(out.as_bytes().len(), 1000);
@@ -475,11 +476,7 @@ mod tests {
             cwd: Some("/".into()),
             ..SpawnOptions::default()
         };
-        let argv: Vec<OsString> = ["sh", "-c", "echo $CIAO_X; pwd; echo ${HOME:-nohome}"]
-            .iter()
-            .map(OsString::from)
-            .collect();
-        let mut c = spawn(&argv, opts).unwrap();
+        let mut c = sh("echo $CIAO_X; pwd; echo ${HOME:-nohome}", opts);
         assert!(run_to_end(&mut c).success());
         assert_eq!(c.stdout().as_bytes(), b"42\n/\nnohome\n");
         assert!(spawn_simple(&["/no/such/program"]).is_err());
@@ -500,15 +497,7 @@ mod tests {
                     let f = File::open("/dev/null").unwrap();
                     opts.pass_fds.push((OwnedFd::from(f), 5));
                 }
-                let argv: Vec<OsString> = [
-                    "sh",
-                    "-c",
-                    "grep SigBlk /proc/self/status; ls /proc/self/fd",
-                ]
-                .iter()
-                .map(OsString::from)
-                .collect();
-                let mut c = spawn(&argv, opts).unwrap();
+                let mut c = sh("grep SigBlk /proc/self/status; ls /proc/self/fd", opts);
                 assert!(run_to_end(&mut c).success());
                 let text = c.stdout().to_text();
                 assert!(text.contains("SigBlk:\t0000000000000000"), "{text}");

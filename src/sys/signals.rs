@@ -102,6 +102,22 @@ impl SignalFd {
     }
 }
 
+impl SignalFd {
+    /// A new `mio::Poll` that reports these signals at `token`: how each event loop starts.
+    /// The error says which of the two steps failed.
+    pub fn new_poll(&self, token: mio::Token) -> Result<mio::Poll, String> {
+        let poll = mio::Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
+        poll.registry()
+            .register(
+                &mut mio::unix::SourceFd(&self.as_raw_fd()),
+                token,
+                mio::Interest::READABLE,
+            )
+            .map_err(|e| format!("cannot watch signals: {e}"))?;
+        Ok(poll)
+    }
+}
+
 impl AsRawFd for SignalFd {
     /// For registration with `mio::unix::SourceFd`.
     fn as_raw_fd(&self) -> RawFd {

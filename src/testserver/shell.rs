@@ -8,12 +8,10 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use super::config::ServerConfig;
@@ -89,14 +87,7 @@ impl Shell {
         }
         let tls_config = tls::server_config(&ca, &id).map_err(|e| ShellError(e.to_string()))?;
         let (uuid, lock) = uuidstore::node_uuid(&cfg.data_root, own_role);
-        let poll = Poll::new().map_err(|e| ShellError(format!("cannot create poll: {e}")))?;
-        poll.registry()
-            .register(
-                &mut SourceFd(&signals.as_raw_fd()),
-                SIGNAL,
-                Interest::READABLE,
-            )
-            .map_err(|e| ShellError(format!("cannot watch signals: {e}")))?;
+        let poll = signals.new_poll(SIGNAL).map_err(ShellError)?;
         let ssntp_addr = super::config::resolve_listen("--ssntp-listen", &cfg.ssntp_listen)
             .map_err(|e| ShellError(e.to_string()))?;
         let ssntp = Server::bind(

@@ -2,7 +2,6 @@
 //! types and defaults, and the paths derived from it.
 
 use std::ffi::OsString;
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -59,25 +58,9 @@ pub enum Severity {
     Fatal,
 }
 
-/// `--server HOST[:PORT]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ServerAddr {
-    /// Host name or IP address (without brackets).
-    pub host: String,
-    /// Port (8888 unless given).
-    pub port: u16,
-}
-
-impl fmt::Display for ServerAddr {
-    /// `host:port`, with brackets around an IPv6 address.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
+/// `--server HOST[:PORT]` (port 8888 unless given): the same address type as the list taken
+/// from the CA certificate.
+pub use crate::ssntp::tls::ServerAddr;
 
 /// `--simulation-delay`: a random delay in `min..=max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -420,9 +420,9 @@ pub fn fuzz_gob_decode(data: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ssntp::frame::encode::struct_type;
     use crate::ssntp::frame::vectors::*;
     use crate::ssntp::frame::{ErrorCode, Status, TRACE_BIT};
+    use crate::ssntp::gob::struct_type;
 
     #[test]
     fn decoder_reads_spec_bytes() {

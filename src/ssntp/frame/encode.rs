@@ -1,9 +1,9 @@
 //! Sending: the canonical definitions, byte for byte, and values with Go's
 //! zero-field omission.
 
-use crate::ssntp::gob::{self, FieldDef, Kind, WireType};
+use crate::ssntp::gob::{self, struct_type, Kind, WireType};
 
-use super::{ConnectFrame, ConnectedFrame, Frame, FrameTrace, GoTime};
+use super::{ConnectFrame, ConnectedFrame, Frame, FrameTrace, GoTime, Op};
 
 const CONNECT_ID: i32 = 65;
 const CONNECTED_ID: i32 = 65;
@@ -13,21 +13,6 @@ const TRACE_ID: i32 = 68;
 const TIME_ID: i32 = 69;
 const NODE_ID: i32 = 70;
 const NODES_ID: i32 = 71;
-
-pub(super) fn struct_type(name: &str, fields: &[(&str, i32)]) -> WireType {
-    WireType {
-        name: name.as_bytes().to_vec(),
-        kind: Kind::Struct {
-            fields: fields
-                .iter()
-                .map(|(n, id)| FieldDef {
-                    name: n.as_bytes().to_vec(),
-                    id: *id,
-                })
-                .collect(),
-        },
-    }
-}
 
 const CONNECT_FIELDS: [(&str, i32); 7] = [
     ("Major", gob::UINT),
@@ -166,6 +151,30 @@ fn put_trace(out: &mut Vec<u8>, t: &FrameTrace) {
     w.end();
 }
 
+/// Fields 0–3 (`Major`, `Minor`, `Type`, `Operand`), the same in the three SSNTP structs.
+fn put_common_fields(w: &mut Fields<'_>, major: u8, minor: u8, op: Op) {
+    w.uint(0, major.into());
+    w.uint(1, minor.into());
+    w.uint(2, op.ftype().into());
+    w.uint(3, op.operand().into());
+}
+
+/// Fields 0–6 of ConnectFrame, with which ConnectedFrame starts too.
+fn put_connect_fields(
+    w: &mut Fields<'_>,
+    major: u8,
+    minor: u8,
+    op: Op,
+    role: u32,
+    source: &[u8],
+    destination: &[u8],
+) {
+    put_common_fields(w, major, minor, op);
+    w.uint(4, role.into());
+    w.bytes(5, source);
+    w.bytes(6, destination);
+}
+
 /// Appends one value message of type `id` whose struct `fill` writes.
 fn put_value(out: &mut Vec<u8>, id: i32, fill: impl FnOnce(&mut Fields<'_>)) {
     let mut body = Vec::new();
@@ -199,13 +208,7 @@ impl Encoder {
             put_connect_def(out);
         }
         put_value(out, CONNECT_ID, |w| {
-            w.uint(0, f.major.into());
-            w.uint(1, f.minor.into());
-            w.uint(2, f.op.ftype().into());
-            w.uint(3, f.op.operand().into());
-            w.uint(4, f.role.into());
-            w.bytes(5, &f.source);
-            w.bytes(6, &f.destination);
+            put_connect_fields(w, f.major, f.minor, f.op, f.role, &f.source, &f.destination)
         });
     }
 
@@ -215,13 +218,7 @@ impl Encoder {
             put_connected_def(out);
         }
         put_value(out, CONNECTED_ID, |w| {
-            w.uint(0, f.major.into());
-            w.uint(1, f.minor.into());
-            w.uint(2, f.op.ftype().into());
-            w.uint(3, f.op.operand().into());
-            w.uint(4, f.role.into());
-            w.bytes(5, &f.source);
-            w.bytes(6, &f.destination);
+            put_connect_fields(w, f.major, f.minor, f.op, f.role, &f.source, &f.destination);
             w.uint(7, f.payload.len() as u64);
             w.bytes(8, &f.payload);
         });
@@ -233,10 +230,7 @@ impl Encoder {
             put_frame_defs(out);
         }
         put_value(out, FRAME_ID, |w| {
-            w.uint(0, f.major.into());
-            w.uint(1, f.minor.into());
-            w.uint(2, f.op.ftype().into());
-            w.uint(3, f.op.operand().into());
+            put_common_fields(w, f.major, f.minor, f.op);
             let o = w.at(4); // arrays are always sent
             gob::put_uint(o, 16);
             for b in f.origin {
