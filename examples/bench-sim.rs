@@ -9,6 +9,9 @@
 //!
 //! Usage: bench-sim [PATH-TO-ciao-launcher]
 
+// Stopping the launcher calls libc directly rather than widening `ciao::sys`.
+#![allow(unsafe_code)]
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -113,6 +116,7 @@ fn main() {
     let cpu = (cpu_ticks(pid) - t0) as f64 / hz as f64;
     let per_tick_ms = cpu * 1000.0 / ticks;
 
+    // SAFETY: kill(2) on the launcher we spawned.
     unsafe {
         libc::kill(pid as i32, libc::SIGTERM);
     }

@@ -4,6 +4,12 @@
 //! payloads, instance state machines, HTTP parsers) driven by one `mio` event
 //! loop (the shell) that owns every socket, pidfd, signalfd and timer.
 
+// A dependency the library stops using should be dropped from Cargo.toml.
+// This lint lives here, not in Cargo.toml's `[lints]`: there it would also
+// run for every binary, test and example, which see all of the library's
+// dependencies and use only a few of them directly.
+#![warn(unused_crate_dependencies)]
+
 pub mod ciaolc;
 pub mod cli;
 pub mod docker;
@@ -17,3 +23,9 @@ pub mod qemu;
 pub mod ssntp;
 pub mod sys;
 pub mod testserver;
+
+// The unit tests are built with the dev-dependencies too; only the
+// integration tests and examples use `ciao-test-support`, so say here that
+// the unit tests do without it on purpose.
+#[cfg(test)]
+use ciao_test_support as _;

@@ -16,6 +16,9 @@
 //! name resolves again the first STATS the server gets shows the stop.
 //! Finally SIGTERM, sent while a lookup hangs, ends the launcher within 1 s.
 
+// Test set-up calls libc (geteuid) directly rather than widening `ciao::sys`.
+#![allow(unsafe_code)]
+
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

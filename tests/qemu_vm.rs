@@ -9,6 +9,9 @@
 //! Without root or qemu these tests print `SKIPPED: ...` (they fail under
 //! `CI=true`). They run one at a time and clean up every qemu they start.
 
+// Test set-up calls libc (kill) directly rather than widening `ciao::sys`.
+#![allow(unsafe_code)]
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 

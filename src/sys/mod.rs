@@ -10,6 +10,8 @@
 //! non-blocking form, `getaddrinfo`, runs on a helper thread in
 //! [`resolve`], which states the rule for such threads.
 
+#![allow(unsafe_code)]
+
 pub mod child;
 pub mod fs;
 pub mod lock;

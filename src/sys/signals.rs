@@ -63,9 +63,8 @@ impl SignalFd {
         let fd = cvt(unsafe { libc::signalfd(-1, &set, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })?;
         // SAFETY: the descriptor was just created for us and has no other
         // owner.
-        Ok(SignalFd {
-            fd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(SignalFd { fd })
     }
 
     /// [`SignalFd::new`] for [`SHUTDOWN_SIGNALS`].
