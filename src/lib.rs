@@ -9,14 +9,18 @@
 // run for every binary, test and example, which see all of the library's
 // dependencies and use only a few of them directly.
 #![warn(unused_crate_dependencies)]
+// The library exists for the binaries, so most of it is private; its
+// documentation is read with `cargo doc --document-private-items`, where
+// links from public items to private ones resolve.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod ciaolc;
-pub mod cli;
+mod cli;
 pub mod docker;
 pub mod driver;
 pub mod http;
 pub mod launcher;
-pub mod logging;
+mod logging;
 pub mod node;
 pub mod payloads;
 pub mod qemu;

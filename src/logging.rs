@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
 
 /// Where records go.
-pub struct Sinks {
+pub(crate) struct Sinks {
     /// Level of the file (and of stderr when there is no file).
     pub level: LevelFilter,
     /// Log file, appended to; its directory is created (0755).
@@ -20,7 +20,7 @@ pub struct Sinks {
 }
 
 /// Installs the global logger.
-pub fn install(s: Sinks) -> Result<(), String> {
+pub(crate) fn install(s: Sinks) -> Result<(), String> {
     let mut b = ConfigBuilder::new();
     b.set_thread_level(LevelFilter::Off)
         .set_target_level(LevelFilter::Debug)

@@ -31,17 +31,17 @@ fn volume_doc(key: &str, x: &str, v: &str) -> Vec<u8> {
 }
 
 /// `stop:` body for instance `x`.
-pub fn stop(x: &str) -> Vec<u8> {
+pub(crate) fn stop(x: &str) -> Vec<u8> {
     instance_doc("stop", x)
 }
 
 /// `delete:` body for instance `x`.
-pub fn delete(x: &str) -> Vec<u8> {
+pub(crate) fn delete(x: &str) -> Vec<u8> {
     instance_doc("delete", x)
 }
 
 /// `restart:` body for instance `x` (the whole Go struct, mostly empty).
-pub fn restart(x: &str) -> Vec<u8> {
+pub(crate) fn restart(x: &str) -> Vec<u8> {
     let empty = || Node::str("");
     let networking = Node::map([
         ("vnic_mac", empty()),
@@ -71,12 +71,12 @@ pub fn restart(x: &str) -> Vec<u8> {
 }
 
 /// `attach_volume:` body for instance `x` and volume `v`.
-pub fn attach(x: &str, v: &str) -> Vec<u8> {
+pub(crate) fn attach(x: &str, v: &str) -> Vec<u8> {
     volume_doc("attach_volume", x, v)
 }
 
 /// `detach_volume:` body for instance `x` and volume `v`.
-pub fn detach(x: &str, v: &str) -> Vec<u8> {
+pub(crate) fn detach(x: &str, v: &str) -> Vec<u8> {
     volume_doc("detach_volume", x, v)
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use crate::http::{write_request, HttpError, ResponseParser};
 
 /// Default deadline for connect, and for the whole exchange after it.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One request as ciaolc builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub enum ClientError {
 
 /// An `io::Error` in the words Go and most tools use ("connection refused"),
 /// without Rust's " (os error N)" suffix.
-pub fn io_text(e: &io::Error) -> String {
+pub(crate) fn io_text(e: &io::Error) -> String {
     let s = e.to_string();
     let s = match s.find(" (os error ") {
         Some(i) => s[..i].to_string(),
@@ -112,7 +112,7 @@ pub trait Transport {
 
 /// The real transport: one TCP connection per request, `Connection: close`.
 #[derive(Debug, Clone)]
-pub struct TcpTransport {
+pub(crate) struct TcpTransport {
     /// Deadline for connecting, and separately for the exchange.
     pub timeout: Duration,
 }
@@ -126,7 +126,7 @@ impl Default for TcpTransport {
 }
 
 /// The bytes of a request as sent on the wire.
-pub fn encode_request(server: &str, req: &Request) -> Vec<u8> {
+pub(crate) fn encode_request(server: &str, req: &Request) -> Vec<u8> {
     let agent = concat!("ciaolc/", env!("CARGO_PKG_VERSION"));
     let mut headers = vec![("User-Agent", agent), ("Connection", "close")];
     if req.body.is_some() {

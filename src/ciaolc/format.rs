@@ -91,7 +91,7 @@ pub fn status(r: &Ready) -> String {
 }
 
 /// `clients` and `instances`: one element per line.
-pub fn lines(items: &[String]) -> String {
+pub(crate) fn lines(items: &[String]) -> String {
     let mut out = String::new();
     for i in items {
         out.push_str(i);
@@ -102,7 +102,7 @@ pub fn lines(items: &[String]) -> String {
 
 /// `drain`: the body exactly as received plus one newline (Go's
 /// `fmt.Println(string(body))`).
-pub fn drain(body: &[u8]) -> Vec<u8> {
+pub(crate) fn drain(body: &[u8]) -> Vec<u8> {
     let mut out = body.to_vec();
     out.push(b'\n');
     out

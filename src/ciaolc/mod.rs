@@ -11,10 +11,10 @@
 //! [`run`] is the whole program minus the process: it takes the arguments, a
 //! [`client::Transport`] and two writers, and returns the exit status.
 
-pub mod bodies;
+mod bodies;
 pub mod client;
 pub mod format;
-pub mod tabwriter;
+mod tabwriter;
 
 use std::io::Write;
 
@@ -22,12 +22,12 @@ use crate::cli::{Flag, FlagError, FlagSet, Kind};
 use client::{Request, Response, TcpTransport, Transport};
 
 /// Default server address.
-pub const DEFAULT_SERVER: &str = "127.0.0.1:9000";
+pub(crate) const DEFAULT_SERVER: &str = "127.0.0.1:9000";
 
 /// The usage text of the original, byte for byte (it does not list
 /// `clients` and `instances`: C7 in docs/compatibility.md, kept so that
 /// the text stays the original's; ciaolc(1) documents every command).
-pub const USAGE: &str = "ciaolc is a command line tool for testing ciao-launcher
+pub(crate) const USAGE: &str = "ciaolc is a command line tool for testing ciao-launcher
 
 Usage:
 \tciaolc command
@@ -78,7 +78,7 @@ fn filter_flag() -> Flag {
 
 /// `path` plus the non-empty parameters, keys in sorted order, as Go's
 /// `url.Values.Encode` writes them (`client` before `filter`).
-pub fn target(path: &str, params: &[(&str, &str)]) -> String {
+pub(crate) fn target(path: &str, params: &[(&str, &str)]) -> String {
     let mut params: Vec<(&str, &str)> = params
         .iter()
         .copied()
@@ -203,7 +203,7 @@ fn explain(server: &str, req: &Request, client: &str, resp: &Response) -> String
 
 /// Decodes a YAML list of strings (`/clients`, `/instances`): an empty
 /// document is an empty list, null elements are empty strings.
-pub fn decode_list(body: &[u8]) -> Result<Vec<String>, serde_yaml::Error> {
+pub(crate) fn decode_list(body: &[u8]) -> Result<Vec<String>, serde_yaml::Error> {
     let v: Option<Vec<Option<String>>> = serde_yaml::from_slice(body)?;
     Ok(v.unwrap_or_default()
         .into_iter()

@@ -16,7 +16,7 @@ const TAB_WIDTH: usize = 8;
 ///
 /// Each line's last piece (the text after its last TAB) takes no part in the
 /// alignment. Widths are counted in Unicode code points, as Go counts runes.
-pub fn align(text: &str) -> String {
+pub(crate) fn align(text: &str) -> String {
     // Go keeps text after the final newline as an unterminated last line.
     let mut lines: Vec<Vec<&str>> = text.split('\n').map(|l| l.split('\t').collect()).collect();
     let ends_with_newline = text.ends_with('\n');

@@ -5,7 +5,7 @@ use super::scan::{go_quote, parse_bool, scan, Flag, FlagError, Kind, Setting};
 
 /// A named set of flags, like Go's `flag.FlagSet`.
 #[derive(Clone, Debug)]
-pub struct FlagSet {
+pub(crate) struct FlagSet {
     /// Name used in `Usage of <name>:`.
     pub name: String,
     /// Definitions, in any order (the usage lists them sorted by name).
@@ -14,7 +14,7 @@ pub struct FlagSet {
 
 /// The result of a successful parse.
 #[derive(Debug, Clone, Default)]
-pub struct Parsed {
+pub(crate) struct Parsed {
     /// Values set on the command line, in order (a repeated flag appears
     /// several times; the last one wins in [`Parsed::get`]); a boolean as
     /// `"true"` or `"false"`.
@@ -25,7 +25,7 @@ pub struct Parsed {
 
 impl Parsed {
     /// The value given for `name`, the last one if given several times.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.set
             .iter()
             .rev()
@@ -34,19 +34,19 @@ impl Parsed {
     }
 
     /// The string value of `name`, or `default` when it was not given.
-    pub fn str_or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
+    pub(crate) fn str_or<'a>(&'a self, name: &str, default: &'a str) -> &'a str {
         self.get(name).unwrap_or(default)
     }
 
     /// The boolean value of `name`, or `default` when it was not given.
-    pub fn bool_or(&self, name: &str, default: bool) -> bool {
+    pub(crate) fn bool_or(&self, name: &str, default: bool) -> bool {
         self.get(name).and_then(parse_bool).unwrap_or(default)
     }
 }
 
 impl FlagSet {
     /// A flag set with the given name and definitions.
-    pub fn new(name: &str, flags: Vec<Flag>) -> Self {
+    pub(crate) fn new(name: &str, flags: Vec<Flag>) -> Self {
         FlagSet {
             name: name.to_string(),
             flags,
@@ -55,7 +55,7 @@ impl FlagSet {
 
     /// Go's `FlagSet.Parse`: flags first, stop at the first non-flag or
     /// after `--`; messages quote values as Go does.
-    pub fn parse(&self, args: &[String]) -> Result<Parsed, FlagError> {
+    pub(crate) fn parse(&self, args: &[String]) -> Result<Parsed, FlagError> {
         let mut set = Vec::new();
         let n = scan(&self.flags, args, go_quote, |flag, s| {
             let v = match s {
@@ -73,7 +73,7 @@ impl FlagSet {
     }
 
     /// Go's `PrintDefaults` output: one entry per flag, sorted by name.
-    pub fn defaults(&self) -> String {
+    pub(crate) fn defaults(&self) -> String {
         let mut flags: Vec<&Flag> = self.flags.iter().collect();
         flags.sort_by_key(|f| f.name);
         let mut out = String::new();
@@ -108,7 +108,7 @@ impl FlagSet {
     }
 
     /// Go's default usage: `Usage of <name>:` and the defaults.
-    pub fn usage(&self) -> String {
+    pub(crate) fn usage(&self) -> String {
         format!("Usage of {}:\n{}", self.name, self.defaults())
     }
 }

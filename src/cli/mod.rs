@@ -8,8 +8,10 @@
 //! text is Go's generated one. Why no argument-parsing crate does this
 //! instead: README.md, "Dependencies".
 
-pub mod flagset;
-pub mod scan;
+pub(crate) mod flagset;
+pub(crate) mod scan;
 
-pub use flagset::{FlagSet, Parsed};
-pub use scan::{debug_quote, go_quote, parse_bool, scan, Flag, FlagError, Kind, Quote, Setting};
+pub(crate) use flagset::FlagSet;
+pub(crate) use scan::{debug_quote, scan, Flag, Kind, Setting};
+// Part of the library's interface: `launcher::config` re-exports it.
+pub use scan::FlagError;

@@ -15,7 +15,7 @@ use std::os::unix::ffi::OsStrExt;
 
 /// What a flag takes; decides scanning and Go's usage line.
 #[derive(Clone, Copy, Debug)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// `-name` sets it; `-name=V` takes a Go boolean (`-name false` does
     /// not: `false` is then the first positional argument).
     Bool,
@@ -29,7 +29,7 @@ pub enum Kind {
 
 /// One flag definition.
 #[derive(Clone, Copy, Debug)]
-pub struct Flag {
+pub(crate) struct Flag {
     /// Name without dashes.
     pub name: &'static str,
     /// What it takes.
@@ -44,7 +44,7 @@ pub struct Flag {
 
 impl Flag {
     /// A boolean flag documented elsewhere.
-    pub const fn bool(name: &'static str) -> Flag {
+    pub(crate) const fn bool(name: &'static str) -> Flag {
         Flag {
             name,
             kind: Kind::Bool,
@@ -55,7 +55,7 @@ impl Flag {
 
     /// A flag that takes a value, documented elsewhere; the program checks
     /// and converts the value when it is set.
-    pub const fn value(name: &'static str) -> Flag {
+    pub(crate) const fn value(name: &'static str) -> Flag {
         Flag {
             name,
             kind: Kind::Str,
@@ -67,7 +67,7 @@ impl Flag {
 
 /// What one occurrence of a flag sets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Setting<'a> {
+pub(crate) enum Setting<'a> {
     /// A boolean flag, already read as Go's `strconv.ParseBool` reads it.
     Bool(bool),
     /// The value of any other flag, as given (it may be empty or start
@@ -98,7 +98,7 @@ impl fmt::Display for FlagError {
 impl std::error::Error for FlagError {}
 
 /// Go's `strconv.ParseBool`.
-pub fn parse_bool(s: &str) -> Option<bool> {
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
     match s {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
@@ -107,11 +107,11 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 }
 
 /// How a program quotes a value in its error messages.
-pub type Quote = fn(&str) -> String;
+pub(crate) type Quote = fn(&str) -> String;
 
 /// Go's `%q` for the simple strings that appear as values and defaults:
 /// the quoting of the test tools, whose messages are Go's byte for byte.
-pub fn go_quote(s: &str) -> String {
+pub(crate) fn go_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {
@@ -130,7 +130,7 @@ pub fn go_quote(s: &str) -> String {
 /// Rust's `{:?}` quoting: the launcher's. It differs from [`go_quote`] only
 /// for control and unusual Unicode characters, and each program keeps the
 /// messages it always printed.
-pub fn debug_quote(s: &str) -> String {
+pub(crate) fn debug_quote(s: &str) -> String {
     format!("{s:?}")
 }
 
@@ -143,7 +143,7 @@ pub fn debug_quote(s: &str) -> String {
 /// [`Kind::Value`] check runs before `set`. Names and values need not be
 /// UTF-8 (a name that is not cannot be defined; messages show such bytes
 /// as U+FFFD).
-pub fn scan<A: AsRef<OsStr>>(
+pub(crate) fn scan<A: AsRef<OsStr>>(
     flags: &[Flag],
     args: &[A],
     quote: Quote,

@@ -53,7 +53,7 @@ fn read_number(p: &Path) -> Option<u64> {
 }
 
 /// `usage_usec` of a v2 `cpu.stat`.
-pub fn usage_usec(cpu_stat: &str) -> Option<u64> {
+pub(crate) fn usage_usec(cpu_stat: &str) -> Option<u64> {
     cpu_stat
         .lines()
         .find_map(|l| l.strip_prefix("usage_usec "))
@@ -75,7 +75,7 @@ fn lines(text: &str) -> impl Iterator<Item = (&str, &str)> {
 
 /// The candidate files for a `/proc/<pid>/cgroup` text, with the cgroup
 /// file systems mounted under `root` (normally `/sys/fs/cgroup`).
-pub fn candidates(proc_cgroup: &str, root: &Path) -> Vec<CgroupFiles> {
+pub(crate) fn candidates(proc_cgroup: &str, root: &Path) -> Vec<CgroupFiles> {
     let mut out = Vec::new();
     let mut memory = None;
     let mut cpuacct = None;

@@ -23,7 +23,7 @@ use crate::payloads::InstanceConfig;
 use super::{Docker, Shared, SharedRef};
 
 #[derive(Debug, Clone)]
-pub struct Container {
+pub(crate) struct Container {
     pub id: String,
     pub name: String,
     pub running: bool,
@@ -36,7 +36,7 @@ pub struct Container {
 }
 
 /// The daemon's state and behaviour.
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub api: &'static str,
     pub min_api: &'static str,
     pub up: bool,
@@ -93,7 +93,7 @@ fn message(status: u16, m: &str) -> Answer {
 }
 
 /// The chunked reply of a wait that ends.
-pub fn wait_reply(code: i64) -> Vec<u8> {
+pub(crate) fn wait_reply(code: i64) -> Vec<u8> {
     let body = format!("{{\"Error\":null,\"StatusCode\":{code}}}\n");
     format!(
         "HTTP/1.1 200 OK\r\nApi-Version: 1.41\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
@@ -109,11 +109,11 @@ impl Daemon {
         })
     }
 
-    pub fn container(&self, key: &str) -> Option<&Container> {
+    pub(crate) fn container(&self, key: &str) -> Option<&Container> {
         self.find(key).map(|i| &self.containers[i])
     }
 
-    pub fn count(&self, method: &str, needle: &str) -> usize {
+    pub(crate) fn count(&self, method: &str, needle: &str) -> usize {
         self.log
             .iter()
             .filter(|(m, p, _)| m == method && p.contains(needle))
@@ -312,7 +312,7 @@ impl Daemon {
 type FileResult = Result<Vec<u8>, FileError>;
 
 /// One instance: its key, configuration, directory and driver.
-pub struct Inst {
+pub(crate) struct Inst {
     pub key: InstanceKey,
     pub cfg: InstanceConfig,
     pub dir: PathBuf,
@@ -323,7 +323,7 @@ pub struct Inst {
 }
 
 /// The drivers, the daemon, and the shell between them.
-pub struct Bench {
+pub(crate) struct Bench {
     /// The launcher's instances; index 0 is made by [`Bench::new`].
     pub insts: Vec<Inst>,
     shared: SharedRef,
@@ -368,7 +368,7 @@ pub struct Bench {
 impl Bench {
     /// A launcher with one docker instance, and a daemon with
     /// `ubuntu:latest`.
-    pub fn new(tag: &str, stop_timeout: Duration) -> Bench {
+    pub(crate) fn new(tag: &str, stop_timeout: Duration) -> Bench {
         let base = PathBuf::from(format!("/fake/ciao-docker-unit-{tag}/instances"));
         let mut b = Bench {
             insts: Vec::new(),
@@ -410,7 +410,7 @@ impl Bench {
 
     /// Another instance of the same launcher (its directory is made);
     /// returns its index.
-    pub fn add(&mut self, uuid: &str) -> usize {
+    pub(crate) fn add(&mut self, uuid: &str) -> usize {
         let dir = self.base.join(uuid);
         self.dirs.insert(dir.clone());
         self.next_generation += 1;
@@ -437,31 +437,31 @@ impl Bench {
     }
 
     /// Instance 0's configuration (change it before its START).
-    pub fn cfg(&mut self) -> &mut InstanceConfig {
+    pub(crate) fn cfg(&mut self) -> &mut InstanceConfig {
         &mut self.insts[0].cfg
     }
 
     /// Instance 0's directory.
-    pub fn dir(&self) -> PathBuf {
+    pub(crate) fn dir(&self) -> PathBuf {
         self.insts[0].dir.clone()
     }
 
     /// Instance 0's current resource use.
-    pub fn usage(&mut self) -> Usage {
+    pub(crate) fn usage(&mut self) -> Usage {
         let now = self.now;
         let i = &mut self.insts[0];
         i.drv.usage(&i.cfg, now)
     }
 
     /// A file of the instances directory.
-    pub fn file(&self, path: &Path) -> Option<&(Vec<u8>, u32)> {
+    pub(crate) fn file(&self, path: &Path) -> Option<&(Vec<u8>, u32)> {
         self.files.get(path)
     }
 
     /// A launcher restart: new drivers (new generations) with fresh shared
     /// state; the shell's connections, timers and jobs are gone, the files
     /// stay.
-    pub fn restart_launcher(&mut self) {
+    pub(crate) fn restart_launcher(&mut self) {
         self.shared = Bench::shared(&self.base, self.stop_timeout);
         self.jobs = Jobs::default();
         self.parsers.clear();
@@ -479,12 +479,12 @@ impl Bench {
     }
 
     /// Calls instance 0's driver, then plays the shell until nothing moves.
-    pub fn call(&mut self, f: impl FnOnce(&mut Docker, &mut Cx)) {
+    pub(crate) fn call(&mut self, f: impl FnOnce(&mut Docker, &mut Cx)) {
         self.call_on(0, f);
     }
 
     /// Calls instance `who`'s driver, then plays the shell.
-    pub fn call_on(&mut self, who: usize, f: impl FnOnce(&mut Docker, &mut Cx)) {
+    pub(crate) fn call_on(&mut self, who: usize, f: impl FnOnce(&mut Docker, &mut Cx)) {
         {
             let inst = &mut self.insts[who];
             assert!(!inst.gone, "instance {who} was forgotten");
@@ -504,7 +504,7 @@ impl Bench {
 
     /// The manager forgets instance `who` (deleted): the jobs it led pass
     /// on, and its connections and timers are dropped.
-    pub fn forget(&mut self, who: usize) {
+    pub(crate) fn forget(&mut self, who: usize) {
         let key = self.insts[who].key.clone();
         self.insts[who].gone = true;
         self.jobs.leave(&key);
@@ -637,7 +637,7 @@ impl Bench {
 
     /// Answers the connects held back by [`Bench::stall_connects`] (which
     /// is turned off).
-    pub fn finish_connects(&mut self) {
+    pub(crate) fn finish_connects(&mut self) {
         self.stall_connects = false;
         for key in std::mem::take(&mut self.stalled) {
             self.connected(key);
@@ -646,18 +646,18 @@ impl Bench {
 
     /// Answers the durable writes held back by [`Bench::stall_writes`]
     /// (which is turned off).
-    pub fn finish_writes(&mut self) {
+    pub(crate) fn finish_writes(&mut self) {
         self.stall_writes = false;
         self.pump();
     }
 
     /// Durable writes waiting for [`Bench::finish_writes`].
-    pub fn staged(&self) -> usize {
+    pub(crate) fn staged(&self) -> usize {
         self.staged.len()
     }
 
     /// The instances whose connects wait for [`Bench::finish_connects`].
-    pub fn asking(&self) -> Vec<&str> {
+    pub(crate) fn asking(&self) -> Vec<&str> {
         self.stalled.iter().map(|k| k.inst.id.as_str()).collect()
     }
 
@@ -732,7 +732,7 @@ impl Bench {
 
     /// Answers the waits of containers that are no longer running (after
     /// `docker stop`, `docker rm -f` or an exit).
-    pub fn settle_waits(&mut self) {
+    pub(crate) fn settle_waits(&mut self) {
         let keys: Vec<Key<Res>> = self.held.keys().cloned().collect();
         for key in keys {
             let Some(container) = self.held.get(&key) else {
@@ -755,7 +755,7 @@ impl Bench {
     }
 
     /// The daemon dies: every connection breaks.
-    pub fn daemon_dies(&mut self) {
+    pub(crate) fn daemon_dies(&mut self) {
         self.daemon.up = false;
         for c in &mut self.daemon.containers {
             c.running = false;
@@ -769,7 +769,7 @@ impl Bench {
     }
 
     /// Moves the clock, firing due timers in order.
-    pub fn advance(&mut self, by: Duration) {
+    pub(crate) fn advance(&mut self, by: Duration) {
         let end = self.now + by;
         loop {
             let next = self
@@ -790,7 +790,7 @@ impl Bench {
     }
 
     /// The timers instance `who` has armed.
-    pub fn timers(&self, who: usize) -> Vec<Timer> {
+    pub(crate) fn timers(&self, who: usize) -> Vec<Timer> {
         let key = &self.insts[who].key;
         self.timers
             .keys()
@@ -800,30 +800,30 @@ impl Bench {
     }
 
     /// Instance 0's outcomes since the last call.
-    pub fn take(&mut self) -> Vec<Outcome> {
+    pub(crate) fn take(&mut self) -> Vec<Outcome> {
         self.take_of(0)
     }
 
     /// Instance `who`'s outcomes since the last call.
-    pub fn take_of(&mut self, who: usize) -> Vec<Outcome> {
+    pub(crate) fn take_of(&mut self, who: usize) -> Vec<Outcome> {
         std::mem::take(&mut self.insts[who].outcomes)
     }
 
-    pub fn held(&self) -> usize {
+    pub(crate) fn held(&self) -> usize {
         self.held.len()
     }
 
-    pub fn open(&self) -> usize {
+    pub(crate) fn open(&self) -> usize {
         self.parsers.len()
     }
 
     /// A START of instance 0.
-    pub fn start(&mut self, user_data: &[u8], meta_data: &[u8]) {
+    pub(crate) fn start(&mut self, user_data: &[u8], meta_data: &[u8]) {
         self.start_on(0, user_data, meta_data);
     }
 
     /// A START of instance `who`.
-    pub fn start_on(&mut self, who: usize, user_data: &[u8], meta_data: &[u8]) {
+    pub(crate) fn start_on(&mut self, who: usize, user_data: &[u8], meta_data: &[u8]) {
         let (u, m) = (user_data.to_vec(), meta_data.to_vec());
         self.call_on(who, |d, cx| d.start(cx, false, &u, &m));
     }

@@ -391,7 +391,7 @@ fn daemon_down_and_back() {
 #[test]
 fn volumes_are_refused() {
     let mut b = Bench::new("vol", Duration::from_secs(5));
-    b.cfg().volumes.push(crate::payloads::start::VolumeConfig {
+    b.cfg().volumes.push(crate::payloads::VolumeConfig {
         uuid: "aaaa".into(),
         bootable: true,
     });

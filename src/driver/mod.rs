@@ -17,12 +17,15 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use effect::{
-    Effect, FileAction, FileError, FileOp, Input, IoOp, Outgoing, Routed, Signal, TimerOp,
+pub use effect::Input;
+pub(crate) use effect::{
+    Effect, FileAction, FileError, FileOp, IoOp, Outgoing, Routed, Signal, TimerOp,
 };
-pub use jobs::{Jobs, Turn};
-pub use keys::{InstanceKey, Job, Key, Res, Timer};
-pub use sim::Simulated;
+pub use jobs::Jobs;
+pub(crate) use jobs::Turn;
+pub use keys::InstanceKey;
+pub(crate) use keys::{Job, Key, Res, Timer};
+pub(crate) use sim::Simulated;
 
 use crate::payloads::{InstanceConfig, StartFailureReason};
 
@@ -216,6 +219,6 @@ pub trait Driver {
 }
 
 /// Makes the driver of a new or recovered instance, for its directory.
-pub trait DriverFactory {
+pub(crate) trait DriverFactory {
     fn make(&mut self, config: &InstanceConfig, dir: PathBuf) -> Box<dyn Driver>;
 }

@@ -9,7 +9,7 @@ use crate::payloads::InstanceConfig;
 /// VM/container layer is fake; directories, state files, stats, capacity
 /// and frames are real. A launch succeeds at once and the instance is up
 /// after a random delay; STOP makes it exit (the original panicked).
-pub struct Simulated {
+pub(crate) struct Simulated {
     delay_min: Duration,
     delay_max: Duration,
     rng: u64,
@@ -17,7 +17,7 @@ pub struct Simulated {
 }
 
 impl Simulated {
-    pub fn new(delay_min: Duration, delay_max: Duration, seed: u64) -> Simulated {
+    pub(crate) fn new(delay_min: Duration, delay_max: Duration, seed: u64) -> Simulated {
         Simulated {
             delay_min,
             delay_max,

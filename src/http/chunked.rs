@@ -51,7 +51,7 @@ pub(crate) struct ChunkedDecoder {
 impl ChunkedDecoder {
     /// `max_body` caps the decoded size (→ `BodyTooLarge`); the trailer
     /// section is held to the same limits as a header section.
-    pub fn new(max_body: u64, max_trailer_bytes: usize, max_trailers: usize) -> Self {
+    pub(crate) fn new(max_body: u64, max_trailer_bytes: usize, max_trailers: usize) -> Self {
         ChunkedDecoder {
             state: State::Size,
             size: 0,
@@ -69,14 +69,14 @@ impl ChunkedDecoder {
     }
 
     /// The terminating empty line has been read.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.state == State::Done
     }
 
     /// Decodes from `input`, appending chunk data to `out`. Returns how many
     /// bytes of `input` were used: all of them, or fewer when the body ended
     /// (the rest belongs to the next message).
-    pub fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, HttpError> {
+    pub(crate) fn decode(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, HttpError> {
         let mut i = 0;
         while i < input.len() && self.state != State::Done {
             if self.state == State::Data {

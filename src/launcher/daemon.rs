@@ -39,7 +39,7 @@ const HARD_RESET_DEADLINE: Duration = Duration::from_secs(120);
 
 /// A fatal start-up problem: one line on stderr, exit status 1.
 #[derive(Debug)]
-pub struct StartupError(pub String);
+pub(crate) struct StartupError(pub String);
 
 impl std::fmt::Display for StartupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,10 +53,10 @@ fn fail(msg: String) -> StartupError {
 
 /// Makes the driver factory for a configuration (the composition root,
 /// `crate::node`, chooses simulation, qemu or docker per instance).
-pub type MakeFactory = fn(&LauncherConfig) -> Box<dyn DriverFactory>;
+pub(crate) type MakeFactory = fn(&LauncherConfig) -> Box<dyn DriverFactory>;
 
 /// Entry point of the `ciao-launcher` binary; returns the exit status.
-pub fn main(args: Vec<OsString>, make_factory: MakeFactory) -> i32 {
+pub(crate) fn main(args: Vec<OsString>, make_factory: MakeFactory) -> i32 {
     let cfg = config::parse_or_exit(args);
     sys::mem::keep_heap_small();
     // Block the shutdown signals before anything else (the mask is
@@ -95,7 +95,7 @@ fn fatal(msg: &str) -> i32 {
 }
 
 /// The running daemon.
-pub struct Daemon {
+pub(crate) struct Daemon {
     cfg: LauncherConfig,
     poll: Poll,
     signals: SignalFd,
@@ -118,7 +118,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Everything before the loop; any error is fatal.
-    pub fn new(
+    pub(crate) fn new(
         cfg: LauncherConfig,
         signals: SignalFd,
         factory: Box<dyn DriverFactory>,
@@ -186,7 +186,7 @@ impl Daemon {
     }
 
     /// The loop; returns after a shutdown signal.
-    pub fn run(mut self) -> Result<(), StartupError> {
+    pub(crate) fn run(mut self) -> Result<(), StartupError> {
         let mut events = Events::with_capacity(256);
         let mut now = Instant::now();
         self.execute(now);
@@ -207,7 +207,7 @@ impl Daemon {
     }
 
     /// `-hard-reset`: delete every instance the launcher knows, then exit.
-    pub fn hard_reset(mut self) -> Result<(), StartupError> {
+    pub(crate) fn hard_reset(mut self) -> Result<(), StartupError> {
         let mut now = Instant::now();
         let n = self.manager.delete_all(now);
         info!("hard reset: deleting {n} instance(s)");

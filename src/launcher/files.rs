@@ -23,19 +23,19 @@ use crate::sys::fs::{mkdir_p, remove_dir_all_same_fs, write_atomic, WriteBatch};
 
 /// Durable writes staged in this loop turn.
 #[derive(Default)]
-pub struct Files {
+pub(crate) struct Files {
     batch: WriteBatch,
     waiting: Vec<(Key<Res>, PathBuf)>,
 }
 
 impl Files {
-    pub fn new() -> Files {
+    pub(crate) fn new() -> Files {
         Files::default()
     }
 
     /// Executes one operation; its answer goes to `out` now, or at the next
     /// [`Files::commit`] for a durable write.
-    pub fn apply(&mut self, op: FileOp, out: &mut Vec<Routed>) {
+    pub(crate) fn apply(&mut self, op: FileOp, out: &mut Vec<Routed>) {
         let FileOp { key, action } = op;
         let result = match action {
             FileAction::CreateDir { path, mode } => create_dir(&path, mode),
@@ -86,12 +86,12 @@ impl Files {
     }
 
     /// True when durable writes wait for [`Files::commit`].
-    pub fn pending(&self) -> bool {
+    pub(crate) fn pending(&self) -> bool {
         !self.waiting.is_empty()
     }
 
     /// Makes the staged writes durable and answers them.
-    pub fn commit(&mut self, out: &mut Vec<Routed>) {
+    pub(crate) fn commit(&mut self, out: &mut Vec<Routed>) {
         if self.waiting.is_empty() {
             return;
         }
@@ -143,7 +143,7 @@ fn with_parents<T>(path: &Path, mut f: impl FnMut() -> io::Result<T>) -> io::Res
 /// Every direct child directory of the instances directory, in name
 /// order, with the bytes of its state file (or why it could not be read).
 /// Never descends further (a container's volume tree is not an instance).
-pub fn scan(root: &Path, state_file: &str) -> Vec<(String, Result<Vec<u8>, String>)> {
+pub(crate) fn scan(root: &Path, state_file: &str) -> Vec<(String, Result<Vec<u8>, String>)> {
     let mut names: Vec<String> = match std::fs::read_dir(root) {
         Ok(rd) => rd
             .flatten()

@@ -23,7 +23,7 @@ use crate::sys::child::{self, Child, SpawnOptions};
 use crate::sys::pidfd;
 
 /// First token used for driver resources.
-pub const TOKEN_BASE: usize = 1 << 16;
+pub(crate) const TOKEN_BASE: usize = 1 << 16;
 
 enum Resource {
     Child {
@@ -50,24 +50,24 @@ struct Slot {
 
 /// The resources of every driver.
 #[derive(Default)]
-pub struct Io {
+pub(crate) struct Io {
     slots: HashMap<usize, Slot>,
     by_key: HashMap<Key<Res>, usize>,
     next: usize,
 }
 
 impl Io {
-    pub fn new() -> Io {
+    pub(crate) fn new() -> Io {
         Io::default()
     }
 
     /// True for tokens this executor owns.
-    pub fn owns(token: Token) -> bool {
+    pub(crate) fn owns(token: Token) -> bool {
         token.0 >= TOKEN_BASE
     }
 
     /// The earliest child or connect deadline.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.slots
             .values()
             .filter_map(|s| match &s.res {
@@ -104,7 +104,13 @@ impl Io {
 
     /// Executes one operation. One that fails at once produces its input
     /// immediately.
-    pub fn apply(&mut self, registry: &Registry, op: IoOp, now: Instant, out: &mut Vec<Routed>) {
+    pub(crate) fn apply(
+        &mut self,
+        registry: &Registry,
+        op: IoOp,
+        now: Instant,
+        out: &mut Vec<Routed>,
+    ) {
         match op {
             IoOp::Spawn {
                 key,
@@ -359,7 +365,7 @@ impl Io {
     }
 
     /// Handles readiness of one of our tokens.
-    pub fn on_event(
+    pub(crate) fn on_event(
         &mut self,
         registry: &Registry,
         token: Token,
@@ -512,7 +518,7 @@ impl Io {
     }
 
     /// Kills children past their deadline and fails late connects.
-    pub fn tick(&mut self, registry: &Registry, now: Instant, out: &mut Vec<Routed>) {
+    pub(crate) fn tick(&mut self, registry: &Registry, now: Instant, out: &mut Vec<Routed>) {
         let due: Vec<usize> = self
             .slots
             .iter()

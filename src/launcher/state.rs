@@ -11,17 +11,17 @@ use crate::payloads::ident::is_hex_id;
 use crate::payloads::InstanceConfig;
 
 /// The state file's name inside an instance directory.
-pub const STATE_FILE: &str = "instance.yaml";
+pub(crate) const STATE_FILE: &str = "instance.yaml";
 /// Format version written into every state file.
 const VERSION: u32 = 1;
 /// Mode of a state file: it may hold user data, so only root reads it.
-pub const STATE_MODE: u32 = 0o600;
+pub(crate) const STATE_MODE: u32 = 0o600;
 /// Mode of an instance directory.
-pub const DIR_MODE: u32 = 0o750;
+pub(crate) const DIR_MODE: u32 = 0o750;
 
 /// What is persisted per instance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StateFile {
+pub(crate) struct StateFile {
     pub version: u32,
     /// True once an operator's STOP ended the instance (and no RESTART
     /// followed): recovery then leaves it exited.
@@ -31,7 +31,7 @@ pub struct StateFile {
 }
 
 impl StateFile {
-    pub fn new(config: InstanceConfig, stopped: bool) -> StateFile {
+    pub(crate) fn new(config: InstanceConfig, stopped: bool) -> StateFile {
         StateFile {
             version: VERSION,
             stopped,
@@ -40,13 +40,13 @@ impl StateFile {
     }
 
     /// The file's bytes.
-    pub fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         // Serialising plain strings, numbers and lists cannot fail.
         serde_yaml::to_string(self).unwrap_or_default().into_bytes()
     }
 
     /// Reads the state file of instance `id`; the error says what is wrong.
-    pub fn decode(id: &str, bytes: &[u8]) -> Result<StateFile, String> {
+    pub(crate) fn decode(id: &str, bytes: &[u8]) -> Result<StateFile, String> {
         let state: StateFile = serde_yaml::from_slice(bytes)
             .map_err(|e| format!("{STATE_FILE}: not a valid state file: {e}"))?;
         if state.version != VERSION {
@@ -66,13 +66,13 @@ impl StateFile {
 }
 
 /// `<root>/<id>` for a valid id (an invalid one never becomes a path).
-pub fn instance_dir(root: &Path, id: &str) -> Option<PathBuf> {
+pub(crate) fn instance_dir(root: &Path, id: &str) -> Option<PathBuf> {
     is_hex_id(id).then(|| root.join(id))
 }
 
 /// An instance directory found at start-up.
 #[derive(Debug)]
-pub enum Found {
+pub(crate) enum Found {
     /// The state file was read.
     Instance(String, Box<StateFile>),
     /// The directory exists but its state cannot be used: quarantined.
@@ -81,7 +81,7 @@ pub enum Found {
 
 impl Found {
     /// Classifies what the scan of the instances directory read.
-    pub fn classify(id: String, bytes: Result<Vec<u8>, String>) -> Found {
+    pub(crate) fn classify(id: String, bytes: Result<Vec<u8>, String>) -> Found {
         match bytes.and_then(|b| StateFile::decode(&id, &b)) {
             Ok(s) => Found::Instance(id, Box::new(s)),
             Err(why) => Found::Quarantined(id, why),

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 /// The original's identifier check: hexadecimal groups joined by single hyphens
 /// (`^[0-9a-fA-F]+(-[0-9a-fA-F]+)*$`). Group count and lengths are not checked, case is kept.
-pub fn is_hex_id(s: &str) -> bool {
+pub(crate) fn is_hex_id(s: &str) -> bool {
     !s.is_empty()
         && s.split('-')
             .all(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -16,12 +16,12 @@ pub fn is_hex_id(s: &str) -> bool {
 
 /// One file-name component that cannot leave its directory: not empty, no `/`, no NUL,
 /// not `.` or `..`.
-pub fn is_safe_path_component(s: &str) -> bool {
+pub(crate) fn is_safe_path_component(s: &str) -> bool {
     !s.is_empty() && s != "." && s != ".." && !s.contains(['/', '\0'])
 }
 
 /// Go's `net.ParseMAC`: `aa:bb:..`, `aa-bb-..` or `aabb.ccdd.eeff`, 6, 8 or 20 bytes.
-pub fn parse_mac(s: &str) -> Option<Vec<u8>> {
+pub(crate) fn parse_mac(s: &str) -> Option<Vec<u8>> {
     let b = s.as_bytes();
     if b.len() < 14 {
         return None;
@@ -75,12 +75,12 @@ pub fn parse_mac(s: &str) -> Option<Vec<u8>> {
 }
 
 /// Go's `net.ParseIP`: dotted IPv4 or any IPv6 text form (no zone).
-pub fn parse_ip(s: &str) -> Option<IpAddr> {
+pub(crate) fn parse_ip(s: &str) -> Option<IpAddr> {
     s.parse::<IpAddr>().ok()
 }
 
 /// Go's `net.ParseCIDR`: `address/prefix`, prefix in decimal within the address length.
-pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
+pub(crate) fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     let (addr, prefix) = s.split_once('/')?;
     let ip = parse_ip(addr)?;
     if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
@@ -92,7 +92,7 @@ pub fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
 }
 
 /// The IPv4 form of an address (IPv4, or IPv4-mapped IPv6), as Go's `To4`.
-pub fn to_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
+pub(crate) fn to_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
     match ip {
         IpAddr::V4(v4) => Some(v4),
         IpAddr::V6(v6) => v6.to_ipv4_mapped(),
@@ -102,7 +102,7 @@ pub fn to_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
 /// The SSH port reported for an instance, as the original computes it: 0 for network-node instances
 /// and for a private IP that is empty or not IPv4, else 33000 + 256 × third octet + fourth
 /// octet, and 0 when that reaches 65535.
-pub fn ssh_port(private_ip: &str, network_node: bool) -> u16 {
+pub(crate) fn ssh_port(private_ip: &str, network_node: bool) -> u16 {
     if network_node {
         return 0;
     }

@@ -25,38 +25,35 @@
 //! bytes to send.
 
 pub mod cloudinit;
-pub mod commands;
-pub mod config;
-pub mod errors;
-pub mod events;
+mod commands;
+mod config;
+pub(crate) mod errors;
+mod events;
 #[doc(hidden)]
 pub mod fuzz;
-pub mod ident;
-pub mod lenient;
-pub mod split;
-pub mod start;
-pub mod status;
-pub mod yaml_out;
+pub(crate) mod ident;
+mod lenient;
+mod split;
+mod start;
+mod status;
+mod yaml_out;
 
 pub use commands::{
     parse_attach_volume, parse_delete, parse_detach_volume, parse_restart, parse_stop,
-    CommandError, InstanceCommand, VolumeCommand,
 };
-pub use config::{default_server_configuration, ClusterConfig, Configure, TestServerConfig};
-pub use errors::{
+pub(crate) use config::{ClusterConfig, Configure, TestServerConfig};
+pub(crate) use errors::{
     AttachVolumeFailure, AttachVolumeFailureReason, DeleteFailure, DeleteFailureReason,
-    DetachVolumeFailure, DetachVolumeFailureReason, ErrorReport, Reason, ReceiptFault,
-    RestartFailure, RestartFailureReason, StartFailure, StartFailureReason, StopFailure,
-    StopFailureReason, VolumeErrorReport,
+    DetachVolumeFailure, DetachVolumeFailureReason, RestartFailure, RestartFailureReason,
+    StartFailure, StopFailure, StopFailureReason,
 };
-pub use events::{
-    InstanceDeleted, TenantEvent, TenantEventKind, TraceFrame, TraceNode, TraceReport,
-};
-pub use lenient::DecodeError;
-pub use split::{split_start_payload, SplitStart};
-pub use start::{
-    default_meta_data, parse_start, FwType, InstanceConfig, NetworkConfig, StartCommand,
-    StartError, VmType, VolumeConfig,
-};
-pub use status::{InstanceStat, InstanceState, NetworkStat, NodeStatus, Ready, Stat};
-pub use yaml_out::{to_yaml, Node};
+pub use errors::{ErrorReport, StartFailureReason, VolumeErrorReport};
+pub use events::{InstanceDeleted, TenantEvent, TenantEventKind, TraceReport};
+pub(crate) use events::{TraceFrame, TraceNode};
+pub(crate) use lenient::DecodeError;
+pub use split::split_start_payload;
+pub(crate) use start::{default_meta_data, StartCommand};
+pub use start::{parse_start, FwType, InstanceConfig, VmType, VolumeConfig};
+pub use status::{InstanceStat, Ready, Stat};
+pub(crate) use status::{InstanceState, NodeStatus};
+pub(crate) use yaml_out::{to_yaml, Node};

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Disk allowance of a container, in MB (the original's hard-coded figure). VMs get 0.
-pub const CONTAINER_DISK_MB: i64 = 10_000;
+pub(crate) const CONTAINER_DISK_MB: i64 = 10_000;
 
 // ---------------------------------------------------------------------------------------------
 // The wire schema (payloads/start.go of the original). Every field the original decodes is
@@ -503,7 +503,7 @@ impl StartCommand {
 }
 
 /// The meta-data written when a START has none (two-space indentation, final newline).
-pub fn default_meta_data(instance_uuid: &str) -> String {
+pub(crate) fn default_meta_data(instance_uuid: &str) -> String {
     format!("{{\n  \"uuid\": \"{instance_uuid}\",\n  \"hostname\": \"{instance_uuid}\"\n}}\n")
 }
 

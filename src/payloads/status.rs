@@ -50,13 +50,13 @@ impl Ready {
 
 /// The node status word in STATS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeStatus {
+pub(crate) enum NodeStatus {
     Ready,
     Full,
 }
 
 impl NodeStatus {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             NodeStatus::Ready => "READY",
             NodeStatus::Full => "FULL",
@@ -67,14 +67,14 @@ impl NodeStatus {
 /// Instance states reported in STATS (`exit_failed` and `exit_paused` exist in the original's
 /// payload package but are never sent).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstanceState {
+pub(crate) enum InstanceState {
     Pending,
     Active,
     Exited,
 }
 
 impl InstanceState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             InstanceState::Pending => "pending",
             InstanceState::Active => "active",

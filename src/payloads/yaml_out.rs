@@ -48,7 +48,7 @@ impl Node {
 }
 
 /// Emits `node` as one YAML document, as yaml.v2 `Marshal` would.
-pub fn to_yaml(node: &Node) -> String {
+pub(crate) fn to_yaml(node: &Node) -> String {
     let mut e = Emitter {
         out: String::new(),
         open_ended: false,

@@ -9,20 +9,26 @@ pub(super) const CPU_MIN_WINDOW: Duration = Duration::from_secs(1);
 /// vCPUs when there are several (so a VM that keeps all its vCPUs busy
 /// reports 100).
 #[derive(Debug, Default, Clone)]
-pub struct CpuMeter {
+pub(crate) struct CpuMeter {
     base: Option<(u64, Instant)>,
     last: i64,
 }
 
 impl CpuMeter {
     /// Forget the baseline (the VM was (re)connected): the next sample is -1.
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.base = None;
         self.last = -1;
     }
 
     /// A sample of `ticks` (utime + stime) at `now`.
-    pub fn sample(&mut self, ticks: u64, now: Instant, ticks_per_sec: u64, cpus: i64) -> i64 {
+    pub(crate) fn sample(
+        &mut self,
+        ticks: u64,
+        now: Instant,
+        ticks_per_sec: u64,
+        cpus: i64,
+    ) -> i64 {
         let Some((t0, n0)) = self.base else {
             self.base = Some((ticks, now));
             self.last = -1;

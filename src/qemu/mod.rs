@@ -13,14 +13,13 @@
 //! - [`cpu`]: the CPU figure of the statistics.
 //! - [`host`]: the few inline reads of files and `/proc`, behind a trait.
 
-pub mod cmdline;
-pub mod cpu;
-pub mod host;
-pub mod qmp;
-pub mod settings;
-pub mod vm;
+mod cmdline;
+mod cpu;
+mod host;
+mod qmp;
+mod settings;
+mod vm;
 
-pub use cpu::CpuMeter;
-pub use host::{Host, RealHost};
+pub use host::RealHost;
 pub use settings::{Settings, Shared, Virtualisation};
 pub use vm::QemuDriver;

@@ -121,11 +121,11 @@ const OID_EKU: &[u8] = &[0x55, 0x1d, 0x25];
 const OID_BASIC_CONSTRAINTS: &[u8] = &[0x55, 0x1d, 0x13];
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
 /// Key purposes (DER content bytes).
-pub const OID_ANY_EKU: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
+pub(crate) const OID_ANY_EKU: &[u8] = &[0x55, 0x1d, 0x25, 0x00];
 /// id-kp-serverAuth 1.3.6.1.5.5.7.3.1.
-pub const OID_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
+pub(crate) const OID_SERVER_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x01];
 /// id-kp-clientAuth 1.3.6.1.5.5.7.3.2.
-pub const OID_CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
+pub(crate) const OID_CLIENT_AUTH: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02];
 
 /// A cursor over DER bytes. Every method checks bounds; nothing panics.
 struct Der<'a> {
@@ -489,7 +489,7 @@ fn delimited(line: &[u8], prefix: &[u8]) -> Option<String> {
 
 /// Standard base64 (RFC 4648 alphabet); whitespace is skipped, padding is
 /// optional, and nothing may follow padding. `None` on any other byte.
-pub fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn base64_decode(input: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(input.len() / 4 * 3);
     let (mut acc, mut bits, mut pad) = (0u32, 0u32, 0usize);
     for &c in input {

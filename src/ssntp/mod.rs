@@ -1,12 +1,12 @@
 //! SSNTP: ciao's control protocol (gob-encoded frames over mutual TLS).
 
 pub mod cert;
-pub mod client;
+pub(crate) mod client;
 pub mod frame;
-pub mod gob;
+mod gob;
 pub mod role;
 pub mod server;
-pub mod session;
-pub mod stream;
+mod session;
+mod stream;
 pub mod tls;
 pub mod uuid;

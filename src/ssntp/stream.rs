@@ -18,7 +18,7 @@ const MAX_PENDING: usize = 64 << 20;
 
 /// What a read produced.
 #[derive(Debug, PartialEq, Eq)]
-pub enum ReadState {
+pub(crate) enum ReadState {
     /// The connection is still open.
     Open,
     /// The peer closed the connection (TCP EOF or TLS close_notify).
@@ -27,7 +27,7 @@ pub enum ReadState {
 
 /// Why the stream failed.
 #[derive(Debug)]
-pub enum StreamError {
+pub(crate) enum StreamError {
     /// Socket error.
     Io(io::Error),
     /// TLS error (handshake failure, bad certificate, corrupt record).
@@ -57,7 +57,7 @@ impl From<io::Error> for StreamError {
 }
 
 /// TLS over a non-blocking TCP socket.
-pub struct TlsStream {
+pub(crate) struct TlsStream {
     pub sock: TcpStream,
     pub tls: rustls::Connection,
     /// Plaintext not yet accepted by rustls.
@@ -69,7 +69,7 @@ pub struct TlsStream {
 
 impl TlsStream {
     /// Wraps a connected (or connecting) socket.
-    pub fn new(sock: TcpStream, tls: impl Into<rustls::Connection>) -> Self {
+    pub(crate) fn new(sock: TcpStream, tls: impl Into<rustls::Connection>) -> Self {
         let _ = sock.set_nodelay(true);
         TlsStream {
             sock,
@@ -83,7 +83,7 @@ impl TlsStream {
     /// Reads everything available, appending plaintext to `plain`.
     /// A TLS error is returned after the alert was queued for sending, so a
     /// final [`flush`](Self::flush) tells the peer why.
-    pub fn read(&mut self, plain: &mut Vec<u8>) -> Result<ReadState, StreamError> {
+    pub(crate) fn read(&mut self, plain: &mut Vec<u8>) -> Result<ReadState, StreamError> {
         let mut eof = false;
         loop {
             match self.tls.read_tls(&mut self.sock) {
@@ -113,7 +113,7 @@ impl TlsStream {
     }
 
     /// Queues plaintext and pushes what it can.
-    pub fn write(&mut self, data: &[u8]) -> Result<(), StreamError> {
+    pub(crate) fn write(&mut self, data: &[u8]) -> Result<(), StreamError> {
         if self.pending.len() + data.len() > MAX_PENDING {
             return Err(StreamError::Backlog);
         }
@@ -122,7 +122,7 @@ impl TlsStream {
     }
 
     /// Pushes queued plaintext into TLS and TLS records into the socket.
-    pub fn flush(&mut self) -> Result<(), StreamError> {
+    pub(crate) fn flush(&mut self) -> Result<(), StreamError> {
         let before = self.backlog();
         if !self.pending.is_empty() && !self.tls.is_handshaking() {
             let n = self.tls.writer().write(&self.pending).unwrap_or(0);
@@ -156,17 +156,17 @@ impl TlsStream {
     }
 
     /// True while output waits for the socket.
-    pub fn wants_write(&self) -> bool {
+    pub(crate) fn wants_write(&self) -> bool {
         !self.pending.is_empty() || self.tls.wants_write()
     }
 
     /// Since when output has been waiting without progress.
-    pub fn stalled_since(&self) -> Option<Instant> {
+    pub(crate) fn stalled_since(&self) -> Option<Instant> {
         self.stalled
     }
 
     /// The interest this stream needs now.
-    pub fn interest(&self) -> Interest {
+    pub(crate) fn interest(&self) -> Interest {
         if self.wants_write() {
             Interest::READABLE | Interest::WRITABLE
         } else {
@@ -175,7 +175,11 @@ impl TlsStream {
     }
 
     /// Registers or re-registers the socket when the interest changed.
-    pub fn update_registration(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+    pub(crate) fn update_registration(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+    ) -> io::Result<()> {
         let want = self.interest();
         match self.registered {
             Some(have) if have == want => Ok(()),
@@ -191,7 +195,7 @@ impl TlsStream {
     }
 
     /// Sends close_notify (best effort) and deregisters.
-    pub fn close(&mut self, registry: &Registry) {
+    pub(crate) fn close(&mut self, registry: &Registry) {
         self.tls.send_close_notify();
         let _ = self.flush();
         if self.registered.take().is_some() {
@@ -201,7 +205,7 @@ impl TlsStream {
     }
 
     /// Role bits of the peer's leaf certificate (0 when none or unreadable).
-    pub fn peer_roles(&self) -> u32 {
+    pub(crate) fn peer_roles(&self) -> u32 {
         self.tls
             .peer_certificates()
             .and_then(|c| c.first())

@@ -60,11 +60,11 @@ use super::cert::{self, CertError, CertInfo};
 use super::role;
 
 /// SSNTP's TCP port (both sides; the launcher cannot change it).
-pub const SSNTP_PORT: u16 = 8888;
+pub(crate) const SSNTP_PORT: u16 = 8888;
 
 /// A server certificate must carry at least one of these roles for the client
 /// to accept it (see the module documentation).
-pub const SERVER_ROLES: u32 = role::SCHEDULER | role::SERVER;
+pub(crate) const SERVER_ROLES: u32 = role::SCHEDULER | role::SERVER;
 
 /// A node's own certificate, chain and key, as loaded from a ciao-cert file.
 pub struct Identity {
@@ -742,7 +742,7 @@ impl ClientCertVerifier for CiaoClientVerifier {
 }
 
 /// Where the launcher looks for certificates when `-cacert` is not given.
-pub const DEFAULT_PKI_DIR: &str = "/etc/pki/ciao";
+pub(crate) const DEFAULT_PKI_DIR: &str = "/etc/pki/ciao";
 
 /// Certificate discovery of the original (S14.11 in docs/compatibility.md):
 /// in `dir`, in name order, the first file holding a CA certificate is the CA, and

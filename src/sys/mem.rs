@@ -7,7 +7,7 @@
 //! mappings, returned to the kernel when freed.
 
 /// Fixes glibc's mmap and trim thresholds (no effect on other libcs).
-pub fn keep_heap_small() {
+pub(crate) fn keep_heap_small() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; called at start-up
     // before any other thread exists.

@@ -12,15 +12,15 @@
 
 #![allow(unsafe_code)]
 
-pub mod child;
+pub(crate) mod child;
 pub mod fs;
-pub mod lock;
-pub mod mem;
-pub mod pidfd;
+pub(crate) mod lock;
+pub(crate) mod mem;
+pub(crate) mod pidfd;
 pub mod procfs;
-pub mod random;
-pub mod resolve;
-pub mod signals;
+pub(crate) mod random;
+pub(crate) mod resolve;
+pub(crate) mod signals;
 pub mod uuidstore;
 
 use std::io;

@@ -25,7 +25,7 @@ pub fn parse_pss_kb(text: &str) -> Option<u64> {
 
 /// Proportional set size of `pid` in kB, from `/proc/PID/smaps_rollup`.
 /// `None` when the process is gone or the file is unreadable.
-pub fn pss_kb(pid: u32) -> Option<u64> {
+pub(crate) fn pss_kb(pid: u32) -> Option<u64> {
     parse_pss_kb(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?)
 }
 
@@ -82,7 +82,7 @@ pub fn cmdline(pid: u32) -> Option<Vec<String>> {
 /// derives its "file descriptor" capacity as `soft / 5`). If raising fails the old
 /// soft limit is kept and a warning is logged; if the limit cannot even be
 /// read, `2^31 - 1` is returned, as the original did.
-pub fn raise_nofile_limit() -> u64 {
+pub(crate) fn raise_nofile_limit() -> u64 {
     const UNKNOWN: u64 = i32::MAX as u64;
     let mut rl = libc::rlimit {
         rlim_cur: 0,

@@ -20,17 +20,17 @@ use super::lock::{Flock, LockError};
 use crate::ssntp::uuid::Uuid;
 
 /// `<root>/local/uuid-storage/role/client`.
-pub fn uuid_dir(data_root: &Path) -> PathBuf {
+pub(crate) fn uuid_dir(data_root: &Path) -> PathBuf {
     data_root.join("local/uuid-storage/role/client")
 }
 
 /// `<root>/local/uuid-storage/role/client/0x<role>`.
-pub fn uuid_path(data_root: &Path, role: u32) -> PathBuf {
+pub(crate) fn uuid_path(data_root: &Path, role: u32) -> PathBuf {
     uuid_dir(data_root).join(format!("0x{role:x}"))
 }
 
 /// `<root>/lock/client-role-0x<role>`.
-pub fn uuid_lock_path(data_root: &Path, role: u32) -> PathBuf {
+pub(crate) fn uuid_lock_path(data_root: &Path, role: u32) -> PathBuf {
     data_root
         .join("lock")
         .join(format!("client-role-0x{role:x}"))
@@ -98,7 +98,7 @@ fn load_or_create(data_root: &Path, role: u32) -> io::Result<Uuid> {
 /// random UUID, not persisted. Missing or empty file ⇒ a new random UUID,
 /// written atomically and synced. Unparsable file ⇒ a random UUID, file
 /// untouched. Any I/O failure ⇒ a random UUID. All of these are logged.
-pub fn node_uuid(data_root: &Path, role: u32) -> (Uuid, Option<Flock>) {
+pub(crate) fn node_uuid(data_root: &Path, role: u32) -> (Uuid, Option<Flock>) {
     let lock_path = uuid_lock_path(data_root, role);
     let lock = match lock_path.parent().map(|d| mkdir_p(d, 0o755)) {
         Some(Err(e)) => Err(LockError::Io(lock_path.clone(), e)),

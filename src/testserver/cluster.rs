@@ -13,11 +13,11 @@
 //! payload (which makes every launcher exit).
 
 use super::config::{ConfigError, ServerConfig};
-use crate::payloads::config::{Configure, TestServerConfig};
 use crate::payloads::ident::parse_cidr;
+use crate::payloads::{Configure, TestServerConfig};
 
 /// The document the original test server fabricates from its flags.
-pub fn from_flags(cfg: &ServerConfig) -> Configure {
+pub(crate) fn from_flags(cfg: &ServerConfig) -> Configure {
     let net = |s: &str| (!s.is_empty()).then(|| s.to_string());
     TestServerConfig {
         ceph_id: cfg.ceph_id.clone(),
@@ -33,7 +33,7 @@ pub fn from_flags(cfg: &ServerConfig) -> Configure {
 /// The original's validation (non-empty required fields), plus a CIDR
 /// check of the networks, which launchers would otherwise fail on.
 /// Returns warnings (an empty `ceph_id`) on success.
-pub fn validate(c: &Configure) -> Result<Vec<String>, String> {
+pub(crate) fn validate(c: &Configure) -> Result<Vec<String>, String> {
     c.validate().map_err(|e| e.to_string())?;
     for (name, nets) in [
         ("compute_net", &c.launcher.compute_net),
@@ -56,7 +56,9 @@ pub fn validate(c: &Configure) -> Result<Vec<String>, String> {
 
 /// The cluster configuration for the CONNECTED payload, and any warnings to
 /// log. Reads `--config FILE` if given (start-up only).
-pub fn cluster_configuration(cfg: &ServerConfig) -> Result<(Vec<u8>, Vec<String>), ConfigError> {
+pub(crate) fn cluster_configuration(
+    cfg: &ServerConfig,
+) -> Result<(Vec<u8>, Vec<String>), ConfigError> {
     let (doc, source) = match &cfg.config_file {
         None => (from_flags(cfg), std::path::PathBuf::from("(command line)")),
         Some(path) => {

@@ -4,12 +4,12 @@
 //! gathers them and adds the top-level list of strings of `/clients` and
 //! `/instances`.
 
-pub use crate::payloads::{
-    to_yaml, DecodeError, ErrorReport, InstanceDeleted, InstanceStat, NetworkStat, Node, Ready,
-    Stat, TenantEvent, TenantEventKind, VolumeErrorReport,
+pub(crate) use crate::payloads::{
+    to_yaml, DecodeError, ErrorReport, InstanceDeleted, Node, Ready, Stat, TenantEvent,
+    TenantEventKind, VolumeErrorReport,
 };
 
 /// A top-level YAML list of strings: one `- item` line each, `[]` when empty.
-pub fn string_list(items: &[String]) -> String {
+pub(crate) fn string_list(items: &[String]) -> String {
     to_yaml(&Node::str_seq(items))
 }

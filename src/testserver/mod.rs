@@ -9,15 +9,13 @@
 //! "Defect Dn" in comments is the original server's defect Dn of
 //! docs/compatibility.md (section 5.1), which says what we do about it.
 
-pub mod cluster;
-pub mod config;
-pub mod docs;
+mod cluster;
+pub(crate) mod config;
+mod docs;
 #[doc(hidden)]
 pub mod fuzz;
 pub mod rest;
 pub mod shell;
-pub mod table;
+mod table;
 
-pub use config::{parse_args, ParseOutcome, ServerConfig};
-pub use rest::{handle, Command, RestOutcome, RestResponse};
-pub use table::{ClientTable, DrainEntry, FrameOutcome, IgnoredRole};
+pub use table::ClientTable;

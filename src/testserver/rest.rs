@@ -12,7 +12,7 @@ use crate::http::percent_decode;
 use crate::ssntp::frame;
 
 /// `Content-Type` of every response with a body.
-pub const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
+pub(crate) const TEXT_PLAIN: &str = "text/plain; charset=utf-8";
 
 /// An HTTP response, independent of the HTTP writer's types.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -205,7 +205,7 @@ fn first<'a>(params: &'a [(String, String)], key: &str) -> &'a str {
 
 /// Go's `url.ParseQuery` (Go ≥ 1.17): pairs split at `&`, `+` is a space,
 /// `%XX` escapes; a pair with a bad escape or a `;` in its key is skipped.
-pub fn parse_query(query: &str) -> Vec<(String, String)> {
+pub(crate) fn parse_query(query: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for pair in query.split('&') {
         if pair.is_empty() {

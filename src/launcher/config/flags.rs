@@ -109,7 +109,7 @@ fn parse_ms(s: &str) -> Result<u64, String> {
 }
 
 /// `HOST`, `HOST:PORT`, `[V6]`, `[V6]:PORT`, or a bare IPv6 address.
-pub fn parse_server(s: &str) -> Result<ServerAddr, String> {
+pub(crate) fn parse_server(s: &str) -> Result<ServerAddr, String> {
     let port_of = |p: &str| -> Result<u16, String> {
         match p.parse::<u16>() {
             Ok(0) | Err(_) => Err(format!("bad port {p:?}")),
@@ -306,7 +306,7 @@ impl LauncherConfig {
 /// Parses like [`LauncherConfig::parse`] and handles the outcome as Go
 /// does: help ⇒ [`USAGE`] on stdout and exit 0; a bad flag ⇒ the message
 /// and [`USAGE`] on stderr and exit 2.
-pub fn parse_or_exit(args: Vec<OsString>) -> LauncherConfig {
+pub(crate) fn parse_or_exit(args: Vec<OsString>) -> LauncherConfig {
     match LauncherConfig::parse(args) {
         Ok(c) => c,
         Err(FlagError::Help) => {

@@ -6,18 +6,16 @@
 //! glog flags describe. `flags` and `log_setup` depend on `settings`,
 //! never the other way round.
 
-pub mod flags;
-pub mod log_setup;
-pub mod settings;
-pub mod usage;
+mod flags;
+mod log_setup;
+mod settings;
+mod usage;
 
-pub use flags::{parse_or_exit, parse_server, FLAG_NAMES};
+pub(crate) use flags::parse_or_exit;
+pub use flags::FLAG_NAMES;
 pub use log_setup::setup_logging;
-pub use settings::{
-    LauncherConfig, ServerAddr, Severity, SimDelay, UiMode, Virtualisation, DEFAULT_DATA_ROOT,
-    DEFAULT_DOCKER_SOCKET, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_SSNTP_PORT, LOG_FILE_NAME,
-    OVMF_CANDIDATES,
-};
+pub use settings::LauncherConfig;
+pub(crate) use settings::{UiMode, Virtualisation};
 pub use usage::USAGE;
 
 /// How the command line failed (shared by the three programs).

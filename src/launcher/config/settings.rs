@@ -8,22 +8,22 @@ use std::time::Duration;
 use log::LevelFilter;
 
 /// Default `--data-root`.
-pub const DEFAULT_DATA_ROOT: &str = "/var/lib/ciao";
+pub(crate) const DEFAULT_DATA_ROOT: &str = "/var/lib/ciao";
 /// Default `--docker-socket`.
-pub const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+pub(crate) const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
 /// Default `--max-message-size`: 16 MiB per gob message, checked from
 /// the length prefix before buffering (docs/compatibility.md, S10.8).
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
+pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
 /// The SSNTP port when `--server` names none.
-pub const DEFAULT_SSNTP_PORT: u16 = 8888;
+pub(crate) const DEFAULT_SSNTP_PORT: u16 = 8888;
 /// Where the OVMF firmware is looked for when `--ovmf` is not given.
-pub const OVMF_CANDIDATES: [&str; 3] = [
+pub(crate) const OVMF_CANDIDATES: [&str; 3] = [
     "/usr/share/qemu/OVMF.fd",
     "/usr/share/ovmf/OVMF.fd",
     "/usr/share/OVMF/OVMF_CODE.fd",
 ];
 /// Name of the log file in the log directory.
-pub const LOG_FILE_NAME: &str = "ciao-launcher.log";
+pub(crate) const LOG_FILE_NAME: &str = "ciao-launcher.log";
 
 /// `-qemu-virtualisation`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -358,7 +358,7 @@ impl Decoder {
 /// Decodes a whole byte string with a fresh [`Decoder`] (default cap):
 /// every complete value, or the first error. A trailing incomplete message
 /// is ignored.
-pub fn decode_all(data: &[u8]) -> Result<Vec<Decoded>, GobError> {
+pub(crate) fn decode_all(data: &[u8]) -> Result<Vec<Decoded>, GobError> {
     let mut d = Decoder::new(gob::DEFAULT_MAX_MESSAGE);
     d.feed(data);
     let mut out = Vec::new();

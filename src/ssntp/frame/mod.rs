@@ -34,7 +34,7 @@ mod operand;
 #[cfg(test)]
 mod vectors;
 
-pub use decode::{decode_all, fuzz_gob_decode, Decoder};
+pub use decode::{fuzz_gob_decode, Decoder};
 pub use encode::Encoder;
 pub use gotime::GoTime;
 pub use operand::{Command, ErrorCode, Event, Op, Status};
@@ -43,8 +43,8 @@ pub use operand::{Command, ErrorCode, Event, Op, Status};
 /// Receivers use `Major & 0x7f`.
 pub const TRACE_BIT: u8 = 0x80;
 /// Protocol versions this side sends.
-pub const MAJOR_VERSION: u8 = 0;
-pub const MINOR_VERSION: u8 = 1;
+pub(crate) const MAJOR_VERSION: u8 = 0;
+pub(crate) const MINOR_VERSION: u8 = 1;
 
 /// One node of a trace path.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -126,25 +126,27 @@ pub struct ConnectedFrame {
 
 /// Bits of [`Decoded::present`] and [`Decoded::defined`], one per field
 /// name of the three SSNTP structs.
-pub mod field {
-    pub const MAJOR: u32 = 1 << 0;
-    pub const MINOR: u32 = 1 << 1;
-    pub const TYPE: u32 = 1 << 2;
-    pub const OPERAND: u32 = 1 << 3;
-    pub const ROLE: u32 = 1 << 4;
-    pub const SOURCE: u32 = 1 << 5;
-    pub const DESTINATION: u32 = 1 << 6;
-    pub const ORIGIN: u32 = 1 << 7;
-    pub const PAYLOAD_LENGTH: u32 = 1 << 8;
-    pub const TRACE: u32 = 1 << 9;
-    pub const PAYLOAD: u32 = 1 << 10;
+pub(crate) mod field {
+    pub(crate) const MAJOR: u32 = 1 << 0;
+    pub(crate) const MINOR: u32 = 1 << 1;
+    pub(crate) const TYPE: u32 = 1 << 2;
+    pub(crate) const OPERAND: u32 = 1 << 3;
+    pub(crate) const ROLE: u32 = 1 << 4;
+    pub(crate) const SOURCE: u32 = 1 << 5;
+    pub(crate) const DESTINATION: u32 = 1 << 6;
+    pub(crate) const ORIGIN: u32 = 1 << 7;
+    pub(crate) const PAYLOAD_LENGTH: u32 = 1 << 8;
+    pub(crate) const TRACE: u32 = 1 << 9;
+    #[cfg(test)]
+    pub(crate) const PAYLOAD: u32 = 1 << 10;
+    #[cfg(test)]
     const COMMON: u32 = MAJOR | MINOR | TYPE | OPERAND;
     /// Fields of Go's `ConnectFrame`.
-    pub const CONNECT_FIELDS: u32 = COMMON | ROLE | SOURCE | DESTINATION;
-    /// Fields of Go's `ConnectedFrame`.
-    pub const CONNECTED_FIELDS: u32 = CONNECT_FIELDS | PAYLOAD_LENGTH | PAYLOAD;
+    #[cfg(test)]
+    pub(crate) const CONNECT_FIELDS: u32 = COMMON | ROLE | SOURCE | DESTINATION;
     /// Fields of Go's `Frame`.
-    pub const FRAME_FIELDS: u32 = COMMON | ORIGIN | PAYLOAD_LENGTH | TRACE | PAYLOAD;
+    #[cfg(test)]
+    pub(crate) const FRAME_FIELDS: u32 = COMMON | ORIGIN | PAYLOAD_LENGTH | TRACE | PAYLOAD;
 }
 
 /// A received value, decoded by field name into the union of the three

@@ -2,6 +2,7 @@
 //! definitions and example values of the protocol, verbatim, and the
 //! frames they carry.
 
+use super::decode::decode_all;
 use super::*;
 use crate::ssntp::gob::GobError;
 
