@@ -419,10 +419,6 @@ pub struct ContainerState {
     pub paused: bool,
     #[serde(rename = "Restarting", default)]
     pub restarting: bool,
-    #[serde(rename = "ExitCode", default)]
-    pub exit_code: Option<i64>,
-    #[serde(rename = "Status", default)]
-    pub status: Option<String>,
     /// The main process, as the host sees it (0 when not running).
     #[serde(rename = "Pid", default)]
     pub pid: Option<i64>,
@@ -432,8 +428,6 @@ pub struct ContainerState {
 pub struct ContainerConfig {
     #[serde(rename = "Labels", default)]
     pub labels: Option<BTreeMap<String, String>>,
-    #[serde(rename = "Hostname", default)]
-    pub hostname: Option<String>,
 }
 
 /// `GET /containers/{id}/json`, the parts that matter.
@@ -522,6 +516,7 @@ pub struct Stats {
 
 impl Stats {
     /// Memory in MiB (cgroup usage, page cache included, as the original).
+    #[cfg(test)]
     pub fn memory_mb(&self) -> Option<i64> {
         let u = self.memory_stats.as_ref()?.usage?;
         i64::try_from(u >> 20).ok()

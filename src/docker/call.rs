@@ -16,14 +16,14 @@ use crate::http::{HttpError, ResponseEvent, ResponseParser};
 use super::api::{Api, Req};
 
 /// How long connecting to the daemon's socket may take.
-pub const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Largest error body kept from a stream.
 const MAX_STREAM_ERROR_BODY: usize = 64 << 10;
 
 /// Why a request got no usable reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallError {
+pub(crate) enum CallError {
     /// The socket could not be connected: dockerd is not running (or the
     /// socket path is wrong).
     Unreachable(String),
@@ -34,7 +34,7 @@ pub enum CallError {
 }
 
 impl CallError {
-    pub fn is_unreachable(&self) -> bool {
+    pub(crate) fn is_unreachable(&self) -> bool {
         matches!(self, CallError::Unreachable(_))
     }
 }
@@ -52,20 +52,20 @@ impl fmt::Display for CallError {
 /// A complete reply (for streams: the status, and the body only when the
 /// status is an error).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
 }
 
 impl Reply {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 }
 
 /// What the table reports to the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event<W> {
+pub(crate) enum Event<W> {
     /// The head of a reply arrived (the exit long poll sends it as soon as
     /// the wait is registered, API ≥ 1.30).
     Head { what: W, status: u16 },
@@ -89,7 +89,7 @@ struct Call<W> {
 }
 
 /// The requests of one driver.
-pub struct Calls<W> {
+pub(crate) struct Calls<W> {
     calls: BTreeMap<u32, Call<W>>,
     next: u32,
 }
@@ -105,7 +105,7 @@ impl<W> Default for Calls<W> {
 
 impl<W: Clone + PartialEq> Calls<W> {
     /// Starts a request; returns its number.
-    pub fn send(
+    pub(crate) fn send(
         &mut self,
         cx: &mut Cx,
         socket: &Path,
@@ -138,7 +138,7 @@ impl<W: Clone + PartialEq> Calls<W> {
     }
 
     /// True when `input` belongs to this table.
-    pub fn owns(&self, input: &Input) -> bool {
+    pub(crate) fn owns(&self, input: &Input) -> bool {
         matches!(
             input,
             Input::Timer(Timer::CtrCall(_))
@@ -156,21 +156,18 @@ impl<W: Clone + PartialEq> Calls<W> {
     }
 
     /// Requests in flight with this purpose.
-    pub fn count(&self, pred: impl Fn(&W) -> bool) -> usize {
+    pub(crate) fn count(&self, pred: impl Fn(&W) -> bool) -> usize {
         self.calls.values().filter(|c| pred(&c.what)).count()
     }
 
-    pub fn len(&self) -> usize {
-        self.calls.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.calls.is_empty()
     }
 
     /// Abandons the requests matching `pred` (their connections are
     /// closed; no event follows).
-    pub fn cancel(&mut self, cx: &mut Cx, pred: impl Fn(&W) -> bool) {
+    pub(crate) fn cancel(&mut self, cx: &mut Cx, pred: impl Fn(&W) -> bool) {
         let tags: Vec<u32> = self
             .calls
             .iter()
@@ -193,7 +190,7 @@ impl<W: Clone + PartialEq> Calls<W> {
     }
 
     /// Feeds one input of the shell; appends what came of it.
-    pub fn input(&mut self, cx: &mut Cx, input: Input, out: &mut Vec<Event<W>>) {
+    pub(crate) fn input(&mut self, cx: &mut Cx, input: Input, out: &mut Vec<Event<W>>) {
         match input {
             Input::Timer(Timer::CtrCall(tag)) => {
                 if let Some(c) = self.end(cx, tag) {

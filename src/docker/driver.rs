@@ -25,10 +25,8 @@
 //! The driver does no I/O of its own except reading a running container's
 //! cgroup files (see [`super::cgroup`] for why).
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, trace, warn};
@@ -36,7 +34,7 @@ use log::{debug, error, info, trace, warn};
 use super::api::{self, CreateSpec, Inspect, Listed, Req, Stats, Waited};
 use super::call::{CallError, Calls, Event, Reply};
 use super::cgroup::{self, CgroupFiles};
-use super::{Shared, SharedRef};
+use super::SharedRef;
 use crate::driver::{
     Cx, Driver, FileAction, FileError, Input, Job, Outcome, Res, Timer, Turn, Usage,
 };
@@ -46,7 +44,7 @@ use crate::payloads::cloudinit::{container_command, container_hostname};
 use crate::payloads::{InstanceConfig, StartFailureReason};
 
 /// The file in the instance directory that records the container id.
-pub const ID_FILE: &str = "docker-id";
+pub(crate) const ID_FILE: &str = "docker-id";
 
 /// First and longest delay of the poll after an outage.
 const POLL_FIRST: Duration = Duration::from_secs(1);
@@ -119,7 +117,7 @@ struct Sample {
 }
 
 /// The docker driver of one instance.
-pub struct Docker {
+pub(crate) struct Docker {
     shared: SharedRef,
     calls: Calls<What>,
     /// Requests waiting for the version negotiation.
@@ -155,7 +153,7 @@ pub struct Docker {
 
 impl Docker {
     /// The driver of the container whose instance directory is `dir`.
-    pub fn new(shared: SharedRef, dir: PathBuf) -> Docker {
+    pub(crate) fn new(shared: SharedRef, dir: PathBuf) -> Docker {
         Docker {
             shared,
             dir,
@@ -177,11 +175,6 @@ impl Docker {
             stop_since: None,
             cgroup: None,
         }
-    }
-
-    /// A driver with its own shared state (tests).
-    pub fn standalone(shared: Shared, dir: PathBuf) -> Docker {
-        Docker::new(Rc::new(RefCell::new(shared)), dir)
     }
 
     /// Sends a request, negotiating the API version first if needed.

@@ -17,10 +17,10 @@
 //! scripted daemon that also plays the shell (`fake.rs`); the end-to-end
 //! tests (`tests/docker_*.rs`) run a real, private dockerd.
 
-pub mod api;
-pub mod call;
+mod api;
+mod call;
 pub mod cgroup;
-pub mod driver;
+mod driver;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -31,13 +31,13 @@ use log::{error, info};
 
 use api::Api;
 
-pub use driver::Docker;
+pub(crate) use driver::Docker;
 
 /// What every container driver of one launcher shares: where dockerd is,
 /// which API version it was found to speak, and whether it is down (so an
 /// outage is logged once, not once per container).
 #[derive(Debug, Clone)]
-pub struct Shared {
+pub(crate) struct Shared {
     /// dockerd's socket (`--docker-socket`).
     pub socket: PathBuf,
     /// The negotiated version; `None` until `GET /version` succeeded, and
@@ -62,10 +62,10 @@ pub struct Shared {
 }
 
 /// The shared state, as the factory hands it to each driver.
-pub type SharedRef = Rc<RefCell<Shared>>;
+pub(crate) type SharedRef = Rc<RefCell<Shared>>;
 
 impl Shared {
-    pub fn new(
+    pub(crate) fn new(
         socket: PathBuf,
         stop_timeout: Duration,
         sample_interval: Duration,
@@ -85,7 +85,7 @@ impl Shared {
     }
 
     /// A version was negotiated.
-    pub fn negotiated(&mut self, api: Api, server: &str) {
+    pub(crate) fn negotiated(&mut self, api: Api, server: &str) {
         if self.api != Some(api) || self.down || self.server != server {
             info!(
                 "dockerd {server} at {}: using Engine API {api}",
@@ -99,7 +99,7 @@ impl Shared {
 
     /// A request could not connect: log the outage once and negotiate
     /// again when the daemon is back.
-    pub fn unreachable(&mut self, why: &str) {
+    pub(crate) fn unreachable(&mut self, why: &str) {
         if !self.down {
             error!(
                 "dockerd is unreachable at {} ({why}): container commands fail until it is back",
@@ -112,13 +112,8 @@ impl Shared {
     }
 
     /// Whether the caller should look for left-over containers now.
-    pub fn take_sweep(&mut self) -> bool {
+    pub(crate) fn take_sweep(&mut self) -> bool {
         std::mem::take(&mut self.sweep_due)
-    }
-
-    /// Whether an outage is current.
-    pub fn is_down(&self) -> bool {
-        self.down
     }
 }
 

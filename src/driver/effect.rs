@@ -74,21 +74,6 @@ pub enum IoOp {
     Close { key: Key<Res> },
 }
 
-impl IoOp {
-    /// The resource this operation is about.
-    pub fn key(&self) -> &Key<Res> {
-        match self {
-            IoOp::Spawn { key, .. }
-            | IoOp::Watch { key, .. }
-            | IoOp::Signal { key, .. }
-            | IoOp::Unwatch { key }
-            | IoOp::Connect { key, .. }
-            | IoOp::Write { key, .. }
-            | IoOp::Close { key } => key,
-        }
-    }
-}
-
 /// A file operation; [`Input::File`] answers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOp {
@@ -191,4 +176,4 @@ pub enum Input {
 }
 
 /// An input for one instance incarnation, as the shell produces them.
-pub type Routed = (InstanceKey, Input);
+pub(crate) type Routed = (InstanceKey, Input);

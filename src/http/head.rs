@@ -81,11 +81,6 @@ impl Headers {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
-    /// Removes every field called `name`.
-    pub fn remove(&mut self, name: &str) {
-        self.0.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
-    }
-
     /// All fields as (name, value), in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
@@ -127,7 +122,7 @@ pub(crate) struct HeadSpan {
 }
 
 impl HeadScanner {
-    pub fn new(max_start_line: usize, max_field_bytes: usize) -> Self {
+    pub(crate) fn new(max_start_line: usize, max_field_bytes: usize) -> Self {
         HeadScanner {
             scanned: 0,
             line_start: 0,
@@ -138,12 +133,12 @@ impl HeadScanner {
     }
 
     /// Bytes examined so far (0: nothing of this head seen yet).
-    pub fn scanned(&self) -> usize {
+    pub(crate) fn scanned(&self) -> usize {
         self.scanned
     }
 
     /// Forget progress (the next head starts at offset 0 of a new slice).
-    pub fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.scanned = 0;
         self.line_start = 0;
         self.fields_start = None;
@@ -151,7 +146,7 @@ impl HeadScanner {
 
     /// `head` holds the bytes from the start of the head, the same prefix as
     /// on the previous call plus whatever arrived since.
-    pub fn scan(&mut self, head: &[u8]) -> Result<Option<HeadSpan>, HttpError> {
+    pub(crate) fn scan(&mut self, head: &[u8]) -> Result<Option<HeadSpan>, HttpError> {
         while let Some(off) = head[self.scanned..].iter().position(|&b| b == b'\n') {
             let nl = self.scanned + off;
             let line = strip_cr(&head[self.line_start..nl]);

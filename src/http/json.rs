@@ -39,7 +39,7 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
 /// characters escaped (`\n`, `\t`, ... or `\u00XX`, also DEL, C1, U+2028,
 /// U+2029, U+FEFF, U+FFFE, U+FFFF), everything else, non-ASCII included, as
 /// UTF-8.
-pub fn write_string(out: &mut String, s: &str) {
+pub(crate) fn write_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -70,28 +70,20 @@ pub fn write_string(out: &mut String, s: &str) {
 }
 
 /// `s` as a JSON string literal.
-pub fn quote(s: &str) -> String {
+#[cfg(test)]
+pub(crate) fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     write_string(&mut out, s);
     out
 }
 
-/// Streaming JSON writer; commas and colons are placed for the caller.
-///
-/// ```
-/// use ciao::http::json::Writer;
-/// let mut w = Writer::new();
-/// w.begin_object()
-///     .key("execute").string("device_del")
-///     .key("arguments").begin_object().key("id").string("vol\"1").end_object()
-///     .end_object();
-/// assert_eq!(w.finish(), r#"{"execute":"device_del","arguments":{"id":"vol\"1"}}"#);
-/// ```
+/// Streaming JSON writer; commas and colons are placed for the caller
+/// (see the `nested_objects` test for a use).
 ///
 /// Calls must nest properly (a value after each key inside objects); the
 /// writer does not check, since the documents come from our own code.
 #[derive(Debug, Default, Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     out: String,
     /// Per open container: has it an element yet.
     stack: Vec<bool>,
@@ -100,7 +92,7 @@ pub struct Writer {
 
 impl Writer {
     /// An empty writer.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
@@ -117,7 +109,7 @@ impl Writer {
     }
 
     /// `{`
-    pub fn begin_object(&mut self) -> &mut Self {
+    pub(crate) fn begin_object(&mut self) -> &mut Self {
         self.sep();
         self.out.push('{');
         self.stack.push(false);
@@ -125,14 +117,14 @@ impl Writer {
     }
 
     /// `}`
-    pub fn end_object(&mut self) -> &mut Self {
+    pub(crate) fn end_object(&mut self) -> &mut Self {
         self.stack.pop();
         self.out.push('}');
         self
     }
 
     /// `[`
-    pub fn begin_array(&mut self) -> &mut Self {
+    pub(crate) fn begin_array(&mut self) -> &mut Self {
         self.sep();
         self.out.push('[');
         self.stack.push(false);
@@ -140,14 +132,14 @@ impl Writer {
     }
 
     /// `]`
-    pub fn end_array(&mut self) -> &mut Self {
+    pub(crate) fn end_array(&mut self) -> &mut Self {
         self.stack.pop();
         self.out.push(']');
         self
     }
 
     /// An object key; the next call writes its value.
-    pub fn key(&mut self, k: &str) -> &mut Self {
+    pub(crate) fn key(&mut self, k: &str) -> &mut Self {
         self.sep();
         write_string(&mut self.out, k);
         self.out.push(':');
@@ -156,42 +148,44 @@ impl Writer {
     }
 
     /// A string value.
-    pub fn string(&mut self, v: &str) -> &mut Self {
+    pub(crate) fn string(&mut self, v: &str) -> &mut Self {
         self.sep();
         write_string(&mut self.out, v);
         self
     }
 
     /// A signed integer value.
-    pub fn int(&mut self, v: i64) -> &mut Self {
+    pub(crate) fn int(&mut self, v: i64) -> &mut Self {
         self.sep();
         self.out.push_str(&v.to_string());
         self
     }
 
     /// An unsigned integer value.
-    pub fn uint(&mut self, v: u64) -> &mut Self {
+    pub(crate) fn uint(&mut self, v: u64) -> &mut Self {
         self.sep();
         self.out.push_str(&v.to_string());
         self
     }
 
     /// `true` or `false`.
-    pub fn bool(&mut self, v: bool) -> &mut Self {
+    #[cfg(test)]
+    pub(crate) fn bool(&mut self, v: bool) -> &mut Self {
         self.sep();
         self.out.push_str(if v { "true" } else { "false" });
         self
     }
 
     /// `null`.
-    pub fn null(&mut self) -> &mut Self {
+    #[cfg(test)]
+    pub(crate) fn null(&mut self) -> &mut Self {
         self.sep();
         self.out.push_str("null");
         self
     }
 
     /// An array of strings.
-    pub fn strings<S: AsRef<str>>(&mut self, items: &[S]) -> &mut Self {
+    pub(crate) fn strings<S: AsRef<str>>(&mut self, items: &[S]) -> &mut Self {
         self.begin_array();
         for s in items {
             self.string(s.as_ref());
@@ -200,19 +194,20 @@ impl Writer {
     }
 
     /// A value that is already JSON text (not checked).
-    pub fn raw(&mut self, json: &str) -> &mut Self {
+    #[cfg(test)]
+    pub(crate) fn raw(&mut self, json: &str) -> &mut Self {
         self.sep();
         self.out.push_str(json);
         self
     }
 
     /// The text written so far.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.out
     }
 
     /// The document.
-    pub fn finish(self) -> String {
+    pub(crate) fn finish(self) -> String {
         self.out
     }
 }
@@ -222,7 +217,7 @@ impl Writer {
 /// skipped. A line longer than the cap is reported once and dropped, and
 /// the splitter resynchronises at the next newline: memory stays bounded.
 #[derive(Debug, Clone)]
-pub struct JsonLines {
+pub(crate) struct JsonLines {
     buf: Vec<u8>,
     start: usize,
     scanned: usize,
@@ -232,7 +227,7 @@ pub struct JsonLines {
 
 impl JsonLines {
     /// A splitter that refuses lines over `max_line` bytes.
-    pub fn new(max_line: usize) -> Self {
+    pub(crate) fn new(max_line: usize) -> Self {
         JsonLines {
             buf: Vec::new(),
             start: 0,
@@ -243,7 +238,7 @@ impl JsonLines {
     }
 
     /// Adds bytes (e.g. a [`super::ResponseEvent::Data`]).
-    pub fn push(&mut self, data: &[u8]) {
+    pub(crate) fn push(&mut self, data: &[u8]) {
         if self.start > 0 && self.start * 2 >= self.buf.len() {
             self.buf.drain(..self.start);
             self.scanned -= self.start;
@@ -253,7 +248,7 @@ impl JsonLines {
     }
 
     /// The next complete non-blank line, without its line ending.
-    pub fn next_line(&mut self) -> Result<Option<Vec<u8>>, JsonError> {
+    pub(crate) fn next_line(&mut self) -> Result<Option<Vec<u8>>, JsonError> {
         loop {
             let Some(off) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') else {
                 self.scanned = self.buf.len();
@@ -289,7 +284,7 @@ impl JsonLines {
     }
 
     /// At the end of the stream: a last line without a newline, if any.
-    pub fn finish(&mut self) -> Option<Vec<u8>> {
+    pub(crate) fn finish(&mut self) -> Option<Vec<u8>> {
         let rest = &self.buf[self.start..];
         let rest = rest.strip_suffix(b"\r").unwrap_or(rest);
         let out = (!self.skipping && !rest.iter().all(|b| b.is_ascii_whitespace()))
@@ -310,6 +305,24 @@ mod tests {
     use super::*;
     use serde::Deserialize;
     use std::collections::BTreeMap;
+
+    #[test]
+    fn nested_objects() {
+        let mut w = Writer::new();
+        w.begin_object()
+            .key("execute")
+            .string("device_del")
+            .key("arguments")
+            .begin_object()
+            .key("id")
+            .string("vol\"1")
+            .end_object()
+            .end_object();
+        assert_eq!(
+            w.finish(),
+            r#"{"execute":"device_del","arguments":{"id":"vol\"1"}}"#
+        );
+    }
 
     #[test]
     fn escaping() {

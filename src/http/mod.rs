@@ -4,7 +4,7 @@
 //! announces.
 //!
 //! * Server side (ciao-launcher-server's REST API): [`RequestParser`] →
-//!   [`Request`]; answers with [`write_response`] / [`Response::to_bytes`],
+//!   [`Request`]; answers with [`Response::to_bytes`],
 //!   refusals with [`error_response`], `Expect: 100-continue` with
 //!   [`CONTINUE`].
 //! * Client side (docker Engine API over its Unix socket, ciaolc):
@@ -17,20 +17,18 @@ mod chunked;
 mod error;
 mod fuzz;
 mod head;
-pub mod json;
+pub(crate) mod json;
 mod request;
 mod response;
 
 pub use error::HttpError;
 #[doc(hidden)]
 pub use fuzz::{fuzz_request, fuzz_response};
-pub use head::{Headers, Version};
-pub use json::{parse_json, JsonError};
-pub use request::{
-    encode_query, percent_decode, query_escape, write_request, Request, RequestLimits,
-    RequestParser,
+pub(crate) use head::Headers;
+pub use json::parse_json;
+pub use request::write_request;
+pub(crate) use request::{
+    encode_query, percent_decode, query_escape, Request, RequestLimits, RequestParser,
 };
-pub use response::{
-    error_response, http_date, reason_phrase, write_response, Response, ResponseEvent,
-    ResponseLimits, ResponseParser, CONTINUE,
-};
+pub(crate) use response::{error_response, http_date, Response, CONTINUE};
+pub use response::{reason_phrase, ResponseEvent, ResponseLimits, ResponseParser};

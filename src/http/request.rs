@@ -12,7 +12,7 @@ use super::head::{
 /// Limits of [`RequestParser`]; each violation maps to its own status code
 /// (see [`HttpError::status`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestLimits {
+pub(crate) struct RequestLimits {
     /// Longest request line, line ending excluded (→ 414).
     pub max_request_line: usize,
     /// Largest header section after the request line (→ 431).
@@ -36,7 +36,7 @@ impl Default for RequestLimits {
 
 /// A complete request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Request {
+pub(crate) struct Request {
     /// The method as sent (methods are case-sensitive).
     pub method: String,
     /// The request target as sent, e.g. `/stats?client=abc`.
@@ -55,14 +55,16 @@ pub struct Request {
 
 impl Request {
     /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
     }
 
     /// The first value of query parameter `name`, percent-decoded (`+` is a
     /// space), as Go's `r.URL.Query().Get` (which the original server used)
     /// except that a missing parameter is `None` rather than `""`.
-    pub fn query_param(&self, name: &str) -> Option<String> {
+    #[cfg(test)]
+    pub(crate) fn query_param(&self, name: &str) -> Option<String> {
         self.query_params()
             .into_iter()
             .find(|(k, _)| k == name)
@@ -71,7 +73,7 @@ impl Request {
 
     /// All query parameters in order, decoded. As Go's `url.ParseQuery`:
     /// pairs are split on `&`, a pair with a bad escape or a `;` is skipped.
-    pub fn query_params(&self) -> Vec<(String, String)> {
+    pub(crate) fn query_params(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for pair in self.query.split('&') {
             if pair.is_empty() || pair.contains(';') {
@@ -88,7 +90,7 @@ impl Request {
     /// Whether the connection stays open after the response (RFC 9112 §9.3):
     /// 1.1 unless `Connection: close`; 1.0 only with `Connection: keep-alive`
     /// and no transfer coding.
-    pub fn keep_alive(&self) -> bool {
+    pub(crate) fn keep_alive(&self) -> bool {
         if self.headers.has_token("connection", "close") {
             return false;
         }
@@ -122,7 +124,7 @@ enum State {
 /// On `Err`, answer with [`super::error_response`] and close the connection:
 /// the error is sticky.
 #[derive(Debug)]
-pub struct RequestParser {
+pub(crate) struct RequestParser {
     limits: RequestLimits,
     buf: Vec<u8>,
     pos: usize,
@@ -140,12 +142,12 @@ impl Default for RequestParser {
 
 impl RequestParser {
     /// A parser with the default limits.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_limits(RequestLimits::default())
     }
 
     /// A parser with the given limits.
-    pub fn with_limits(limits: RequestLimits) -> Self {
+    pub(crate) fn with_limits(limits: RequestLimits) -> Self {
         RequestParser {
             limits,
             buf: Vec::new(),
@@ -158,25 +160,19 @@ impl RequestParser {
     }
 
     /// Adds bytes read from the connection.
-    pub fn feed(&mut self, data: &[u8]) {
+    pub(crate) fn feed(&mut self, data: &[u8]) {
         append_input(&mut self.buf, &mut self.pos, data);
     }
 
     /// The peer closed its side. Later `next` calls return the requests still
     /// buffered, then `Err(Truncated)` if one was incomplete, else `Ok(None)`.
-    pub fn eof(&mut self) {
+    pub(crate) fn eof(&mut self) {
         self.eof = true;
-    }
-
-    /// Bytes received and not yet consumed by a returned request (for back
-    /// pressure: stop reading the socket while this is large).
-    pub fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
     }
 
     /// No request is partly received (only blank lines, if anything, are
     /// buffered): closing the connection now loses nothing.
-    pub fn is_idle(&self) -> bool {
+    pub(crate) fn is_idle(&self) -> bool {
         matches!(self.state, State::Head)
             && self.buf[self.pos..]
                 .iter()
@@ -187,13 +183,13 @@ impl RequestParser {
     /// accepted and its body is still to come: the caller then writes
     /// [`super::CONTINUE`] (`HTTP/1.1 100 Continue`) so the client sends the
     /// body. A request refused by its head (e.g. 413) never asks for it.
-    pub fn take_continue(&mut self) -> bool {
+    pub(crate) fn take_continue(&mut self) -> bool {
         std::mem::take(&mut self.continue_pending)
     }
 
     /// The next complete request, `Ok(None)` if more bytes are needed.
     #[allow(clippy::should_implement_trait)] // Result<Option<_>>, not an Iterator
-    pub fn next(&mut self) -> Result<Option<Request>, HttpError> {
+    pub(crate) fn next(&mut self) -> Result<Option<Request>, HttpError> {
         if let State::Failed(e) = &self.state {
             return Err(e.clone());
         }
@@ -391,7 +387,7 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 /// Decodes `%XX` escapes (and `+` as a space when `plus` is set, for query
 /// components). `None` on a malformed escape; bytes that are not UTF-8 after
 /// decoding become U+FFFD.
-pub fn percent_decode(s: &str, plus: bool) -> Option<String> {
+pub(crate) fn percent_decode(s: &str, plus: bool) -> Option<String> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -415,7 +411,7 @@ pub fn percent_decode(s: &str, plus: bool) -> Option<String> {
 
 /// Escapes a query component as Go's `url.QueryEscape`: `A-Za-z0-9-_.~`
 /// stay, a space becomes `+`, everything else `%XX`.
-pub fn query_escape(s: &str) -> String {
+pub(crate) fn query_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
@@ -431,7 +427,7 @@ pub fn query_escape(s: &str) -> String {
 
 /// `k1=v1&k2=v2`, each side escaped with [`query_escape`], in the order
 /// given (ciaolc sorts its keys, as Go's `url.Values.Encode`).
-pub fn encode_query(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn encode_query(pairs: &[(&str, &str)]) -> String {
     let parts: Vec<String> = pairs
         .iter()
         .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))

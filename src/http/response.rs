@@ -11,7 +11,7 @@ use super::head::{
 
 /// What a server writes to accept the body of an `Expect: 100-continue`
 /// request.
-pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+pub(crate) const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// A response: built by a server, or parsed by a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +103,8 @@ impl Response {
 
 /// A complete response in one call: status, optional `Content-Type`, body,
 /// `Content-Length` and `Connection`.
-pub fn write_response(
+#[cfg(test)]
+pub(crate) fn write_response(
     status: u16,
     content_type: Option<&str>,
     body: &[u8],
@@ -119,7 +120,7 @@ pub fn write_response(
 /// The answer to a request the parser refused: its status, a text body
 /// saying why, and `Connection: close` (after a framing error nothing else
 /// on the connection can be trusted).
-pub fn error_response(err: &HttpError) -> Vec<u8> {
+pub(crate) fn error_response(err: &HttpError) -> Vec<u8> {
     Response::new(err.status())
         .with_header("Content-Type", "text/plain; charset=utf-8")
         .with_header("X-Content-Type-Options", "nosniff")
@@ -174,7 +175,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
 
 /// IMF-fixdate for a `Date` header, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`,
 /// from seconds since the Unix epoch (the shell passes the clock in).
-pub fn http_date(unix_secs: u64) -> String {
+pub(crate) fn http_date(unix_secs: u64) -> String {
     let days = unix_secs / 86400;
     let secs = unix_secs % 86400;
     // Civil date from day count (H. Hinnant's algorithm, days since 1970).

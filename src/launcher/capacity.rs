@@ -6,14 +6,14 @@
 //! burst of STARTs between two node samples cannot overcommit the node.
 
 /// High and low water marks of the original, in MB.
-pub const MEM_HWM: i64 = 1000;
-pub const MEM_LWM: i64 = 512;
-pub const DISK_HWM: i64 = 80_000;
-pub const DISK_LWM: i64 = 40_000;
+pub(crate) const MEM_HWM: i64 = 1000;
+pub(crate) const MEM_LWM: i64 = 512;
+pub(crate) const DISK_HWM: i64 = 80_000;
+pub(crate) const DISK_LWM: i64 = 40_000;
 
 /// Resources one instance holds (from its START payload).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Resources {
+pub(crate) struct Resources {
     pub cpus: i64,
     pub mem_mb: i64,
     pub disk_mb: i64,
@@ -22,7 +22,7 @@ pub struct Resources {
 /// Limits switched on by the cluster configuration, and the file-descriptor
 /// limit (`maxInstances = RLIMIT_NOFILE soft / 5`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     pub mem_limit: bool,
     pub disk_limit: bool,
     pub max_instances: usize,
@@ -30,7 +30,7 @@ pub struct Limits {
 
 /// The accounting state.
 #[derive(Debug, Clone, Default)]
-pub struct Capacity {
+pub(crate) struct Capacity {
     allocated: Resources,
     /// Memory and disk available for new instances, as of the last refresh
     /// minus what was admitted since.
@@ -40,7 +40,7 @@ pub struct Capacity {
 
 /// Why a START was not admitted (always reported as `full_cn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     TooManyInstances,
     Disk,
     Memory,
@@ -60,7 +60,7 @@ impl Capacity {
     /// Recomputes the available figures from a node sample.
     /// `mem_consumed`/`disk_consumed`: what the instances with known usage
     /// really use (memory capped at each instance's allocation).
-    pub fn refresh(
+    pub(crate) fn refresh(
         &mut self,
         node_mem_available: i64,
         node_disk_available: i64,
@@ -72,7 +72,7 @@ impl Capacity {
     }
 
     /// READY (true) or FULL (false) for `instances` instances in the table.
-    pub fn ready(&self, limits: &Limits, instances: usize) -> bool {
+    pub(crate) fn ready(&self, limits: &Limits, instances: usize) -> bool {
         !(instances >= limits.max_instances
             || (limits.disk_limit && self.disk_available < DISK_HWM)
             || (limits.mem_limit && self.mem_available < MEM_HWM))
@@ -80,7 +80,7 @@ impl Capacity {
 
     /// Admits a new instance or says why not; on success its resources are
     /// allocated and subtracted from the available figures.
-    pub fn admit(
+    pub(crate) fn admit(
         &mut self,
         limits: &Limits,
         instances: usize,
@@ -102,14 +102,14 @@ impl Capacity {
     }
 
     /// Accounts an instance without admission (recovered at start-up).
-    pub fn add(&mut self, r: Resources) {
+    pub(crate) fn add(&mut self, r: Resources) {
         self.allocated.cpus += r.cpus;
         self.allocated.mem_mb += r.mem_mb;
         self.allocated.disk_mb += r.disk_mb;
     }
 
     /// Releases a deleted instance's resources (never below zero).
-    pub fn release(&mut self, r: Resources) {
+    pub(crate) fn release(&mut self, r: Resources) {
         self.allocated.cpus = (self.allocated.cpus - r.cpus).max(0);
         self.allocated.mem_mb = (self.allocated.mem_mb - r.mem_mb).max(0);
         self.allocated.disk_mb = (self.allocated.disk_mb - r.disk_mb).max(0);
@@ -118,7 +118,8 @@ impl Capacity {
     }
 
     /// The sums of all allocations.
-    pub fn allocated(&self) -> Resources {
+    #[cfg(test)]
+    pub(crate) fn allocated(&self) -> Resources {
         self.allocated
     }
 }

@@ -37,7 +37,7 @@ use crate::ssntp::frame::{self, Command, ErrorCode, Event, Frame};
 
 /// The state reported in STATS, plus what the manager needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Created or recovered, not yet confirmed up.
     Pending,
     /// Running.
@@ -122,7 +122,7 @@ struct Instance {
 
 /// What the manager asks of the shell besides effects.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Wants {
+pub(crate) struct Wants {
     /// An instance changed state: a STATS within 100 ms.
     pub stats: bool,
     /// A START launched or a DELETE completed: a STATUS now.
@@ -130,7 +130,7 @@ pub struct Wants {
 }
 
 /// The instance table and everything that acts on it.
-pub struct Manager {
+pub(crate) struct Manager {
     instances: BTreeMap<String, Instance>,
     /// `<data root>/instances`.
     root: PathBuf,
@@ -146,7 +146,7 @@ pub struct Manager {
 }
 
 impl Manager {
-    pub fn new(root: PathBuf, limits: Limits, factory: Box<dyn DriverFactory>) -> Manager {
+    pub(crate) fn new(root: PathBuf, limits: Limits, factory: Box<dyn DriverFactory>) -> Manager {
         Manager {
             instances: BTreeMap::new(),
             root,
@@ -162,33 +162,38 @@ impl Manager {
     }
 
     /// Effects produced since the last call.
-    pub fn take_effects(&mut self) -> Vec<Effect> {
+    pub(crate) fn take_effects(&mut self) -> Vec<Effect> {
         std::mem::take(&mut self.effects)
     }
 
     /// What the shell should report, reset on read.
-    pub fn take_wants(&mut self) -> Wants {
+    pub(crate) fn take_wants(&mut self) -> Wants {
         std::mem::take(&mut self.wants)
     }
 
     /// Number of instances in the table (any state).
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.instances.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.instances.is_empty()
     }
 
     /// The limits (switched by the cluster configuration).
-    pub fn set_limits(&mut self, mem_limit: bool, disk_limit: bool) {
+    pub(crate) fn set_limits(&mut self, mem_limit: bool, disk_limit: bool) {
         self.limits.mem_limit = mem_limit;
         self.limits.disk_limit = disk_limit;
     }
 
     /// READY (true) or FULL (false), refreshing the capacity figures from a
     /// node sample first.
-    pub fn ready(&mut self, mem_available_mb: i64, disk_available_mb: i64, now: Instant) -> bool {
+    pub(crate) fn ready(
+        &mut self,
+        mem_available_mb: i64,
+        disk_available_mb: i64,
+        now: Instant,
+    ) -> bool {
         let (mut mem, mut disk) = (0, 0);
         for inst in self.instances.values_mut() {
             let u = inst.driver.usage(&inst.config, now);
@@ -205,7 +210,7 @@ impl Manager {
     }
 
     /// The STATS instance list.
-    pub fn stats(&mut self, now: Instant) -> Vec<InstanceStat> {
+    pub(crate) fn stats(&mut self, now: Instant) -> Vec<InstanceStat> {
         self.instances
             .iter_mut()
             .map(|(id, inst)| {
@@ -228,13 +233,13 @@ impl Manager {
     }
 
     /// Traced START frames launched since the last call.
-    pub fn take_traces(&mut self) -> Vec<Frame> {
+    pub(crate) fn take_traces(&mut self) -> Vec<Frame> {
         std::mem::take(&mut self.traces)
     }
 
     /// Re-adopts every instance directory found at start-up (before the
     /// first connection), in name order.
-    pub fn recover(&mut self, found: Vec<Found>, now: Instant) {
+    pub(crate) fn recover(&mut self, found: Vec<Found>, now: Instant) {
         for f in found {
             match f {
                 Found::Instance(id, state) => {
@@ -299,7 +304,7 @@ impl Manager {
     }
 
     /// Handles a COMMAND frame from the server.
-    pub fn on_command(&mut self, f: Frame, now: Instant) {
+    pub(crate) fn on_command(&mut self, f: Frame, now: Instant) {
         self.dispatch(f, now);
         self.settle(now);
     }
@@ -627,7 +632,7 @@ impl Manager {
     }
 
     /// Feeds an answer from the shell to the instance it belongs to.
-    pub fn on_input(&mut self, key: &InstanceKey, input: Input, now: Instant) {
+    pub(crate) fn on_input(&mut self, key: &InstanceKey, input: Input, now: Instant) {
         self.route(key, input, now);
         self.settle(now);
     }
@@ -929,7 +934,8 @@ impl Manager {
     }
 
     /// Ids of every instance and its reported state (tests, hard reset).
-    pub fn list(&self) -> Vec<(String, &'static str)> {
+    #[cfg(test)]
+    pub(crate) fn list(&self) -> Vec<(String, &'static str)> {
         self.instances
             .iter()
             .map(|(k, v)| (k.clone(), v.state.wire().as_str()))
@@ -938,7 +944,7 @@ impl Manager {
 
     /// Deletes every instance at once (`-hard-reset`): urgent stops, then
     /// destruction. Returns how many were queued.
-    pub fn delete_all(&mut self, now: Instant) -> usize {
+    pub(crate) fn delete_all(&mut self, now: Instant) -> usize {
         let ids: Vec<String> = self.instances.keys().cloned().collect();
         for id in &ids {
             self.enqueue(id.clone(), Cmd::Delete, now);

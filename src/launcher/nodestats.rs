@@ -25,18 +25,6 @@ pub struct NodeStats {
     pub cpus_online: i64,
 }
 
-impl NodeStats {
-    /// Every figure unknown.
-    pub const UNKNOWN: NodeStats = NodeStats {
-        mem_total_mb: -1,
-        mem_available_mb: -1,
-        disk_total_mb: -1,
-        disk_available_mb: -1,
-        load: -1,
-        cpus_online: -1,
-    };
-}
-
 /// `(mem_total_mb, mem_available_mb)` from `/proc/meminfo` text. Each is
 /// -1 when a value it needs is missing or unparsable. Scanning stops once
 /// the four values are found (later duplicates are ignored).
@@ -212,6 +200,5 @@ ctxt 999
         assert!(s.cpus_online >= 1);
         let s = sample(Path::new("/no/such/dir"));
         assert_eq!((s.disk_total_mb, s.disk_available_mb), (-1, -1));
-        assert_eq!(NodeStats::UNKNOWN.load, -1);
     }
 }

@@ -8,7 +8,7 @@ use std::hash::Hash;
 use std::time::Instant;
 
 /// Pending timers, earliest first.
-pub struct Timers<K> {
+pub(crate) struct Timers<K> {
     /// `(when, sequence)`; entries whose sequence is no longer in `keys`
     /// were moved or cancelled and are skipped.
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
@@ -24,7 +24,7 @@ impl<K: Clone + Eq + Hash> Default for Timers<K> {
 }
 
 impl<K: Clone + Eq + Hash> Timers<K> {
-    pub fn new() -> Timers<K> {
+    pub(crate) fn new() -> Timers<K> {
         Timers {
             heap: BinaryHeap::new(),
             keys: HashMap::new(),
@@ -34,7 +34,7 @@ impl<K: Clone + Eq + Hash> Timers<K> {
     }
 
     /// Arms the timer of `key` for `at`, moving it if it was armed.
-    pub fn arm(&mut self, at: Instant, key: K) {
+    pub(crate) fn arm(&mut self, at: Instant, key: K) {
         self.cancel(&key);
         self.seq += 1;
         self.heap.push(Reverse((at, self.seq)));
@@ -49,14 +49,14 @@ impl<K: Clone + Eq + Hash> Timers<K> {
     }
 
     /// Forgets the timer of `key` (nothing if it is not armed).
-    pub fn cancel(&mut self, key: &K) {
+    pub(crate) fn cancel(&mut self, key: &K) {
         if let Some(old) = self.seqs.remove(key) {
             self.keys.remove(&old);
         }
     }
 
     /// The earliest deadline.
-    pub fn earliest(&mut self) -> Option<Instant> {
+    pub(crate) fn earliest(&mut self) -> Option<Instant> {
         while let Some(Reverse((at, seq))) = self.heap.peek().copied() {
             if self.keys.contains_key(&seq) {
                 return Some(at);
@@ -67,7 +67,7 @@ impl<K: Clone + Eq + Hash> Timers<K> {
     }
 
     /// Removes and returns every timer due at `now`, earliest first.
-    pub fn expired(&mut self, now: Instant) -> Vec<K> {
+    pub(crate) fn expired(&mut self, now: Instant) -> Vec<K> {
         let mut out = Vec::new();
         while let Some(Reverse((at, seq))) = self.heap.peek().copied() {
             if at > now {
@@ -83,11 +83,13 @@ impl<K: Clone + Eq + Hash> Timers<K> {
     }
 
     /// Number of armed timers.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
 }

@@ -4,7 +4,7 @@
 //! Launcher side: [`ClusterConfig::parse`] decodes without defaults (absent booleans are
 //! false), like the original's client library. Server side: [`Configure::parse_with_defaults`]
 //! decodes over the ciao defaults and [`Configure::to_yaml`] writes the document the server
-//! sends; [`default_server_configuration`] is what ciao-launcher-server sends by default.
+//! sends.
 
 use super::lenient::{self, lenient_struct, DecodeError};
 use super::yaml_out::{to_yaml, Node};
@@ -320,12 +320,14 @@ impl TestServerConfig {
     }
 
     /// The CONNECTED payload.
+    #[cfg(test)]
     pub fn to_yaml(&self) -> String {
         self.configure().to_yaml()
     }
 }
 
 /// The CONNECTED payload ciao-launcher-server sends with default flags.
+#[cfg(test)]
 pub fn default_server_configuration() -> String {
     TestServerConfig::default().to_yaml()
 }

@@ -27,19 +27,22 @@ pub enum ReceiptFault {
 }
 
 macro_rules! reason_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident => $wire:literal, $text:literal;)* }) => {
+    ($(#[$meta:meta])* $vis:vis $name:ident { $($variant:ident => $wire:literal, $text:literal;)* }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
+        $vis enum $name {
             $(#[doc = $text] $variant,)*
         }
 
+        // For the tests (of some of the enums only).
+        #[cfg(test)]
+        #[allow(dead_code)]
         impl $name {
             /// Every reason, in the order of the original's table.
-            pub const ALL: &'static [$name] = &[$($name::$variant),*];
+            $vis const ALL: &'static [$name] = &[$($name::$variant),*];
 
             /// The reason for a wire text, if it is one of ours.
-            pub fn from_wire(s: &str) -> Option<Self> {
+            $vis fn from_wire(s: &str) -> Option<Self> {
                 match s {
                     $($wire => Some($name::$variant),)*
                     _ => None,
@@ -81,7 +84,7 @@ macro_rules! reason_enum {
 reason_enum!(
     /// StartFailure reasons (ERROR operand 1). `FullCloud`, `NoCn` and `NoNetCn` are sent by
     /// the scheduler only.
-    StartFailureReason {
+    pub StartFailureReason {
         FullCloud => "full_cloud", "Cloud is full";
         FullCn => "full_cn", "Compute node is full";
         NoCn => "no_cn", "No compute node available";
@@ -98,7 +101,7 @@ reason_enum!(
 
 reason_enum!(
     /// StopFailure reasons (ERROR operand 2).
-    StopFailureReason {
+    pub(crate) StopFailureReason {
         NoInstance => "no_instance", "Instance does not exist";
         InvalidPayload => "invalid_payload", "YAML payload is corrupt";
         InvalidData => "invalid_data", "Command section of YAML payload is corrupt or missing required information";
@@ -108,7 +111,7 @@ reason_enum!(
 
 reason_enum!(
     /// RestartFailure reasons (ERROR operand 4).
-    RestartFailureReason {
+    pub(crate) RestartFailureReason {
         NoInstance => "no_instance", "Instance does not exist";
         InvalidPayload => "invalid_payload", "YAML payload is corrupt";
         InvalidData => "invalid_data", "Command section of YAML payload is corrupt or missing required information";
@@ -121,7 +124,7 @@ reason_enum!(
 
 reason_enum!(
     /// DeleteFailure reasons (ERROR operand 5).
-    DeleteFailureReason {
+    pub(crate) DeleteFailureReason {
         NoInstance => "no_instance", "Instance does not exist";
         InvalidPayload => "invalid_payload", "YAML payload is corrupt";
         InvalidData => "invalid_data", "Command section of YAML payload is corrupt or missing required information";
@@ -130,7 +133,10 @@ reason_enum!(
 
 reason_enum!(
     /// AttachVolumeFailure reasons (ERROR operand 8).
-    AttachVolumeFailureReason {
+    // The protocol's whole table: volumes are not supported here, so some
+    // reasons are never sent.
+    #[allow(dead_code)]
+    pub(crate) AttachVolumeFailureReason {
         NoInstance => "no_instance", "Instance does not exist";
         InvalidPayload => "invalid_payload", "YAML payload is corrupt";
         InvalidData => "invalid_data", "Command section of YAML payload is corrupt or missing required information";
@@ -144,7 +150,10 @@ reason_enum!(
 
 reason_enum!(
     /// DetachVolumeFailure reasons (ERROR operand 9).
-    DetachVolumeFailureReason {
+    // The protocol's whole table: volumes are not supported here, so some
+    // reasons are never sent.
+    #[allow(dead_code)]
+    pub(crate) DetachVolumeFailureReason {
         NoInstance => "no_instance", "Instance does not exist";
         InvalidPayload => "invalid_payload", "YAML payload is corrupt";
         InvalidData => "invalid_data", "Command section of YAML payload is corrupt or missing required information";
@@ -164,10 +173,10 @@ pub struct Failure<R> {
     pub reason: R,
 }
 
-pub type StartFailure = Failure<StartFailureReason>;
-pub type StopFailure = Failure<StopFailureReason>;
-pub type RestartFailure = Failure<RestartFailureReason>;
-pub type DeleteFailure = Failure<DeleteFailureReason>;
+pub(crate) type StartFailure = Failure<StartFailureReason>;
+pub(crate) type StopFailure = Failure<StopFailureReason>;
+pub(crate) type RestartFailure = Failure<RestartFailureReason>;
+pub(crate) type DeleteFailure = Failure<DeleteFailureReason>;
 
 impl<R: Reason> Failure<R> {
     pub fn new(instance_uuid: impl Into<String>, reason: R) -> Self {
@@ -195,17 +204,17 @@ impl<R: Reason> Failure<R> {
 /// The original put the volume id in `instance_uuid` and vice versa for most
 /// DetachVolumeFailures (L17 in docs/compatibility.md); we always send them the right way round.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VolumeFailure<R> {
+pub(crate) struct VolumeFailure<R> {
     pub instance_uuid: String,
     pub volume_uuid: String,
     pub reason: R,
 }
 
-pub type AttachVolumeFailure = VolumeFailure<AttachVolumeFailureReason>;
-pub type DetachVolumeFailure = VolumeFailure<DetachVolumeFailureReason>;
+pub(crate) type AttachVolumeFailure = VolumeFailure<AttachVolumeFailureReason>;
+pub(crate) type DetachVolumeFailure = VolumeFailure<DetachVolumeFailureReason>;
 
 impl<R: Reason> VolumeFailure<R> {
-    pub fn new(
+    pub(crate) fn new(
         instance_uuid: impl Into<String>,
         volume_uuid: impl Into<String>,
         reason: R,
@@ -217,7 +226,7 @@ impl<R: Reason> VolumeFailure<R> {
         }
     }
 
-    pub fn to_node(&self) -> Node {
+    pub(crate) fn to_node(&self) -> Node {
         Node::map([
             ("instance_uuid", Node::str(&self.instance_uuid)),
             ("volume_uuid", Node::str(&self.volume_uuid)),
@@ -225,7 +234,7 @@ impl<R: Reason> VolumeFailure<R> {
         ])
     }
 
-    pub fn to_yaml(&self) -> String {
+    pub(crate) fn to_yaml(&self) -> String {
         to_yaml(&self.to_node())
     }
 }

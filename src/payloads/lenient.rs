@@ -35,11 +35,6 @@ impl DecodeError {
             message: message.into(),
         }
     }
-
-    /// The parser's explanation (with line and column when known).
-    pub fn message(&self) -> &str {
-        &self.message
-    }
 }
 
 impl fmt::Display for DecodeError {

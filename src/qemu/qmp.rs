@@ -24,14 +24,14 @@ use crate::http::json::parse_json;
 
 /// Longest line accepted from qemu before the session gives up (a greeting
 /// or reply is a few hundred bytes; `query-*` answers a few kB).
-pub const MAX_LINE: usize = 1 << 20;
+pub(crate) const MAX_LINE: usize = 1 << 20;
 
 /// The id of the capabilities negotiation.
 const CAPS_ID: u64 = 0;
 
 /// Where the session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Connected, waiting for the greeting.
     Greeting,
     /// `qmp_capabilities` sent, waiting for its return.
@@ -44,7 +44,7 @@ pub enum Phase {
 
 /// qemu's version from the greeting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Version {
+pub(crate) struct Version {
     pub major: u64,
     pub minor: u64,
     pub micro: u64,
@@ -58,7 +58,7 @@ impl fmt::Display for Version {
 
 /// Something the session learnt.
 #[derive(Debug, Clone, PartialEq)]
-pub enum QmpEvent {
+pub(crate) enum QmpEvent {
     /// Capabilities negotiated: commands can be sent.
     Ready { version: Version },
     /// A command completed.
@@ -89,7 +89,7 @@ struct Pending {
 
 /// One QMP session over one connection.
 #[derive(Debug)]
-pub struct Qmp {
+pub(crate) struct Qmp {
     phase: Phase,
     inbuf: Vec<u8>,
     out: Vec<u8>,
@@ -106,7 +106,7 @@ pub struct Qmp {
 impl Qmp {
     /// A session on a socket that just connected; the greeting and the
     /// negotiation must complete within `handshake` from `now`.
-    pub fn new(now: Instant, handshake: Duration) -> Qmp {
+    pub(crate) fn new(now: Instant, handshake: Duration) -> Qmp {
         Qmp {
             phase: Phase::Greeting,
             inbuf: Vec::new(),
@@ -120,21 +120,23 @@ impl Qmp {
         }
     }
 
-    pub fn phase(&self) -> Phase {
+    #[cfg(test)]
+    pub(crate) fn phase(&self) -> Phase {
         self.phase
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.phase == Phase::Ready
     }
 
     /// qemu's version (zero until the greeting arrived).
-    pub fn version(&self) -> Version {
+    #[cfg(test)]
+    pub(crate) fn version(&self) -> Version {
         self.version
     }
 
     /// Bytes to write to the socket (taken).
-    pub fn take_output(&mut self) -> Vec<u8> {
+    pub(crate) fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
     }
 
@@ -142,7 +144,7 @@ impl Qmp {
     /// none) and returns its id. Before the session is ready the command
     /// waits and is sent right after the negotiation; its deadline counts
     /// from then.
-    pub fn command(
+    pub(crate) fn command(
         &mut self,
         command: &str,
         arguments: &str,
@@ -173,12 +175,13 @@ impl Qmp {
     }
 
     /// True while a command with this id awaits its reply.
-    pub fn is_pending(&self, id: u64) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_pending(&self, id: u64) -> bool {
         self.pending.iter().any(|p| p.id == id) || self.queued.iter().any(|q| q.0 == id)
     }
 
     /// The earliest deadline (handshake or a command), for a timer.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         let cmd = self.pending.iter().map(|p| p.deadline).min();
         match (self.handshake_deadline, cmd) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -187,7 +190,7 @@ impl Qmp {
     }
 
     /// Reports what has passed its deadline at `now`.
-    pub fn expire(&mut self, now: Instant, events: &mut Vec<QmpEvent>) {
+    pub(crate) fn expire(&mut self, now: Instant, events: &mut Vec<QmpEvent>) {
         if self.phase == Phase::Failed {
             return;
         }
@@ -219,7 +222,7 @@ impl Qmp {
     }
 
     /// Feeds bytes read from the socket.
-    pub fn feed(&mut self, bytes: &[u8], now: Instant, events: &mut Vec<QmpEvent>) {
+    pub(crate) fn feed(&mut self, bytes: &[u8], now: Instant, events: &mut Vec<QmpEvent>) {
         if self.phase == Phase::Failed {
             return;
         }
@@ -355,7 +358,7 @@ impl Qmp {
     }
 
     /// The connection ended: pending commands are cancelled.
-    pub fn closed(&mut self, events: &mut Vec<QmpEvent>) {
+    pub(crate) fn closed(&mut self, events: &mut Vec<QmpEvent>) {
         if self.phase == Phase::Failed {
             return;
         }
@@ -375,7 +378,7 @@ impl Qmp {
 /// `{"execute":"<command>","arguments":<arguments>,"id":<id>}` + newline.
 /// `command` is one of our fixed command names; `arguments` a JSON object
 /// text made by the caller, or empty.
-pub fn command_line(command: &str, arguments: &str, id: u64) -> String {
+pub(crate) fn command_line(command: &str, arguments: &str, id: u64) -> String {
     let mut s = String::with_capacity(64 + arguments.len());
     s.push_str("{\"execute\":");
     crate::http::json::write_string(&mut s, command);

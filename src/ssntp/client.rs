@@ -44,7 +44,7 @@ const BACKOFF_CAPS: [u64; 4] = [5, 10, 20, 40];
 const WRITE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// How the client connects.
-pub struct ClientSettings {
+pub(crate) struct ClientSettings {
     /// `(host, port)` pairs in the order to try.
     pub addresses: Vec<(String, u16)>,
     pub tls: Arc<rustls::ClientConfig>,
@@ -61,7 +61,7 @@ pub struct ClientSettings {
 
 /// What the client reports to its owner.
 #[derive(Debug)]
-pub enum ClientEvent {
+pub(crate) enum ClientEvent {
     /// Handshake complete; `config` is the cluster configuration (may be empty).
     Connected { server: Uuid, config: Vec<u8> },
     /// An established connection was lost; reconnection is under way.
@@ -91,7 +91,7 @@ enum State {
 }
 
 /// A reconnecting SSNTP client.
-pub struct Client {
+pub(crate) struct Client {
     settings: ClientSettings,
     token: Token,
     resolver: Resolver,
@@ -105,7 +105,7 @@ pub struct Client {
 impl Client {
     /// A client that will use `token` for its socket. Call [`Client::poll`]
     /// to start dialling.
-    pub fn new(settings: ClientSettings, token: Token) -> Client {
+    pub(crate) fn new(settings: ClientSettings, token: Token) -> Client {
         let seed = Uuid::random().0;
         let rng = u64::from_le_bytes(seed[..8].try_into().unwrap_or([7; 8])) | 1;
         Client {
@@ -122,12 +122,12 @@ impl Client {
     }
 
     /// True while a server connection is established.
-    pub fn is_connected(&self) -> bool {
+    pub(crate) fn is_connected(&self) -> bool {
         matches!(self.state, State::Up { .. })
     }
 
     /// The next instant at which [`Client::poll`] must run.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         match &self.state {
             State::Idle { until } => Some(*until),
             State::Resolving { deadline, .. } | State::Dialing { deadline, .. } => Some(*deadline),
@@ -136,7 +136,7 @@ impl Client {
     }
 
     /// Sends a frame; returns false (frame dropped) when not connected.
-    pub fn send(&mut self, registry: &Registry, frame: &Frame) -> bool {
+    pub(crate) fn send(&mut self, registry: &Registry, frame: &Frame) -> bool {
         let State::Up { stream, session } = &mut self.state else {
             return false;
         };
@@ -155,7 +155,7 @@ impl Client {
     /// reconnection. Call it on every event for the client's token or
     /// [`ClientSettings::resolver_token`], and when [`Client::deadline`] has
     /// passed.
-    pub fn poll(&mut self, registry: &Registry, now: Instant, out: &mut Vec<ClientEvent>) {
+    pub(crate) fn poll(&mut self, registry: &Registry, now: Instant, out: &mut Vec<ClientEvent>) {
         let lookup = self.resolver.take();
         let state = std::mem::replace(&mut self.state, State::Idle { until: now });
         if let (Some(l), false) = (&lookup, matches!(state, State::Resolving { .. })) {
@@ -469,7 +469,7 @@ impl Client {
     }
 
     /// Closes the connection (shutdown); sends nothing else.
-    pub fn close(&mut self, registry: &Registry) {
+    pub(crate) fn close(&mut self, registry: &Registry) {
         match std::mem::replace(
             &mut self.state,
             State::Idle {
@@ -543,7 +543,8 @@ fn resolving_step(
 }
 
 /// Parses `HOST[:PORT]` (IPv6 in brackets) with a default port.
-pub fn parse_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
+#[cfg(test)]
+pub(crate) fn parse_host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
     if let Some(rest) = s.strip_prefix('[') {
         let (h, tail) = rest.split_once(']')?;
         let port = match tail.strip_prefix(':') {

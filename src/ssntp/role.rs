@@ -1,10 +1,8 @@
 //! SSNTP roles: a 32-bit mask, one bit per role, carried in certificates as
 //! extended-key-usage OIDs under 1.3.6.1.4.1.343.8.
 
-/// No role.
-pub const UNKNOWN: u32 = 0x00;
 /// The SSNTP server role.
-pub const SERVER: u32 = 0x01;
+pub(crate) const SERVER: u32 = 0x01;
 /// ciao-controller.
 pub const CONTROLLER: u32 = 0x02;
 /// A compute-node agent (ciao-launcher).
@@ -14,11 +12,11 @@ pub const SCHEDULER: u32 = 0x08;
 /// A network-node agent (ciao-launcher on a network node).
 pub const NETAGENT: u32 = 0x10;
 /// The agent inside a CNCI VM.
-pub const CNCIAGENT: u32 = 0x20;
+pub(crate) const CNCIAGENT: u32 = 0x20;
 
 /// Roles in the order Go's `Role.String()` lists them, with their names and
 /// the last arc of their OID (1.3.6.1.4.1.343.8.<arc>).
-pub const ROLES: [(u32, &str, u8); 6] = [
+pub(crate) const ROLES: [(u32, &str, u8); 6] = [
     (SERVER, "Server", 5),
     (CONTROLLER, "Controller", 3),
     (AGENT, "CNAgent", 1),
@@ -28,10 +26,10 @@ pub const ROLES: [(u32, &str, u8); 6] = [
 ];
 
 /// DER content bytes of the role OID prefix 1.3.6.1.4.1.343.8 (without the last arc).
-pub const OID_PREFIX: [u8; 8] = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x57, 0x08];
+pub(crate) const OID_PREFIX: [u8; 8] = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x57, 0x08];
 
 /// The role bit for the DER content bytes of an OID, if it is a ciao role OID.
-pub fn from_oid(oid: &[u8]) -> Option<u32> {
+pub(crate) fn from_oid(oid: &[u8]) -> Option<u32> {
     let (last, prefix) = oid.split_last()?;
     if prefix != OID_PREFIX {
         return None;

@@ -116,11 +116,6 @@ impl Server {
         self.settings.uuid
     }
 
-    /// Replaces the cluster configuration sent to later clients.
-    pub fn set_config(&mut self, config: Vec<u8>) {
-        self.settings.config = config;
-    }
-
     /// True for the listener's and the connections' tokens.
     pub fn owns(&self, token: Token) -> bool {
         token.0 >= self.token_base && token.0 <= self.token_base + MAX_SLOTS

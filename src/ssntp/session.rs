@@ -177,13 +177,9 @@ impl Session {
     }
 
     /// True after the session ended (the shell should close once flushed).
+    #[cfg(test)]
     pub fn is_done(&self) -> bool {
         self.phase == Phase::Done
-    }
-
-    /// The peer's UUID (nil before the handshake completes).
-    pub fn peer(&self) -> Uuid {
-        self.peer
     }
 
     /// Bytes to hand to TLS.
@@ -192,6 +188,7 @@ impl Session {
     }
 
     /// True when output is waiting.
+    #[cfg(test)]
     pub fn has_output(&self) -> bool {
         !self.out.is_empty()
     }

@@ -13,7 +13,7 @@
 //! pidfd is opened right after `spawn`: the PID cannot be recycled in
 //! between, because only we can reap our child and we have not.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -25,12 +25,12 @@ use super::cvt;
 use super::pidfd::{pidfd_open, pidfd_send_signal, waitid_pidfd, ChildStatus};
 
 /// Default size of each output buffer: the last 64 KiB are kept.
-pub const DEFAULT_OUTPUT_CAP: usize = 64 * 1024;
+pub(crate) const DEFAULT_OUTPUT_CAP: usize = 64 * 1024;
 
 /// How to start a child. `Default` gives: inherited environment and
 /// working directory, a new process group, 64 KiB output tails.
 #[derive(Debug)]
-pub struct SpawnOptions {
+pub(crate) struct SpawnOptions {
     /// Start from an empty environment instead of the launcher's.
     pub env_clear: bool,
     /// Variables to set (after clearing, if asked).
@@ -64,7 +64,7 @@ impl Default for SpawnOptions {
 
 /// A byte buffer that keeps at most `cap` bytes: the most recent ones.
 #[derive(Debug, Clone, Default)]
-pub struct TailBuf {
+pub(crate) struct TailBuf {
     buf: Vec<u8>,
     cap: usize,
     dropped: u64,
@@ -72,7 +72,7 @@ pub struct TailBuf {
 
 impl TailBuf {
     /// An empty buffer keeping at most `cap` bytes.
-    pub fn new(cap: usize) -> TailBuf {
+    pub(crate) fn new(cap: usize) -> TailBuf {
         TailBuf {
             buf: Vec::new(),
             cap,
@@ -81,7 +81,7 @@ impl TailBuf {
     }
 
     /// Appends, discarding the oldest bytes beyond the cap.
-    pub fn push(&mut self, data: &[u8]) {
+    pub(crate) fn push(&mut self, data: &[u8]) {
         if data.len() >= self.cap {
             self.dropped += (self.buf.len() + data.len() - self.cap) as u64;
             self.buf.clear();
@@ -97,18 +97,21 @@ impl TailBuf {
     }
 
     /// The kept bytes.
-    pub fn as_bytes(&self) -> &[u8] {
+    #[cfg(test)]
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.buf
     }
 
     /// How many bytes were discarded from the front.
-    pub fn dropped(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn dropped(&self) -> u64 {
         self.dropped
     }
 
     /// The kept bytes as text (lossy), prefixed with `[N bytes dropped]`
     /// when the head was cut: for log lines and error reasons.
-    pub fn to_text(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn to_text(&self) -> String {
         let s = String::from_utf8_lossy(&self.buf);
         if self.dropped > 0 {
             format!("[{} bytes dropped] {s}", self.dropped)
@@ -118,7 +121,7 @@ impl TailBuf {
     }
 
     /// Takes the kept bytes out, leaving the buffer empty.
-    pub fn take(&mut self) -> Vec<u8> {
+    pub(crate) fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.buf)
     }
 }
@@ -157,7 +160,7 @@ impl Pipe {
 }
 
 /// Sets `O_NONBLOCK` on a descriptor.
-pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
+pub(crate) fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
     let fd = fd.as_raw_fd();
     // SAFETY: fcntl on a descriptor we hold; F_GETFL takes no argument.
     let flags = cvt(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
@@ -173,7 +176,7 @@ pub fn set_nonblocking(fd: &impl AsRawFd) -> io::Result<()> {
 /// child sends it SIGKILL and tries once to reap it without blocking; if it
 /// has not died yet, a zombie remains (logged).
 #[derive(Debug)]
-pub struct Child {
+pub(crate) struct Child {
     pid: u32,
     pidfd: OwnedFd,
     stdout: Pipe,
@@ -183,7 +186,7 @@ pub struct Child {
 
 /// Starts `argv[0]` (looked up in `PATH` when it has no `/`) with the rest
 /// of `argv` as arguments. Nothing passes through a shell.
-pub fn spawn(argv: &[OsString], opts: SpawnOptions) -> io::Result<Child> {
+pub(crate) fn spawn(argv: &[OsString], opts: SpawnOptions) -> io::Result<Child> {
     let (prog, args) = argv
         .split_first()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "empty argument vector"))?;
@@ -263,35 +266,24 @@ pub fn spawn(argv: &[OsString], opts: SpawnOptions) -> io::Result<Child> {
     })
 }
 
-/// [`spawn`] for string arguments, with default options.
-pub fn spawn_simple<S: AsRef<OsStr>>(argv: &[S]) -> io::Result<Child> {
-    let v: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_os_string()).collect();
-    spawn(&v, SpawnOptions::default())
-}
-
 impl Child {
     /// The child's PID.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
-    /// The pidfd (readable once the child has exited).
-    pub fn pidfd(&self) -> &OwnedFd {
-        &self.pidfd
-    }
-
     /// The pidfd as a raw descriptor, for `mio::unix::SourceFd`.
-    pub fn pidfd_raw(&self) -> RawFd {
+    pub(crate) fn pidfd_raw(&self) -> RawFd {
         self.pidfd.as_raw_fd()
     }
 
     /// The stdout pipe (non-blocking), for `mio::unix::SourceFd`.
-    pub fn stdout_raw(&self) -> RawFd {
+    pub(crate) fn stdout_raw(&self) -> RawFd {
         self.stdout.file.as_raw_fd()
     }
 
     /// The stderr pipe (non-blocking), for `mio::unix::SourceFd`.
-    pub fn stderr_raw(&self) -> RawFd {
+    pub(crate) fn stderr_raw(&self) -> RawFd {
         self.stderr.file.as_raw_fd()
     }
 
@@ -300,48 +292,45 @@ impl Child {
     /// (every writer, including grandchildren such as a daemonised qemu,
     /// has closed them). The pipes stay open until the `Child` is dropped,
     /// so deregister them from mio before dropping.
-    pub fn read_output(&mut self) -> io::Result<bool> {
+    pub(crate) fn read_output(&mut self) -> io::Result<bool> {
         self.stdout.drain()?;
         self.stderr.drain()?;
         Ok(self.output_done())
     }
 
     /// Both pipes have reached end of file.
-    pub fn output_done(&self) -> bool {
+    pub(crate) fn output_done(&self) -> bool {
         self.stdout.eof && self.stderr.eof
     }
 
     /// What the child wrote to stdout so far (the tail, see `output_cap`).
-    pub fn stdout(&self) -> &TailBuf {
+    #[cfg(test)]
+    pub(crate) fn stdout(&self) -> &TailBuf {
         &self.stdout.buf
     }
 
     /// What the child wrote to stderr so far.
-    pub fn stderr(&self) -> &TailBuf {
+    #[cfg(test)]
+    pub(crate) fn stderr(&self) -> &TailBuf {
         &self.stderr.buf
     }
 
     /// Takes (stdout, stderr) out, leaving both buffers empty.
-    pub fn take_output(&mut self) -> (Vec<u8>, Vec<u8>) {
+    pub(crate) fn take_output(&mut self) -> (Vec<u8>, Vec<u8>) {
         (self.stdout.buf.take(), self.stderr.buf.take())
     }
 
     /// Reaps the child if it has exited (never blocks). Once `Some`, later
     /// calls return the same status.
-    pub fn try_wait(&mut self) -> io::Result<Option<ChildStatus>> {
+    pub(crate) fn try_wait(&mut self) -> io::Result<Option<ChildStatus>> {
         if self.status.is_none() {
             self.status = waitid_pidfd(&self.pidfd)?;
         }
         Ok(self.status)
     }
 
-    /// The status if already reaped by [`Child::try_wait`].
-    pub fn status(&self) -> Option<ChildStatus> {
-        self.status
-    }
-
     /// Sends `sig`. Succeeds quietly when the child has already exited.
-    pub fn signal(&self, sig: i32) -> io::Result<()> {
+    pub(crate) fn signal(&self, sig: i32) -> io::Result<()> {
         if self.status.is_some() {
             return Ok(());
         }
@@ -352,7 +341,7 @@ impl Child {
     }
 
     /// SIGKILL.
-    pub fn kill(&self) -> io::Result<()> {
+    pub(crate) fn kill(&self) -> io::Result<()> {
         self.signal(libc::SIGKILL)
     }
 }
@@ -376,7 +365,14 @@ impl Drop for Child {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsStr;
     use std::time::{Duration, Instant};
+
+    /// [`spawn`] for string arguments, with default options.
+    fn spawn_simple<S: AsRef<OsStr>>(argv: &[S]) -> io::Result<Child> {
+        let v: Vec<OsString> = argv.iter().map(|a| a.as_ref().to_os_string()).collect();
+        spawn(&v, SpawnOptions::default())
+    }
 
     fn wait_readable(fd: RawFd, within: Duration) -> bool {
         let mut pfd = libc::pollfd {

@@ -65,7 +65,7 @@ fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
 /// Replaces `path` with `bytes` atomically (temporary file in the same
 /// directory, then `rename`). **No sync**: call [`syncfs`] (or use
 /// [`WriteBatch`]) for durability.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let tmp = write_temp(path, bytes, mode)?;
     fs::rename(&tmp, path).inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
@@ -74,7 +74,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 
 /// `syncfs(2)` on the file system holding `path` (a file or directory):
 /// one call makes every earlier write and rename on it durable.
-pub fn syncfs(path: &Path) -> io::Result<()> {
+pub(crate) fn syncfs(path: &Path) -> io::Result<()> {
     let f = File::open(path)?;
     // SAFETY: the descriptor is valid while `f` lives.
     cvt(unsafe { libc::syncfs(f.as_raw_fd()) })?;
@@ -89,20 +89,21 @@ pub fn syncfs(path: &Path) -> io::Result<()> {
 /// contents intact); a crash later leaves each file old or new, never
 /// empty or torn.
 #[derive(Debug, Default)]
-pub struct WriteBatch {
+pub(crate) struct WriteBatch {
     staged: Vec<(PathBuf, PathBuf)>,
 }
 
 impl WriteBatch {
     /// An empty batch.
-    pub fn new() -> WriteBatch {
+    #[cfg(test)]
+    pub(crate) fn new() -> WriteBatch {
         WriteBatch::default()
     }
 
     /// Writes the new content of `path` to a temporary file now; it
     /// replaces `path` at [`WriteBatch::commit`]. Staging the same path
     /// twice keeps the later content.
-    pub fn stage(&mut self, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    pub(crate) fn stage(&mut self, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
         let tmp = write_temp(path, bytes, mode)?;
         if let Some(i) = self.staged.iter().position(|(p, _)| p == path) {
             let (_, old) = self.staged.remove(i);
@@ -113,12 +114,14 @@ impl WriteBatch {
     }
 
     /// Number of staged files.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.staged.len()
     }
 
     /// True when nothing is staged.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.staged.is_empty()
     }
 
@@ -126,7 +129,7 @@ impl WriteBatch {
     /// staging order: a file whose rename failed is reported (and its
     /// temporary file removed) without stopping the others. A failed sync
     /// is reported for every file on that file system.
-    pub fn commit(mut self) -> Vec<(PathBuf, io::Result<()>)> {
+    pub(crate) fn commit(mut self) -> Vec<(PathBuf, io::Result<()>)> {
         let staged = std::mem::take(&mut self.staged);
         // One directory per file system is enough for syncfs.
         let mut by_dev: BTreeMap<u64, PathBuf> = BTreeMap::new();
@@ -187,7 +190,7 @@ impl Drop for WriteBatch {
 
 /// `mkdir -p` with `mode` (subject to the umask) for the directories it
 /// creates; existing directories are left as they are.
-pub fn mkdir_p(path: &Path, mode: u32) -> io::Result<()> {
+pub(crate) fn mkdir_p(path: &Path, mode: u32) -> io::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(mode)
@@ -287,7 +290,7 @@ fn remove_tree(dir: &Path, dev: u64) -> io::Result<()> {
 /// returns an error naming it and removes **nothing**, so the caller can
 /// report the failure with the tree intact. Symlinks are removed, never
 /// followed. A missing `path` is success.
-pub fn remove_dir_all_same_fs(path: &Path) -> io::Result<()> {
+pub(crate) fn remove_dir_all_same_fs(path: &Path) -> io::Result<()> {
     let top = match fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -308,7 +311,7 @@ pub fn remove_dir_all_same_fs(path: &Path) -> io::Result<()> {
 
 /// The `statfs(2)` figures the node statistics need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StatFs {
+pub(crate) struct StatFs {
     /// `f_bsize`: what the original multiplied block counts by.
     pub bsize: u64,
     /// `f_frsize`: the fundamental block size (usually equal to `bsize`).
@@ -322,7 +325,7 @@ pub struct StatFs {
 }
 
 /// `statfs(2)` on `path`.
-pub fn statfs(path: &Path) -> io::Result<StatFs> {
+pub(crate) fn statfs(path: &Path) -> io::Result<StatFs> {
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
     // SAFETY: plain data, filled in by statfs below.

@@ -19,7 +19,7 @@ use super::cvt;
 
 /// Why a lock was not taken.
 #[derive(Debug)]
-pub enum LockError {
+pub(crate) enum LockError {
     /// Another open file description holds the lock (another process,
     /// normally another launcher with the same data root).
     Busy(PathBuf),
@@ -44,16 +44,15 @@ impl std::error::Error for LockError {}
 
 /// An exclusive `flock` on a file, held until drop.
 #[derive(Debug)]
-pub struct Flock {
+pub(crate) struct Flock {
     file: File,
-    path: PathBuf,
 }
 
 impl Flock {
     /// Opens (creating with mode 0600 if needed, close-on-exec, read-only)
     /// `path` and takes `LOCK_EX | LOCK_NB` on it. Never blocks. The parent
     /// directory must exist.
-    pub fn try_lock(path: &Path) -> Result<Flock, LockError> {
+    pub(crate) fn try_lock(path: &Path) -> Result<Flock, LockError> {
         let file = OpenOptions::new()
             .read(true)
             .write(false)
@@ -75,15 +74,7 @@ impl Flock {
                 Err(e) => return Err(LockError::Io(path.to_path_buf(), e)),
             }
         }
-        Ok(Flock {
-            file,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// The locked file.
-    pub fn path(&self) -> &Path {
-        &self.path
+        Ok(Flock { file })
     }
 }
 
@@ -113,7 +104,6 @@ mod tests {
         let d = tmpdir("busy");
         let p = d.join("client-agent.lock");
         let a = Flock::try_lock(&p).unwrap();
-        assert_eq!(a.path(), p);
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode & !0o600, 0, "mode {mode:o}");
         match Flock::try_lock(&p) {

@@ -61,7 +61,7 @@ impl fmt::Display for ChildStatus {
 /// reaped). A pidfd obtained for a process that is then reaped by someone
 /// else still becomes readable, and signals sent through it fail with
 /// `ESRCH` instead of hitting a new process with the same PID.
-pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     let pid = libc::pid_t::try_from(pid)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "PID out of range"))?;
     // SAFETY: the pidfd_open syscall takes a pid and a flags word (0 gives a
@@ -77,7 +77,7 @@ pub fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
 /// `pidfd_send_signal(2)`: sends `sig` to the process behind `fd`.
 ///
 /// `ESRCH` means the process has already exited.
-pub fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> io::Result<()> {
+pub(crate) fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> io::Result<()> {
     // SAFETY: the descriptor is valid for the borrow; a null siginfo pointer
     // asks the kernel to fill in the defaults (as kill(2) would); flags 0.
     cvt(unsafe {
@@ -97,9 +97,8 @@ pub fn pidfd_send_signal(fd: &OwnedFd, sig: i32) -> io::Result<()> {
 ///
 /// `Ok(None)`: still running. `Ok(Some(status))`: it exited and is now
 /// reaped (a second call then fails with `ECHILD`). `ECHILD` is also what a
-/// pidfd of a process that is not our child gives; use [`pidfd_exited`]
-/// for those.
-pub fn waitid_pidfd(fd: &OwnedFd) -> io::Result<Option<ChildStatus>> {
+/// pidfd of a process that is not our child gives.
+pub(crate) fn waitid_pidfd(fd: &OwnedFd) -> io::Result<Option<ChildStatus>> {
     // SAFETY: siginfo_t is plain old data for which all-zero is valid.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     let id = libc::id_t::try_from(fd.as_raw_fd())
@@ -128,25 +127,6 @@ pub fn waitid_pidfd(fd: &OwnedFd) -> io::Result<Option<ChildStatus>> {
     }))
 }
 
-/// True when the process behind `fd` has exited (the pidfd polls readable).
-/// Works for any process, child or not, and never blocks.
-pub fn pidfd_exited(fd: &OwnedFd) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: one valid pollfd, timeout 0 so the call never blocks.
-        let r = unsafe { libc::poll(&mut pfd, 1, 0) };
-        match cvt(r) {
-            Ok(n) => return Ok(n > 0 && pfd.revents & (libc::POLLIN | libc::POLLHUP) != 0),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,7 +139,6 @@ mod tests {
         let child = Command::new("sleep").arg("30").spawn().unwrap();
         let fd = pidfd_open(child.id()).unwrap();
         assert_eq!(waitid_pidfd(&fd).unwrap(), None);
-        assert!(!pidfd_exited(&fd).unwrap());
         pidfd_send_signal(&fd, libc::SIGTERM).unwrap();
         let status = loop {
             if let Some(s) = waitid_pidfd(&fd).unwrap() {

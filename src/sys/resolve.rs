@@ -34,7 +34,7 @@ use mio::{Registry, Token, Waker};
 
 /// Why a lookup could not be started.
 #[derive(Debug)]
-pub enum ResolveError {
+pub(crate) enum ResolveError {
     /// A lookup (possibly one nobody waits for any more) is still running.
     Busy,
     /// The waker could not be registered with the loop.
@@ -57,7 +57,7 @@ impl std::error::Error for ResolveError {}
 
 /// A finished lookup: the name asked for and what `getaddrinfo` said.
 #[derive(Debug)]
-pub struct Lookup {
+pub(crate) struct Lookup {
     pub host: String,
     pub port: u16,
     pub result: io::Result<Vec<SocketAddr>>,
@@ -72,7 +72,7 @@ struct Pending {
 
 /// Runs at most one `getaddrinfo` at a time on a helper thread and wakes the
 /// loop with its token when the answer is there.
-pub struct Resolver {
+pub(crate) struct Resolver {
     token: Token,
     /// Created on the first lookup (only one waker may exist per `Poll`,
     /// and a launcher configured with IP addresses never needs it).
@@ -82,7 +82,7 @@ pub struct Resolver {
 
 impl Resolver {
     /// A resolver whose answers wake the loop with `token`.
-    pub fn new(token: Token) -> Resolver {
+    pub(crate) fn new(token: Token) -> Resolver {
         Resolver {
             token,
             waker: None,
@@ -90,19 +90,14 @@ impl Resolver {
         }
     }
 
-    /// The token whose readiness means "a lookup has finished".
-    pub fn token(&self) -> Token {
-        self.token
-    }
-
     /// The name being looked up, while a lookup is outstanding.
-    pub fn busy(&self) -> Option<(&str, u16)> {
+    pub(crate) fn busy(&self) -> Option<(&str, u16)> {
         self.pending.as_ref().map(|p| (p.host.as_str(), p.port))
     }
 
     /// Starts looking up `host:port`; the loop is woken with the token when
     /// [`Resolver::take`] has the answer.
-    pub fn submit(
+    pub(crate) fn submit(
         &mut self,
         registry: &Registry,
         host: &str,
@@ -144,7 +139,7 @@ impl Resolver {
 
     /// The finished lookup, if the outstanding one has finished; never
     /// blocks. Afterwards the resolver is free for the next lookup.
-    pub fn take(&mut self) -> Option<Lookup> {
+    pub(crate) fn take(&mut self) -> Option<Lookup> {
         let p = self.pending.as_ref()?;
         let result = match p.answer.try_recv() {
             Ok(result) => result,

@@ -139,6 +139,7 @@ pub fn unblock_all_in_child() -> io::Result<()> {
 }
 
 /// The calling thread's blocked-signal mask contains `sig`.
+#[cfg(test)]
 pub fn is_blocked(sig: i32) -> io::Result<bool> {
     // SAFETY: plain data, filled in by pthread_sigmask below.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
@@ -152,6 +153,7 @@ pub fn is_blocked(sig: i32) -> io::Result<bool> {
 }
 
 /// Sends `sig` to the calling thread only (for tests and self-checks).
+#[cfg(test)]
 pub fn raise_in_this_thread(sig: i32) -> io::Result<()> {
     // SAFETY: raise(3) sends to the calling thread; no memory involved.
     cvt(unsafe { libc::raise(sig) })?;

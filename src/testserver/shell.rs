@@ -7,17 +7,16 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use log::{debug, info, warn};
 use mio::net::{TcpListener, TcpStream};
-use mio::{Events, Interest, Poll, Registry, Token};
+use mio::{Events, Interest, Poll, Token};
 
 use super::config::ServerConfig;
 use super::rest::{self, RestResponse};
 use super::table::{ClientTable, FrameOutcome};
-use crate::http::{error_response, RequestParser, Response};
+use crate::http::{error_response, RequestParser, Response, CONTINUE};
 use crate::ssntp::frame::{self, FrameTrace, GoTime, TraceNode};
 use crate::ssntp::server::{Server, ServerEvent, ServerSettings};
 use crate::ssntp::uuid::Uuid;
@@ -39,7 +38,7 @@ const READ_CHUNK: usize = 64 << 10;
 
 /// Why the server could not start or run.
 #[derive(Debug)]
-pub struct ShellError(pub String);
+pub(crate) struct ShellError(pub String);
 
 impl std::fmt::Display for ShellError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,7 +56,7 @@ struct HttpConn {
 }
 
 /// The running server.
-pub struct Shell {
+pub(crate) struct Shell {
     poll: Poll,
     signals: SignalFd,
     rest: TcpListener,
@@ -71,7 +70,7 @@ pub struct Shell {
 
 impl Shell {
     /// Binds both listeners; `config` is the CONNECTED payload.
-    pub fn new(
+    pub(crate) fn new(
         cfg: &ServerConfig,
         config: Vec<u8>,
         signals: SignalFd,
@@ -140,13 +139,8 @@ impl Shell {
         })
     }
 
-    /// The bound REST and SSNTP addresses.
-    pub fn addresses(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
-        (self.rest.local_addr().ok(), self.ssntp.local_addr().ok())
-    }
-
     /// Serves until a shutdown signal.
-    pub fn run(mut self) -> Result<(), ShellError> {
+    pub(crate) fn run(mut self) -> Result<(), ShellError> {
         let mut events = Events::with_capacity(256);
         let mut ssntp_events = Vec::new();
         loop {
@@ -331,7 +325,7 @@ impl Shell {
 
     fn serve_requests(&mut self, c: &mut HttpConn) {
         if c.parser.take_continue() {
-            c.out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            c.out.extend_from_slice(CONTINUE);
         }
         while !c.close_after_write {
             match c.parser.next() {
@@ -414,11 +408,6 @@ impl Shell {
                 let _ = self.poll.registry().deregister(&mut c.sock);
             }
         }
-    }
-
-    /// For tests of the shell itself.
-    pub fn registry(&self) -> &Registry {
-        self.poll.registry()
     }
 }
 

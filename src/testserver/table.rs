@@ -181,11 +181,6 @@ impl ClientTable {
         self.index(uuid).map(|i| &self.entries[i])
     }
 
-    /// The entry of `uuid`, mutable.
-    pub fn get_mut(&mut self, uuid: &str) -> Option<&mut ClientEntry> {
-        self.index(uuid).map(move |i| &mut self.entries[i])
-    }
-
     /// Client selection, as the original's: with exactly one client an
     /// empty `client` picks it; otherwise `client` must equal a UUID exactly
     /// (case-sensitive).

@@ -8,7 +8,7 @@
 //! greeting and capabilities (in `monitor`): active. Every step is a child
 //! process, a socket, a file operation or a timer executed by the shell;
 //! the machine only reads a few small local files inline, through
-//! [`Host`](super::Host).
+//! [`Host`](super::host::Host).
 //!
 //! STOP (in `stop`): `system_powerdown`, after `--stop-timeout` QMP `quit`,
 //! after 10 s SIGKILL through the pidfd; the exit is seen through the
