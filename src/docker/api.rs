@@ -16,18 +16,18 @@ use crate::http::{encode_query, parse_json, query_escape};
 
 /// An Engine API version, `major.minor`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Api {
+pub(crate) struct Api {
     pub major: u32,
     pub minor: u32,
 }
 
 impl Api {
-    pub const fn new(major: u32, minor: u32) -> Api {
+    pub(crate) const fn new(major: u32, minor: u32) -> Api {
         Api { major, minor }
     }
 
     /// Parses `1.41` (a `v` in front is tolerated).
-    pub fn parse(s: &str) -> Option<Api> {
+    pub(crate) fn parse(s: &str) -> Option<Api> {
         let s = s.trim();
         let s = s.strip_prefix('v').unwrap_or(s);
         let (a, b) = s.split_once('.')?;
@@ -42,18 +42,18 @@ impl Api {
     }
 
     /// `/v1.41`, the prefix of every versioned path.
-    pub fn prefix(&self) -> String {
+    pub(crate) fn prefix(&self) -> String {
         format!("/v{}.{}", self.major, self.minor)
     }
 
     /// `stats?one-shot=true` exists (API 1.41, Docker 20.10): one sample
     /// without the daemon's one-second wait for a second one.
-    pub fn has_one_shot_stats(&self) -> bool {
+    pub(crate) fn has_one_shot_stats(&self) -> bool {
         *self >= Api::new(1, 41)
     }
 
     /// The create body may carry `StopTimeout` (API 1.25, Docker 1.13).
-    pub fn has_stop_timeout(&self) -> bool {
+    pub(crate) fn has_stop_timeout(&self) -> bool {
         *self >= Api::new(1, 25)
     }
 }
@@ -66,15 +66,15 @@ impl fmt::Display for Api {
 
 /// The oldest API this launcher speaks: the original's pinned version
 /// (Docker 1.10, 2016). Every call below exists in it.
-pub const MIN_API: Api = Api::new(1, 22);
+pub(crate) const MIN_API: Api = Api::new(1, 22);
 /// The newest API this launcher asks for (Docker 26.1). Nothing the
 /// launcher uses changed between 1.41 and this; a newer daemon still
 /// serves it (Docker keeps old versions, it only raises the minimum).
-pub const MAX_API: Api = Api::new(1, 45);
+pub(crate) const MAX_API: Api = Api::new(1, 45);
 
 /// `GET /version`, the parts that matter.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct VersionInfo {
+pub(crate) struct VersionInfo {
     #[serde(rename = "Version", default)]
     pub version: Option<String>,
     #[serde(rename = "ApiVersion", default)]
@@ -85,7 +85,7 @@ pub struct VersionInfo {
 
 /// Chooses the API version from a `GET /version` body: the highest both
 /// sides speak. The error text is meant for the log, as is.
-pub fn negotiate(body: &[u8]) -> Result<(Api, String), String> {
+pub(crate) fn negotiate(body: &[u8]) -> Result<(Api, String), String> {
     let v: VersionInfo = parse_json(body).map_err(|e| format!("GET /version: {e}"))?;
     let server = v.version.clone().unwrap_or_else(|| "?".into());
     let max = v
@@ -117,7 +117,7 @@ pub fn negotiate(body: &[u8]) -> Result<(Api, String), String> {
 
 /// One Engine API request, before the version prefix is added.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Req {
+pub(crate) struct Req {
     pub method: &'static str,
     /// Path and query, without the version prefix.
     pub path: String,
@@ -132,20 +132,20 @@ pub struct Req {
 }
 
 /// Deadline of an ordinary request (long polls and pulls have their own).
-pub const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_DEADLINE: Duration = Duration::from_secs(30);
 /// Deadline of a stats sample (the original's too).
-pub const STATS_DEADLINE: Duration = Duration::from_secs(5);
+pub(crate) const STATS_DEADLINE: Duration = Duration::from_secs(5);
 /// Deadline of a whole image pull.
-pub const PULL_DEADLINE: Duration = Duration::from_secs(600);
+pub(crate) const PULL_DEADLINE: Duration = Duration::from_secs(600);
 /// Extra time given to `stop?t=N` beyond N.
-pub const STOP_GRACE: Duration = Duration::from_secs(30);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(30);
 /// How long one exit long poll may stay open. Every wait has a deadline:
 /// a dockerd that accepts the poll and then never answers (a hung daemon, a
 /// lost connection nobody closed) would otherwise leave the instance
 /// unwatched for ever. When it passes, the driver inspects the container and
 /// opens a new poll, so a healthy long-running container costs one inspect
 /// and one wait every few minutes.
-pub const WAIT_RENEW: Duration = Duration::from_secs(300);
+pub(crate) const WAIT_RENEW: Duration = Duration::from_secs(300);
 
 impl Req {
     fn new(method: &'static str, path: String) -> Req {
@@ -160,7 +160,7 @@ impl Req {
     }
 
     /// The bytes to write, for the given API version.
-    pub fn to_bytes(&self, api: Option<Api>) -> Vec<u8> {
+    pub(crate) fn to_bytes(&self, api: Option<Api>) -> Vec<u8> {
         let target = match (self.unversioned, api) {
             (false, Some(a)) => format!("{}{}", a.prefix(), self.path),
             _ => self.path.clone(),
@@ -179,7 +179,7 @@ impl Req {
         )
     }
 
-    pub fn version() -> Req {
+    pub(crate) fn version() -> Req {
         Req {
             deadline: Some(Duration::from_secs(10)),
             unversioned: true,
@@ -188,12 +188,12 @@ impl Req {
     }
 
     /// Image present? 200 yes, 404 no.
-    pub fn image_inspect(image: &str) -> Req {
+    pub(crate) fn image_inspect(image: &str) -> Req {
         Req::new("GET", format!("/images/{image}/json"))
     }
 
     /// Pull (`POST /images/create`), a stream of JSON progress lines.
-    pub fn pull(image: &str) -> Req {
+    pub(crate) fn pull(image: &str) -> Req {
         let (repo, tag) = split_reference(image);
         Req {
             deadline: Some(PULL_DEADLINE),
@@ -208,7 +208,7 @@ impl Req {
         }
     }
 
-    pub fn create(name: &str, body: String) -> Req {
+    pub(crate) fn create(name: &str, body: String) -> Req {
         Req {
             body: Some(body),
             ..Req::new(
@@ -218,16 +218,16 @@ impl Req {
         }
     }
 
-    pub fn start(id: &str) -> Req {
+    pub(crate) fn start(id: &str) -> Req {
         Req::new("POST", format!("/containers/{id}/start"))
     }
 
-    pub fn inspect(id: &str, size: bool) -> Req {
+    pub(crate) fn inspect(id: &str, size: bool) -> Req {
         let q = if size { "?size=1" } else { "" };
         Req::new("GET", format!("/containers/{id}/json{q}"))
     }
 
-    pub fn stats(id: &str, one_shot: bool) -> Req {
+    pub(crate) fn stats(id: &str, one_shot: bool) -> Req {
         let q = if one_shot {
             "stream=false&one-shot=true"
         } else {
@@ -241,7 +241,7 @@ impl Req {
 
     /// The exit long poll: answers when the container is not running, or
     /// is renewed after [`WAIT_RENEW`].
-    pub fn wait(id: &str) -> Req {
+    pub(crate) fn wait(id: &str) -> Req {
         Req {
             deadline: Some(WAIT_RENEW),
             ..Req::new("POST", format!("/containers/{id}/wait"))
@@ -249,7 +249,7 @@ impl Req {
     }
 
     /// SIGTERM (or the image's stop signal), SIGKILL after `timeout`.
-    pub fn stop(id: &str, timeout: Duration) -> Req {
+    pub(crate) fn stop(id: &str, timeout: Duration) -> Req {
         Req {
             deadline: Some(timeout + STOP_GRACE),
             ..Req::new(
@@ -259,17 +259,17 @@ impl Req {
         }
     }
 
-    pub fn kill(id: &str) -> Req {
+    pub(crate) fn kill(id: &str) -> Req {
         Req::new("POST", format!("/containers/{id}/kill?signal=KILL"))
     }
 
     /// Removes the container (killing it if needed) and its anonymous volumes.
-    pub fn remove(id: &str) -> Req {
+    pub(crate) fn remove(id: &str) -> Req {
         Req::new("DELETE", format!("/containers/{id}?force=1&v=1"))
     }
 
     /// Every container, running or not, carrying `label=value`.
-    pub fn list_by_label(label: &str, value: &str) -> Req {
+    pub(crate) fn list_by_label(label: &str, value: &str) -> Req {
         let mut w = Writer::new();
         w.begin_object()
             .key("label")
@@ -289,7 +289,7 @@ impl Req {
 /// `busybox` → (`busybox`, `latest`), `127.0.0.1:5000/a:1` →
 /// (`127.0.0.1:5000/a`, `1`), `a@sha256:..` → (`a`, `sha256:..`). Without a
 /// tag dockerd would pull every tag of the repository.
-pub fn split_reference(image: &str) -> (&str, &str) {
+pub(crate) fn split_reference(image: &str) -> (&str, &str) {
     if let Some((repo, digest)) = image.split_once('@') {
         return (repo, digest);
     }
@@ -303,7 +303,7 @@ pub fn split_reference(image: &str) -> (&str, &str) {
 /// An image reference we are willing to put into a request path: the
 /// characters of Docker's reference grammar only, so nothing from a
 /// payload can change the request.
-pub fn valid_reference(image: &str) -> bool {
+pub(crate) fn valid_reference(image: &str) -> bool {
     !image.is_empty()
         && image.len() <= 512
         && !image.starts_with(['/', '-', ':', '@', '.'])
@@ -315,7 +315,7 @@ pub fn valid_reference(image: &str) -> bool {
 
 /// A container id as dockerd writes it (hex), or a name of ours (an
 /// instance UUID: hex groups and hyphens).
-pub fn valid_id(id: &str) -> bool {
+pub(crate) fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
         && !id.starts_with('-')
@@ -324,14 +324,14 @@ pub fn valid_id(id: &str) -> bool {
 
 /// The label that names a container's instance, so that recovery does not
 /// depend on the `docker-id` file alone.
-pub const LABEL_INSTANCE: &str = "ciao.instance-uuid";
+pub(crate) const LABEL_INSTANCE: &str = "ciao.instance-uuid";
 /// The label that names the launcher's instances directory, so that two
 /// launchers sharing a dockerd never mistake each other's containers.
-pub const LABEL_INSTANCES_DIR: &str = "ciao.instances-dir";
+pub(crate) const LABEL_INSTANCES_DIR: &str = "ciao.instances-dir";
 
 /// What the create body is made of (`docs/docker.md`, "The container").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CreateSpec {
+pub(crate) struct CreateSpec {
     pub instance_uuid: String,
     pub instances_dir: String,
     pub image: String,
@@ -347,7 +347,7 @@ pub struct CreateSpec {
 
 impl CreateSpec {
     /// The JSON body of `POST /containers/create`.
-    pub fn body(&self) -> String {
+    pub(crate) fn body(&self) -> String {
         let mut w = Writer::new();
         w.begin_object();
         w.key("Hostname").string(&self.hostname);
@@ -380,7 +380,7 @@ impl CreateSpec {
 }
 
 /// `{"message": "..."}` of an error reply, else the body as text.
-pub fn error_message(status: u16, body: &[u8]) -> String {
+pub(crate) fn error_message(status: u16, body: &[u8]) -> String {
     #[derive(Deserialize)]
     struct E {
         #[serde(default)]
@@ -406,13 +406,13 @@ pub fn error_message(status: u16, body: &[u8]) -> String {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Created {
+pub(crate) struct Created {
     #[serde(rename = "Id")]
     pub id: String,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ContainerState {
+pub(crate) struct ContainerState {
     #[serde(rename = "Running", default)]
     pub running: bool,
     #[serde(rename = "Paused", default)]
@@ -425,14 +425,14 @@ pub struct ContainerState {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ContainerConfig {
+pub(crate) struct ContainerConfig {
     #[serde(rename = "Labels", default)]
     pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// `GET /containers/{id}/json`, the parts that matter.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Inspect {
+pub(crate) struct Inspect {
     #[serde(rename = "Id")]
     pub id: String,
     #[serde(rename = "State", default)]
@@ -445,19 +445,19 @@ pub struct Inspect {
 
 impl Inspect {
     /// The main process of a running container.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         let p = self.state.as_ref()?.pid?;
         u32::try_from(p).ok().filter(|p| *p > 0)
     }
 
     /// Running as the original counts it: running, paused or restarting.
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         self.state
             .as_ref()
             .is_some_and(|s| s.running || s.paused || s.restarting)
     }
 
-    pub fn label(&self, name: &str) -> Option<&str> {
+    pub(crate) fn label(&self, name: &str) -> Option<&str> {
         self.config
             .as_ref()?
             .labels
@@ -469,7 +469,7 @@ impl Inspect {
 
 /// One entry of `GET /containers/json`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Listed {
+pub(crate) struct Listed {
     #[serde(rename = "Id")]
     pub id: String,
     #[serde(rename = "State", default)]
@@ -479,7 +479,7 @@ pub struct Listed {
 }
 
 impl Listed {
-    pub fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         matches!(
             self.state.as_deref(),
             Some("running" | "paused" | "restarting")
@@ -488,26 +488,26 @@ impl Listed {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CpuUsage {
+pub(crate) struct CpuUsage {
     #[serde(default)]
     pub total_usage: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct CpuStats {
+pub(crate) struct CpuStats {
     #[serde(default)]
     pub cpu_usage: Option<CpuUsage>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct MemoryStats {
+pub(crate) struct MemoryStats {
     #[serde(default)]
     pub usage: Option<u64>,
 }
 
 /// `GET /containers/{id}/stats?stream=false`, the parts that matter.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Stats {
+pub(crate) struct Stats {
     #[serde(default)]
     pub cpu_stats: Option<CpuStats>,
     #[serde(default)]
@@ -517,26 +517,26 @@ pub struct Stats {
 impl Stats {
     /// Memory in MiB (cgroup usage, page cache included, as the original).
     #[cfg(test)]
-    pub fn memory_mb(&self) -> Option<i64> {
+    pub(crate) fn memory_mb(&self) -> Option<i64> {
         let u = self.memory_stats.as_ref()?.usage?;
         i64::try_from(u >> 20).ok()
     }
 
     /// CPU time in nanoseconds.
-    pub fn cpu_ns(&self) -> Option<u64> {
+    pub(crate) fn cpu_ns(&self) -> Option<u64> {
         self.cpu_stats.as_ref()?.cpu_usage.as_ref()?.total_usage
     }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct WaitError {
+pub(crate) struct WaitError {
     #[serde(rename = "Message", default)]
     pub message: Option<String>,
 }
 
 /// `POST /containers/{id}/wait`.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct Waited {
+pub(crate) struct Waited {
     #[serde(rename = "StatusCode", default)]
     pub status_code: i64,
     #[serde(rename = "Error", default)]
@@ -544,14 +544,14 @@ pub struct Waited {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct ErrorDetail {
+pub(crate) struct ErrorDetail {
     #[serde(default)]
     pub message: Option<String>,
 }
 
 /// One line of the pull progress stream.
 #[derive(Debug, Clone, Default, Deserialize)]
-pub struct PullLine {
+pub(crate) struct PullLine {
     #[serde(default)]
     pub status: Option<String>,
     #[serde(default)]
@@ -566,7 +566,7 @@ pub struct PullLine {
 
 impl PullLine {
     /// The error this line reports, if it is one.
-    pub fn failure(&self) -> Option<String> {
+    pub(crate) fn failure(&self) -> Option<String> {
         if let Some(m) = self.error_detail.as_ref().and_then(|d| d.message.clone()) {
             return Some(m);
         }
@@ -579,7 +579,7 @@ impl PullLine {
 
 /// CPU use in percent between two samples, normalised per vCPU as the
 /// original: integer arithmetic, divided by `cpus` when there are several.
-pub fn cpu_percent(prev_ns: u64, now_ns: u64, wall: Duration, cpus: i64) -> i64 {
+pub(crate) fn cpu_percent(prev_ns: u64, now_ns: u64, wall: Duration, cpus: i64) -> i64 {
     let wall_ns = wall.as_nanos();
     if wall_ns == 0 || now_ns < prev_ns {
         return -1;

@@ -12,21 +12,21 @@ use std::fmt;
 
 /// `configure.scheduler`
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SchedulerConfig {
+pub(crate) struct SchedulerConfig {
     pub storage_uri: String,
 }
 lenient_struct!(SchedulerConfig { "storage_uri" => storage_uri });
 
 /// `configure.storage`
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StorageConfig {
+pub(crate) struct StorageConfig {
     pub ceph_id: String,
 }
 lenient_struct!(StorageConfig { "ceph_id" => ceph_id });
 
 /// `configure.controller`
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ControllerConfig {
+pub(crate) struct ControllerConfig {
     pub volume_port: i64,
     pub compute_port: i64,
     pub ciao_port: i64,
@@ -47,7 +47,7 @@ lenient_struct!(ControllerConfig {
 
 /// `configure.launcher`
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LauncherConfig {
+pub(crate) struct LauncherConfig {
     pub compute_net: Vec<String>,
     pub mgmt_net: Vec<String>,
     pub disk_limit: bool,
@@ -62,7 +62,7 @@ lenient_struct!(LauncherConfig {
 
 /// `configure.image_service` and `configure.identity_service`
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ServiceConfig {
+pub(crate) struct ServiceConfig {
     /// The YAML key `type`.
     pub service_type: String,
     pub url: String,
@@ -71,7 +71,7 @@ lenient_struct!(ServiceConfig { "type" => service_type, "url" => url });
 
 /// The whole `configure:` document (payloads/configure.go of the original).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Configure {
+pub(crate) struct Configure {
     pub scheduler: SchedulerConfig,
     pub storage: StorageConfig,
     pub controller: ControllerConfig,
@@ -96,7 +96,7 @@ lenient_struct!(ConfigureDoc { "configure" => configure });
 
 /// A configuration the server would refuse to send (a required field is empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub(crate) struct ConfigError {
     pub field: &'static str,
 }
 
@@ -110,7 +110,7 @@ impl std::error::Error for ConfigError {}
 
 impl Configure {
     /// The ciao defaults the server starts from (those of the original server).
-    pub fn server_defaults() -> Self {
+    pub(crate) fn server_defaults() -> Self {
         Configure {
             controller: ControllerConfig {
                 volume_port: 8776,
@@ -136,12 +136,12 @@ impl Configure {
     }
 
     /// Decodes a configuration without defaults (the client side).
-    pub fn parse(payload: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(payload: &[u8]) -> Result<Self, DecodeError> {
         lenient::decode_bytes::<ConfigureDoc>(payload).map(|d| d.configure)
     }
 
     /// Decodes a configuration file over the server defaults (the server side).
-    pub fn parse_with_defaults(payload: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn parse_with_defaults(payload: &[u8]) -> Result<Self, DecodeError> {
         let mut doc = ConfigureDoc {
             configure: Configure::server_defaults(),
         };
@@ -151,7 +151,7 @@ impl Configure {
 
     /// The server's validation: these fields must be set. (An empty `ceph_id` is only a
     /// warning in the original.)
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let required = [
             ("scheduler.storage_uri", &self.scheduler.storage_uri),
             ("controller.compute_ca", &self.controller.compute_ca),
@@ -170,7 +170,7 @@ impl Configure {
     }
 
     /// The launcher's part of the configuration.
-    pub fn cluster_config(&self) -> ClusterConfig {
+    pub(crate) fn cluster_config(&self) -> ClusterConfig {
         ClusterConfig {
             compute_net: self.launcher.compute_net.clone(),
             mgmt_net: self.launcher.mgmt_net.clone(),
@@ -180,7 +180,7 @@ impl Configure {
         }
     }
 
-    pub fn to_node(&self) -> Node {
+    pub(crate) fn to_node(&self) -> Node {
         let c = &self.controller;
         let service = |s: &ServiceConfig| {
             Node::map([
@@ -227,14 +227,14 @@ impl Configure {
     }
 
     /// The document as the server sends it (yaml.v2 layout, keys in schema order).
-    pub fn to_yaml(&self) -> String {
+    pub(crate) fn to_yaml(&self) -> String {
         to_yaml(&self.to_node())
     }
 }
 
 /// What the launcher takes from the cluster configuration.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterConfig {
+pub(crate) struct ClusterConfig {
     /// Compute networks (CIDR text, checked by the network layer).
     pub compute_net: Vec<String>,
     /// Management networks (CIDR text).
@@ -250,14 +250,14 @@ pub struct ClusterConfig {
 impl ClusterConfig {
     /// Decodes the CONNECTED payload: no defaults, absent booleans are false, unknown keys
     /// ignored; any decode error means "no configuration" (the launcher then stops).
-    pub fn parse(payload: &[u8]) -> Result<Self, DecodeError> {
+    pub(crate) fn parse(payload: &[u8]) -> Result<Self, DecodeError> {
         Configure::parse(payload).map(|c| c.cluster_config())
     }
 }
 
 /// The flags of ciao-launcher-server that shape the configuration it sends.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TestServerConfig {
+pub(crate) struct TestServerConfig {
     /// `scheduler.storage_uri`: not used by launchers; the original put `file://` + its
     /// temporary `conf.yaml` path here.
     pub storage_uri: String,
@@ -274,7 +274,7 @@ pub struct TestServerConfig {
 }
 
 /// The `storage_uri` our test server writes (launchers ignore it).
-pub const TEST_SERVER_STORAGE_URI: &str = "file:///etc/ciao/configuration.yaml";
+pub(crate) const TEST_SERVER_STORAGE_URI: &str = "file:///etc/ciao/configuration.yaml";
 
 impl Default for TestServerConfig {
     fn default() -> Self {
@@ -292,7 +292,7 @@ impl Default for TestServerConfig {
 impl TestServerConfig {
     /// The configuration document: ciao defaults, the placeholders the server validation
     /// needs (`n/a`, `http://127.0.0.1`), then the flags.
-    pub fn configure(&self) -> Configure {
+    pub(crate) fn configure(&self) -> Configure {
         let mut c = Configure::server_defaults();
         c.scheduler.storage_uri = self.storage_uri.clone();
         c.storage.ceph_id = self.ceph_id.clone();
@@ -321,14 +321,14 @@ impl TestServerConfig {
 
     /// The CONNECTED payload.
     #[cfg(test)]
-    pub fn to_yaml(&self) -> String {
+    pub(crate) fn to_yaml(&self) -> String {
         self.configure().to_yaml()
     }
 }
 
 /// The CONNECTED payload ciao-launcher-server sends with default flags.
 #[cfg(test)]
-pub fn default_server_configuration() -> String {
+pub(crate) fn default_server_configuration() -> String {
     TestServerConfig::default().to_yaml()
 }
 

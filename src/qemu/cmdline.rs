@@ -12,24 +12,24 @@ use serde::Deserialize;
 use crate::payloads::InstanceConfig;
 
 /// The VM's emulator, looked up in `PATH`.
-pub const QEMU: &str = "qemu-system-x86_64";
+pub(crate) const QEMU: &str = "qemu-system-x86_64";
 /// The image tool, looked up in `PATH`.
-pub const QEMU_IMG: &str = "qemu-img";
+pub(crate) const QEMU_IMG: &str = "qemu-img";
 /// The ISO maker, looked up in `PATH`.
-pub const XORRISO: &str = "xorriso";
+pub(crate) const XORRISO: &str = "xorriso";
 
 /// Files of an instance directory `<D>` that the driver owns.
-pub const OVERLAY: &str = "image.qcow2";
-pub const SEED_ISO: &str = "seed.iso";
-pub const QMP_SOCKET: &str = "socket";
-pub const PIDFILE: &str = "qemu.pid";
-pub const CONSOLE_LOG: &str = "console.log";
+pub(crate) const OVERLAY: &str = "image.qcow2";
+pub(crate) const SEED_ISO: &str = "seed.iso";
+pub(crate) const QMP_SOCKET: &str = "socket";
+pub(crate) const PIDFILE: &str = "qemu.pid";
+pub(crate) const CONSOLE_LOG: &str = "console.log";
 /// Staging directory of the config drive, removed right after the ISO.
-pub const STAGING: &str = "clr-cloud-init";
+pub(crate) const STAGING: &str = "clr-cloud-init";
 
 /// How the VM is accelerated, as decided for this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Accel {
+pub(crate) enum Accel {
     /// TCG: no accelerator or CPU arguments (qemu's defaults).
     Software,
     /// KVM with a CPU model: `Some("host")`, or `None` for qemu's default
@@ -47,7 +47,7 @@ impl Accel {
     }
 
     /// For log lines.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Accel::Software => "software emulation (TCG), default CPU model".into(),
             Accel::Kvm { cpu: None } => "KVM, qemu's default CPU model".into(),
@@ -58,7 +58,7 @@ impl Accel {
 
 /// Everything [`qemu_argv`] needs besides the configuration.
 #[derive(Debug, Clone)]
-pub struct Launch<'a> {
+pub(crate) struct Launch<'a> {
     /// The instance directory (absolute).
     pub dir: &'a Path,
     pub accel: &'a Accel,
@@ -69,7 +69,7 @@ pub struct Launch<'a> {
 }
 
 /// A path inside `<D>`.
-pub fn in_dir(dir: &Path, name: &str) -> PathBuf {
+pub(crate) fn in_dir(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
 }
 
@@ -97,7 +97,7 @@ fn cat(parts: &[&OsStr]) -> OsString {
 /// (`-pidfile`, serial console log, probed CPU; networking off: user-mode
 /// NIC). The EFI firmware is `-bios <ovmf>`; `None` for an EFI instance is
 /// the caller's error to report.
-pub fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
+pub(crate) fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
     let d = l.dir;
     let mut a: Vec<OsString> = vec![QEMU.into()];
     let has_image = !cfg.image_uuid.is_empty();
@@ -173,7 +173,7 @@ pub fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
 /// True when `/proc/PID/cmdline` (split) is a qemu started for `dir`: it
 /// names our pidfile and our QMP socket (guards against PID reuse before a
 /// pidfile is trusted).
-pub fn cmdline_matches(args: &[String], dir: &Path) -> bool {
+pub(crate) fn cmdline_matches(args: &[String], dir: &Path) -> bool {
     let pid = in_dir(dir, PIDFILE);
     let pid = pid.to_string_lossy();
     let sock = opt_escape(&in_dir(dir, QMP_SOCKET));
@@ -189,7 +189,7 @@ pub fn cmdline_matches(args: &[String], dir: &Path) -> bool {
 }
 
 /// `qemu-img info --output=json <backing>`.
-pub fn image_info_argv(backing: &Path) -> Vec<OsString> {
+pub(crate) fn image_info_argv(backing: &Path) -> Vec<OsString> {
     vec![
         QEMU_IMG.into(),
         "info".into(),
@@ -203,7 +203,7 @@ pub fn image_info_argv(backing: &Path) -> Vec<OsString> {
 /// defect 22 in docs/compatibility.md) and given with `-F`/`-b` so no comma
 /// in a path needs escaping; no size, so the overlay takes the backing
 /// image's.
-pub fn image_create_argv(backing: &Path, format: &str, dir: &Path) -> Vec<OsString> {
+pub(crate) fn image_create_argv(backing: &Path, format: &str, dir: &Path) -> Vec<OsString> {
     vec![
         QEMU_IMG.into(),
         "create".into(),
@@ -219,7 +219,7 @@ pub fn image_create_argv(backing: &Path, format: &str, dir: &Path) -> Vec<OsStri
 }
 
 /// `xorriso -as mkisofs -R -V config-2 -o <D>/seed.iso <D>/clr-cloud-init`.
-pub fn iso_argv(dir: &Path) -> Vec<OsString> {
+pub(crate) fn iso_argv(dir: &Path) -> Vec<OsString> {
     vec![
         XORRISO.into(),
         "-as".into(),
@@ -237,7 +237,7 @@ pub fn iso_argv(dir: &Path) -> Vec<OsString> {
 /// a vCPU here: it is killed at its deadline if it is still running (the
 /// model works); it exits at once with an error where the model aborts
 /// (on some hosts `-cpu host` aborts on an MSR it cannot set).
-pub fn cpu_probe_argv(cpu: &str) -> Vec<OsString> {
+pub(crate) fn cpu_probe_argv(cpu: &str) -> Vec<OsString> {
     [
         QEMU,
         "-enable-kvm",
@@ -267,7 +267,7 @@ struct ImageInfo {
 
 /// The `format` of `qemu-img info --output=json`, checked to be a plain
 /// driver name (it becomes an argument).
-pub fn parse_image_format(json: &[u8]) -> Result<String, String> {
+pub(crate) fn parse_image_format(json: &[u8]) -> Result<String, String> {
     let info: ImageInfo = crate::http::json::parse_json(json).map_err(|e| e.to_string())?;
     let ok = !info.format.is_empty()
         && info.format.len() <= 32

@@ -30,27 +30,27 @@ use std::ops::Range;
 
 /// Default cap on one gob message (`--max-message-size`; Go allows 8 GiB:
 /// S10.8 in docs/compatibility.md).
-pub const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
+pub(crate) const DEFAULT_MAX_MESSAGE: usize = 16 << 20;
 /// Deepest nesting of composite values (struct, slice, array, map) accepted.
-pub const MAX_DEPTH: usize = 32;
+pub(crate) const MAX_DEPTH: usize = 32;
 /// Cap on the total size of the definition messages of one stream. A Go
 /// peer sends about 600 bytes; the cap bounds the memory a peer can pin in
 /// type tables (a 1-byte field definition costs a few dozen bytes here).
-pub const MAX_DEFINITION_BYTES: usize = 256 << 10;
+pub(crate) const MAX_DEFINITION_BYTES: usize = 256 << 10;
 /// Longest encoding of a uint: the count byte and 8 value bytes.
-pub const MAX_UINT_LEN: usize = 9;
+pub(crate) const MAX_UINT_LEN: usize = 9;
 
 /// Built-in type ids (Go's).
-pub const BOOL: i32 = 1;
-pub const INT: i32 = 2;
-pub const UINT: i32 = 3;
-pub const FLOAT: i32 = 4;
-pub const BYTES: i32 = 5;
-pub const STRING: i32 = 6;
-pub const COMPLEX: i32 = 7;
-pub const INTERFACE: i32 = 8;
+pub(crate) const BOOL: i32 = 1;
+pub(crate) const INT: i32 = 2;
+pub(crate) const UINT: i32 = 3;
+pub(crate) const FLOAT: i32 = 4;
+pub(crate) const BYTES: i32 = 5;
+pub(crate) const STRING: i32 = 6;
+pub(crate) const COMPLEX: i32 = 7;
+pub(crate) const INTERFACE: i32 = 8;
 /// The lowest id a sender may define.
-pub const FIRST_USER_ID: i32 = 64;
+pub(crate) const FIRST_USER_ID: i32 = 64;
 
 /// Why gob data was rejected. After any of these the stream is unusable:
 /// the connection must be closed (as Go does after any decoding error).
@@ -191,13 +191,13 @@ impl fmt::Display for GobError {
 
 impl std::error::Error for GobError {}
 
-pub type Result<T> = std::result::Result<T, GobError>;
+pub(crate) type Result<T> = std::result::Result<T, GobError>;
 
 // ---------------------------------------------------------------------------
 // Primitives
 
 /// Appends `v` as a gob uint.
-pub fn put_uint(out: &mut Vec<u8>, v: u64) {
+pub(crate) fn put_uint(out: &mut Vec<u8>, v: u64) {
     if v < 0x80 {
         out.push(v as u8);
         return;
@@ -209,7 +209,7 @@ pub fn put_uint(out: &mut Vec<u8>, v: u64) {
 }
 
 /// Appends `v` as a gob int (zig-zag, then uint).
-pub fn put_int(out: &mut Vec<u8>, v: i64) {
+pub(crate) fn put_int(out: &mut Vec<u8>, v: i64) {
     let u = if v < 0 {
         (!(v as u64) << 1) | 1
     } else {
@@ -219,7 +219,7 @@ pub fn put_int(out: &mut Vec<u8>, v: i64) {
 }
 
 /// Appends a byte string (or string): uint length, then the bytes.
-pub fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+pub(crate) fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     put_uint(out, b.len() as u64);
     out.extend_from_slice(b);
 }
@@ -249,31 +249,31 @@ fn parse_uint(data: &[u8]) -> Result<Option<(u64, usize)>> {
 
 /// A cursor over one message body.
 #[derive(Debug, Clone)]
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     data: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    pub fn new(data: &'a [u8]) -> Self {
+    pub(crate) fn new(data: &'a [u8]) -> Self {
         Reader { data }
     }
 
     /// Bytes not yet read.
-    pub fn remaining(&self) -> usize {
+    pub(crate) fn remaining(&self) -> usize {
         self.data.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
 
-    pub fn uint(&mut self) -> Result<u64> {
+    pub(crate) fn uint(&mut self) -> Result<u64> {
         let (v, n) = parse_uint(self.data)?.ok_or(GobError::Truncated)?;
         self.data = &self.data[n..];
         Ok(v)
     }
 
-    pub fn int(&mut self) -> Result<i64> {
+    pub(crate) fn int(&mut self) -> Result<i64> {
         let u = self.uint()?;
         Ok(if u & 1 == 1 {
             !(u >> 1) as i64
@@ -283,7 +283,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A byte string or string: uint length + that many bytes.
-    pub fn bytes(&mut self) -> Result<&'a [u8]> {
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8]> {
         let n = self.uint()?;
         if n > self.data.len() as u64 {
             return Err(GobError::Truncated);
@@ -296,7 +296,7 @@ impl<'a> Reader<'a> {
     /// An element count that must fit the remaining bytes (every encoded
     /// element takes at least one byte), so callers may loop over it
     /// without trusting the peer.
-    pub fn count(&mut self) -> Result<u64> {
+    pub(crate) fn count(&mut self) -> Result<u64> {
         let n = self.uint()?;
         if n > self.data.len() as u64 {
             return Err(GobError::CountTooLarge {
@@ -319,14 +319,14 @@ impl<'a> Reader<'a> {
 
 /// One field of a struct definition: its name and its type id.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldDef {
+pub(crate) struct FieldDef {
     pub name: Vec<u8>,
     pub id: i32,
 }
 
 /// What a definition describes (one of the seven `wireType` members).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Array { elem: i32, len: i64 },
     Slice { elem: i32 },
     Struct { fields: Vec<FieldDef> },
@@ -338,13 +338,13 @@ pub enum Kind {
 
 /// A type definition: `CommonType.Name` (informational) and its kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireType {
+pub(crate) struct WireType {
     pub name: Vec<u8>,
     pub kind: Kind,
 }
 
 /// The definition of a struct type `name` with `(field name, type id)` fields, in order.
-pub fn struct_type(name: &str, fields: &[(&str, i32)]) -> WireType {
+pub(crate) fn struct_type(name: &str, fields: &[(&str, i32)]) -> WireType {
     WireType {
         name: name.as_bytes().to_vec(),
         kind: Kind::Struct {
@@ -501,7 +501,7 @@ fn field_type(r: &mut Reader<'_>, id: i32) -> Result<FieldDef> {
 
 /// Appends a complete definition message (length prefix included) for
 /// `id`, encoded as Go's encoder does (zero values omitted).
-pub fn put_definition(out: &mut Vec<u8>, id: i32, wt: &WireType) {
+pub(crate) fn put_definition(out: &mut Vec<u8>, id: i32, wt: &WireType) {
     fn common(b: &mut Vec<u8>, name: &[u8], id: i32) {
         b.push(1); // field #0 CommonType
         if !name.is_empty() {
@@ -590,7 +590,7 @@ struct Entry {
 /// received. Field names are matched once, at definition time, against the
 /// receiver's list of names, so decoding a value costs O(its bytes).
 #[derive(Debug)]
-pub struct Types {
+pub(crate) struct Types {
     names: &'static [&'static str],
     defs: HashMap<i32, Entry>,
     def_bytes: usize,
@@ -598,7 +598,7 @@ pub struct Types {
 
 /// A struct definition as [`Types::walk_struct`] sees it.
 #[derive(Debug, Clone, Copy)]
-pub struct StructRef<'t> {
+pub(crate) struct StructRef<'t> {
     pub id: i32,
     /// Bits of the receiver's names that occur as fields (see [`Types::new`]).
     pub mask: u64,
@@ -609,7 +609,7 @@ impl Types {
     /// An empty table. `names` (at most 64) are the field names the
     /// receiver understands; [`Types::walk_struct`] reports fields by their
     /// index in this list.
-    pub fn new(names: &'static [&'static str]) -> Self {
+    pub(crate) fn new(names: &'static [&'static str]) -> Self {
         Types {
             names: &names[..names.len().min(64)],
             defs: HashMap::new(),
@@ -619,7 +619,7 @@ impl Types {
 
     /// Learns the definition in the rest of a message whose id was `-id`;
     /// `msg_len` is the whole body's length (for the per-stream budget).
-    pub fn define(&mut self, neg_id: i64, r: &mut Reader<'_>, msg_len: usize) -> Result<()> {
+    pub(crate) fn define(&mut self, neg_id: i64, r: &mut Reader<'_>, msg_len: usize) -> Result<()> {
         let id = neg_id.checked_neg().ok_or(GobError::BadTypeId(neg_id))?;
         let id32 = i32::try_from(id).map_err(|_| GobError::BadTypeId(id))?;
         if id32 < FIRST_USER_ID {
@@ -657,12 +657,12 @@ impl Types {
     }
 
     /// The definition of a user id, if this stream has one.
-    pub fn get(&self, id: i32) -> Option<&WireType> {
+    pub(crate) fn get(&self, id: i32) -> Option<&WireType> {
         self.defs.get(&id).map(|e| &e.wire)
     }
 
     /// The struct definition of `id`: `UndefinedType` or `NotAStruct` else.
-    pub fn struct_ref(&self, id: i32) -> Result<StructRef<'_>> {
+    pub(crate) fn struct_ref(&self, id: i32) -> Result<StructRef<'_>> {
         match self.defs.get(&id) {
             Some(entry) if matches!(entry.wire.kind, Kind::Struct { .. }) => Ok(StructRef {
                 id,
@@ -676,7 +676,7 @@ impl Types {
     }
 
     /// A short description of a type id for error messages.
-    pub fn describe(&self, id: i32) -> String {
+    pub(crate) fn describe(&self, id: i32) -> String {
         const BUILTIN: [&str; 8] = [
             "bool",
             "int",
@@ -698,7 +698,7 @@ impl Types {
     /// calls `f(slot, field_type_id, reader, depth + 1)` for each present
     /// field, `slot` being the field name's index in the receiver's list.
     /// `f` must consume exactly the field's value (or call [`Types::skip`]).
-    pub fn walk_struct<'a>(
+    pub(crate) fn walk_struct<'a>(
         &self,
         s: StructRef<'_>,
         r: &mut Reader<'a>,
@@ -725,7 +725,7 @@ impl Types {
     }
 
     /// Reads and discards one value of type `id` at nesting level `depth`.
-    pub fn skip(&self, id: i32, r: &mut Reader<'_>, depth: usize) -> Result<()> {
+    pub(crate) fn skip(&self, id: i32, r: &mut Reader<'_>, depth: usize) -> Result<()> {
         if depth > MAX_DEPTH {
             return Err(GobError::TooDeep { max: MAX_DEPTH });
         }
@@ -802,7 +802,7 @@ impl Types {
 /// incomplete message (whose declared length was checked against the cap
 /// before its body was buffered) plus the last chunk fed.
 #[derive(Debug)]
-pub struct Messages {
+pub(crate) struct Messages {
     buf: Vec<u8>,
     pos: usize,
     max: usize,
@@ -813,7 +813,7 @@ pub struct Messages {
 const KEEP_CAPACITY: usize = 64 << 10;
 
 impl Messages {
-    pub fn new(max_message: usize) -> Self {
+    pub(crate) fn new(max_message: usize) -> Self {
         Messages {
             buf: Vec::new(),
             pos: 0,
@@ -822,14 +822,14 @@ impl Messages {
     }
 
     /// Unread bytes.
-    pub fn buffered(&self) -> usize {
+    pub(crate) fn buffered(&self) -> usize {
         self.buf.len() - self.pos
     }
 
     /// Appends received bytes. Call [`Messages::next_range`] until it
     /// returns `Ok(None)` before feeding more: then at most one incomplete
     /// message is held, and feeding refuses to grow a buffer beyond that.
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Result<()> {
         let buffered = self.buffered();
         if buffered > self.max.saturating_add(MAX_UINT_LEN) {
             return Err(GobError::BufferFull {
@@ -851,7 +851,7 @@ impl Messages {
     /// The next complete message body (as a range of [`Messages::get`]'s
     /// buffer), `Ok(None)` if it has not fully arrived yet. A length above
     /// the cap is an error as soon as the length prefix is complete.
-    pub fn next_range(&mut self) -> Result<Option<Range<usize>>> {
+    pub(crate) fn next_range(&mut self) -> Result<Option<Range<usize>>> {
         let avail = &self.buf[self.pos..];
         let Some((len, hlen)) = parse_uint(avail)? else {
             return Ok(None);
@@ -873,14 +873,14 @@ impl Messages {
 
     /// The bytes of a range returned by [`Messages::next_range`], valid
     /// until the next `feed`.
-    pub fn get(&self, r: Range<usize>) -> &[u8] {
+    pub(crate) fn get(&self, r: Range<usize>) -> &[u8] {
         self.buf.get(r).unwrap_or(&[])
     }
 }
 
 /// A value message: its type id and the reader positioned after the id.
 #[derive(Debug)]
-pub struct Value<'a> {
+pub(crate) struct Value<'a> {
     pub id: i32,
     pub body: Reader<'a>,
     pub types: &'a Types,
@@ -889,27 +889,27 @@ pub struct Value<'a> {
 /// One direction of one connection: messages plus the definitions learned.
 /// After an error the stream is in an undefined state; drop it.
 #[derive(Debug)]
-pub struct Stream {
+pub(crate) struct Stream {
     msgs: Messages,
     types: Types,
 }
 
 impl Stream {
     /// `names`: the field names the receiver understands (see [`Types::new`]).
-    pub fn new(max_message: usize, names: &'static [&'static str]) -> Self {
+    pub(crate) fn new(max_message: usize, names: &'static [&'static str]) -> Self {
         Stream {
             msgs: Messages::new(max_message),
             types: Types::new(names),
         }
     }
 
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn feed(&mut self, bytes: &[u8]) -> Result<()> {
         self.msgs.feed(bytes)
     }
 
     /// Consumes definition messages and returns the next value message, or
     /// `Ok(None)` when no complete value message is buffered.
-    pub fn next_value(&mut self) -> Result<Option<Value<'_>>> {
+    pub(crate) fn next_value(&mut self) -> Result<Option<Value<'_>>> {
         let range = loop {
             let Some(range) = self.msgs.next_range()? else {
                 return Ok(None);

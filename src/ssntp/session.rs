@@ -19,7 +19,7 @@ const MINOR: u8 = 1;
 
 /// Why a session ended or a handshake failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SessionError {
+pub(crate) enum SessionError {
     /// The peer's bytes are not valid gob or not a valid SSNTP frame.
     Decode(String),
     /// The server answered CONNECT with ERROR ConnectionFailure: worth a retry.
@@ -74,13 +74,13 @@ impl std::error::Error for SessionError {}
 /// `true` when a certificate carrying `certified` role bits may claim
 /// `claimed`. The original accepts a claimed role of 0; we do not, since a
 /// peer without a role has no business on the bus (docs/compatibility.md).
-pub fn role_allowed(claimed: u32, certified: u32) -> bool {
+pub(crate) fn role_allowed(claimed: u32, certified: u32) -> bool {
     claimed != 0 && certified & claimed == claimed
 }
 
 /// What a session tells its shell.
 #[derive(Debug)]
-pub enum SessionEvent {
+pub(crate) enum SessionEvent {
     /// Handshake complete. Client side: the server's UUID, role and cluster
     /// configuration (empty when CONNECTED carried none). Server side: the
     /// client's UUID and claimed role, `config` empty.
@@ -104,13 +104,13 @@ enum Phase {
 
 /// Which end of the connection this session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
+pub(crate) enum Side {
     Client,
     Server,
 }
 
 /// One SSNTP connection's protocol state.
-pub struct Session {
+pub(crate) struct Session {
     side: Side,
     phase: Phase,
     own_uuid: Uuid,
@@ -129,7 +129,12 @@ impl Session {
     /// A client session; CONNECT is queued at once (and nothing else may be
     /// sent before CONNECTED arrives: the original server loses bytes
     /// pipelined after CONNECT, S6.3.1 in docs/compatibility.md).
-    pub fn client(own_uuid: Uuid, own_role: u32, peer_cert_roles: u32, max_msg: usize) -> Self {
+    pub(crate) fn client(
+        own_uuid: Uuid,
+        own_role: u32,
+        peer_cert_roles: u32,
+        max_msg: usize,
+    ) -> Self {
         let mut s = Session::new(Side::Client, own_uuid, own_role, peer_cert_roles, max_msg);
         let connect = ConnectFrame {
             major: 0,
@@ -144,7 +149,7 @@ impl Session {
     }
 
     /// A server session awaiting CONNECT; `config` goes into CONNECTED.
-    pub fn server(
+    pub(crate) fn server(
         own_uuid: Uuid,
         own_role: u32,
         peer_cert_roles: u32,
@@ -172,30 +177,30 @@ impl Session {
     }
 
     /// True once CONNECT/CONNECTED have been exchanged and until the end.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.phase == Phase::Open
     }
 
     /// True after the session ended (the shell should close once flushed).
     #[cfg(test)]
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.phase == Phase::Done
     }
 
     /// Bytes to hand to TLS.
-    pub fn take_output(&mut self) -> Vec<u8> {
+    pub(crate) fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
     }
 
     /// True when output is waiting.
     #[cfg(test)]
-    pub fn has_output(&self) -> bool {
+    pub(crate) fn has_output(&self) -> bool {
         !self.out.is_empty()
     }
 
     /// Queues a frame; ignored unless the session is open. Returns whether
     /// it was queued.
-    pub fn send(&mut self, f: &Frame) -> bool {
+    pub(crate) fn send(&mut self, f: &Frame) -> bool {
         if self.phase != Phase::Open {
             return false;
         }
@@ -204,14 +209,14 @@ impl Session {
     }
 
     /// Builds and queues a frame from this node (Origin = own UUID).
-    pub fn send_new(&mut self, op: impl Into<Op>, payload: Vec<u8>) -> bool {
+    pub(crate) fn send_new(&mut self, op: impl Into<Op>, payload: Vec<u8>) -> bool {
         let f = Frame::new(op, self.own_uuid.0, payload);
         self.send(&f)
     }
 
     /// The handshake deadline expired (server: no CONNECT within 30 s;
     /// client: no CONNECTED in time).
-    pub fn timeout(&mut self) -> Option<SessionEvent> {
+    pub(crate) fn timeout(&mut self) -> Option<SessionEvent> {
         if self.phase != Phase::Handshake {
             return None;
         }
@@ -223,7 +228,7 @@ impl Session {
     }
 
     /// Feeds received plaintext; returns what happened, in order.
-    pub fn receive(&mut self, bytes: &[u8], events: &mut Vec<SessionEvent>) {
+    pub(crate) fn receive(&mut self, bytes: &[u8], events: &mut Vec<SessionEvent>) {
         if self.phase == Phase::Done {
             return;
         }

@@ -21,7 +21,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use super::cvt;
 
 /// The signals that mean "shut down" (all three, as in the original).
-pub const SHUTDOWN_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
+pub(crate) const SHUTDOWN_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// A non-blocking, close-on-exec signalfd for a fixed set of signals, which
 /// are blocked in the calling thread.
@@ -30,7 +30,7 @@ pub const SHUTDOWN_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHU
 /// per thread and inherited by threads created later, and a process-directed
 /// signal is delivered to any thread that does not block it.
 #[derive(Debug)]
-pub struct SignalFd {
+pub(crate) struct SignalFd {
     fd: OwnedFd,
 }
 
@@ -51,7 +51,7 @@ fn sigset(signals: &[i32]) -> io::Result<libc::sigset_t> {
 impl SignalFd {
     /// Blocks `signals` in the calling thread and returns a signalfd that
     /// reports them.
-    pub fn new(signals: &[i32]) -> io::Result<SignalFd> {
+    pub(crate) fn new(signals: &[i32]) -> io::Result<SignalFd> {
         let set = sigset(signals)?;
         // SAFETY: `set` is an initialised sigset_t; the old mask is not
         // wanted (null). pthread_sigmask returns an errno value, not -1.
@@ -68,13 +68,13 @@ impl SignalFd {
     }
 
     /// [`SignalFd::new`] for [`SHUTDOWN_SIGNALS`].
-    pub fn shutdown_signals() -> io::Result<SignalFd> {
+    pub(crate) fn shutdown_signals() -> io::Result<SignalFd> {
         SignalFd::new(&SHUTDOWN_SIGNALS)
     }
 
     /// The next pending signal number, or `None` when none is pending.
     /// Call until `None` after each readiness event (mio is edge-triggered).
-    pub fn read(&self) -> io::Result<Option<i32>> {
+    pub(crate) fn read(&self) -> io::Result<Option<i32>> {
         // SAFETY: signalfd_siginfo is plain data; all-zero is valid.
         let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::signalfd_siginfo>();
@@ -104,7 +104,7 @@ impl SignalFd {
 impl SignalFd {
     /// A new `mio::Poll` that reports these signals at `token`: how each event loop starts.
     /// The error says which of the two steps failed.
-    pub fn new_poll(&self, token: mio::Token) -> Result<mio::Poll, String> {
+    pub(crate) fn new_poll(&self, token: mio::Token) -> Result<mio::Poll, String> {
         let poll = mio::Poll::new().map_err(|e| format!("cannot create poll: {e}"))?;
         poll.registry()
             .register(
@@ -128,7 +128,7 @@ impl AsRawFd for SignalFd {
 ///
 /// Async-signal-safe, so it may run in `Command::pre_exec` between `fork`
 /// and `exec`.
-pub fn unblock_all_in_child() -> io::Result<()> {
+pub(crate) fn unblock_all_in_child() -> io::Result<()> {
     let set = sigset(&[])?;
     // SAFETY: `set` is an initialised (empty) sigset_t.
     let r = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut()) };
@@ -140,7 +140,7 @@ pub fn unblock_all_in_child() -> io::Result<()> {
 
 /// The calling thread's blocked-signal mask contains `sig`.
 #[cfg(test)]
-pub fn is_blocked(sig: i32) -> io::Result<bool> {
+pub(crate) fn is_blocked(sig: i32) -> io::Result<bool> {
     // SAFETY: plain data, filled in by pthread_sigmask below.
     let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
     // SAFETY: a null new set only queries; `old` is writable.
@@ -154,7 +154,7 @@ pub fn is_blocked(sig: i32) -> io::Result<bool> {
 
 /// Sends `sig` to the calling thread only (for tests and self-checks).
 #[cfg(test)]
-pub fn raise_in_this_thread(sig: i32) -> io::Result<()> {
+pub(crate) fn raise_in_this_thread(sig: i32) -> io::Result<()> {
     // SAFETY: raise(3) sends to the calling thread; no memory involved.
     cvt(unsafe { libc::raise(sig) })?;
     Ok(())

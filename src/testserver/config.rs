@@ -12,16 +12,16 @@ use std::path::PathBuf;
 use crate::cli::{Flag, FlagError, FlagSet, Kind};
 
 /// Default REST address (loopback only: the API has no authentication).
-pub const DEFAULT_REST: &str = "127.0.0.1:9000";
+pub(crate) const DEFAULT_REST: &str = "127.0.0.1:9000";
 /// Default SSNTP address: every interface, port 8888, like the original, so
 /// launchers on other nodes can reach it.
-pub const DEFAULT_SSNTP: &str = "0.0.0.0:8888";
+pub(crate) const DEFAULT_SSNTP: &str = "0.0.0.0:8888";
 /// Default data root, shared with the launcher's convention.
-pub const DEFAULT_DATA_ROOT: &str = "/var/lib/ciao";
+pub(crate) const DEFAULT_DATA_ROOT: &str = "/var/lib/ciao";
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// `-server`: REST listen address as given (`HOST:PORT`, `:PORT` means
     /// all interfaces); resolve with [`resolve_listen`].
     pub rest_listen: String,
@@ -66,7 +66,7 @@ pub struct ServerConfig {
 
 /// What [`parse_args`] decided.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ParseOutcome {
+pub(crate) enum ParseOutcome {
     /// Start the server with this configuration.
     Run(Box<ServerConfig>),
     /// Print `stdout`/`stderr` and exit with `code` (help, or an error).
@@ -79,7 +79,7 @@ pub enum ParseOutcome {
 
 /// Errors found after parsing, when the server prepares to start.
 #[derive(Debug)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// A listen address that is not `HOST:PORT` or does not resolve.
     BadAddress {
         flag: &'static str,
@@ -122,7 +122,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 /// Help text; the man page ciao-launcher-server(8) says the same.
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 Usage: ciao-launcher-server -ca-server-cert FILE -server-cert FILE [options]
 
 An SSNTP server with a small REST API on loopback, to drive one or more
@@ -156,7 +156,7 @@ are all accepted; booleans are set with -name and cleared with -name=false):
 /// The message printed when no certificate is given: the original's
 /// built-in certificates expired in 2017 (defect D7), so we refuse and say
 /// how to make fresh ones.
-pub const NO_CERTS: &str = "\
+pub(crate) const NO_CERTS: &str = "\
 ciao-launcher-server: no certificates given (-ca-server-cert and -server-cert are required).
 Make a CA with the scheduler role and a launcher certificate signed by it, e.g. from the source tree:
   cargo run --example ciao-cert -- -anchor -role scheduler -host localhost -directory certs
@@ -255,7 +255,7 @@ fn flag_set(argv0: &str) -> FlagSet {
 }
 
 /// Parses the arguments after `argv[0]`.
-pub fn parse_args(args: &[String]) -> ParseOutcome {
+pub(crate) fn parse_args(args: &[String]) -> ParseOutcome {
     let set = flag_set("ciao-launcher-server");
     let exit = |code, stderr: String| ParseOutcome::Exit {
         code,
@@ -332,7 +332,10 @@ pub fn parse_args(args: &[String]) -> ParseOutcome {
 
 /// Resolves a Go-style listen address: `HOST:PORT`, `[V6]:PORT`, or `:PORT`
 /// for every interface. `flag` names the option in the error.
-pub fn resolve_listen(flag: &'static str, addr: &str) -> Result<std::net::SocketAddr, ConfigError> {
+pub(crate) fn resolve_listen(
+    flag: &'static str,
+    addr: &str,
+) -> Result<std::net::SocketAddr, ConfigError> {
     use std::net::ToSocketAddrs;
     let bad = |why: String| ConfigError::BadAddress {
         flag,

@@ -21,7 +21,7 @@ use crate::ssntp::role;
 /// a launcher that is never drained (or a peer that floods events) would
 /// grow the server without limit, so the oldest entries are dropped beyond
 /// this. Far above anything a test produces.
-pub const MAX_QUEUED: usize = 100_000;
+pub(crate) const MAX_QUEUED: usize = 100_000;
 
 /// One `/drain` entry (see `GET /drain` in ciao-launcher-server(8)).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,7 +266,7 @@ impl DrainEntry {
 }
 
 /// The `/drain` body: a yaml.v2 list of the entries, `[]` when empty.
-pub fn emit_drain<'a>(entries: impl IntoIterator<Item = &'a DrainEntry>) -> String {
+pub(crate) fn emit_drain<'a>(entries: impl IntoIterator<Item = &'a DrainEntry>) -> String {
     to_yaml(&Node::Seq(
         entries.into_iter().map(DrainEntry::to_node).collect(),
     ))

@@ -60,7 +60,7 @@ pub enum Severity {
 
 /// `--server HOST[:PORT]` (port 8888 unless given): the same address type as the list taken
 /// from the CA certificate.
-pub use crate::ssntp::tls::ServerAddr;
+pub(crate) use crate::ssntp::tls::ServerAddr;
 
 /// `--simulation-delay`: a random delay in `min..=max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
