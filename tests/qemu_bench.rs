@@ -119,7 +119,7 @@ fn bench_stats_tick_10_vms() {
         let mut d = QemuDriver::new(shared.clone(), dir);
         let (mut effects, mut outcomes, mut jobs) = (Vec::new(), Vec::new(), Jobs::default());
         let key = InstanceKey {
-            id: vm.clone(),
+            id: vm.as_str().into(),
             generation: 1,
         };
         let mut cx = Cx::new(start, &key, &config, &mut effects, &mut outcomes, &mut jobs);

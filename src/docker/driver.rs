@@ -226,7 +226,7 @@ impl Docker {
 
     /// The container as the API names it: its id, else its name.
     fn target(&self, cx: &Cx) -> String {
-        self.id.clone().unwrap_or_else(|| cx.inst.id.clone())
+        self.id.clone().unwrap_or_else(|| cx.inst.id.to_string())
     }
 
     fn fail_start(&mut self, cx: &mut Cx, reason: StartFailureReason, detail: String) {
@@ -847,7 +847,7 @@ impl Docker {
             }
             Look::Recover | Look::Poll => match parsed {
                 Ok(Some(i)) => {
-                    let ours = i.label(api::LABEL_INSTANCE).is_none_or(|l| l == inst);
+                    let ours = i.label(api::LABEL_INSTANCE).is_none_or(|l| *l == *inst);
                     if ours {
                         let running = i.is_running();
                         let pid = i.pid();
@@ -870,7 +870,7 @@ impl Docker {
             },
             Look::Stale => match parsed {
                 Ok(Some(i))
-                    if i.label(api::LABEL_INSTANCE) == Some(inst.as_str())
+                    if i.label(api::LABEL_INSTANCE) == Some(&*inst)
                         && self.same_launcher(i.label(api::LABEL_INSTANCES_DIR)) =>
                 {
                     warn!(
@@ -1213,7 +1213,7 @@ impl Driver for Docker {
             );
         }
         self.spec = Some(CreateSpec {
-            instance_uuid: inst.clone(),
+            instance_uuid: inst.to_string(),
             instances_dir: self.shared.borrow().instances_dir.clone(),
             image: c.docker_image.clone(),
             hostname: container_hostname(meta_data, &inst),

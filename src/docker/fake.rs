@@ -658,7 +658,7 @@ impl Bench {
 
     /// The instances whose connects wait for [`Bench::finish_connects`].
     pub(crate) fn asking(&self) -> Vec<&str> {
-        self.stalled.iter().map(|k| k.inst.id.as_str()).collect()
+        self.stalled.iter().map(|k| &*k.inst.id).collect()
     }
 
     /// Runs a file operation on the in-memory instances directory.

@@ -124,7 +124,7 @@ mod tests {
         assert!(j.take_notices().is_empty());
         j.finish(Job::CpuModel, &k("a"));
         let told: Vec<_> = j.take_notices().into_iter().map(|(w, _)| w.id).collect();
-        assert_eq!(told, ["b", "c"]);
+        assert_eq!(told, ["b".into(), "c".into()] as [std::rc::Rc<str>; 2]);
         assert_eq!(j.join(Job::CpuModel, &k("d")), Turn::Lead, "a new run");
     }
 

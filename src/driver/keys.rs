@@ -10,12 +10,15 @@
 //! re-created under the same UUID, is recognised and dropped.
 
 use std::fmt;
+use std::rc::Rc;
 
 /// One incarnation of an instance: its UUID and a generation number that
-/// is new each time the UUID enters the instance table.
+/// is new each time the UUID enters the instance table. The UUID is shared
+/// (`Rc`): every effect and answer carries a key, and cloning one must not
+/// allocate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceKey {
-    pub id: String,
+    pub id: Rc<str>,
     pub generation: u64,
 }
 

@@ -7,6 +7,7 @@
 //! instance; then the loop, whose first act is to connect (recovery before
 //! the first connection: docs/architecture.md, "Decisions"). Every fatal start-up problem exits non-zero with one clear line.
 
+use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::time::{Duration, Instant};
 
@@ -250,7 +251,7 @@ impl Daemon {
     /// One loop turn: readiness, deadlines and timers become inputs of the
     /// cores, then their effects are executed. Returns a shutdown signal.
     fn turn(&mut self, events: &Events, now: Instant) -> Option<i32> {
-        let mut inputs: Vec<Routed> = Vec::new();
+        let mut inputs: VecDeque<Routed> = VecDeque::new();
         let mut client_ready = false;
         for ev in events.iter() {
             match ev.token() {
@@ -303,16 +304,12 @@ impl Daemon {
     /// are none; makes staged files durable (once per turn) and hands the
     /// answers back; then acts on the manager's wishes.
     fn execute(&mut self, now: Instant) {
-        let mut inputs: Vec<Routed> = Vec::new();
+        // Depth first: each answer is handed back, and the effects it
+        // causes executed, before the next answer, so a burst never holds
+        // a thousand state files' bytes in memory at once.
+        let mut inputs: VecDeque<Routed> = VecDeque::new();
         loop {
-            let effects = self.manager.take_effects();
-            if effects.is_empty() {
-                if !self.files.pending() {
-                    break;
-                }
-                self.files.commit(&mut inputs);
-            }
-            for e in effects {
+            for e in self.manager.take_effects() {
                 match e {
                     Effect::Send(out) => self.send_outgoing(out),
                     Effect::Timer(op) => self.timer(op),
@@ -320,8 +317,12 @@ impl Daemon {
                     Effect::File(op) => self.files.apply(op, &mut inputs),
                 }
             }
-            for (key, input) in inputs.drain(..) {
+            if let Some((key, input)) = inputs.pop_front() {
                 self.manager.on_input(&key, input, now);
+            } else if self.files.pending() {
+                self.files.commit(&mut inputs);
+            } else {
+                break;
             }
         }
         let wants = self.manager.take_wants();

@@ -11,6 +11,7 @@
 //! Also here, because it is the same kind of I/O: the scan of the
 //! instances directory at start-up ([`scan`]).
 
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -35,7 +36,7 @@ impl Files {
 
     /// Executes one operation; its answer goes to `out` now, or at the next
     /// [`Files::commit`] for a durable write.
-    pub(crate) fn apply(&mut self, op: FileOp, out: &mut Vec<Routed>) {
+    pub(crate) fn apply(&mut self, op: FileOp, out: &mut VecDeque<Routed>) {
         let FileOp { key, action } = op;
         let result = match action {
             FileAction::CreateDir { path, mode } => create_dir(&path, mode),
@@ -71,7 +72,7 @@ impl Files {
                 .map(|()| Vec::new())
                 .map_err(|e| FileError::new(&path, &e)),
         };
-        out.push((
+        out.push_back((
             key.inst,
             Input::File {
                 res: key.what,
@@ -91,13 +92,16 @@ impl Files {
     }
 
     /// Makes the staged writes durable and answers them.
-    pub(crate) fn commit(&mut self, out: &mut Vec<Routed>) {
+    pub(crate) fn commit(&mut self, out: &mut VecDeque<Routed>) {
         if self.waiting.is_empty() {
             return;
         }
-        let results = std::mem::take(&mut self.batch).commit();
+        let results: HashMap<PathBuf, io::Result<()>> = std::mem::take(&mut self.batch)
+            .commit()
+            .into_iter()
+            .collect();
         for (key, path) in std::mem::take(&mut self.waiting) {
-            let result = match results.iter().find(|(p, _)| *p == path) {
+            let result = match results.get_key_value(&path) {
                 Some((_, Ok(()))) => Ok(Vec::new()),
                 Some((_, Err(e))) => Err(FileError::new(&path, e)),
                 None => Err(FileError {
@@ -105,7 +109,7 @@ impl Files {
                     detail: format!("{}: lost from the write batch", path.display()),
                 }),
             };
-            out.push((
+            out.push_back((
                 key.inst,
                 Input::File {
                     res: key.what,
@@ -198,7 +202,7 @@ mod tests {
     }
 
     fn run(f: &mut Files, action: FileAction) -> Vec<Routed> {
-        let mut out = Vec::new();
+        let mut out = VecDeque::new();
         f.apply(
             FileOp {
                 key: key(Res::State),
@@ -206,7 +210,7 @@ mod tests {
             },
             &mut out,
         );
-        out
+        out.into()
     }
 
     /// A durable write is answered only at the commit, replaces the file
@@ -252,8 +256,9 @@ mod tests {
                 out.is_empty() && f.pending(),
                 "not answered before the commit"
             );
-            let mut done = Vec::new();
+            let mut done = VecDeque::new();
             f.commit(&mut done);
+            let done = Vec::from(done);
             assert!(
                 matches!(&done[..], [(_, Input::File { result: Ok(_), .. })]),
                 "{done:?}"

@@ -8,7 +8,7 @@
 //! Tokens: resource slot `s` uses `TOKEN_BASE + 4*s + k`, `k` being 0 for
 //! the pidfd or socket, 1 and 2 for a child's stdout and stderr.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::time::Instant;
@@ -109,7 +109,7 @@ impl Io {
         registry: &Registry,
         op: IoOp,
         now: Instant,
-        out: &mut Vec<Routed>,
+        out: &mut VecDeque<Routed>,
     ) {
         match op {
             IoOp::Spawn {
@@ -139,7 +139,7 @@ impl Io {
         key: Key<Res>,
         argv: &[std::ffi::OsString],
         deadline: Instant,
-        out: &mut Vec<Routed>,
+        out: &mut VecDeque<Routed>,
     ) {
         debug!("{}: running {:?}", key.inst, argv);
         let c = match child::spawn(argv, SpawnOptions::default()) {
@@ -149,7 +149,7 @@ impl Io {
                     .first()
                     .map(|a| a.to_string_lossy().into_owned())
                     .unwrap_or_default();
-                out.push((
+                out.push_back((
                     key.inst,
                     Input::Exited {
                         res: key.what,
@@ -181,7 +181,7 @@ impl Io {
         }
     }
 
-    fn watch(&mut self, registry: &Registry, key: Key<Res>, pid: u32, out: &mut Vec<Routed>) {
+    fn watch(&mut self, registry: &Registry, key: Key<Res>, pid: u32, out: &mut VecDeque<Routed>) {
         let error = match pidfd::pidfd_open(pid) {
             Ok(fd) => {
                 let raw = fd.as_raw_fd();
@@ -197,7 +197,7 @@ impl Io {
             }
             Err(e) => format!("process {pid}: {e}"),
         };
-        out.push((
+        out.push_back((
             key.inst,
             Input::Gone {
                 res: key.what,
@@ -241,7 +241,7 @@ impl Io {
         key: Key<Res>,
         path: &std::path::Path,
         deadline: Instant,
-        out: &mut Vec<Routed>,
+        out: &mut VecDeque<Routed>,
     ) {
         let error = match UnixStream::connect(path) {
             Ok(mut stream) => {
@@ -267,7 +267,7 @@ impl Io {
             }
             Err(e) => format!("{}: {e}", path.display()),
         };
-        out.push((
+        out.push_back((
             key.inst,
             Input::ConnectFailed {
                 res: key.what,
@@ -282,7 +282,7 @@ impl Io {
         key: &Key<Res>,
         bytes: &[u8],
         now: Instant,
-        out: &mut Vec<Routed>,
+        out: &mut VecDeque<Routed>,
     ) {
         let Some(slot) = self.by_key.get(key).copied() else {
             debug!("{}: write to a closed socket dropped", key.inst);
@@ -329,14 +329,14 @@ impl Io {
         &mut self,
         registry: &Registry,
         slot: usize,
-        out: &mut Vec<Routed>,
+        out: &mut VecDeque<Routed>,
         last: impl FnOnce(Res) -> Input,
     ) {
         let Some(key) = self.slots.get(&slot).map(|s| s.key.clone()) else {
             return;
         };
         self.remove(registry, slot);
-        out.push((key.inst, last(key.what)));
+        out.push_back((key.inst, last(key.what)));
     }
 
     fn remove(&mut self, registry: &Registry, slot: usize) {
@@ -370,7 +370,7 @@ impl Io {
         registry: &Registry,
         token: Token,
         now: Instant,
-        out: &mut Vec<Routed>,
+        out: &mut VecDeque<Routed>,
     ) {
         let slot = (token.0 - TOKEN_BASE) / 4;
         match self.slots.get(&slot).map(|s| &s.res) {
@@ -386,7 +386,7 @@ impl Io {
         }
     }
 
-    fn drive_child(&mut self, registry: &Registry, slot: usize, out: &mut Vec<Routed>) {
+    fn drive_child(&mut self, registry: &Registry, slot: usize, out: &mut VecDeque<Routed>) {
         let Some(Slot {
             key,
             res: Resource::Child {
@@ -419,7 +419,7 @@ impl Io {
         };
         let key = key.clone();
         self.remove(registry, slot);
-        out.push((key.inst, input));
+        out.push_back((key.inst, input));
     }
 
     fn drive_socket(
@@ -427,7 +427,7 @@ impl Io {
         registry: &Registry,
         slot: usize,
         _now: Instant,
-        out: &mut Vec<Routed>,
+        out: &mut VecDeque<Routed>,
     ) {
         let Some(Slot {
             key,
@@ -463,7 +463,7 @@ impl Io {
             }
             *connected = true;
             *deadline = None;
-            out.push((key.inst.clone(), Input::Connected { res: key.what }));
+            out.push_back((key.inst.clone(), Input::Connected { res: key.what }));
         }
         let mut closed = false;
         let mut chunk = [0u8; 16 << 10];
@@ -495,7 +495,7 @@ impl Io {
             }
         }
         if !data.is_empty() {
-            out.push((
+            out.push_back((
                 key.inst.clone(),
                 Input::Data {
                     res: key.what,
@@ -518,7 +518,7 @@ impl Io {
     }
 
     /// Kills children past their deadline and fails late connects.
-    pub(crate) fn tick(&mut self, registry: &Registry, now: Instant, out: &mut Vec<Routed>) {
+    pub(crate) fn tick(&mut self, registry: &Registry, now: Instant, out: &mut VecDeque<Routed>) {
         let due: Vec<usize> = self
             .slots
             .iter()

@@ -92,11 +92,23 @@ enum Op {
     Recover,
 }
 
+/// What a new instance's START keeps until its state is durable: only
+/// what the driver needs (the configuration is in the table already), so
+/// a burst of STARTs holds little.
+struct Boot {
+    user_data: Vec<u8>,
+    meta_data: Vec<u8>,
+    /// Why the START is refused once its directory exists (checked on
+    /// receipt; reported after `instance_exists`, as the original orders
+    /// them).
+    refused: Option<payloads::StartError>,
+}
+
 /// A file operation the manager waits for within an operation.
 enum Pending {
     /// START: the directory is being made, then the state file written;
-    /// then the driver starts with this command.
-    Create(Box<StartCommand>),
+    /// then the driver starts with this boot data.
+    Create(Box<Boot>),
     /// The state file is being rewritten; `then` is the state to take (and
     /// report) once it is durable.
     Save { then: State },
@@ -106,7 +118,6 @@ enum Pending {
 
 struct Instance {
     key: InstanceKey,
-    dir: PathBuf,
     config: InstanceConfig,
     state: State,
     driver: Box<dyn Driver>,
@@ -277,13 +288,12 @@ impl Manager {
     fn insert(&mut self, id: &str, config: InstanceConfig, st: State) -> Option<&mut Instance> {
         let dir = state::instance_dir(&self.root, id)?;
         let generation = self.generation();
-        let driver = self.factory.make(&config, dir.clone());
+        let driver = self.factory.make(&config, dir);
         let inst = Instance {
             key: InstanceKey {
-                id: id.to_string(),
+                id: id.into(),
                 generation,
             },
-            dir,
             config,
             state: st,
             driver,
@@ -520,8 +530,18 @@ impl Manager {
         };
         inst.op = Some(Op::Start);
         inst.trace = trace;
-        inst.pending = Some(Pending::Create(cmd));
-        let path = inst.dir.clone();
+        let refused = cmd.check_image().err();
+        let StartCommand {
+            user_data,
+            meta_data,
+            ..
+        } = *cmd;
+        inst.pending = Some(Pending::Create(Box::new(Boot {
+            user_data,
+            meta_data,
+            refused,
+        })));
+        let path = self.root.join(id);
         self.file(
             id,
             Res::Dir,
@@ -533,7 +553,7 @@ impl Manager {
     }
 
     /// The instance directory of a START was made (or not).
-    fn created(&mut self, id: &str, cmd: Box<StartCommand>, result: Result<(), FileError>) {
+    fn created(&mut self, id: &str, mut boot: Box<Boot>, result: Result<(), FileError>) {
         if let Err(e) = result {
             let why = if e.kind == io::ErrorKind::AlreadyExists {
                 "its directory already exists"
@@ -545,7 +565,7 @@ impl Manager {
             self.forget(id);
             return;
         }
-        if let Err(e) = cmd.check_image() {
+        if let Some(e) = boot.refused.take() {
             warn!(
                 "START of {id} refused ({}): {}",
                 e.reason.as_str(),
@@ -557,21 +577,16 @@ impl Manager {
             self.forget(id);
             return;
         }
-        let bytes = StateFile::new(cmd.instance.clone(), false).encode();
-        if let Some(inst) = self.instances.get_mut(id) {
-            inst.pending = Some(Pending::Create(cmd));
-        }
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
+        let bytes = StateFile::new(inst.config.clone(), false).encode();
+        inst.pending = Some(Pending::Create(boot));
         self.write_state(id, bytes);
     }
 
     /// The state file of a START is durable (or not): the driver starts.
-    fn saved_new(
-        &mut self,
-        id: &str,
-        cmd: Box<StartCommand>,
-        result: Result<(), FileError>,
-        now: Instant,
-    ) {
+    fn saved_new(&mut self, id: &str, boot: Boot, result: Result<(), FileError>, now: Instant) {
         if let Err(e) = result {
             error!("START of {id} failed (image_failure): cannot write its state: {e}");
             self.remove_dir(id);
@@ -581,7 +596,7 @@ impl Manager {
         }
         info!("starting instance {id}");
         self.drive(id, now, |d, cx| {
-            d.start(cx, false, &cmd.user_data, &cmd.meta_data)
+            d.start(cx, false, &boot.user_data, &boot.meta_data)
         });
     }
 
@@ -598,10 +613,7 @@ impl Manager {
     }
 
     fn write_state(&mut self, id: &str, bytes: Vec<u8>) {
-        let Some(inst) = self.instances.get(id) else {
-            return;
-        };
-        let path = inst.dir.join(STATE_FILE);
+        let path = self.root.join(id).join(STATE_FILE);
         self.file(
             id,
             Res::State,
@@ -617,7 +629,8 @@ impl Manager {
     /// Removes the instance directory; the answer ends a DELETE (an
     /// instance forgotten meanwhile ignores it).
     fn remove_dir(&mut self, id: &str) {
-        if let Some(path) = self.instances.get(id).map(|i| i.dir.clone()) {
+        if self.instances.contains_key(id) {
+            let path = self.root.join(id);
             self.file(id, Res::Dir, FileAction::RemoveTree { path });
         }
     }
@@ -638,7 +651,7 @@ impl Manager {
     }
 
     fn route(&mut self, key: &InstanceKey, input: Input, now: Instant) {
-        match self.instances.get(&key.id) {
+        match self.instances.get(&*key.id) {
             Some(inst) if inst.key.generation == key.generation => {}
             _ => {
                 debug!(
@@ -678,8 +691,8 @@ impl Manager {
             return;
         };
         match (pending, res) {
-            (Pending::Create(cmd), Res::Dir) => self.created(id, cmd, result),
-            (Pending::Create(cmd), Res::State) => self.saved_new(id, cmd, result, now),
+            (Pending::Create(boot), Res::Dir) => self.created(id, boot, result),
+            (Pending::Create(boot), Res::State) => self.saved_new(id, *boot, result, now),
             (Pending::Save { then }, Res::State) => {
                 if let Err(e) = result {
                     error!("instance {id}: cannot save its state: {e}");
@@ -1206,7 +1219,7 @@ mod tests {
             let i = self
                 .timers
                 .iter()
-                .position(|k| k.inst.id == id && k.what == timer)
+                .position(|k| &*k.inst.id == id && k.what == timer)
                 .unwrap_or_else(|| panic!("no timer {timer:?} for {id}: {:?}", self.timers));
             let key = self.timers.remove(i);
             self.m.on_input(&key.inst, Input::Timer(timer), self.now);

@@ -52,7 +52,7 @@ pub use events::{InstanceDeleted, TenantEvent, TenantEventKind, TraceReport};
 pub(crate) use events::{TraceFrame, TraceNode};
 pub(crate) use lenient::DecodeError;
 pub use split::split_start_payload;
-pub(crate) use start::{default_meta_data, StartCommand};
+pub(crate) use start::{default_meta_data, StartCommand, StartError};
 pub use start::{parse_start, FwType, InstanceConfig, VmType, VolumeConfig};
 pub use status::{InstanceStat, Ready, Stat};
 pub(crate) use status::{InstanceState, NodeStatus};

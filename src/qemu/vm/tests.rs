@@ -426,7 +426,7 @@ fn job_notices(jobs: &mut Jobs) -> Vec<(String, bool)> {
             Input::Job {
                 job: Job::CpuModel,
                 lead,
-            } => (k.id, lead),
+            } => (k.id.to_string(), lead),
             other => panic!("not a CPU-model notice: {other:?}"),
         })
         .collect()
