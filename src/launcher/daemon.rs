@@ -35,6 +35,9 @@ const RESOLVER: Token = Token(2);
 
 /// How long a state-change STATS may wait so that changes coalesce.
 const STATS_COALESCE: Duration = Duration::from_millis(100);
+/// Answers handled in one turn after which free heap pages are returned
+/// to the kernel.
+const BURST: usize = 256;
 /// How long `-hard-reset` waits for instances to go away.
 const HARD_RESET_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -114,6 +117,8 @@ pub(crate) struct Daemon {
     stats_due: Option<Instant>,
     /// Last READY/FULL sent, to send STATUS at once when it flips.
     last_ready: Option<bool>,
+    /// Answers handled since free heap pages were last returned.
+    burst: usize,
     _locks: Vec<Flock>,
 }
 
@@ -182,6 +187,7 @@ impl Daemon {
             files: Files::new(),
             stats_due: None,
             last_ready: None,
+            burst: 0,
             _locks: locks,
         })
     }
@@ -279,6 +285,11 @@ impl Daemon {
             self.report(now);
         }
         self.execute(now);
+        if self.burst >= BURST {
+            // A burst leaves short-lived buffers behind in the heap.
+            self.burst = 0;
+            sys::mem::release_free();
+        }
         if self.stats_due.is_some_and(|d| d <= now) {
             let node = self.sample_node();
             self.send_stats(&node, now);
@@ -318,6 +329,7 @@ impl Daemon {
                 }
             }
             if let Some((key, input)) = inputs.pop_front() {
+                self.burst += 1;
                 self.manager.on_input(&key, input, now);
             } else if self.files.pending() {
                 self.files.commit(&mut inputs);
