@@ -503,3 +503,70 @@ fn a_traced_start_is_reported_in_a_trace_report() {
     assert_eq!(t.nodes[1].ssntp_role, "CNAgent-NetworkingAgent");
     assert!(!t.nodes[1].rx_timestamp.is_empty());
 }
+
+/// Events and errors produced while the server is unreachable are kept and
+/// delivered in order once the launcher is connected again; snapshots are
+/// sent fresh instead (the original dropped the events and errors).
+#[test]
+fn events_and_errors_from_an_outage_are_delivered_after_reconnecting() {
+    let mut n = Node::new("outbox", NO_LIMITS, &["--simulation-delay", "3000"]);
+    let id = "aaaa00b1";
+    n.send(Command::Start, start_payload(id));
+    // Both wait for the START, which boots for 3 s: they complete while
+    // the server is down.
+    n.send(Command::Delete, cmd("delete", id));
+    n.send(Command::Start, start_payload(id));
+    n.stats_until("STATS with the instance pending", |s| {
+        s.get(id).map(String::as_str) == Some("pending")
+    });
+    let addr = n.server.addr;
+    let server_tls = || {
+        let ca = tls::load_ca(&n.certs.ca_pem_path).unwrap();
+        let me = tls::load_identity(&n.certs.server_pem_path).unwrap();
+        tls::server_config(&ca, &me).unwrap()
+    };
+    let stand_in = TestServer::start(server_tls(), Options::default());
+    std::mem::replace(&mut n.server, stand_in).stop();
+    std::thread::sleep(Duration::from_secs(5));
+    let back = TestServer::start(
+        server_tls(),
+        Options {
+            listen: addr,
+            config: NO_LIMITS.to_vec(),
+            ..Options::default()
+        },
+    );
+    std::mem::replace(&mut n.server, back).stop();
+    // Back-off: the caps cycle 5, 10, 20 s; 60 s covers any two rounds.
+    match n
+        .server
+        .expect(Duration::from_secs(60), "the launcher to reconnect")
+    {
+        ServerEvent::Connected { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    let mut facts = Vec::new();
+    while facts.len() < 2 {
+        match n.server.expect(LONG, "the events and errors of the outage") {
+            ServerEvent::Frame { frame, .. } if matches!(frame.op, Op::Event(_)) => {
+                assert_eq!(frame.op, Op::Event(Event::InstanceDeleted));
+                let d = InstanceDeleted::parse(&frame.payload).unwrap();
+                facts.push(format!("deleted {}", d.instance_uuid));
+            }
+            ServerEvent::Frame { frame, .. } if matches!(frame.op, Op::Error(_)) => {
+                assert_eq!(frame.op, Op::Error(ErrorCode::StartFailure));
+                let e = ErrorReport::parse(&frame.payload).unwrap();
+                facts.push(format!("start of {} failed: {}", e.instance_uuid, e.reason));
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        facts,
+        [
+            format!("deleted {id}"),
+            format!("start of {id} failed: instance_exists")
+        ],
+        "both facts, in the order they happened"
+    );
+}

@@ -20,6 +20,7 @@ use super::files::{self, Files};
 use super::io::Io;
 use super::manager::Manager;
 use super::nodestats::{self, NodeStats};
+use super::outbox::{self, Outbox};
 use super::state::{Found, STATE_FILE};
 use super::timers::Timers;
 use crate::driver::{DriverFactory, Effect, Input, Key, Outgoing, Routed, Timer, TimerOp};
@@ -119,6 +120,8 @@ pub(crate) struct Daemon {
     last_ready: Option<bool>,
     /// Answers handled since free heap pages were last returned.
     burst: usize,
+    /// Events and errors produced while the link was down.
+    outbox: Outbox,
     _locks: Vec<Flock>,
 }
 
@@ -188,6 +191,7 @@ impl Daemon {
             stats_due: None,
             last_ready: None,
             burst: 0,
+            outbox: Outbox::default(),
             _locks: locks,
         })
     }
@@ -392,6 +396,7 @@ impl Daemon {
                 info!("connected to SSNTP server {server}");
                 self.apply_cluster_config(&config);
                 self.report(now);
+                self.deliver_kept();
             }
             ClientEvent::Disconnected(why) => {
                 warn!("lost the SSNTP server: {why}; reconnecting");
@@ -437,15 +442,43 @@ impl Daemon {
         self.client.as_ref().is_some_and(|c| c.is_connected())
     }
 
+    /// Sends a frame; while the link is down, a fact (event or error) is
+    /// kept for the next connection and a snapshot is dropped.
     fn send(&mut self, f: &Frame) {
-        if let Some(c) = self.client.as_mut() {
-            if !c.send(self.poll.registry(), f) {
-                debug!(
-                    "not connected: dropping {} {}",
-                    f.op.type_name(),
-                    f.op.operand_name()
-                );
-            }
+        let Some(c) = self.client.as_mut() else {
+            return;
+        };
+        if c.send(self.poll.registry(), f) {
+            return;
+        }
+        let (kind, name) = (f.op.type_name(), f.op.operand_name());
+        if Outbox::is_fact(f.op) {
+            debug!("not connected: keeping {kind} {name} for the next connection");
+            self.outbox.push(f.clone());
+        } else {
+            debug!("not connected: dropping {kind} {name}");
+        }
+    }
+
+    /// Delivers, in order, the facts kept while the link was down.
+    fn deliver_kept(&mut self) {
+        let (frames, dropped) = self.outbox.drain();
+        if dropped > 0 {
+            warn!(
+                "{dropped} event(s) and error(s) from while the server was unreachable were \
+                 dropped (at most {} frames or {} bytes are kept)",
+                outbox::MAX_FRAMES,
+                outbox::MAX_BYTES
+            );
+        }
+        if !frames.is_empty() {
+            info!(
+                "delivering {} event(s) and error(s) from while the server was unreachable",
+                frames.len()
+            );
+        }
+        for f in &frames {
+            self.send(f);
         }
     }
 

@@ -8,5 +8,6 @@ mod files;
 mod io;
 mod manager;
 pub mod nodestats;
+mod outbox;
 mod state;
 mod timers;
