@@ -174,7 +174,7 @@ fn run(o: Opts) -> Result<(), String> {
             certgen::role_string(roles)
         ));
         write(&ca, &a.cert_pem())?;
-        write(&own, &a.cert_and_key_pem())?;
+        write_private(&own, &a.cert_and_key_pem())?;
         if o.verify {
             verify(&a, &a)?;
         }
@@ -188,7 +188,7 @@ fn run(o: Opts) -> Result<(), String> {
             "cert-{}-{first_host}.pem",
             certgen::role_string(roles)
         ));
-        write(&own, &l.cert_and_key_pem())?;
+        write_private(&own, &l.cert_and_key_pem())?;
         if o.verify {
             verify(&l, &a)?;
         }
@@ -198,6 +198,27 @@ fn run(o: Opts) -> Result<(), String> {
 
 fn write(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!("{}", path.display());
+    Ok(())
+}
+
+/// Writes a file holding a private key: mode 0600 whatever the umask, also
+/// when the file existed before with a wider mode (the key is written only
+/// after the mode is narrowed).
+fn write_private(path: &Path, text: &str) -> Result<(), String> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let err = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(err)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(err)?;
+    f.write_all(text.as_bytes()).map_err(err)?;
     println!("{}", path.display());
     Ok(())
 }
@@ -272,4 +293,52 @@ fn dump(file: &Path) -> Result<(), String> {
     );
     println!("Private key:  {key}");
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(unsafe_code)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn mode(p: &Path) -> u32 {
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    /// The file with the key is 0600 even under umask 000 and even when it
+    /// existed with a wider mode; the CA certificate (public) is not narrowed.
+    #[test]
+    fn key_files_are_private() {
+        let dir = std::env::temp_dir().join(format!("ciao-cert-modes-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let own = dir.join("cert-Scheduler-localhost.pem");
+        std::fs::write(&own, "old").unwrap();
+        std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o666)).unwrap();
+        // SAFETY: umask(2) only changes this process's file-creation mask;
+        // this binary runs no other test that creates files meanwhile.
+        let old = unsafe { libc::umask(0) };
+        let o = Opts {
+            anchor: true,
+            roles: Some("scheduler".into()),
+            hosts: "localhost".into(),
+            directory: Some(dir.clone()),
+            ..Opts::default()
+        };
+        run(o).unwrap();
+        assert_eq!(mode(&own), 0o600);
+        let leaf_dir = dir.join("leaf");
+        let o = Opts {
+            anchor_cert: Some(own.clone()),
+            roles: Some("agent".into()),
+            hosts: "node1".into(),
+            directory: Some(leaf_dir.clone()),
+            ..Opts::default()
+        };
+        run(o).unwrap();
+        assert_eq!(mode(&leaf_dir.join("cert-CNAgent-node1.pem")), 0o600);
+        // SAFETY: as above, restoring the mask.
+        unsafe { libc::umask(old) };
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -2,15 +2,21 @@
 //! simplelog (an optional log file plus stderr, each with its own level).
 
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
 use simplelog::{CombinedLogger, ConfigBuilder, LevelFilter, SharedLogger, WriteLogger};
+
+/// Mode of a log file we create (an existing file keeps its mode).
+pub(crate) const LOG_FILE_MODE: u32 = 0o640;
 
 /// Where records go.
 pub(crate) struct Sinks {
     /// Level of the file (and of stderr when there is no file).
     pub level: LevelFilter,
-    /// Log file, appended to; its directory is created (0755).
+    /// Log file, appended to; its directory is created (0755), the file
+    /// itself with mode 0640 (whatever the umask allows of it: logs name
+    /// instances and tenants, so they are not for every local user).
     pub file: Option<PathBuf>,
     /// Level of stderr when a file is used too (`Off` for none).
     pub stderr: LevelFilter,
@@ -43,6 +49,7 @@ pub(crate) fn install(s: Sinks) -> Result<(), String> {
             let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(LOG_FILE_MODE)
                 .open(path)
                 .map_err(|e| format!("cannot open log file {}: {e}", path.display()))?;
             loggers.push(WriteLogger::new(

@@ -235,3 +235,31 @@ fn container_exits_by_itself() {
     n.delete(id);
     assert!(d.containers().is_empty());
 }
+
+/// The private dockerd runs in a network namespace of its own, so it cannot
+/// touch the host's networks: a dockerd sharing the host's namespace
+/// deleted the host's `docker0` bridge. A fresh CI machine has no docker0
+/// to lose, so the namespace itself is compared; where the host has a
+/// docker0, it must still be there after the daemon has run and stopped.
+#[test]
+fn private_dockerd_has_its_own_network_namespace() {
+    let docker0 = std::path::Path::new("/sys/class/net/docker0");
+    let had_docker0 = docker0.exists();
+    let Some(mut d) = Dockerd::require("private_dockerd_has_its_own_network_namespace") else {
+        return;
+    };
+    let pid = d.pid().expect("the daemon runs");
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    assert_ne!(
+        theirs, ours,
+        "the private dockerd shares the test's network namespace"
+    );
+    // The socket, a file, is reachable from here all the same.
+    assert_eq!(d.api("GET", "/_ping", b"").unwrap().status, 200);
+    d.stop();
+    drop(d);
+    if had_docker0 {
+        assert!(docker0.exists(), "the host's docker0 bridge was removed");
+    }
+}

@@ -637,6 +637,10 @@ fn make_client(cfg: &LauncherConfig) -> Result<(Client, Uuid, u32, Option<Flock>
             role: own_role,
             max_message: cfg.max_message_size,
             connect_timeout: cfg.connect_timeout,
+            dead_peer: Some(crate::sys::tcp::DeadPeer {
+                keepalive: cfg.keepalive,
+                user_timeout: cfg.tcp_user_timeout,
+            }),
             resolver_token: RESOLVER,
         },
         CLIENT,

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use mio::net::TcpStream;
+
+use crate::sys::tcp::DeadPeer;
 use mio::{Registry, Token};
 use rustls::pki_types::ServerName;
 
@@ -54,6 +56,10 @@ pub(crate) struct ClientSettings {
     /// Deadline for TCP connect + TLS handshake + CONNECTED; a name lookup
     /// before that has a deadline of the same length of its own.
     pub connect_timeout: Duration,
+    /// Keep-alive and user timeout of the connection, so that a server
+    /// that vanished without closing it is noticed in bounded time and the
+    /// client reconnects (`None`: the kernel's defaults).
+    pub dead_peer: Option<DeadPeer>,
     /// The token that wakes the loop when a name lookup has finished; its
     /// events go to [`Client::poll`] like those of the socket's token.
     pub resolver_token: Token,
@@ -261,6 +267,9 @@ impl Client {
         let tls = rustls::ClientConnection::new(self.settings.tls.clone(), name)
             .map_err(io::Error::other)?;
         let sock = TcpStream::connect(addr)?;
+        if let Some(p) = self.settings.dead_peer {
+            crate::sys::tcp::set_dead_peer(&sock, p)?;
+        }
         let mut stream = TlsStream::new(sock, tls);
         stream.update_registration(registry, self.token)?;
         Ok(stream)
@@ -581,6 +590,7 @@ mod tests {
                 role: 0x14,
                 max_message: 1 << 20,
                 connect_timeout: Duration::from_secs(30),
+                dead_peer: None,
                 resolver_token: Token(1),
             },
             Token(0),

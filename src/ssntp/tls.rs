@@ -296,7 +296,33 @@ pub fn load_identity(path: &Path) -> Result<Identity, TlsError> {
             })
         }
     }
+    warn_if_exposed(path);
     Ok(Identity { chain, key, info })
+}
+
+/// Warns (once per load, which is once per start-up) when the file holding a
+/// private key can be read or written by users other than its owner, as ssh
+/// does for its keys. A warning, not a refusal: existing deployments keep
+/// starting, and the operator learns which file to `chmod 600`.
+fn warn_if_exposed(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(meta) = std::fs::metadata(path) {
+        let mode = meta.permissions().mode() & 0o777;
+        if key_mode_exposed(mode) {
+            log::warn!(
+                "private key file {} has mode {mode:04o}: it is accessible by other users; \
+                 it should be 0600 (chmod 600 {})",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+}
+
+/// Whether a key file's permission bits give group or others any access
+/// (the test ssh applies).
+fn key_mode_exposed(mode: u32) -> bool {
+    mode & 0o077 != 0
 }
 
 /// Loads the CA file: every PEM `CERTIFICATE` block (all become trust anchors).

@@ -2,7 +2,7 @@
 //!
 //! Everything here is a thin, documented wrapper around one Linux facility
 //! that the event loop needs and `std` does not offer (pidfds, signalfd,
-//! `flock`, `syncfs`, `statfs`, `rlimit`), plus the small `/proc` readers and
+//! `flock`, `syncfs`, `statfs`, `rlimit`, TCP keep-alive options), plus the small `/proc` readers and
 //! file helpers built on them. Each `unsafe` block carries a `// SAFETY:`
 //! comment. Nothing here blocks for long: these are the "fast local
 //! operations" allowed inline on the loop (docs/architecture.md, "Where I/O
@@ -21,6 +21,7 @@ pub mod procfs;
 pub(crate) mod random;
 pub(crate) mod resolve;
 pub(crate) mod signals;
+pub(crate) mod tcp;
 pub mod uuidstore;
 
 use std::io;

@@ -20,11 +20,13 @@ use super::usage::USAGE;
 use crate::cli::{debug_quote, scan, Flag, FlagError, Setting};
 
 /// Every flag, in the order of [`USAGE`] (which also lists help).
-const FLAGS: [Flag; 24] = [
+const FLAGS: [Flag; 26] = [
     Flag::value("cacert"),
     Flag::value("cert"),
     Flag::value("server"),
     Flag::value("connect-timeout"),
+    Flag::value("keepalive"),
+    Flag::value("tcp-user-timeout"),
     Flag::value("max-message-size"),
     Flag::value("data-root"),
     Flag::bool("network"),
@@ -197,6 +199,8 @@ fn set_value(cfg: &mut LauncherConfig, name: &str, v: &OsStr) -> Result<(), Stri
             }
         }
         "connect-timeout" => cfg.connect_timeout = seconds(v, 1)?,
+        "keepalive" => cfg.keepalive = seconds(v, 1)?,
+        "tcp-user-timeout" => cfg.tcp_user_timeout = seconds(v, 1)?,
         "max-message-size" => {
             let n: usize = text(v)?
                 .parse()
@@ -364,6 +368,8 @@ mod tests {
         assert_eq!(c.stats_interval, Duration::from_secs(30));
         assert_eq!(c.stop_timeout, Duration::from_secs(30));
         assert_eq!(c.connect_timeout, Duration::from_secs(30));
+        assert_eq!(c.keepalive, Duration::from_secs(30));
+        assert_eq!(c.tcp_user_timeout, Duration::from_secs(90));
         assert_eq!(c.max_message_size, 16 << 20);
         assert_eq!(c.stderrthreshold, Severity::Error);
         assert_eq!(c.level_filter(), LevelFilter::Info);
@@ -534,6 +540,9 @@ mod tests {
             "/fw/OVMF.fd",
             "--connect-timeout",
             "5",
+            "--keepalive=4",
+            "--tcp-user-timeout",
+            "12",
             "-qemu-virtualisation=software",
             "-with-ui",
             "nc",
@@ -567,6 +576,8 @@ mod tests {
         assert_eq!(c.docker_socket, Path::new("/run/d.sock"));
         assert_eq!(c.ovmf_path(), Some(PathBuf::from("/fw/OVMF.fd")));
         assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.keepalive, Duration::from_secs(4));
+        assert_eq!(c.tcp_user_timeout, Duration::from_secs(12));
         assert_eq!(c.virtualisation, Virtualisation::Software);
         assert_eq!(c.with_ui, UiMode::Nc);
         assert_eq!(c.stderrthreshold, Severity::Warning);

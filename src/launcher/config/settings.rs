@@ -82,6 +82,11 @@ pub struct LauncherConfig {
     pub server: Option<ServerAddr>,
     /// `--connect-timeout`.
     pub connect_timeout: Duration,
+    /// `--keepalive`: idle time before the first TCP keep-alive probe.
+    pub keepalive: Duration,
+    /// `--tcp-user-timeout`: how long unacknowledged data (or probes) may
+    /// wait before the connection is dropped.
+    pub tcp_user_timeout: Duration,
     /// `--max-message-size`, bytes.
     pub max_message_size: usize,
     /// `--data-root`, made absolute.
@@ -133,6 +138,8 @@ impl Default for LauncherConfig {
             cert: None,
             server: None,
             connect_timeout: Duration::from_secs(30),
+            keepalive: Duration::from_secs(30),
+            tcp_user_timeout: Duration::from_secs(90),
             max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
             data_root: PathBuf::from(DEFAULT_DATA_ROOT),
             network: true,

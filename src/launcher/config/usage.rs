@@ -29,6 +29,15 @@ SSNTP connection:
   --connect-timeout SECONDS
         Deadline of one connection attempt: TCP connect, TLS handshake and
         the server's CONNECTED frame. Default: 30.
+  --keepalive SECONDS
+        Idle time of the SSNTP connection before the first TCP keep-alive
+        probe; probes follow every third of it. With --tcp-user-timeout it
+        bounds how long a server that vanished without closing the
+        connection goes unnoticed. Default: 30.
+  --tcp-user-timeout SECONDS
+        How long data or keep-alive probes sent to the server may stay
+        unacknowledged before the connection is dropped and the launcher
+        reconnects (TCP_USER_TIMEOUT). Default: 90.
   --max-message-size BYTES
         Largest SSNTP (gob) message accepted; a larger one closes the
         connection. Default: 16777216.

@@ -9,9 +9,18 @@
 //!
 //! Tests that use a daemon run one at a time (a process-wide lock), to keep
 //! the load low on small machines.
+//!
+//! The daemon runs in a network namespace of its own: a dockerd in the
+//! host's namespace tidies the host's networks on start-up and shutdown
+//! (it deleted the host's `docker0` bridge, after which the system dockerd
+//! could not start containers). Its Unix socket is a file, reachable from
+//! any network namespace, so the launcher under test talks to it as before.
+//! The mount namespace stays shared: the daemon's mounts live under its
+//! temporary root, and the clean-up below checks them.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -118,7 +127,21 @@ impl Dockerd {
             .open(&self.log)
             .map_err(|e| e.to_string())?;
         let r = &self.root;
-        let child = Command::new(&self.dockerd)
+        let mut command = Command::new(&self.dockerd);
+        // SAFETY: runs in the forked child before exec; unshare(2) is a
+        // single system call (async-signal-safe) and touches no memory of
+        // the parent. The new network namespace holds only a loopback
+        // device, so nothing the daemon does to networks reaches the host.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::unshare(libc::CLONE_NEWNET) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        let child = command
             .arg(format!("--config-file={}", r.join("daemon.json").display()))
             .arg(format!("--data-root={}", r.join("data").display()))
             .arg(format!("--exec-root={}", r.join("x").display()))
@@ -179,6 +202,11 @@ impl Dockerd {
 
     pub fn is_running(&self) -> bool {
         self.child.is_some()
+    }
+
+    /// The daemon's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log_text(&self) -> String {
