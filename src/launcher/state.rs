@@ -61,6 +61,11 @@ impl StateFile {
                 state.config.instance_uuid
             ));
         }
+        // The same checks as a START: a hand-edited file is not trusted.
+        state
+            .config
+            .check_stored()
+            .map_err(|e| format!("{STATE_FILE}: {e}"))?;
         Ok(state)
     }
 }
@@ -125,6 +130,29 @@ mod tests {
             Found::classify("abc1".into(), Err("missing".into())),
             Found::Quarantined(..)
         ));
+    }
+
+    /// A state file that START's validation would refuse is quarantined
+    /// (issue 14: a path in `image_uuid` or a negative `mem_mb` was re-adopted).
+    #[test]
+    fn state_failing_start_validation_is_quarantined() {
+        let good = StateFile::new(config("abc1"), false).encode();
+        let good = String::from_utf8(good).unwrap();
+        assert!(matches!(
+            Found::classify("abc1".into(), Ok(good.clone().into_bytes())),
+            Found::Instance(..)
+        ));
+        for bad in [
+            good.replace("mem_mb: 370", "mem_mb: -5"),
+            good.replace("image_uuid: ''", "image_uuid: ../../../../etc/passwd"),
+            good.replace("cpus: 2", "cpus: -1"),
+        ] {
+            assert_ne!(bad, good);
+            match Found::classify("abc1".into(), Ok(bad.into_bytes())) {
+                Found::Quarantined(id, why) => assert_eq!(id, "abc1", "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
