@@ -47,6 +47,8 @@ impl StateFile {
 
     /// Reads the state file of instance `id`; the error says what is wrong.
     pub(crate) fn decode(id: &str, bytes: &[u8]) -> Result<StateFile, String> {
+        crate::payloads::depth::check_depth(bytes)
+            .map_err(|e| format!("{STATE_FILE}: not a valid state file: {e}"))?;
         let state: StateFile = serde_yaml::from_slice(bytes)
             .map_err(|e| format!("{STATE_FILE}: not a valid state file: {e}"))?;
         if state.version != VERSION {
@@ -153,6 +155,21 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    /// 200 KB of nested brackets is refused at once (issue 14: it cost
+    /// 23 s of CPU at start-up before the nesting bound).
+    #[test]
+    fn deep_state_file_is_refused_in_linear_time() {
+        let t = std::time::Instant::now();
+        let deep = format!("version: 1\nconfig: {}\n", "[".repeat(200_000));
+        let why = StateFile::decode("abc1", deep.as_bytes()).unwrap_err();
+        assert!(why.contains("nested deeper"), "{why}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

@@ -651,6 +651,26 @@ mod tests {
         assert!(stored(&|c| c.instance_uuid = "../x".into()).is_err());
     }
 
+    /// A START nesting ~30k levels in an ignored key is refused as
+    /// `invalid_payload` in linear time (issue 14: the loop froze ~2 s),
+    /// while brackets in its cloud-init part are data.
+    #[test]
+    fn deep_nesting_is_refused_at_once() {
+        let t = std::time::Instant::now();
+        let deep = format!("  instance_uuid: ab\n  junk: {}\n", "[".repeat(30_000));
+        assert_eq!(reason(start(&deep)), ("invalid_payload", String::new()));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
+        let user_data = format!(
+            "start:\n  instance_uuid: ab\n  image_uuid: img\n...\n---\n#cloud-config\nruncmd:\n - echo '{}'\n...\n",
+            "[".repeat(500)
+        );
+        assert!(parse_start(user_data.as_bytes()).is_ok());
+    }
+
     #[test]
     fn derived_values() {
         let c = start(
