@@ -132,10 +132,9 @@ pub(crate) fn check_depth(text: &[u8]) -> Result<(), DepthError> {
                     if key_position {
                         node_col = j - i;
                     }
-                    match closing_quote(&text[j..line_end], b) {
-                        Some(len) => j += len,
-                        // Not closed on this line: counted as text.
-                        None => {}
+                    // Not closed on this line: the rest is counted as text.
+                    if let Some(len) = closing_quote(&text[j..line_end], b) {
+                        j += len;
                     }
                     at = At::Text;
                 }
