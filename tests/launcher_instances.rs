@@ -568,5 +568,92 @@ fn events_and_errors_from_an_outage_are_delivered_after_reconnecting() {
             format!("start of {id} failed: instance_exists")
         ],
         "both facts, in the order they happened"
+
+/// Issue 14, items 1, 4 and 5: negative resources are invalid_data and do
+/// not switch capacity off; at recovery a directory holding only an
+/// unfinished creation is removed (never reported) and a hand-edited state
+/// file that START's checks refuse is quarantined, not re-adopted.
+#[test]
+fn hostile_resources_and_state_files_are_refused() {
+    let config = b"configure:\n  launcher:\n    disk_limit: false\n    mem_limit: true\n";
+    let mut n = Node::new("hostile", config, &["--simulation-delay", "0"]);
+    let with_mem = |id: &str, mem: &str| {
+        example("start_legacy.yaml")
+            .replace(LEGACY_ID, id)
+            .replace("value: 370", &format!("value: {mem}"))
+            .into_bytes()
+    };
+    n.send(Command::Start, with_mem("aaaa0020", "-100000000"));
+    n.expect_error(
+        ErrorCode::StartFailure,
+        "aaaa0020",
+        "invalid_data",
+        "START with negative mem_mb",
+    );
+    n.send(Command::Start, with_mem("aaaa0021", "50000000"));
+    n.expect_error(
+        ErrorCode::StartFailure,
+        "aaaa0021",
+        "full_cn",
+        "START of 50 TB",
+    );
+    n.send(Command::Start, with_mem("aaaa0022", "99999999999999999999"));
+    n.expect_error(
+        ErrorCode::StartFailure,
+        "",
+        "invalid_payload",
+        "START beyond i64",
+    );
+    let a = "aaaa0001";
+    n.send(Command::Start, start_payload(a));
+    n.stats_until("a active", |s| is(s, a, "active") && s.len() == 1);
+    n.kill9();
+
+    let state = std::fs::read_to_string(n.instance_dir(a).join("instance.yaml")).unwrap();
+    let unfinished = n.instance_dir("aaaa0010");
+    std::fs::create_dir_all(&unfinished).unwrap();
+    std::fs::write(unfinished.join(".instance.yaml.tmp-4242-7"), "version: 1\n").unwrap();
+    let hand_edited = [
+        (
+            "aaaa0011",
+            state.replace(
+                "b286cd45-7d0c-4525-a140-4db6c95e41fa",
+                "../../../../etc/passwd",
+            ),
+        ),
+        ("aaaa0012", state.replace("mem_mb: 370", "mem_mb: -5")),
+    ];
+    for (id, text) in &hand_edited {
+        assert_ne!(text, &state, "{id}: the edit applies");
+        std::fs::create_dir_all(n.instance_dir(id)).unwrap();
+        std::fs::write(
+            n.instance_dir(id).join("instance.yaml"),
+            text.replace(a, id),
+        )
+        .unwrap();
+    }
+    n.start_launcher();
+    let stat = n.stats_until("recovered", |s| s.len() >= 3);
+    let states: HashMap<_, _> = stat
+        .instances
+        .iter()
+        .map(|i| (i.instance_uuid.as_str(), i.state.as_str()))
+        .collect();
+    assert_eq!(
+        states,
+        HashMap::from([
+            ("aaaa0001", "active"),
+            ("aaaa0011", "exited"),
+            ("aaaa0012", "exited")
+        ]),
+        "the unfinished creation is not reported; hand-edited files are quarantined"
+    );
+    assert!(!unfinished.exists(), "the unfinished creation is removed");
+    n.send(Command::Restart, cmd("restart", "aaaa0011"));
+    n.expect_error(
+        ErrorCode::RestartFailure,
+        "aaaa0011",
+        "instance_corrupt",
+        "RESTART of a quarantined instance",
     );
 }

@@ -204,6 +204,9 @@ fn explain(server: &str, req: &Request, client: &str, resp: &Response) -> String
 /// Decodes a YAML list of strings (`/clients`, `/instances`): an empty
 /// document is an empty list, null elements are empty strings.
 pub(crate) fn decode_list(body: &[u8]) -> Result<Vec<String>, serde_yaml::Error> {
+    if let Err(e) = crate::payloads::depth::check_depth(body) {
+        return Err(serde::de::Error::custom(e));
+    }
     let v: Option<Vec<Option<String>>> = serde_yaml::from_slice(body)?;
     Ok(v.unwrap_or_default()
         .into_iter()

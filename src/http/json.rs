@@ -32,6 +32,8 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, JsonError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(JsonError("empty document".into()));
     }
+    // Deep nesting costs the YAML parser quadratic time: refused first.
+    crate::payloads::depth::check_depth(bytes).map_err(|e| JsonError(e.to_string()))?;
     serde_yaml::from_slice(bytes).map_err(|e| JsonError(e.to_string()))
 }
 

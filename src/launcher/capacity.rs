@@ -67,8 +67,13 @@ impl Capacity {
         mem_consumed: i64,
         disk_consumed: i64,
     ) {
-        self.mem_available = node_mem_available + mem_consumed - self.allocated.mem_mb;
-        self.disk_available = node_disk_available + disk_consumed - self.allocated.disk_mb;
+        // Saturating: no figure can wrap into its opposite (issue 14).
+        self.mem_available = node_mem_available
+            .saturating_add(mem_consumed)
+            .saturating_sub(self.allocated.mem_mb);
+        self.disk_available = node_disk_available
+            .saturating_add(disk_consumed)
+            .saturating_sub(self.allocated.disk_mb);
     }
 
     /// READY (true) or FULL (false) for `instances` instances in the table.
@@ -89,32 +94,37 @@ impl Capacity {
         if instances >= limits.max_instances {
             return Err(Refusal::TooManyInstances);
         }
-        if limits.disk_limit && self.disk_available - r.disk_mb < DISK_LWM {
+        // Checked: a negative request (refused earlier as invalid_data) or
+        // one the arithmetic cannot hold is never admitted.
+        let left = |available: i64, wanted: i64, low: i64| {
+            wanted >= 0 && available.checked_sub(wanted).is_some_and(|l| l >= low)
+        };
+        if limits.disk_limit && !left(self.disk_available, r.disk_mb, DISK_LWM) {
             return Err(Refusal::Disk);
         }
-        if limits.mem_limit && self.mem_available - r.mem_mb < MEM_LWM {
+        if limits.mem_limit && !left(self.mem_available, r.mem_mb, MEM_LWM) {
             return Err(Refusal::Memory);
         }
         self.add(r);
-        self.mem_available -= r.mem_mb;
-        self.disk_available -= r.disk_mb;
+        self.mem_available = self.mem_available.saturating_sub(r.mem_mb);
+        self.disk_available = self.disk_available.saturating_sub(r.disk_mb);
         Ok(())
     }
 
     /// Accounts an instance without admission (recovered at start-up).
     pub(crate) fn add(&mut self, r: Resources) {
-        self.allocated.cpus += r.cpus;
-        self.allocated.mem_mb += r.mem_mb;
-        self.allocated.disk_mb += r.disk_mb;
+        self.allocated.cpus = self.allocated.cpus.saturating_add(r.cpus);
+        self.allocated.mem_mb = self.allocated.mem_mb.saturating_add(r.mem_mb);
+        self.allocated.disk_mb = self.allocated.disk_mb.saturating_add(r.disk_mb);
     }
 
     /// Releases a deleted instance's resources (never below zero).
     pub(crate) fn release(&mut self, r: Resources) {
-        self.allocated.cpus = (self.allocated.cpus - r.cpus).max(0);
-        self.allocated.mem_mb = (self.allocated.mem_mb - r.mem_mb).max(0);
-        self.allocated.disk_mb = (self.allocated.disk_mb - r.disk_mb).max(0);
-        self.mem_available += r.mem_mb;
-        self.disk_available += r.disk_mb;
+        self.allocated.cpus = self.allocated.cpus.saturating_sub(r.cpus).max(0);
+        self.allocated.mem_mb = self.allocated.mem_mb.saturating_sub(r.mem_mb).max(0);
+        self.allocated.disk_mb = self.allocated.disk_mb.saturating_sub(r.disk_mb).max(0);
+        self.mem_available = self.mem_available.saturating_add(r.mem_mb);
+        self.disk_available = self.disk_available.saturating_add(r.disk_mb);
     }
 
     /// The sums of all allocations.
@@ -134,6 +144,29 @@ mod tests {
             disk_limit: disk,
             max_instances: max,
         }
+    }
+
+    /// A negative request is never admitted, and one that would overflow
+    /// the arithmetic is refused instead of wrapping (issue 14).
+    #[test]
+    fn negative_and_huge_requests_are_refused() {
+        let mut c = Capacity::default();
+        c.refresh(24_000, 0, 0, 0);
+        let l = limits(true, false, 100);
+        let mem = |mem_mb| Resources {
+            cpus: 1,
+            mem_mb,
+            disk_mb: 0,
+        };
+        assert_eq!(c.admit(&l, 0, mem(-100_000_000)), Err(Refusal::Memory));
+        assert_eq!(c.admit(&l, 0, mem(50_000_000)), Err(Refusal::Memory));
+        assert_eq!(c.admit(&l, 0, mem(i64::MIN)), Err(Refusal::Memory));
+        c.refresh(i64::MIN, 0, 0, 0);
+        assert_eq!(c.admit(&l, 0, mem(i64::MAX)), Err(Refusal::Memory));
+        assert!(!c.ready(&l, 0));
+        c.add(mem(i64::MAX));
+        c.add(mem(i64::MAX));
+        assert_eq!(c.allocated().mem_mb, i64::MAX);
     }
 
     #[test]

@@ -172,12 +172,49 @@ pub(crate) fn scan(root: &Path, state_file: &str) -> Vec<(String, Result<Vec<u8>
             }
             ok
         })
+        .filter(|name| {
+            let dir = root.join(name);
+            if !unfinished_creation(&dir_entries(&dir), state_file) {
+                return true;
+            }
+            // A START killed before its state file was durable: nothing
+            // was reported for it, so it is removed, never reported.
+            match remove_dir_all_same_fs(&dir) {
+                Ok(()) => warn!(
+                    "removed {}: an unfinished creation (no {state_file})",
+                    dir.display()
+                ),
+                Err(e) => error!("cannot remove unfinished {}: {e}", dir.display()),
+            }
+            false
+        })
         .map(|name| {
             let path = root.join(&name).join(state_file);
             let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()));
             (name, bytes)
         })
         .collect()
+}
+
+/// The names in directory `dir` (`None` if it cannot be read).
+fn dir_entries(dir: &Path) -> Option<Vec<String>> {
+    let rd = std::fs::read_dir(dir).ok()?;
+    Some(
+        rd.flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+    )
+}
+
+/// True when an instance directory holds nothing but what an interrupted
+/// creation leaves: no entry at all, or only temporary files of the state
+/// file (`.<state file>.tmp-*`, see `sys::fs`).
+fn unfinished_creation(names: &Option<Vec<String>>, state_file: &str) -> bool {
+    let Some(names) = names else {
+        return false;
+    };
+    let prefix = format!(".{state_file}.tmp-");
+    names.iter().all(|n| n.starts_with(&prefix))
 }
 
 #[cfg(test)]
@@ -307,6 +344,34 @@ mod tests {
         let _ = std::fs::remove_dir_all(root);
     }
 
+    /// A directory holding only a temporary state file (or nothing) is
+    /// an unfinished creation: the scan removes it and never reports it
+    /// (issue 14: kill -9 during a START burst).
+    #[test]
+    fn unfinished_creations_are_removed_not_reported() {
+        let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect());
+        let f = "instance.yaml";
+        assert!(unfinished_creation(&names(&[".instance.yaml.tmp-12-3"]), f));
+        assert!(unfinished_creation(&names(&[]), f));
+        assert!(!unfinished_creation(
+            &names(&[".instance.yaml.tmp-1-1", "image.qcow2"]),
+            f
+        ));
+        assert!(!unfinished_creation(&names(&["instance.yaml"]), f));
+        assert!(!unfinished_creation(&names(&["state"]), f));
+        assert!(!unfinished_creation(&None, f));
+        let root = tmp("unfinished");
+        std::fs::create_dir_all(root.join("abc1")).unwrap();
+        std::fs::write(root.join("abc1").join(".instance.yaml.tmp-7-1"), "x").unwrap();
+        std::fs::create_dir_all(root.join("abc2")).unwrap();
+        std::fs::write(root.join("abc2").join("instance.yaml"), "y").unwrap();
+        let found = scan(&root, f);
+        let ids: Vec<_> = found.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["abc2"]);
+        assert!(!root.join("abc1").exists());
+        let _ = std::fs::remove_dir_all(root);
+    }
+
     /// Only direct children of the instances directory whose names are
     /// instance ids are read; nested directories are never scanned.
     #[test]
@@ -317,6 +382,7 @@ mod tests {
         std::fs::write(root.join("abc1/volumes/abc2/instance.yaml"), "y").unwrap();
         std::fs::create_dir_all(root.join("not-an-id")).unwrap();
         std::fs::create_dir_all(root.join("e0e0")).unwrap();
+        std::fs::write(root.join("e0e0").join("console.log"), "z").unwrap();
         let found = scan(&root, "instance.yaml");
         let ids: Vec<_> = found.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["abc1", "e0e0"]);

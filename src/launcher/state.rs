@@ -47,6 +47,8 @@ impl StateFile {
 
     /// Reads the state file of instance `id`; the error says what is wrong.
     pub(crate) fn decode(id: &str, bytes: &[u8]) -> Result<StateFile, String> {
+        crate::payloads::depth::check_depth(bytes)
+            .map_err(|e| format!("{STATE_FILE}: not a valid state file: {e}"))?;
         let state: StateFile = serde_yaml::from_slice(bytes)
             .map_err(|e| format!("{STATE_FILE}: not a valid state file: {e}"))?;
         if state.version != VERSION {
@@ -61,6 +63,11 @@ impl StateFile {
                 state.config.instance_uuid
             ));
         }
+        // The same checks as a START: a hand-edited file is not trusted.
+        state
+            .config
+            .check_stored()
+            .map_err(|e| format!("{STATE_FILE}: {e}"))?;
         Ok(state)
     }
 }
@@ -125,6 +132,44 @@ mod tests {
             Found::classify("abc1".into(), Err("missing".into())),
             Found::Quarantined(..)
         ));
+    }
+
+    /// A state file that START's validation would refuse is quarantined
+    /// (issue 14: a path in `image_uuid` or a negative `mem_mb` was re-adopted).
+    #[test]
+    fn state_failing_start_validation_is_quarantined() {
+        let good = StateFile::new(config("abc1"), false).encode();
+        let good = String::from_utf8(good).unwrap();
+        assert!(matches!(
+            Found::classify("abc1".into(), Ok(good.clone().into_bytes())),
+            Found::Instance(..)
+        ));
+        for bad in [
+            good.replace("mem_mb: 370", "mem_mb: -5"),
+            good.replace("image_uuid: ''", "image_uuid: ../../../../etc/passwd"),
+            good.replace("cpus: 2", "cpus: -1"),
+        ] {
+            assert_ne!(bad, good);
+            match Found::classify("abc1".into(), Ok(bad.into_bytes())) {
+                Found::Quarantined(id, why) => assert_eq!(id, "abc1", "{why}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    /// 200 KB of nested brackets is refused at once (issue 14: it cost
+    /// 23 s of CPU at start-up before the nesting bound).
+    #[test]
+    fn deep_state_file_is_refused_in_linear_time() {
+        let t = std::time::Instant::now();
+        let deep = format!("version: 1\nconfig: {}\n", "[".repeat(200_000));
+        let why = StateFile::decode("abc1", deep.as_bytes()).unwrap_err();
+        assert!(why.contains("nested deeper"), "{why}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

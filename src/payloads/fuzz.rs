@@ -11,6 +11,7 @@ use super::{cloudinit, commands, config, status};
 /// * the state file (`InstanceConfig` through serde_yaml) reads back equal;
 /// * any string of the payload survives our emitter and decoder unchanged.
 pub fn start_payload(data: &[u8]) {
+    nesting_bound(data);
     match parse_start(data) {
         Err(e) => {
             let _ = e.failure().to_yaml();
@@ -46,6 +47,21 @@ pub fn start_payload(data: &[u8]) {
             "STATS re-encoding changed the document"
         );
     }
+}
+
+/// The nesting pre-scan never panics, and nothing it takes for a scalar
+/// (quote, comment, block scalar) can hide nesting on a new unindented line.
+fn nesting_bound(data: &[u8]) {
+    use super::depth::{check_depth, MAX_DEPTH};
+    let _ = check_depth(data);
+    let mut deep = data.to_vec();
+    deep.extend_from_slice(b"\n\n");
+    deep.resize(deep.len() + MAX_DEPTH + 1, b'[');
+    assert!(
+        check_depth(&deep).is_err(),
+        "nesting hidden after {:?}",
+        String::from_utf8_lossy(data)
+    );
 }
 
 fn state_file_round_trip(cfg: &InstanceConfig) {

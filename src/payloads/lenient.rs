@@ -129,6 +129,8 @@ pub(crate) fn decode_str_into<T: LenientStruct>(
     // yaml.v2's reader drops a leading byte-order mark before scanning; serde_yaml's scanner
     // skips it but counts it as a column, so a following `---` would not start a document.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // Deep flow nesting costs the parser quadratic time: refused first.
+    super::depth::check_depth(text.as_bytes()).map_err(|e| DecodeError::new(e.to_string()))?;
     let src = Source { text };
     // serde_yaml parses documents lazily: taking the first one leaves the rest unparsed, as
     // yaml.v2 does. An empty stream still yields one (empty) document.

@@ -18,6 +18,7 @@
 //! * [`status`] — READY status and STATS.
 //! * [`events`] — InstanceDeleted, TenantAdded/Removed, TraceReport.
 //! * [`errors`] — ERROR payloads and their reason enums.
+//! * [`depth`] — the nesting bound every YAML entry point checks before parsing.
 //! * [`cloudinit`] — a container's command and host name from user-data / meta-data.
 //! * `fuzz` — entry points of the payload fuzz targets (also replayed by `cargo test`).
 //!
@@ -27,6 +28,7 @@
 pub mod cloudinit;
 mod commands;
 mod config;
+pub(crate) mod depth;
 pub(crate) mod errors;
 mod events;
 #[doc(hidden)]

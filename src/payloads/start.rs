@@ -29,6 +29,12 @@ use std::fmt;
 
 /// Disk allowance of a container, in MB (the original's hard-coded figure). VMs get 0.
 pub(crate) const CONTAINER_DISK_MB: i64 = 10_000;
+/// Largest `mem_mb` or disk figure accepted (2^40 MB, an exbibyte): anything
+/// above is absurd, and below it every sum and byte conversion the launcher
+/// makes fits an i64.
+pub(crate) const MAX_RESOURCE_MB: i64 = 1 << 40;
+/// Largest `vcpus` accepted.
+pub(crate) const MAX_CPUS: i64 = 1 << 16;
 
 // ---------------------------------------------------------------------------------------------
 // The wire schema (payloads/start.go of the original). Every field the original decodes is
@@ -230,6 +236,53 @@ impl InstanceConfig {
     pub fn has_boot_volume(&self) -> bool {
         self.volumes.iter().any(|v| v.bootable)
     }
+
+    /// Resources are neither negative nor beyond what the capacity
+    /// arithmetic can hold (a negative `mem_mb` used to switch capacity
+    /// accounting off; docs/compatibility.md).
+    pub fn check_resources(&self) -> Result<(), String> {
+        for (what, value, max) in [
+            ("vcpus", self.cpus, MAX_CPUS),
+            ("mem_mb", self.mem_mb, MAX_RESOURCE_MB),
+            ("disk_mb", self.disk_mb, MAX_RESOURCE_MB),
+        ] {
+            if !(0..=max).contains(&value) {
+                return Err(format!("{what} {value} is outside 0..={max}"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks START makes that a configuration read back from a state
+    /// file must pass too (a hand-edited file is not trusted more than a
+    /// START): ids, resources and a VM's image name.
+    pub fn check_stored(&self) -> Result<(), String> {
+        if !ident::is_hex_id(&self.instance_uuid) {
+            return Err(format!(
+                "instance_uuid {:?} is not an id",
+                self.instance_uuid
+            ));
+        }
+        if let Some(v) = self.volumes.iter().find(|v| !ident::is_hex_id(&v.uuid)) {
+            return Err(format!("volume id {:?} is not an id", v.uuid));
+        }
+        self.check_resources()?;
+        self.check_image_name()
+    }
+
+    /// A VM's image name is one safe file name (it becomes a path).
+    fn check_image_name(&self) -> Result<(), String> {
+        if !self.is_container()
+            && !self.image_uuid.is_empty()
+            && !ident::is_safe_path_component(&self.image_uuid)
+        {
+            return Err(format!(
+                "image_uuid {:?} is not a plain file name",
+                self.image_uuid
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A decoded START: the instance's configuration plus the two parts passed to the instance.
@@ -401,6 +454,9 @@ pub fn parse_start(payload: &[u8]) -> Result<StartCommand, StartError> {
         network,
         volumes,
     };
+    instance
+        .check_resources()
+        .map_err(|e| StartError::instance(&instance, InvalidData, e))?;
     Ok(StartCommand {
         instance,
         user_data: parts.cloud_init,
@@ -425,17 +481,8 @@ impl StartCommand {
                 format!("no {what} and no bootable volume"),
             ));
         }
-        if !cfg.is_container()
-            && !cfg.image_uuid.is_empty()
-            && !ident::is_safe_path_component(&cfg.image_uuid)
-        {
-            return Err(StartError::instance(
-                cfg,
-                StartFailureReason::InvalidData,
-                format!("image_uuid {:?} is not a plain file name", cfg.image_uuid),
-            ));
-        }
-        Ok(())
+        cfg.check_image_name()
+            .map_err(|e| StartError::instance(cfg, StartFailureReason::InvalidData, e))
     }
 
     /// Step 10 (networking enabled only): the VNIC MAC parses; for instances that are not
@@ -557,6 +604,71 @@ mod tests {
             ("invalid_payload", String::new())
         );
         assert!(start("  instance_uuid: ' ab '\n").is_ok());
+    }
+
+    /// Negative or absurd resources are refused as `invalid_data` with the
+    /// instance's id (issue 14: `mem_mb: -100000000` switched capacity off);
+    /// absent ones keep the default 0; the state-file check refuses them too.
+    #[test]
+    fn negative_or_absurd_resources_are_invalid_data() {
+        let res = |kind: &str, v: &str| {
+            format!(
+                "  instance_uuid: ab\n  requested_resources:\n  - type: {kind}\n    value: {v}\n"
+            )
+        };
+        for (kind, v) in [
+            ("mem_mb", "-100000000"),
+            ("mem_mb", "-1"),
+            ("vcpus", "-2"),
+            ("mem_mb", "9223372036854775807"),
+            ("mem_mb", "1099511627777"),
+            ("vcpus", "70000"),
+        ] {
+            assert_eq!(
+                reason(start(&res(kind, v))),
+                ("invalid_data", "ab".to_string()),
+                "{kind}: {v}"
+            );
+        }
+        let ok = start(&res("mem_mb", "1099511627776")).unwrap().instance;
+        assert_eq!(ok.mem_mb, MAX_RESOURCE_MB);
+        let absent = start("  instance_uuid: ab\n").unwrap().instance;
+        assert_eq!((absent.cpus, absent.mem_mb), (0, 0));
+        let stored = |f: &dyn Fn(&mut InstanceConfig)| {
+            let mut c = absent.clone();
+            f(&mut c);
+            c.check_stored()
+        };
+        assert!(stored(&|_| {}).is_ok());
+        assert!(stored(&|c| c.mem_mb = -5).is_err());
+        assert!(stored(&|c| c.disk_mb = i64::MAX).is_err());
+        assert!(stored(&|c| c.image_uuid = "../../../../etc/passwd".into()).is_err());
+        assert!(stored(&|c| c.volumes.push(VolumeConfig {
+            uuid: "../x".into(),
+            bootable: false
+        }))
+        .is_err());
+        assert!(stored(&|c| c.instance_uuid = "../x".into()).is_err());
+    }
+
+    /// A START nesting ~30k levels in an ignored key is refused as
+    /// `invalid_payload` in linear time (issue 14: the loop froze ~2 s),
+    /// while brackets in its cloud-init part are data.
+    #[test]
+    fn deep_nesting_is_refused_at_once() {
+        let t = std::time::Instant::now();
+        let deep = format!("  instance_uuid: ab\n  junk: {}\n", "[".repeat(30_000));
+        assert_eq!(reason(start(&deep)), ("invalid_payload", String::new()));
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(1),
+            "{:?}",
+            t.elapsed()
+        );
+        let user_data = format!(
+            "start:\n  instance_uuid: ab\n  image_uuid: img\n...\n---\n#cloud-config\nruncmd:\n - echo '{}'\n...\n",
+            "[".repeat(500)
+        );
+        assert!(parse_start(user_data.as_bytes()).is_ok());
     }
 
     #[test]
