@@ -95,7 +95,7 @@ impl Refusals {
     fn due(&mut self, now: Instant) -> Option<u64> {
         let time = self
             .logged_at
-            .map_or(true, |t| now >= t + REFUSAL_LOG_INTERVAL);
+            .is_none_or(|t| now >= t + REFUSAL_LOG_INTERVAL);
         (self.pending > 0 && time).then(|| {
             self.logged_at = Some(now);
             std::mem::take(&mut self.pending)
