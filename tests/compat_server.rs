@@ -30,6 +30,19 @@ fn args(certs: &CertSet, tmp: &TempDir, rest: SocketAddr) -> Vec<String> {
     ]
 }
 
+/// A running server with `extra` options, its REST address once it answers.
+/// Field order of the tuple's users: the process goes before the directory.
+fn serving(tag: &str, extra: &[&str]) -> (Proc, SocketAddr, TempDir) {
+    let tmp = TempDir::new(tag);
+    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+    let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut a = args(&certs, &tmp, rest);
+    a.extend(extra.iter().map(|s| s.to_string()));
+    let p = Proc::start(SERVER, &a, tmp.path(), "server");
+    wait_for(LONG, "the REST API", || TcpStream::connect(rest).ok());
+    (p, rest, tmp)
+}
+
 /// D9 in docs/compatibility.md: when the REST listener cannot be opened the
 /// original hung (ignoring SIGTERM). Ours prints the original's message and
 /// exits 1.
@@ -70,11 +83,7 @@ fn status_of(rest: SocketAddr, request: &[u8]) -> String {
 /// (431), body 16 MiB (413), 256 connections at once (503).
 #[test]
 fn rest_http_limits_answer_with_their_status_codes() {
-    let tmp = TempDir::new("restlimits");
-    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-    let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _p = Proc::start(SERVER, &args(&certs, &tmp, rest), tmp.path(), "server");
-    wait_for(LONG, "the REST API", || TcpStream::connect(rest).ok());
+    let (_p, rest, _tmp) = serving("restlimits", &[]);
 
     let ok = status_of(
         rest,
@@ -123,11 +132,7 @@ fn rest_http_limits_answer_with_their_status_codes() {
 /// ours before, waited for the body and forwarded it).
 #[test]
 fn a_body_whose_frame_exceeds_the_launchers_limit_is_refused() {
-    let tmp = TempDir::new("restframe");
-    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-    let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _p = Proc::start(SERVER, &args(&certs, &tmp, rest), tmp.path(), "server");
-    wait_for(LONG, "the REST API", || TcpStream::connect(rest).ok());
+    let (_p, rest, _tmp) = serving("restframe", &[]);
     for len in [16 << 20, (16 << 20) - (4 << 10) + 1] {
         let mut s = TcpStream::connect(rest).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -154,16 +159,10 @@ fn a_body_whose_frame_exceeds_the_launchers_limit_is_refused() {
 /// one each.
 #[test]
 fn slow_request_heads_are_cut_off_and_refusals_counted() {
-    let tmp = TempDir::new("slowloris");
-    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-    let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut a = args(&certs, &tmp, rest);
-    a.extend([
-        "--http-header-timeout=2".to_string(),
-        "-alsologtostderr".to_string(),
-    ]);
-    let p = Proc::start(SERVER, &a, tmp.path(), "server");
-    wait_for(LONG, "the REST API", || TcpStream::connect(rest).ok());
+    let (p, rest, _tmp) = serving(
+        "slowloris",
+        &["--http-header-timeout=2", "-alsologtostderr"],
+    );
     // The probe above was accepted too; let it go before filling the slots.
     std::thread::sleep(Duration::from_millis(200));
     let start = std::time::Instant::now();

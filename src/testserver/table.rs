@@ -131,9 +131,10 @@ impl ClientTable {
     /// Session `conn` of a client finished the SSNTP handshake. Agents and
     /// netagents get an entry, with the events held for that UUID since it
     /// last disconnected. When the UUID already has an entry (the SSNTP
-    /// library closes an older session before announcing the newer one, so
-    /// this is the newer session arriving first), the entry passes to `conn`:
-    /// its events are kept, its STATS and STATUS start afresh. Other roles
+    /// library closes an older session before announcing a newer one, so
+    /// only an owner that reports sessions differently gets here), the entry
+    /// passes to `conn`: its events are kept, its STATS and STATUS start
+    /// afresh, and the older session's close leaves it alone. Other roles
     /// get none; the error's Display is the line to print on stderr.
     pub fn on_connect(&mut self, uuid: &str, roles: u32, conn: u64) -> Result<(), IgnoredRole> {
         if roles & (role::AGENT | role::NETAGENT) == 0 {
@@ -372,9 +373,8 @@ mod tests {
         ));
     }
 
-    // Issue 14, item 7: reverses D4 (a disconnect dropped undrained events).
-    #[test]
-    fn events_wait_for_the_launcher_across_a_reconnect() {
+    /// Launcher A (session 1) with one undrained event and a STATS.
+    fn a_with_an_event_and_stats() -> ClientTable {
         let mut t = table_with(&[A]);
         t.on_frame(
             A,
@@ -382,6 +382,13 @@ mod tests {
             b"instance_deleted:\n  instance_uuid: i1\n",
         );
         t.on_frame(A, Command::Stats, b"node_uuid: x\n");
+        t
+    }
+
+    // Issue 14, item 7: reverses D4 (a disconnect dropped undrained events).
+    #[test]
+    fn events_wait_for_the_launcher_across_a_reconnect() {
+        let mut t = a_with_an_event_and_stats();
         assert_eq!(
             t.on_disconnect(A, 1),
             Disconnect::Removed {
@@ -431,13 +438,7 @@ mod tests {
     // Issue 14, item 3: two sessions of one UUID.
     #[test]
     fn only_the_current_session_removes_an_entry() {
-        let mut t = table_with(&[A]);
-        t.on_frame(
-            A,
-            Event::InstanceDeleted,
-            b"instance_deleted:\n  instance_uuid: i1\n",
-        );
-        t.on_frame(A, Command::Stats, b"node_uuid: x\n");
+        let mut t = a_with_an_event_and_stats();
         // A newer session of A takes the entry over (events kept)...
         t.on_connect(A, role::AGENT, 7).unwrap();
         assert_eq!(t.get(A).unwrap().conn, 7);
