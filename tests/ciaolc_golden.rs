@@ -68,7 +68,7 @@ struct Server {
 impl Server {
     fn connect(&mut self, uuid: &str) {
         self.table
-            .on_connect(uuid, role::AGENT | role::NETAGENT)
+            .on_connect(uuid, role::AGENT | role::NETAGENT, 1)
             .unwrap();
     }
     fn stats(&mut self, uuid: &str, doc: &str) {
@@ -814,7 +814,7 @@ d7d86208-b46c-4465-9018-fe14087d415f    active  192.168.42.21:35050     37 MB   
 [exit 0]",
     );
     // The launcher goes away: the client disappears.
-    s.table.on_disconnect(L);
+    s.table.on_disconnect(L, 1);
     transcript(&mut s, "$ ciaolc clients\n[exit 0]");
 }
 
@@ -1107,7 +1107,7 @@ $ ciaolc instances -filter pending
     s.connect(A);
     assert_eq!(
         s.table
-            .on_connect("cccccccc-0000-0000-0000-000000000003", role::CONTROLLER)
+            .on_connect("cccccccc-0000-0000-0000-000000000003", role::CONTROLLER, 3)
             .unwrap_err()
             .to_string(),
         "Ignoring connection from unexpected role: Controller."
@@ -1136,19 +1136,23 @@ $ ciaolc stop -client bbbbbbbb-0000-0000-0000-000000000002 inst-1
         b"stop:\n  instance_uuid: inst-1\n  workload_agent_uuid: \"\"\n"
     );
 
-    // Events are lost on disconnect.
+    // The original lost undrained events on disconnect (D4); ours holds
+    // them until the launcher connects again (docs/compatibility.md).
     s.event(
         A,
         Event::InstanceDeleted,
         "instance_deleted:\n  instance_uuid: i1\n",
     );
-    s.table.on_disconnect(A);
+    s.table.on_disconnect(A, 1);
     transcript(&mut s, "$ ciaolc clients                     (A gone)\nbbbbbbbb-0000-0000-0000-000000000002\n[exit 0]");
-    s.connect(A);
+    s.table
+        .on_connect(A, role::AGENT | role::NETAGENT, 2)
+        .unwrap();
     transcript(
         &mut s,
         "$ ciaolc drain -client aaaaaaaa-0000-0000-0000-000000000001
-[]
+- instance_deleted:
+    instance_uuid: i1
 
 [exit 0]",
     );

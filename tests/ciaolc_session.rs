@@ -62,6 +62,7 @@ impl Setup {
                 "-disk-limit=false".into(),
                 "-mem-limit=false".into(),
                 "-v=2".into(),
+                "-alsologtostderr".into(),
             ],
             tmp.path(),
             "server",
@@ -123,8 +124,13 @@ impl Setup {
 
     /// A raw agent connected to the server.
     fn agent(&self, cert: &Path) -> (RawClient, Uuid) {
-        let mut c = RawClient::connect(self.ssntp, &self.certs.ca_pem_path, cert).unwrap();
         let uuid = Uuid::random();
+        (self.agent_as(cert, uuid), uuid)
+    }
+
+    /// A raw agent connected to the server with the given UUID.
+    fn agent_as(&self, cert: &Path, uuid: Uuid) -> RawClient {
+        let mut c = RawClient::connect(self.ssntp, &self.certs.ca_pem_path, cert).unwrap();
         c.send_connect(uuid, role::AGENT | role::NETAGENT).unwrap();
         match c.next(LONG) {
             Outcome::Value(v) => assert_eq!(v.into_connected().op, Op::Status(Status::Connected)),
@@ -135,7 +141,32 @@ impl Setup {
                 .contains(&uuid.to_string())
                 .then_some(())
         });
-        (c, uuid)
+        c
+    }
+
+    /// The server's log so far.
+    fn server_log(&self) -> String {
+        self._server.output()
+    }
+
+    /// POSTs `body` to `path` and returns the status line of the answer.
+    fn post(&self, path: &str, body: &[u8]) -> String {
+        let mut t = TcpStream::connect(self.rest).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        t.write_all(head.as_bytes()).unwrap();
+        // The server may answer (413) and close before the body is written.
+        let _ = t.write_all(body);
+        let mut reply = Vec::new();
+        let _ = t.read_to_end(&mut reply);
+        String::from_utf8_lossy(&reply)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
     }
 }
 
@@ -467,5 +498,105 @@ fn server_exits_when_its_rest_port_is_taken() {
     assert!(
         String::from_utf8_lossy(&o.stderr).contains("Unable to create listener"),
         "{o:?}"
+    );
+}
+
+/// Issue 14, item 7: the original accepted a 16 MiB body, whose frame is over
+/// the 16 MiB a launcher accepts by default: the launcher dropped the
+/// connection. Such a body is refused (413); the largest accepted one reaches
+/// the launcher, which answers it on the same connection.
+#[test]
+fn a_body_the_launcher_would_refuse_is_refused_and_the_largest_accepted_reaches_it() {
+    let mut s = Setup::new("bigbody");
+    let id = s.start_launcher();
+    let refused = s.post("/start", &vec![b'x'; 16 << 20]);
+    assert!(refused.starts_with("HTTP/1.1 413"), "{refused}");
+    let largest = (16 << 20) - (4 << 10);
+    let ok = s.post("/start", &vec![b'x'; largest]);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    let drained = wait_for(LONG, "the launcher's answer to the START", || {
+        let d = s.ok(&["drain"]);
+        (d != "[]\n\n").then_some(d)
+    });
+    // The launcher could not make a START of it, and said so.
+    assert!(
+        drained.starts_with("- instance_uuid: \"\"\n  reason: "),
+        "{drained}"
+    );
+    assert_eq!(s.ok(&["clients"]), format!("{id}\n"));
+    let log = s.server_log();
+    assert!(!log.contains("disconnected"), "{log}");
+}
+
+/// Issue 14, item 7 (D4 reversed): events a launcher sent and nobody drained
+/// wait for it when it disconnects, and are there when it reconnects.
+#[test]
+fn undrained_events_survive_a_reconnect() {
+    let s = Setup::new("held");
+    let (mut agent, uuid) = s.agent(&s.certs.client_pem_path);
+    let u = uuid.to_string();
+    send(
+        &mut agent,
+        &Frame::new(
+            Event::InstanceDeleted,
+            uuid.0,
+            format!("instance_deleted:\n  instance_uuid: {LEGACY}\n").into_bytes(),
+        ),
+    );
+    // Frames are handled in order: once the STATS is there, so is the event.
+    send(
+        &mut agent,
+        &Frame::new(
+            frame::Command::Stats,
+            uuid.0,
+            format!("node_uuid: {u}\n").into_bytes(),
+        ),
+    );
+    wait_for(LONG, "the STATS", || {
+        s.ciaolc(&["stats", "-client", &u])
+            .status
+            .success()
+            .then_some(())
+    });
+    drop(agent);
+    wait_for(LONG, "the agent to be gone", || {
+        s.ok(&["clients"]).is_empty().then_some(())
+    });
+    let _again = s.agent_as(&s.certs.client_pem_path, uuid);
+    assert_eq!(
+        s.ok(&["drain", "-client", &u]),
+        format!("- instance_deleted:\n    instance_uuid: {LEGACY}\n\n")
+    );
+    // Snapshots go with the session.
+    assert!(!s.ciaolc(&["stats", "-client", &u]).status.success());
+}
+
+/// Issue 14, item 3: a second session with the UUID of a connected launcher
+/// (a launcher reconnecting while its old connection lingers) replaces the
+/// first, which the server closes; the older one's close does not make the
+/// server forget the launcher.
+#[test]
+fn a_second_session_of_a_uuid_replaces_the_first() {
+    let s = Setup::new("twice");
+    let (mut old, uuid) = s.agent(&s.certs.client_pem_path);
+    let u = uuid.to_string();
+    let mut new = s.agent_as(&s.certs.client_pem_path, uuid);
+    // The server closed the older session.
+    match old.next(Duration::from_secs(10)) {
+        Outcome::Closed => {}
+        Outcome::Tls(e) => assert_ne!(e, "timeout", "the older session was not closed"),
+        Outcome::Value(v) => panic!("the old session got {v:?}"),
+    }
+    drop(old);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.ok(&["clients"]), format!("{u}\n"));
+    assert_eq!(s.ok(&["stop", LEGACY]), "");
+    let got = next_frame(&mut new);
+    assert_eq!(got.op, Op::Command(frame::Command::Stop));
+    let log = s.server_log();
+    assert!(
+        log.contains(&format!("{u} connected again from"))
+            && log.contains("closing its older session"),
+        "{log}"
     );
 }

@@ -239,7 +239,9 @@ fn a_malformed_frame_closes_the_connection_before_reconnecting() {
 
 /// S6.3.2 in docs/compatibility.md: the Go server removes a session by UUID when a
 /// connection ends, even if a newer connection with the same UUID replaced
-/// it, which makes the live client unreachable. Ours only removes its own
+/// it, which makes the live client unreachable. Ours closes the older
+/// session when a newer one with its UUID connects (Disconnected of the old
+/// one first, then Connected), and a connection only removes its own
 /// session.
 #[test]
 fn a_replaced_session_survives_the_old_connection_closing() {
@@ -247,21 +249,36 @@ fn a_replaced_session_survives_the_old_connection_closing() {
     let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
     let server = TestServer::start(server_tls(&certs), Options::default());
     let uuid = Uuid::random();
-    let connect = || {
+    let dial = || {
         let mut c =
             RawClient::connect(server.addr, &certs.ca_pem_path, &certs.client_pem_path).unwrap();
         c.send_connect(uuid, role::AGENT).unwrap();
         assert!(matches!(c.next(WAIT), Outcome::Value(_)));
-        assert_eq!(expect_connected(&server, WAIT), uuid);
         c
     };
-    let old = connect();
-    let mut new = connect();
-    drop(old);
-    match server.expect(WAIT, "the old connection's end") {
-        ServerEvent::Disconnected { uuid: u, .. } => assert_eq!(u, uuid),
+    let mut old = dial();
+    assert_eq!(expect_connected(&server, WAIT), uuid);
+    let mut new = dial();
+    let old_conn = match server.expect(WAIT, "the older session's end") {
+        ServerEvent::Disconnected { uuid: u, conn, .. } => {
+            assert_eq!(u, uuid);
+            conn
+        }
+        other => panic!("{other:?}"),
+    };
+    match server.expect(WAIT, "the newer session") {
+        ServerEvent::Connected { uuid: u, conn, .. } => {
+            assert_eq!(u, uuid);
+            assert_ne!(conn, old_conn);
+        }
         other => panic!("{other:?}"),
     }
+    match old.next(WAIT) {
+        Outcome::Closed => {}
+        Outcome::Tls(e) => assert_ne!(e, "timeout", "the older session was not closed"),
+        Outcome::Value(v) => panic!("the older session got {v:?}"),
+    }
+    drop(old);
     server.send(uuid, Command::Start, b"start: {}\n".to_vec());
     match new.next(WAIT) {
         Outcome::Value(v) => {

@@ -103,7 +103,7 @@ fn near(got: &str, want: i64, slack: i64, what: &str) {
 
 fn connected(server: &TestServer) -> ciao::ssntp::uuid::Uuid {
     match server.expect(LONG, "the launcher to connect") {
-        ServerEvent::Connected { uuid, role } => {
+        ServerEvent::Connected { uuid, role, .. } => {
             assert_eq!(role, 0x14, "claimed role agent+netagent");
             uuid
         }

@@ -179,6 +179,12 @@ impl RequestParser {
                 .all(|&b| b == b'\r' || b == b'\n')
     }
 
+    /// A request head is (or is yet to be) received: no body is being
+    /// read and the request has not failed.
+    pub(crate) fn receiving_head(&self) -> bool {
+        matches!(self.state, State::Head)
+    }
+
     /// True once after a request with `Expect: 100-continue` has its head
     /// accepted and its body is still to come: the caller then writes
     /// [`super::CONTINUE`] (`HTTP/1.1 100 Continue`) so the client sends the

@@ -39,11 +39,13 @@ pub struct ServerSettings {
     pub connect_timeout: Duration,
 }
 
-/// What the server reports to its owner.
+/// What the server reports to its owner. `conn` numbers the connection
+/// (never reused), so an owner keeping per-client state can tell an older
+/// session of a UUID from the current one.
 #[derive(Debug)]
 pub enum ServerEvent {
-    Connected { uuid: Uuid, role: u32 },
-    Disconnected { uuid: Uuid, role: u32 },
+    Connected { uuid: Uuid, role: u32, conn: u64 },
+    Disconnected { uuid: Uuid, role: u32, conn: u64 },
     Frame { uuid: Uuid, frame: Frame },
 }
 
@@ -75,6 +77,8 @@ struct Conn {
     handshake_deadline: Option<Instant>,
     /// UUID and claimed role once connected.
     peer: Option<(Uuid, u32)>,
+    /// This connection's number (see [`ServerEvent`]).
+    serial: u64,
 }
 
 /// An SSNTP server.
@@ -85,6 +89,7 @@ pub struct Server {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     by_uuid: HashMap<Uuid, usize>,
+    next_serial: u64,
 }
 
 impl Server {
@@ -103,6 +108,7 @@ impl Server {
             conns: Vec::new(),
             free: Vec::new(),
             by_uuid: HashMap::new(),
+            next_serial: 0,
         })
     }
 
@@ -262,7 +268,9 @@ impl Server {
                 continue;
             }
             debug!("SSNTP: accepted {addr}");
+            self.next_serial += 1;
             self.conns[slot] = Some(Conn {
+                serial: self.next_serial,
                 stream,
                 peer_addr: addr,
                 session: None,
@@ -317,14 +325,23 @@ impl Server {
             closing.get_or_insert(e.to_string());
         }
         if let Some((uuid, role)) = connected {
-            info!(
-                "SSNTP: {uuid} connected from {} with role {role:#x}",
-                c.peer_addr
-            );
+            let (addr, conn) = (c.peer_addr, c.serial);
+            info!("SSNTP: {uuid} connected from {addr} with role {role:#x}");
             c.peer = Some((uuid, role));
             c.handshake_deadline = None;
+            // One session per UUID: a launcher that reconnects (after a
+            // restart or a network cut) replaces its older session, which
+            // may linger until TCP notices; the older one is closed.
+            if let Some(&old) = self.by_uuid.get(&uuid).filter(|&&j| j != i) {
+                let old_addr = self.conns[old].as_ref().map(|o| o.peer_addr);
+                warn!(
+                    "SSNTP: {uuid} connected again from {addr}; closing its older session{}",
+                    old_addr.map(|a| format!(" from {a}")).unwrap_or_default()
+                );
+                self.drop_conn(registry, old, out);
+            }
             self.by_uuid.insert(uuid, i);
-            out.push(ServerEvent::Connected { uuid, role });
+            out.push(ServerEvent::Connected { uuid, role, conn });
         }
         let c = self.conns[i].as_mut().expect("slot checked above");
         if let Some(why) = closing {
@@ -352,7 +369,11 @@ impl Server {
                 self.by_uuid.remove(&uuid);
             }
             info!("SSNTP: {uuid} disconnected");
-            out.push(ServerEvent::Disconnected { uuid, role });
+            out.push(ServerEvent::Disconnected {
+                uuid,
+                role,
+                conn: c.serial,
+            });
         }
     }
 }

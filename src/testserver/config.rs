@@ -2,12 +2,13 @@
 //!
 //! Every flag of the original keeps its name, meaning and Go syntax
 //! (see ciao-launcher-server(8)); the new options (`--ssntp-listen`, `--data-root`,
-//! `--config`) are GNU-style long options, which the Go parser accepts as
+//! `--config`, `--http-header-timeout`) are GNU-style long options, which the Go parser accepts as
 //! well. Parsing is pure: it returns either a configuration or what to print
 //! and the exit status, so the binary stays a few lines long.
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::{Flag, FlagError, FlagSet, Kind};
 
@@ -50,6 +51,9 @@ pub(crate) struct ServerConfig {
     /// `--config FILE`: a cluster configuration document that replaces the
     /// one built from the flags.
     pub config_file: Option<PathBuf>,
+    /// `--http-header-timeout SECS`: how long a REST client may take to
+    /// send a whole request head (default 10 s).
+    pub http_header_timeout: Duration,
     /// glog flags of the original, kept so the shell can map them onto its
     /// logger: `-v N`.
     pub verbosity: u32,
@@ -138,6 +142,9 @@ are all accepted; booleans are set with -name and cleared with -name=false):
   --ssntp-listen HOST:PORT
                         SSNTP listen address (default 0.0.0.0:8888)
   --data-root DIR       where the server keeps its UUID (default /var/lib/ciao)
+  --http-header-timeout SECS
+                        a REST client must send a whole request head within
+                        SECS seconds or is disconnected (default 10)
   -trace                ask launchers for SSNTP path traces
   -compute-net CIDR     compute network sent to launchers (default none)
   -mgmt-net CIDR        management network sent to launchers (default none)
@@ -170,6 +177,20 @@ fn check_level(v: &str) -> Result<(), String> {
     v.parse::<u32>()
         .map(|_| ())
         .map_err(|_| "expected a non-negative integer".into())
+}
+
+/// Default of `--http-header-timeout`, in seconds.
+const DEFAULT_HEADER_TIMEOUT: &str = "10";
+
+fn header_secs(v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (1..=3600).contains(&n) => Ok(n),
+        _ => Err("expected a number of seconds from 1 to 3600".into()),
+    }
+}
+
+fn check_header_secs(v: &str) -> Result<(), String> {
+    header_secs(v).map(|_| ())
 }
 
 fn any_value(_: &str) -> Result<(), String> {
@@ -206,6 +227,12 @@ fn flag_set(argv0: &str) -> FlagSet {
                 Kind::Str,
                 "Directory for the server's own files",
                 DEFAULT_DATA_ROOT,
+            ),
+            f(
+                "http-header-timeout",
+                Kind::Value(check_header_secs),
+                "Seconds a REST client has to send a whole request head",
+                DEFAULT_HEADER_TIMEOUT,
             ),
             f(
                 "config",
@@ -322,6 +349,9 @@ pub(crate) fn parse_args(args: &[String]) -> ParseOutcome {
         ceph_id: p.str_or("ceph-id", "ciao").to_string(),
         data_root: PathBuf::from(data_root),
         config_file: nonempty("config"),
+        http_header_timeout: Duration::from_secs(
+            header_secs(p.str_or("http-header-timeout", DEFAULT_HEADER_TIMEOUT)).unwrap_or(10),
+        ),
         verbosity: p.get("v").and_then(|v| v.parse().ok()).unwrap_or(0),
         logtostderr: p.bool_or("logtostderr", false),
         alsologtostderr: p.bool_or("alsologtostderr", false),
@@ -389,6 +419,7 @@ mod tests {
         let c = run(&["-ca-server-cert", "ca.pem", "--server-cert=s.pem"]);
         assert_eq!(c.rest_listen, "127.0.0.1:9000");
         assert_eq!(c.ssntp_listen, "0.0.0.0:8888");
+        assert_eq!(c.http_header_timeout, Duration::from_secs(10));
         assert_eq!(c.ca_cert, PathBuf::from("ca.pem"));
         assert_eq!(c.server_cert, PathBuf::from("s.pem"));
         assert!(c.disk_limit && c.mem_limit && !c.trace);
@@ -481,5 +512,23 @@ mod tests {
         );
         assert!(resolve_listen("-server", "127.0.0.1").is_err());
         assert!(resolve_listen("-server", "127.0.0.1:x").is_err());
+    }
+
+    #[test]
+    fn header_timeout_is_a_number_of_seconds() {
+        let c = run(&[
+            "-ca-server-cert=c",
+            "-server-cert=s",
+            "--http-header-timeout=1",
+        ]);
+        assert_eq!(c.http_header_timeout, Duration::from_secs(1));
+        for bad in ["0", "x", "3601", "-1"] {
+            let (code, err) = exit(&[
+                "-ca-server-cert=c",
+                "-server-cert=s",
+                &format!("--http-header-timeout={bad}"),
+            ]);
+            assert_eq!(code, 2, "{bad}: {err}");
+        }
     }
 }

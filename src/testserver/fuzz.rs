@@ -61,14 +61,15 @@ pub fn fuzz_script(data: &[u8]) {
         match op % 4 {
             0 => {
                 let Some(roles) = s.byte() else { return };
-                let ok = t.on_connect(uuid, u32::from(roles)).is_ok();
+                let ok = t.on_connect(uuid, u32::from(roles), u64::from(who)).is_ok();
                 assert_eq!(ok, u32::from(roles) & 0x14 != 0);
                 if ok {
                     assert!(t.get(uuid).is_some());
                 }
             }
             1 => {
-                t.on_disconnect(uuid);
+                let conn = t.get(uuid).map_or(0, |e| e.conn);
+                t.on_disconnect(uuid, conn);
                 assert!(t.get(uuid).is_none());
             }
             2 => {

@@ -250,7 +250,7 @@ mod tests {
 
     fn one(uuid: &str) -> ClientTable {
         let mut t = ClientTable::new();
-        t.on_connect(uuid, role::AGENT | role::NETAGENT).unwrap();
+        t.on_connect(uuid, role::AGENT | role::NETAGENT, 1).unwrap();
         t
     }
 
@@ -534,7 +534,7 @@ instances:
     #[test]
     fn several_clients_need_an_explicit_client() {
         let mut t = one(B);
-        t.on_connect(A, role::AGENT).unwrap();
+        t.on_connect(A, role::AGENT, 1).unwrap();
         t.on_frame(
             A,
             Event::InstanceDeleted,
@@ -585,7 +585,7 @@ instances:
     #[test]
     fn posts_forward_the_body_verbatim() {
         let mut t = one(B);
-        t.on_connect(A, role::AGENT).unwrap();
+        t.on_connect(A, role::AGENT, 1).unwrap();
         for (path, operand) in POSTS {
             for body in [&b"this is: [not yaml"[..], b"", b"x"] {
                 let o = handle(

@@ -15,8 +15,8 @@ use mio::{Events, Interest, Poll, Token};
 
 use super::config::ServerConfig;
 use super::rest::{self, RestResponse};
-use super::table::{ClientTable, FrameOutcome};
-use crate::http::{error_response, RequestParser, Response, CONTINUE};
+use super::table::{ClientTable, Disconnect, FrameOutcome};
+use crate::http::{error_response, RequestLimits, RequestParser, Response, CONTINUE};
 use crate::ssntp::frame::{self, FrameTrace, GoTime, TraceNode};
 use crate::ssntp::server::{Server, ServerEvent, ServerSettings};
 use crate::ssntp::uuid::Uuid;
@@ -33,6 +33,19 @@ const SSNTP_BASE: usize = 1 << 24;
 const MAX_HTTP: usize = 256;
 /// An HTTP connection that neither sends nor reads for this long is dropped.
 const HTTP_IDLE: Duration = Duration::from_secs(60);
+/// Refused HTTP connections are logged at most once per this interval,
+/// with how many there were.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// Largest SSNTP message, both ways: the launcher's default
+/// `--max-message-size` (16 MiB). A frame the launcher would refuse makes
+/// it drop the connection.
+const MAX_FRAME: usize = 16 << 20;
+/// Room the frame around a forwarded POST body takes (gob type definitions,
+/// header fields, origin, an optional trace): far more than it needs, so a
+/// body that passes [`MAX_BODY`] always makes a frame within [`MAX_FRAME`].
+const FRAME_RESERVE: usize = 4 << 10;
+/// Largest REST request body; a larger one is refused with 413.
+const MAX_BODY: usize = MAX_FRAME - FRAME_RESERVE;
 /// Size of one HTTP read.
 const READ_CHUNK: usize = 64 << 10;
 
@@ -52,7 +65,50 @@ struct HttpConn {
     out: Vec<u8>,
     close_after_write: bool,
     last_activity: Instant,
+    /// When the request head being received must be complete: from accept
+    /// for the first request, from its first byte for later ones; `None`
+    /// while idle between requests or receiving a body.
+    head_deadline: Option<Instant>,
+    /// Whether a request was served (later ones start at their first byte).
+    served: bool,
     interest: Interest,
+}
+
+/// Counts refused HTTP connections and says when to log them: the first
+/// refusal at once, later ones as one line per interval with their count.
+#[derive(Debug, Default)]
+struct Refusals {
+    /// Refusals not logged yet.
+    pending: u64,
+    /// When the last line was logged.
+    logged_at: Option<Instant>,
+}
+
+impl Refusals {
+    /// One more refusal; returns the count to log now, if it is time.
+    fn refused(&mut self, now: Instant) -> Option<u64> {
+        self.pending += 1;
+        self.due(now)
+    }
+
+    /// The count to log if refusals are pending and the interval passed.
+    fn due(&mut self, now: Instant) -> Option<u64> {
+        let time = self
+            .logged_at
+            .is_none_or(|t| now >= t + REFUSAL_LOG_INTERVAL);
+        (self.pending > 0 && time).then(|| {
+            self.logged_at = Some(now);
+            std::mem::take(&mut self.pending)
+        })
+    }
+
+    /// When pending refusals must be logged.
+    fn deadline(&self) -> Option<Instant> {
+        (self.pending > 0)
+            .then_some(self.logged_at)
+            .flatten()
+            .map(|t| t + REFUSAL_LOG_INTERVAL)
+    }
 }
 
 /// The running server.
@@ -64,6 +120,8 @@ pub(crate) struct Shell {
     table: ClientTable,
     http: HashMap<usize, HttpConn>,
     next_http: usize,
+    head_timeout: Duration,
+    refusals: Refusals,
     trace: Option<(GoTime, u32)>,
     _uuid_lock: Option<crate::sys::lock::Flock>,
 }
@@ -96,7 +154,7 @@ impl Shell {
                 uuid,
                 role: own_role,
                 config,
-                max_message: 16 << 20,
+                max_message: MAX_FRAME,
                 connect_timeout: Duration::from_secs(30),
             },
             poll.registry(),
@@ -134,6 +192,8 @@ impl Shell {
             table: ClientTable::new(),
             http: HashMap::new(),
             next_http: 0,
+            head_timeout: cfg.http_header_timeout,
+            refusals: Refusals::default(),
             trace: cfg.trace.then(|| (GoTime::now(), own_role)),
             _uuid_lock: lock,
         })
@@ -145,11 +205,15 @@ impl Shell {
         let mut ssntp_events = Vec::new();
         loop {
             let now = Instant::now();
-            let timeout = [self.ssntp.deadline(), self.http_deadline()]
-                .into_iter()
-                .flatten()
-                .min()
-                .map(|d| d.saturating_duration_since(now));
+            let timeout = [
+                self.ssntp.deadline(),
+                self.http_deadline(),
+                self.refusals.deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(|d| d.saturating_duration_since(now));
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(ShellError(format!("poll failed: {e}")));
@@ -196,13 +260,29 @@ impl Shell {
 
     fn on_ssntp(&mut self, e: ServerEvent) {
         match e {
-            ServerEvent::Connected { uuid, role } => {
-                if let Err(ignored) = self.table.on_connect(&uuid.to_string(), role) {
+            ServerEvent::Connected { uuid, role, conn } => {
+                if let Err(ignored) = self.table.on_connect(&uuid.to_string(), role, conn) {
                     eprintln!("{ignored}");
                 }
             }
-            ServerEvent::Disconnected { uuid, .. } => {
-                self.table.on_disconnect(&uuid.to_string());
+            ServerEvent::Disconnected { uuid, conn, .. } => {
+                match self.table.on_disconnect(&uuid.to_string(), conn) {
+                    Disconnect::Removed {
+                        held,
+                        dropped,
+                        dropped_of,
+                    } => {
+                        if held > 0 {
+                            info!("{uuid}: {held} undrained event(s) held for its return");
+                        }
+                        if let Some(other) = dropped_of {
+                            warn!("{dropped} undrained event(s) of {other}, gone longest, dropped");
+                        }
+                    }
+                    Disconnect::NotCurrent => {
+                        debug!("{uuid}: an older session closed; the newer one keeps the entry")
+                    }
+                }
             }
             ServerEvent::Frame { uuid, frame } => {
                 match self
@@ -223,7 +303,9 @@ impl Shell {
             match self.rest.accept() {
                 Ok((mut sock, addr)) => {
                     if self.http.len() >= MAX_HTTP {
-                        warn!("REST: too many connections; refusing {addr}");
+                        if let Some(n) = self.refusals.refused(now) {
+                            log_refusals(n, Some(addr));
+                        }
                         let _ = sock.write(&error_response_text(503, "too many connections"));
                         continue;
                     }
@@ -242,10 +324,15 @@ impl Shell {
                         slot,
                         HttpConn {
                             sock,
-                            parser: RequestParser::new(),
+                            parser: RequestParser::with_limits(RequestLimits {
+                                max_body: MAX_BODY,
+                                ..RequestLimits::default()
+                            }),
                             out: Vec::new(),
                             close_after_write: false,
                             last_activity: now,
+                            head_deadline: Some(now + self.head_timeout),
+                            served: false,
                             interest: Interest::READABLE,
                         },
                     );
@@ -303,6 +390,11 @@ impl Shell {
         if !c.out.is_empty() {
             c.last_activity = now;
         }
+        if !c.parser.receiving_head() || (c.served && c.parser.is_idle()) {
+            c.head_deadline = None;
+        } else if c.head_deadline.is_none() {
+            c.head_deadline = Some(now + self.head_timeout);
+        }
         let done = c.out.is_empty() && (c.close_after_write || eof);
         if done {
             let _ = self.poll.registry().deregister(&mut c.sock);
@@ -345,6 +437,7 @@ impl Shell {
                         }
                     }
                     debug!("REST {} {} -> {}", req.method, req.target, resp.status);
+                    c.served = true;
                     c.out
                         .extend_from_slice(&render(&resp, keep, req.method == "HEAD"));
                     if !keep {
@@ -389,25 +482,54 @@ impl Shell {
     }
 
     fn http_deadline(&self) -> Option<Instant> {
-        self.http
-            .values()
-            .map(|c| c.last_activity + HTTP_IDLE)
-            .min()
+        self.http.values().map(HttpConn::deadline).min()
     }
 
+    /// Drops connections idle too long or slow to send a request head (a
+    /// client trickling header lines would otherwise hold its slot for
+    /// ever, the idle timer restarting with every line), and logs pending
+    /// refusals.
     fn expire_http(&mut self, now: Instant) {
         let stale: Vec<usize> = self
             .http
             .iter()
-            .filter(|(_, c)| now >= c.last_activity + HTTP_IDLE)
+            .filter(|(_, c)| now >= c.deadline())
             .map(|(k, _)| *k)
             .collect();
         for k in stale {
             if let Some(mut c) = self.http.remove(&k) {
-                debug!("REST: dropping an idle connection");
+                if c.head_deadline.is_some_and(|d| now >= d) {
+                    debug!("REST: dropping a connection slow to send its request head");
+                } else {
+                    debug!("REST: dropping an idle connection");
+                }
                 let _ = self.poll.registry().deregister(&mut c.sock);
             }
         }
+        if let Some(n) = self.refusals.due(now) {
+            log_refusals(n, None);
+        }
+    }
+}
+
+impl HttpConn {
+    /// When the connection is dropped unless something happens.
+    fn deadline(&self) -> Instant {
+        let idle = self.last_activity + HTTP_IDLE;
+        self.head_deadline.map_or(idle, |h| h.min(idle))
+    }
+}
+
+/// The WARN line for refused HTTP connections (rate-limited by [`Refusals`]).
+fn log_refusals(n: u64, latest: Option<std::net::SocketAddr>) {
+    match latest {
+        Some(addr) if n == 1 => {
+            warn!("REST: too many connections ({MAX_HTTP}); refusing {addr}")
+        }
+        _ => warn!(
+            "REST: too many connections ({MAX_HTTP}); refused {n} more in the last {} s",
+            REFUSAL_LOG_INTERVAL.as_secs()
+        ),
     }
 }
 
@@ -528,4 +650,54 @@ fn setup_logging(cfg: &ServerConfig) -> Result<(), String> {
         stderr,
         quiet: &["rustls"],
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ssntp::frame::{Command, Encoder, Frame};
+
+    // Issue 14, item 7: the frame around the largest accepted body, with a
+    // trace and the type definitions of a fresh stream, fits the launcher's
+    // default message limit.
+    #[test]
+    fn a_body_at_the_limit_makes_a_frame_within_the_limit() {
+        let mut f = Frame::new(Command::Start, [0xff; 16], vec![b'x'; MAX_BODY]);
+        f.major |= frame::TRACE_BIT;
+        f.trace = Some(FrameTrace {
+            label: Vec::new(),
+            start: Some(GoTime::now()),
+            end: None,
+            path: vec![TraceNode {
+                uuid: [0xff; 16],
+                role: u32::MAX,
+                tx: Some(GoTime::now()),
+                rx: None,
+            }],
+        });
+        let mut out = Vec::new();
+        Encoder::new().frame(&f, &mut out);
+        assert!(out.len() <= MAX_FRAME, "{} > {MAX_FRAME}", out.len());
+        assert!(out.len() > MAX_FRAME - FRAME_RESERVE);
+    }
+
+    // Issue 14, item 8: one line at the first refusal, then one per
+    // interval with the count.
+    #[test]
+    fn refusals_are_logged_once_per_interval() {
+        let t0 = Instant::now();
+        let mut r = Refusals::default();
+        assert_eq!(r.deadline(), None);
+        assert_eq!(r.refused(t0), Some(1));
+        assert_eq!(r.deadline(), None);
+        for i in 1..=300 {
+            assert_eq!(r.refused(t0 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(r.deadline(), Some(t0 + REFUSAL_LOG_INTERVAL));
+        assert_eq!(r.due(t0 + Duration::from_secs(5)), None);
+        assert_eq!(r.due(t0 + REFUSAL_LOG_INTERVAL), Some(300));
+        assert_eq!(r.deadline(), None);
+        assert_eq!(r.due(t0 + REFUSAL_LOG_INTERVAL * 3), None);
+        assert_eq!(r.refused(t0 + REFUSAL_LOG_INTERVAL * 3), Some(1));
+    }
 }

@@ -2,6 +2,11 @@
 //! per connected launcher, keyed by its SSNTP UUID, holding its latest STATS,
 //! its latest STATUS and a queue of events and errors for `/drain`.
 //!
+//! A launcher's undrained events outlive its session: they are held when it
+//! disconnects and given back when the same UUID connects again (the
+//! original dropped them, defect D4, reversed). STATS and STATUS are
+//! snapshots the launcher resends on connecting, so they go with the session.
+//!
 //! Pure: the shell reports connections, disconnections and frames; nothing
 //! here touches a socket. What is stored is the decoded, typed document, so
 //! what `/stats` serves is the normalised re-serialisation, never the raw
@@ -22,6 +27,10 @@ use crate::ssntp::role;
 /// grow the server without limit, so the oldest entries are dropped beyond
 /// this. Far above anything a test produces.
 pub(crate) const MAX_QUEUED: usize = 100_000;
+
+/// Most disconnected launchers whose undrained events are held for their
+/// return; beyond this the events of the one gone longest are dropped.
+pub(crate) const MAX_HELD: usize = 1024;
 
 /// One `/drain` entry (see `GET /drain` in ciao-launcher-server(8)).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +62,9 @@ pub struct ClientEntry {
     pub status: Option<Ready>,
     /// Events and errors not drained yet, oldest first.
     pub events: VecDeque<DrainEntry>,
+    /// The SSNTP connection this entry belongs to (the `conn` of the
+    /// library's Connected event).
+    pub conn: u64,
 }
 
 /// A client whose role is neither agent nor netagent connected: it gets no
@@ -89,6 +101,25 @@ pub enum FrameOutcome {
 #[derive(Debug, Clone, Default)]
 pub struct ClientTable {
     entries: Vec<ClientEntry>,
+    /// Undrained events of disconnected launchers, oldest disconnection
+    /// first, at most [`MAX_HELD`].
+    held: VecDeque<(String, VecDeque<DrainEntry>)>,
+}
+
+/// What [`ClientTable::on_disconnect`] did, for the shell's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Disconnect {
+    /// The entry went; `held` undrained events wait for the launcher's
+    /// return; `dropped` events of another launcher (`dropped_of`), gone
+    /// longest, were dropped to make room.
+    Removed {
+        held: usize,
+        dropped: usize,
+        dropped_of: Option<String>,
+    },
+    /// No entry, or the entry belongs to a newer session of that UUID: the
+    /// table is unchanged.
+    NotCurrent,
 }
 
 impl ClientTable {
@@ -97,31 +128,64 @@ impl ClientTable {
         Self::default()
     }
 
-    /// A client finished the SSNTP handshake. Agents and netagents get an
-    /// (empty) entry, unless one with that UUID exists, which is kept. Other
-    /// roles get none; the error's Display is the line to print on stderr.
-    pub fn on_connect(&mut self, uuid: &str, roles: u32) -> Result<(), IgnoredRole> {
+    /// Session `conn` of a client finished the SSNTP handshake. Agents and
+    /// netagents get an entry, with the events held for that UUID since it
+    /// last disconnected. When the UUID already has an entry (the SSNTP
+    /// library closes an older session before announcing a newer one, so
+    /// only an owner that reports sessions differently gets here), the entry
+    /// passes to `conn`: its events are kept, its STATS and STATUS start
+    /// afresh, and the older session's close leaves it alone. Other roles
+    /// get none; the error's Display is the line to print on stderr.
+    pub fn on_connect(&mut self, uuid: &str, roles: u32, conn: u64) -> Result<(), IgnoredRole> {
         if roles & (role::AGENT | role::NETAGENT) == 0 {
             return Err(IgnoredRole(roles));
         }
-        if self.index(uuid).is_none() {
-            self.entries.push(ClientEntry {
-                uuid: uuid.to_string(),
-                ..Default::default()
-            });
+        match self.index(uuid) {
+            Some(i) => {
+                let e = &mut self.entries[i];
+                e.conn = conn;
+                e.stats = None;
+                e.status = None;
+            }
+            None => {
+                let events = match self.held.iter().position(|(u, _)| u == uuid) {
+                    Some(h) => self.held.remove(h).map(|(_, ev)| ev).unwrap_or_default(),
+                    None => VecDeque::new(),
+                };
+                self.entries.push(ClientEntry {
+                    uuid: uuid.to_string(),
+                    events,
+                    conn,
+                    ..Default::default()
+                });
+            }
         }
         Ok(())
     }
 
-    /// A client's session ended: its entry goes, with any events not drained
-    /// yet (defect D4, kept). Returns whether there was an entry.
-    pub fn on_disconnect(&mut self, uuid: &str) -> bool {
-        match self.index(uuid) {
-            Some(i) => {
-                self.entries.remove(i);
-                true
+    /// Session `conn` of a client ended. Its entry goes only if it still
+    /// belongs to that session (a newer session of the same UUID keeps it);
+    /// undrained events are held for the launcher's return.
+    pub fn on_disconnect(&mut self, uuid: &str, conn: u64) -> Disconnect {
+        let Some(i) = self.index(uuid).filter(|&i| self.entries[i].conn == conn) else {
+            return Disconnect::NotCurrent;
+        };
+        let entry = self.entries.remove(i);
+        let held = entry.events.len();
+        let (mut dropped, mut dropped_of) = (0, None);
+        if held > 0 {
+            if self.held.len() >= MAX_HELD {
+                if let Some((u, ev)) = self.held.pop_front() {
+                    dropped = ev.len();
+                    dropped_of = Some(u);
+                }
             }
-            None => false,
+            self.held.push_back((entry.uuid, entry.events));
+        }
+        Disconnect::Removed {
+            held,
+            dropped,
+            dropped_of,
         }
     }
 
@@ -283,7 +347,7 @@ mod tests {
     fn table_with(uuids: &[&str]) -> ClientTable {
         let mut t = ClientTable::new();
         for u in uuids {
-            t.on_connect(u, role::AGENT | role::NETAGENT).unwrap();
+            t.on_connect(u, role::AGENT | role::NETAGENT, 1).unwrap();
         }
         t
     }
@@ -291,9 +355,9 @@ mod tests {
     #[test]
     fn roles_decide_who_gets_an_entry() {
         let mut t = ClientTable::new();
-        assert!(t.on_connect(A, role::AGENT).is_ok());
-        assert!(t.on_connect(B, role::NETAGENT).is_ok());
-        let e = t.on_connect("c", role::CONTROLLER).unwrap_err();
+        assert!(t.on_connect(A, role::AGENT, 1).is_ok());
+        assert!(t.on_connect(B, role::NETAGENT, 2).is_ok());
+        let e = t.on_connect("c", role::CONTROLLER, 3).unwrap_err();
         assert_eq!(
             e.to_string(),
             "Ignoring connection from unexpected role: Controller."
@@ -309,21 +373,83 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn reconnect_keeps_existing_entry_and_disconnect_drops_events() {
+    /// Launcher A (session 1) with one undrained event and a STATS.
+    fn a_with_an_event_and_stats() -> ClientTable {
         let mut t = table_with(&[A]);
         t.on_frame(
             A,
             Event::InstanceDeleted,
             b"instance_deleted:\n  instance_uuid: i1\n",
         );
-        t.on_connect(A, role::AGENT).unwrap();
-        assert_eq!(t.len(), 1);
-        assert_eq!(t.get(A).unwrap().events.len(), 1);
-        assert!(t.on_disconnect(A));
-        assert!(!t.on_disconnect(A));
-        t.on_connect(A, role::AGENT).unwrap();
+        t.on_frame(A, Command::Stats, b"node_uuid: x\n");
+        t
+    }
+
+    // Issue 14, item 7: reverses D4 (a disconnect dropped undrained events).
+    #[test]
+    fn events_wait_for_the_launcher_across_a_reconnect() {
+        let mut t = a_with_an_event_and_stats();
+        assert_eq!(
+            t.on_disconnect(A, 1),
+            Disconnect::Removed {
+                held: 1,
+                dropped: 0,
+                dropped_of: None
+            }
+        );
+        assert!(t.get(A).is_none() && t.is_empty());
+        assert_eq!(t.on_disconnect(A, 1), Disconnect::NotCurrent);
+        t.on_connect(A, role::AGENT, 2).unwrap();
+        let e = t.get(A).unwrap();
+        assert_eq!(e.events.len(), 1, "held events come back");
+        assert_eq!(e.stats, None, "snapshots start afresh");
+        // Given back once: drained, then a disconnect holds nothing.
+        t.entry_mut(0).events.clear();
+        t.on_disconnect(A, 2);
+        t.on_connect(A, role::AGENT, 3).unwrap();
         assert!(t.get(A).unwrap().events.is_empty());
+    }
+
+    #[test]
+    fn held_events_are_bounded_by_launcher_count() {
+        let mut t = ClientTable::new();
+        let uuid = |n: usize| format!("{n:08x}-0000-0000-0000-000000000000");
+        for n in 0..=MAX_HELD {
+            t.on_connect(&uuid(n), role::AGENT, n as u64).unwrap();
+            t.on_frame(&uuid(n), Event::NodeConnected, b"");
+            let d = t.on_disconnect(&uuid(n), n as u64);
+            if n == MAX_HELD {
+                assert_eq!(
+                    d,
+                    Disconnect::Removed {
+                        held: 1,
+                        dropped: 1,
+                        dropped_of: Some(uuid(0))
+                    }
+                );
+            }
+        }
+        t.on_connect(&uuid(0), role::AGENT, 9999).unwrap();
+        assert!(t.get(&uuid(0)).unwrap().events.is_empty());
+        t.on_connect(&uuid(1), role::AGENT, 9999).unwrap();
+        assert_eq!(t.get(&uuid(1)).unwrap().events.len(), 1);
+    }
+
+    // Issue 14, item 3: two sessions of one UUID.
+    #[test]
+    fn only_the_current_session_removes_an_entry() {
+        let mut t = a_with_an_event_and_stats();
+        // A newer session of A takes the entry over (events kept)...
+        t.on_connect(A, role::AGENT, 7).unwrap();
+        assert_eq!(t.get(A).unwrap().conn, 7);
+        assert_eq!(t.get(A).unwrap().events.len(), 1);
+        assert_eq!(t.get(A).unwrap().stats, None);
+        // ...and the older one closing leaves it alone.
+        assert_eq!(t.on_disconnect(A, 1), Disconnect::NotCurrent);
+        assert_eq!(t.uuids().collect::<Vec<_>>(), vec![A]);
+        assert_eq!(t.select(""), Some(0));
+        assert!(matches!(t.on_disconnect(A, 7), Disconnect::Removed { .. }));
+        assert!(t.is_empty());
     }
 
     #[test]
@@ -451,12 +577,12 @@ mod tests {
         let mut t = ClientTable::new();
         assert_eq!(t.select(""), None);
         assert_eq!(t.select(A), None);
-        t.on_connect(A, role::AGENT).unwrap();
+        t.on_connect(A, role::AGENT, 1).unwrap();
         assert_eq!(t.select(""), Some(0));
         assert_eq!(t.select(A), Some(0));
         assert_eq!(t.select("nosuch"), None);
         assert_eq!(t.select(&A.to_uppercase()), None);
-        t.on_connect(B, role::AGENT).unwrap();
+        t.on_connect(B, role::AGENT, 2).unwrap();
         assert_eq!(t.select(""), None);
         assert_eq!(t.select(B), Some(1));
     }
