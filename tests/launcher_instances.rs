@@ -568,6 +568,8 @@ fn events_and_errors_from_an_outage_are_delivered_after_reconnecting() {
             format!("start of {id} failed: instance_exists")
         ],
         "both facts, in the order they happened"
+    );
+}
 
 /// Issue 14, items 1, 4 and 5: negative resources are invalid_data and do
 /// not switch capacity off; at recovery a directory holding only an
