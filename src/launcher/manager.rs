@@ -1111,15 +1111,8 @@ mod tests {
         fn apply(&mut self, action: FileAction) -> Result<Vec<u8>, FileError> {
             let err = |p: &Path, kind| Err(FileError::new(p, &io::Error::from(kind)));
             if self.read_only && !matches!(action, FileAction::Read { .. }) {
-                let path = match &action {
-                    FileAction::CreateDir { path, .. }
-                    | FileAction::Write { path, .. }
-                    | FileAction::Read { path }
-                    | FileAction::RemoveFile { path }
-                    | FileAction::RemoveTree { path } => path.clone(),
-                };
                 return Err(FileError::new(
-                    &path,
+                    action.path(),
                     &io::Error::from_raw_os_error(libc::EROFS),
                 ));
             }
