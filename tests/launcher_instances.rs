@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ciao::payloads::{ErrorReport, InstanceDeleted, Stat};
-use ciao::ssntp::frame::{self, Command, ErrorCode, Event, Op};
+use ciao::ssntp::frame::{self, Command, ErrorCode, Event, Op, Status};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
@@ -51,6 +51,14 @@ struct Node {
 
 impl Node {
     fn new(tag: &str, config: &[u8], extra: &[&str]) -> Node {
+        let mut n = Node::unstarted(tag, config, extra);
+        n.start_launcher();
+        n
+    }
+
+    /// The node with its server up and no launcher yet (a test prepares
+    /// the data root first).
+    fn unstarted(tag: &str, config: &[u8], extra: &[&str]) -> Node {
         let tmp = TempDir::new(tag);
         let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
         let ca = tls::load_ca(&certs.ca_pem_path).unwrap();
@@ -63,7 +71,7 @@ impl Node {
             },
         );
         let data = tmp.path().join("data");
-        let mut n = Node {
+        Node {
             tmp,
             certs,
             server,
@@ -71,9 +79,7 @@ impl Node {
             uuid: Uuid::NIL,
             data,
             extra: extra.iter().map(|s| s.to_string()).collect(),
-        };
-        n.start_launcher();
-        n
+        }
     }
 
     fn start_launcher(&mut self) {
@@ -658,4 +664,105 @@ fn hostile_resources_and_state_files_are_refused() {
         "instance_corrupt",
         "RESTART of a quarantined instance",
     );
+}
+
+/// A tmpfs mounted by a test, unmounted (lazily: the launcher may still
+/// hold it) when dropped, also when the test fails.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).ok()?;
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256m", "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+
+    fn remount(&self, mode: &str) {
+        let st = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(st.success(), "remount,{mode} {}", self.0.display());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Issue 14, item 2: with the data root read-only, DELETE and STOP fail
+/// (`invalid_data`) instead of reporting what cannot be made durable, the
+/// node is FULL, and after a restart the instance is still there: never
+/// reported deleted and then back (O30 in docs/compatibility.md).
+#[test]
+fn a_read_only_data_root_fails_delete_and_stop_and_reports_full() {
+    let test = "a_read_only_data_root_fails_delete_and_stop_and_reports_full";
+    let mut n = Node::unstarted("rodata", NO_LIMITS, &["--simulation-delay", "0"]);
+    let Some(fs) = Tmpfs::mount(&n.data) else {
+        ciao_test_support::skip_or_fail(test, "cannot mount a tmpfs (needs root)");
+        return;
+    };
+    n.start_launcher();
+    let (a, b) = ("aaaa0001", "bbbb0002");
+    n.send(Command::Start, start_payload(a));
+    n.send(Command::Start, start_payload(b));
+    n.stats_until("both active", |s| is(s, a, "active") && is(s, b, "active"));
+
+    fs.remount("ro");
+    n.send(Command::Delete, cmd("delete", a));
+    let (_, f) = n.server.expect_frame(LONG, "the DELETE's answer", |f| {
+        matches!(f.op, Op::Error(_) | Op::Event(Event::InstanceDeleted))
+    });
+    assert_eq!(
+        f.op,
+        Op::Error(ErrorCode::DeleteFailure),
+        "DELETE on a read-only root"
+    );
+    let e = ErrorReport::parse(&f.payload).unwrap();
+    assert_eq!(
+        (e.instance_uuid.as_str(), e.reason.as_str()),
+        (a, "invalid_data")
+    );
+    // A STATS follows the failure; READY flipping to FULL comes first.
+    n.server
+        .expect_frame(LONG, "STATUS FULL", |f| f.op == Op::Status(Status::Full));
+    n.stats_until("a kept, exited", |s| is(s, a, "exited"));
+    n.send(Command::Stop, cmd("stop", b));
+    n.expect_error(
+        ErrorCode::StopFailure,
+        b,
+        "invalid_data",
+        "STOP on a read-only root",
+    );
+    assert!(n.instance_dir(a).join("instance.yaml").exists());
+
+    fs.remount("rw");
+    n.kill9();
+    n.start_launcher();
+    // STATUS comes first after connecting.
+    n.server
+        .expect_frame(LONG, "STATUS READY once writable", |f| {
+            f.op == Op::Status(Status::Ready)
+        });
+    let stat = n.stats_until("both recovered", |s| s.contains_key(a) && s.contains_key(b));
+    assert_eq!(stat.instances.len(), 2);
+    // Now the DELETE goes through.
+    n.send(Command::Delete, cmd("delete", a));
+    let (_, ev) = n.server.expect_frame(LONG, "InstanceDeleted", |f| {
+        matches!(f.op, Op::Error(_) | Op::Event(Event::InstanceDeleted))
+    });
+    assert_eq!(ev.op, Op::Event(Event::InstanceDeleted));
+    assert!(!n.instance_dir(a).exists());
+    drop(n);
+    drop(fs);
 }

@@ -664,13 +664,7 @@ impl Bench {
     /// Runs a file operation on the in-memory instances directory.
     fn file_op(&mut self, op: FileOp) {
         let FileOp { key, action } = op;
-        let path = match &action {
-            FileAction::CreateDir { path, .. }
-            | FileAction::Write { path, .. }
-            | FileAction::Read { path }
-            | FileAction::RemoveFile { path }
-            | FileAction::RemoveTree { path } => path.clone(),
-        };
+        let path = action.path().to_path_buf();
         let fail = |kind: io::ErrorKind| Err(FileError::new(&path, &io::Error::from(kind)));
         let mut durable_write = false;
         let result = if self

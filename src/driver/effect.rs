@@ -11,7 +11,7 @@
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::keys::{InstanceKey, Job, Key, Res, Timer};
@@ -104,6 +104,19 @@ pub enum FileAction {
     /// Remove a directory tree without crossing into another file system
     /// (a mount inside is left alone and reported); a missing one is fine.
     RemoveTree { path: PathBuf },
+}
+
+impl FileAction {
+    /// The file or directory acted on.
+    pub fn path(&self) -> &Path {
+        match self {
+            FileAction::CreateDir { path, .. }
+            | FileAction::Write { path, .. }
+            | FileAction::Read { path }
+            | FileAction::RemoveFile { path }
+            | FileAction::RemoveTree { path } => path,
+        }
+    }
 }
 
 /// The signals a core may send.

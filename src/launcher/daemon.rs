@@ -118,6 +118,9 @@ pub(crate) struct Daemon {
     stats_due: Option<Instant>,
     /// Last READY/FULL sent, to send STATUS at once when it flips.
     last_ready: Option<bool>,
+    /// The data root was found not writable at the last STATUS (logged
+    /// once per episode).
+    unwritable: bool,
     /// Answers handled since free heap pages were last returned.
     burst: usize,
     /// Events and errors produced while the link was down.
@@ -190,6 +193,7 @@ impl Daemon {
             files: Files::new(),
             stats_due: None,
             last_ready: None,
+            unwritable: false,
             burst: 0,
             outbox: Outbox::default(),
             _locks: locks,
@@ -502,13 +506,37 @@ impl Daemon {
         }
     }
 
+    /// READY or FULL: the manager's capacity, and FULL while the instances
+    /// directory is not writable (read-only remount, permissions), since no
+    /// command's outcome could be made durable (O30 in
+    /// docs/compatibility.md). Asked afresh each time, so READY comes back
+    /// by itself once the directory is writable again.
+    fn node_ready(&mut self, node: &NodeStats, now: Instant) -> bool {
+        let ready = self
+            .manager
+            .ready(node.mem_available_mb, node.disk_available_mb, now);
+        let dir = self.cfg.instances_dir();
+        match crate::sys::fs::writable(&dir) {
+            Ok(()) => {
+                if std::mem::take(&mut self.unwritable) {
+                    info!("{} is writable again", dir.display());
+                }
+                ready
+            }
+            Err(e) => {
+                if !std::mem::replace(&mut self.unwritable, true) {
+                    error!("{} is not writable, reporting FULL: {e}", dir.display());
+                }
+                false
+            }
+        }
+    }
+
     fn send_status(&mut self, node: &NodeStats, now: Instant) {
         if !self.connected() {
             return;
         }
-        let ready = self
-            .manager
-            .ready(node.mem_available_mb, node.disk_available_mb, now);
+        let ready = self.node_ready(node, now);
         self.last_ready = Some(ready);
         let f = if ready {
             let payload = payloads::Ready {
@@ -535,9 +563,7 @@ impl Daemon {
         if !self.connected() {
             return;
         }
-        let ready = self
-            .manager
-            .ready(node.mem_available_mb, node.disk_available_mb, now);
+        let ready = self.node_ready(node, now);
         if self.last_ready != Some(ready) {
             // READY/FULL flipped: say so at once (docs/architecture.md,
             // reporting cadence).

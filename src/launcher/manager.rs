@@ -555,13 +555,15 @@ impl Manager {
     /// The instance directory of a START was made (or not).
     fn created(&mut self, id: &str, mut boot: Box<Boot>, result: Result<(), FileError>) {
         if let Err(e) = result {
-            let why = if e.kind == io::ErrorKind::AlreadyExists {
-                "its directory already exists"
+            if e.kind == io::ErrorKind::AlreadyExists {
+                warn!("START of {id} refused (instance_exists): its directory already exists: {e}");
+                self.fail_start(id, StartFailureReason::InstanceExists);
             } else {
-                "cannot create its directory"
-            };
-            warn!("START of {id} refused (instance_exists): {why}: {e}");
-            self.fail_start(id, StartFailureReason::InstanceExists);
+                // Nothing exists: the same reason as a state file that
+                // cannot be written (O30 in docs/compatibility.md).
+                error!("START of {id} failed (image_failure): cannot create its directory: {e}");
+                self.fail_start(id, StartFailureReason::ImageFailure);
+            }
             self.forget(id);
             return;
         }
@@ -694,21 +696,44 @@ impl Manager {
             (Pending::Create(boot), Res::Dir) => self.created(id, boot, result),
             (Pending::Create(boot), Res::State) => self.saved_new(id, *boot, result, now),
             (Pending::Save { then }, Res::State) => {
-                if let Err(e) = result {
-                    error!("instance {id}: cannot save its state: {e}");
-                }
+                let failed_stop = match &result {
+                    Err(e) if then == State::Exited => {
+                        error!("STOP of {id} failed (invalid_data): it stopped, but this cannot be recorded: {e}");
+                        true
+                    }
+                    Err(e) => {
+                        error!("instance {id}: cannot save its state: {e}");
+                        false
+                    }
+                    Ok(()) => false,
+                };
                 if let Some(inst) = self.instances.get_mut(id) {
                     inst.state = then;
+                    if failed_stop {
+                        // The table follows the saved state: no operator
+                        // stop is recorded (O30 in docs/compatibility.md).
+                        inst.stopped = false;
+                    }
+                }
+                if failed_stop {
+                    self.fail_stop(id, StopFailureReason::InvalidData);
                 }
                 self.wants.stats = true;
                 self.done(id, now);
             }
-            (Pending::Remove, Res::Dir) => {
-                if let Err(e) = result {
-                    error!("instance {id}: cannot remove its files: {e}");
+            (Pending::Remove, Res::Dir) => match result {
+                Ok(()) => self.deleted(id),
+                Err(e) => {
+                    // Never reported deleted while its files remain: they
+                    // would bring it back at the next start (O30 in
+                    // docs/compatibility.md). It stays, as it is (exited or
+                    // quarantined); a later DELETE tries again.
+                    error!("DELETE of {id} failed (invalid_data): cannot remove its files: {e}");
+                    self.fail_delete(id, DeleteFailureReason::InvalidData);
+                    self.wants.stats = true;
+                    self.done(id, now);
                 }
-                self.deleted(id);
-            }
+            },
             (p, r) => {
                 debug!("instance {id}: unexpected answer for {r:?}");
                 if let Some(inst) = self.instances.get_mut(id) {
@@ -1078,11 +1103,19 @@ mod tests {
     struct Disk {
         dirs: BTreeSet<PathBuf>,
         files: BTreeMap<PathBuf, Vec<u8>>,
+        /// Every change fails with EROFS (a data root remounted read-only).
+        read_only: bool,
     }
 
     impl Disk {
         fn apply(&mut self, action: FileAction) -> Result<Vec<u8>, FileError> {
             let err = |p: &Path, kind| Err(FileError::new(p, &io::Error::from(kind)));
+            if self.read_only && !matches!(action, FileAction::Read { .. }) {
+                return Err(FileError::new(
+                    action.path(),
+                    &io::Error::from_raw_os_error(libc::EROFS),
+                ));
+            }
             match action {
                 FileAction::CreateDir { path, .. } => {
                     if !self.dirs.insert(path.clone()) {
@@ -1589,6 +1622,74 @@ mod tests {
         f.fire("aa01", DESTROY);
         assert_eq!(f.deleted(), ["aa01"]);
         assert!(!f.exists("aa01"));
+    }
+
+    /// A DELETE whose files cannot be removed is a DeleteFailure
+    /// (`invalid_data`), never InstanceDeleted: the instance stays, exited,
+    /// and a later DELETE (once writable) removes it (O30 in
+    /// docs/compatibility.md).
+    #[test]
+    fn delete_that_cannot_remove_the_files_fails_and_keeps_the_instance() {
+        let mut f = fx("rodel", no_limits());
+        f.start("aa01", "img");
+        f.fire("aa01", BOOT);
+        f.disk.read_only = true;
+        f.simple(Command::Delete, "aa01");
+        f.fire("aa01", STOP);
+        f.fire("aa01", DESTROY);
+        assert!(f.deleted().is_empty(), "reported deleted, files remain");
+        assert_eq!(
+            f.errors(),
+            [err(ErrorCode::DeleteFailure, "aa01", "invalid_data")]
+        );
+        assert_eq!(f.state("aa01"), Some("exited"));
+        assert!(f.exists("aa01"));
+        f.disk.read_only = false;
+        f.simple(Command::Delete, "aa01");
+        f.fire("aa01", DESTROY);
+        assert_eq!(f.deleted(), ["aa01"]);
+        assert_eq!(f.state("aa01"), None);
+        assert!(f.errors().is_empty());
+    }
+
+    /// A STOP whose state cannot be saved is a StopFailure
+    /// (`invalid_data`): the VM did stop and is reported exited, but the
+    /// saved state still says it runs, and the table agrees with it (a
+    /// RESTART does not need to clear a stop that was never recorded).
+    #[test]
+    fn stop_that_cannot_be_saved_fails() {
+        let mut f = fx("rostop", no_limits());
+        f.start("aa01", "img");
+        f.fire("aa01", BOOT);
+        f.disk.read_only = true;
+        f.simple(Command::Stop, "aa01");
+        f.fire("aa01", STOP);
+        assert_eq!(
+            f.errors(),
+            [err(ErrorCode::StopFailure, "aa01", "invalid_data")]
+        );
+        assert_eq!(f.state("aa01"), Some("exited"));
+        let saved = &f.disk.files[&f.root.join("aa01").join("instance.yaml")];
+        assert!(!String::from_utf8_lossy(saved).contains("stopped: true"));
+        // RESTART while read-only: nothing to save, it runs again.
+        f.simple(Command::Restart, "aa01");
+        f.fire("aa01", BOOT);
+        assert_eq!(f.state("aa01"), Some("active"));
+        assert!(f.errors().is_empty());
+    }
+
+    /// A START whose directory cannot be made for a reason other than
+    /// its existence is `image_failure`, not `instance_exists`.
+    #[test]
+    fn start_on_a_read_only_disk_is_not_instance_exists() {
+        let mut f = fx("rostart", no_limits());
+        f.disk.read_only = true;
+        f.start("aa01", "img");
+        assert_eq!(
+            f.errors(),
+            [err(ErrorCode::StartFailure, "aa01", "image_failure")]
+        );
+        assert_eq!(f.state("aa01"), None);
     }
 
     /// Commands a launcher does not handle (EVACUATE, CONFIGURE, unknown

@@ -343,10 +343,29 @@ pub(crate) fn statfs(path: &Path) -> io::Result<StatFs> {
     })
 }
 
+/// Whether this process may write in `path` now: `access(2)` with `W_OK`,
+/// which fails with EROFS on a read-only mount (even for root) and EACCES
+/// without permission. Cheap enough to ask at every STATUS.
+pub(crate) fn writable(path: &Path) -> io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))?;
+    // SAFETY: `c` is a NUL-terminated string alive across the call.
+    cvt(unsafe { libc::access(c.as_ptr(), libc::W_OK) })?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn writable_tells_a_missing_directory() {
+        let d = tmpdir("writable");
+        assert!(writable(&d).is_ok());
+        assert!(writable(&d.join("missing")).is_err());
+        let _ = fs::remove_dir_all(&d);
+    }
 
     fn tmpdir(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ciao-fs-{tag}-{}", std::process::id()));
