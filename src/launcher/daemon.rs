@@ -28,7 +28,7 @@ use crate::payloads;
 use crate::ssntp::client::{Client, ClientEvent, ClientSettings};
 use crate::ssntp::frame::{self, Command, Event, Frame, Op, Status};
 use crate::ssntp::{role, tls, uuid::Uuid};
-use crate::sys::{self, lock::Flock, signals::SignalFd};
+use crate::sys::{self, lock::Flock, notify::Notifier, signals::SignalFd};
 
 const SIGNAL: Token = Token(0);
 const CLIENT: Token = Token(1);
@@ -73,13 +73,15 @@ pub(crate) fn main(args: Vec<OsString>, make_factory: MakeFactory) -> i32 {
     if let Err(e) = config::setup_logging(&cfg) {
         return fatal(&e);
     }
+    // Before any thread exists: this edits the environment.
+    let notifier = Notifier::from_env();
     let hard_reset = cfg.hard_reset;
     let factory = make_factory(&cfg);
     let result = Daemon::new(cfg, signals, factory).and_then(|d| {
         if hard_reset {
             d.hard_reset()
         } else {
-            d.run()
+            d.run(notifier)
         }
     });
     match result {
@@ -122,6 +124,8 @@ pub(crate) struct Daemon {
     burst: usize,
     /// Events and errors produced while the link was down.
     outbox: Outbox,
+    /// The SSNTP server while connected (for the service manager's STATUS).
+    connected_to: Option<String>,
     _locks: Vec<Flock>,
 }
 
@@ -192,29 +196,67 @@ impl Daemon {
             last_ready: None,
             burst: 0,
             outbox: Outbox::default(),
+            connected_to: None,
             _locks: locks,
         })
     }
 
-    /// The loop; returns after a shutdown signal.
-    pub(crate) fn run(mut self) -> Result<(), StartupError> {
+    /// The loop; returns after a shutdown signal. With a service manager
+    /// to notify (systemd `Type=notify`), it hears READY=1 once recovery is
+    /// done and the loop runs, STATUS= when the connection state or the
+    /// instance count changes, WATCHDOG=1 from the loop itself (so a
+    /// stuck loop misses it and gets restarted) and STOPPING=1 on shutdown.
+    pub(crate) fn run(mut self, mut notifier: Option<Notifier>) -> Result<(), StartupError> {
         let mut events = Events::with_capacity(256);
         let mut now = Instant::now();
         self.execute(now);
         self.poll_client(true, now);
+        let watchdog = notifier.as_ref().and_then(Notifier::watchdog);
+        let mut watchdog_due = watchdog.map(|_| now);
+        let mut status = String::new();
+        let mut first = true;
         loop {
-            let timeout = self
-                .next_deadline()
+            if let Some(n) = notifier.as_mut() {
+                let s = self.service_status();
+                if s != status {
+                    let ready = if first { "READY=1\n" } else { "" };
+                    n.send(&format!("{ready}STATUS={s}"));
+                    first = false;
+                    status = s;
+                }
+                if let (Some(every), Some(due)) = (watchdog, watchdog_due) {
+                    if due <= now {
+                        n.send("WATCHDOG=1");
+                        watchdog_due = Some(now + every);
+                    }
+                }
+            }
+            let timeout = [self.next_deadline(), watchdog_due]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(|d| d.saturating_duration_since(now));
             now = self.wait(&mut events, timeout)?;
             if let Some(sig) = self.turn(&events, now) {
                 info!("signal {sig} received: shutting down (instances keep running)");
+                if let Some(n) = notifier.as_mut() {
+                    n.send("STOPPING=1\nSTATUS=stopping; instances keep running");
+                }
                 if let Some(c) = self.client.as_mut() {
                     c.close(self.poll.registry());
                 }
                 return Ok(());
             }
         }
+    }
+
+    /// The one-line state shown by `systemctl status`.
+    fn service_status(&self) -> String {
+        let link = match &self.connected_to {
+            Some(server) => format!("connected to {server}"),
+            None => "not connected".to_string(),
+        };
+        format!("{link}; {} instance(s)", self.manager.len())
     }
 
     /// `-hard-reset`: delete every instance the launcher knows, then exit.
@@ -394,11 +436,13 @@ impl Daemon {
         match ev {
             ClientEvent::Connected { server, config } => {
                 info!("connected to SSNTP server {server}");
+                self.connected_to = Some(server.to_string());
                 self.apply_cluster_config(&config);
                 self.report(now);
                 self.deliver_kept();
             }
             ClientEvent::Disconnected(why) => {
+                self.connected_to = None;
                 warn!("lost the SSNTP server: {why}; reconnecting");
             }
             ClientEvent::Frame(f) => {
