@@ -21,6 +21,7 @@ use super::io::Io;
 use super::manager::Manager;
 use super::nodestats::{self, NodeStats};
 use super::outbox::{self, Outbox};
+use super::service::Service;
 use super::state::{Found, STATE_FILE};
 use super::timers::Timers;
 use crate::driver::{DriverFactory, Effect, Input, Key, Outgoing, Routed, Timer, TimerOp};
@@ -201,37 +202,17 @@ impl Daemon {
         })
     }
 
-    /// The loop; returns after a shutdown signal. With a service manager
-    /// to notify (systemd `Type=notify`), it hears READY=1 once recovery is
-    /// done and the loop runs, STATUS= when the connection state or the
-    /// instance count changes, WATCHDOG=1 from the loop itself (so a
-    /// stuck loop misses it and gets restarted) and STOPPING=1 on shutdown.
-    pub(crate) fn run(mut self, mut notifier: Option<Notifier>) -> Result<(), StartupError> {
+    /// The loop; returns after a shutdown signal. A service manager
+    /// (systemd `Type=notify`) hears from it through [`Service`].
+    pub(crate) fn run(mut self, notifier: Option<Notifier>) -> Result<(), StartupError> {
         let mut events = Events::with_capacity(256);
         let mut now = Instant::now();
+        let mut service = Service::new(notifier);
         self.execute(now);
         self.poll_client(true, now);
-        let watchdog = notifier.as_ref().and_then(Notifier::watchdog);
-        let mut watchdog_due = watchdog.map(|_| now);
-        let mut status = String::new();
-        let mut first = true;
         loop {
-            if let Some(n) = notifier.as_mut() {
-                let s = self.service_status();
-                if s != status {
-                    let ready = if first { "READY=1\n" } else { "" };
-                    n.send(&format!("{ready}STATUS={s}"));
-                    first = false;
-                    status = s;
-                }
-                if let (Some(every), Some(due)) = (watchdog, watchdog_due) {
-                    if due <= now {
-                        n.send("WATCHDOG=1");
-                        watchdog_due = Some(now + every);
-                    }
-                }
-            }
-            let timeout = [self.next_deadline(), watchdog_due]
+            service.turn(now, self.connected_to.as_deref(), self.manager.len());
+            let timeout = [self.next_deadline(), service.deadline()]
                 .into_iter()
                 .flatten()
                 .min()
@@ -239,24 +220,13 @@ impl Daemon {
             now = self.wait(&mut events, timeout)?;
             if let Some(sig) = self.turn(&events, now) {
                 info!("signal {sig} received: shutting down (instances keep running)");
-                if let Some(n) = notifier.as_mut() {
-                    n.send("STOPPING=1\nSTATUS=stopping; instances keep running");
-                }
+                service.stopping();
                 if let Some(c) = self.client.as_mut() {
                     c.close(self.poll.registry());
                 }
                 return Ok(());
             }
         }
-    }
-
-    /// The one-line state shown by `systemctl status`.
-    fn service_status(&self) -> String {
-        let link = match &self.connected_to {
-            Some(server) => format!("connected to {server}"),
-            None => "not connected".to_string(),
-        };
-        format!("{link}; {} instance(s)", self.manager.len())
     }
 
     /// `-hard-reset`: delete every instance the launcher knows, then exit.

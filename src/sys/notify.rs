@@ -71,6 +71,19 @@ impl Notifier {
         Ok((sock, addr))
     }
 
+    /// A notifier for `socket` (as `$NOTIFY_SOCKET` would name it), for
+    /// tests.
+    #[cfg(test)]
+    pub(crate) fn to(socket: &str, watchdog: Option<Duration>) -> io::Result<Notifier> {
+        let (sock, addr) = Self::open(socket.as_bytes())?;
+        Ok(Notifier {
+            sock,
+            addr,
+            failed: false,
+            watchdog,
+        })
+    }
+
     /// How often the loop must send `WATCHDOG=1`, if at all.
     pub(crate) fn watchdog(&self) -> Option<Duration> {
         self.watchdog
@@ -125,13 +138,7 @@ mod tests {
         let path = dir.join("notify");
         let _ = std::fs::remove_file(&path);
         let listener = UnixDatagram::bind(&path).unwrap();
-        let (sock, addr) = Notifier::open(path.as_os_str().as_encoded_bytes()).unwrap();
-        let mut n = Notifier {
-            sock,
-            addr,
-            failed: false,
-            watchdog: None,
-        };
+        let mut n = Notifier::to(path.to_str().unwrap(), None).unwrap();
         n.send("READY=1\nSTATUS=up");
         let mut buf = [0u8; 64];
         let len = listener.recv(&mut buf).unwrap();
