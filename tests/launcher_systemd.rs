@@ -23,12 +23,22 @@ fn server(certs: &CertSet) -> TestServer {
     TestServer::start(tls::server_config(&ca, &id).unwrap(), Options::default())
 }
 
-/// Starts the simulated launcher with `env` added; its stdout and stderr
-/// go to `<dir>/launcher.log`.
-fn start(certs: &CertSet, server: &TestServer, dir: &Path, env: &[(&str, String)]) -> Proc {
-    let mut args = certs.launcher_args(&dir.join("data"), server.addr);
+/// A simulated launcher and its server; dropped launcher first.
+struct Node {
+    launcher: Proc,
+    server: TestServer,
+    /// Removed last, after the launcher has gone.
+    _tmp: TempDir,
+}
+
+/// Starts the simulated launcher in `tmp` with `env` added; its stdout
+/// and stderr go to `<tmp>/launcher.log` (which may exist already).
+fn start(tmp: TempDir, env: &[(&str, String)]) -> Node {
+    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+    let server = server(&certs);
+    let mut args = certs.launcher_args(&tmp.path().join("data"), server.addr);
     args.extend(["-simulation", "-network=false", "-logtostderr", "-v=1"].map(String::from));
-    let log = dir.join("launcher.log");
+    let log = tmp.path().join("launcher.log");
     let f = std::fs::File::create(&log).unwrap();
     let child = Command::new(LAUNCHER)
         .args(&args)
@@ -38,11 +48,25 @@ fn start(certs: &CertSet, server: &TestServer, dir: &Path, env: &[(&str, String)
         .stderr(f)
         .spawn()
         .unwrap();
-    Proc {
+    let launcher = Proc {
         child,
         name: "launcher".into(),
         log,
+    };
+    Node {
+        launcher,
+        server,
+        _tmp: tmp,
     }
+}
+
+/// A temporary directory and the socket a service manager would listen
+/// on in it (bound before the launcher starts), with its name.
+fn notify_socket(tag: &str) -> (TempDir, UnixDatagram, String) {
+    let tmp = TempDir::new(tag);
+    let path = tmp.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&path).unwrap();
+    (tmp, sock, path.display().to_string())
 }
 
 fn connected(server: &TestServer) {
@@ -77,19 +101,10 @@ fn until(sock: &UnixDatagram, what: &str, pred: impl Fn(&str) -> bool) -> String
 
 #[test]
 fn notify_ready_status_watchdog_and_stopping() {
-    let tmp = TempDir::new("sd-notify");
-    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-    let server = server(&certs);
-    let path = tmp.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&path).unwrap();
-    let mut l = start(
-        &certs,
-        &server,
-        tmp.path(),
-        &[
-            ("NOTIFY_SOCKET", path.display().to_string()),
-            ("WATCHDOG_USEC", "1000000".into()),
-        ],
+    let (tmp, sock, name) = notify_socket("sd-notify");
+    let mut n = start(
+        tmp,
+        &[("NOTIFY_SOCKET", name), ("WATCHDOG_USEC", "1000000".into())],
     );
     let ready = next(&sock, LONG, "READY=1");
     let lines: Vec<&str> = ready.lines().collect();
@@ -100,7 +115,7 @@ fn notify_ready_status_watchdog_and_stopping() {
             .any(|l| l.starts_with("STATUS=") && l.contains("0 instance(s)")),
         "{ready:?}"
     );
-    connected(&server);
+    connected(&n.server);
     let status = until(&sock, "STATUS= connected", |m| {
         m.starts_with("STATUS=connected to ")
     });
@@ -109,11 +124,9 @@ fn notify_ready_status_watchdog_and_stopping() {
     // WATCHDOG=1 every half period (0.5 s); STATUS is not repeated while
     // nothing changes.
     let t0 = Instant::now();
-    let mut pings = 0;
-    while pings < 3 {
+    for _ in 0..3 {
         let m = next(&sock, Duration::from_secs(2), "WATCHDOG=1");
         assert_eq!(m, "WATCHDOG=1", "only watchdog pings while idle");
-        pings += 1;
     }
     let took = t0.elapsed();
     assert!(
@@ -121,44 +134,39 @@ fn notify_ready_status_watchdog_and_stopping() {
         "3 pings took {took:?}"
     );
 
-    l.signal(libc::SIGTERM);
+    n.launcher.signal(libc::SIGTERM);
     let stop = until(&sock, "STOPPING=1", |m| {
         m.lines().any(|l| l == "STOPPING=1")
     });
     assert!(stop.contains("STATUS="), "{stop:?}");
-    let status = l
+    let status = n
+        .launcher
         .wait_exit(Duration::from_secs(5))
         .expect("exit after SIGTERM");
-    assert_eq!(status.code(), Some(0), "{}", l.output());
+    assert_eq!(status.code(), Some(0), "{}", n.launcher.output());
 }
 
 #[test]
 fn watchdog_for_another_pid_is_not_ours() {
-    let tmp = TempDir::new("sd-wdpid");
-    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-    let server = server(&certs);
-    let path = tmp.path().join("notify.sock");
-    let sock = UnixDatagram::bind(&path).unwrap();
-    let _l = start(
-        &certs,
-        &server,
-        tmp.path(),
+    let (tmp, sock, name) = notify_socket("sd-wdpid");
+    let n = start(
+        tmp,
         &[
-            ("NOTIFY_SOCKET", path.display().to_string()),
+            ("NOTIFY_SOCKET", name),
             ("WATCHDOG_USEC", "200000".into()),
             ("WATCHDOG_PID", "1".into()),
         ],
     );
     assert!(next(&sock, LONG, "READY=1").starts_with("READY=1\n"));
-    connected(&server);
+    connected(&n.server);
     let end = Instant::now() + Duration::from_secs(1);
     while let Some(left) = end.checked_duration_since(Instant::now()) {
         sock.set_read_timeout(Some(left.max(Duration::from_millis(1))))
             .unwrap();
         let mut buf = [0u8; 512];
-        if let Ok(n) = sock.recv(&mut buf) {
+        if let Ok(len) = sock.recv(&mut buf) {
             assert_ne!(
-                &buf[..n],
+                &buf[..len],
                 b"WATCHDOG=1",
                 "the watchdog is another process's"
             );
@@ -166,33 +174,30 @@ fn watchdog_for_another_pid_is_not_ours() {
     }
 }
 
-/// Log lines with the launcher's own timestamp start with a digit (the
-/// year); without it, with the level in brackets.
-fn stderr_lines(env: impl Fn(&Path) -> Vec<(&'static str, String)>, tag: &str) -> String {
+/// What the launcher wrote on stderr from start to SIGTERM, with `env`
+/// made from its log file (which exists before it starts, so that its
+/// device and inode can be named in JOURNAL_STREAM as systemd names the
+/// journal's).
+fn stderr_lines(tag: &str, env: impl Fn(&Path) -> Vec<(&'static str, String)>) -> String {
     let tmp = TempDir::new(tag);
-    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-    let server = server(&certs);
-    // The log file exists before the launcher starts, so its device and
-    // inode can be named in JOURNAL_STREAM as systemd names the journal's.
     let log = tmp.path().join("launcher.log");
     std::fs::File::create(&log).unwrap();
-    let mut l = start(&certs, &server, tmp.path(), &env(&log));
-    connected(&server);
-    l.signal(libc::SIGTERM);
-    l.wait_exit(Duration::from_secs(5))
+    let env = env(&log);
+    let mut n = start(tmp, &env);
+    connected(&n.server);
+    n.launcher.signal(libc::SIGTERM);
+    n.launcher
+        .wait_exit(Duration::from_secs(5))
         .expect("exit after SIGTERM");
-    l.output()
+    n.launcher.output()
 }
 
 #[test]
 fn under_the_journal_stderr_has_no_timestamps() {
-    let out = stderr_lines(
-        |log| {
-            let m = std::fs::metadata(log).unwrap();
-            vec![("JOURNAL_STREAM", format!("{}:{}", m.dev(), m.ino()))]
-        },
-        "sd-journal",
-    );
+    let out = stderr_lines("sd-journal", |log| {
+        let m = std::fs::metadata(log).unwrap();
+        vec![("JOURNAL_STREAM", format!("{}:{}", m.dev(), m.ino()))]
+    });
     let lines: Vec<&str> = out.lines().filter(|l| !l.is_empty()).collect();
     assert!(
         lines.iter().any(|l| l.contains("ciao-launcher starting")),
@@ -205,7 +210,7 @@ fn under_the_journal_stderr_has_no_timestamps() {
 
 #[test]
 fn a_journal_stream_that_is_not_our_stderr_changes_nothing() {
-    let out = stderr_lines(|_| vec![("JOURNAL_STREAM", "1:1".into())], "sd-notjournal");
+    let out = stderr_lines("sd-notjournal", |_| vec![("JOURNAL_STREAM", "1:1".into())]);
     let line = out
         .lines()
         .find(|l| l.contains("ciao-launcher starting"))
