@@ -4,12 +4,14 @@
 #   make test       the full test suite (what CI runs)
 #   make demo       server + simulated launcher + a scripted ciaolc session
 #   make bench      speed and size figures (reported, never asserted)
-#   make install    install binaries and man pages (PREFIX, DESTDIR, BINDIR, MANDIR)
+#   make install    install binaries, man pages and the systemd unit
+#                   (PREFIX, DESTDIR, BINDIR, MANDIR, UNITDIR)
 
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(BINDIR)
 MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
 DESTDIR ?=
 CARGO ?= cargo
 INSTALL ?= install
@@ -43,11 +45,16 @@ install: build
 	done
 	for m in man/*.1; do [ -f "$$m" ] && $(INSTALL) -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man1/; done; true
 	for m in man/*.8; do [ -f "$$m" ] && $(INSTALL) -m 0644 "$$m" $(DESTDIR)$(MANDIR)/man8/; done; true
+	$(INSTALL) -d $(DESTDIR)$(UNITDIR)
+	sed 's|@BINDIR@|$(BINDIR)|g' examples/ciao-launcher.service > $(DESTDIR)$(UNITDIR)/ciao-launcher.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/ciao-launcher.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/ciao-launcher.service.tmp $(DESTDIR)$(UNITDIR)/ciao-launcher.service
 
 uninstall:
 	for b in $(BINS); do rm -f $(DESTDIR)$(BINDIR)/$$b; done
 	for m in man/*.1; do rm -f $(DESTDIR)$(MANDIR)/man1/$$(basename $$m); done
 	for m in man/*.8; do rm -f $(DESTDIR)$(MANDIR)/man8/$$(basename $$m); done
+	rm -f $(DESTDIR)$(UNITDIR)/ciao-launcher.service
 
 clean:
 	$(CARGO) clean

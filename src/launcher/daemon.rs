@@ -21,6 +21,7 @@ use super::io::Io;
 use super::manager::Manager;
 use super::nodestats::{self, NodeStats};
 use super::outbox::{self, Outbox};
+use super::service::Service;
 use super::state::{Found, STATE_FILE};
 use super::timers::Timers;
 use crate::driver::{DriverFactory, Effect, Input, Key, Outgoing, Routed, Timer, TimerOp};
@@ -28,7 +29,7 @@ use crate::payloads;
 use crate::ssntp::client::{Client, ClientEvent, ClientSettings};
 use crate::ssntp::frame::{self, Command, Event, Frame, Op, Status};
 use crate::ssntp::{role, tls, uuid::Uuid};
-use crate::sys::{self, lock::Flock, signals::SignalFd};
+use crate::sys::{self, lock::Flock, notify::Notifier, signals::SignalFd};
 
 const SIGNAL: Token = Token(0);
 const CLIENT: Token = Token(1);
@@ -73,13 +74,15 @@ pub(crate) fn main(args: Vec<OsString>, make_factory: MakeFactory) -> i32 {
     if let Err(e) = config::setup_logging(&cfg) {
         return fatal(&e);
     }
+    // Before any thread exists: this edits the environment.
+    let notifier = Notifier::from_env();
     let hard_reset = cfg.hard_reset;
     let factory = make_factory(&cfg);
     let result = Daemon::new(cfg, signals, factory).and_then(|d| {
         if hard_reset {
             d.hard_reset()
         } else {
-            d.run()
+            d.run(notifier)
         }
     });
     match result {
@@ -125,6 +128,8 @@ pub(crate) struct Daemon {
     burst: usize,
     /// Events and errors produced while the link was down.
     outbox: Outbox,
+    /// The SSNTP server while connected (for the service manager's STATUS).
+    connected_to: Option<String>,
     _locks: Vec<Flock>,
 }
 
@@ -196,23 +201,30 @@ impl Daemon {
             unwritable: false,
             burst: 0,
             outbox: Outbox::default(),
+            connected_to: None,
             _locks: locks,
         })
     }
 
-    /// The loop; returns after a shutdown signal.
-    pub(crate) fn run(mut self) -> Result<(), StartupError> {
+    /// The loop; returns after a shutdown signal. A service manager
+    /// (systemd `Type=notify`) hears from it through [`Service`].
+    pub(crate) fn run(mut self, notifier: Option<Notifier>) -> Result<(), StartupError> {
         let mut events = Events::with_capacity(256);
         let mut now = Instant::now();
+        let mut service = Service::new(notifier);
         self.execute(now);
         self.poll_client(true, now);
         loop {
-            let timeout = self
-                .next_deadline()
+            service.turn(now, self.connected_to.as_deref(), self.manager.len());
+            let timeout = [self.next_deadline(), service.deadline()]
+                .into_iter()
+                .flatten()
+                .min()
                 .map(|d| d.saturating_duration_since(now));
             now = self.wait(&mut events, timeout)?;
             if let Some(sig) = self.turn(&events, now) {
                 info!("signal {sig} received: shutting down (instances keep running)");
+                service.stopping();
                 if let Some(c) = self.client.as_mut() {
                     c.close(self.poll.registry());
                 }
@@ -398,11 +410,13 @@ impl Daemon {
         match ev {
             ClientEvent::Connected { server, config } => {
                 info!("connected to SSNTP server {server}");
+                self.connected_to = Some(server.to_string());
                 self.apply_cluster_config(&config);
                 self.report(now);
                 self.deliver_kept();
             }
             ClientEvent::Disconnected(why) => {
+                self.connected_to = None;
                 warn!("lost the SSNTP server: {why}; reconnecting");
             }
             ClientEvent::Frame(f) => {

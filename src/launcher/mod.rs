@@ -9,5 +9,6 @@ mod io;
 mod manager;
 pub mod nodestats;
 mod outbox;
+mod service;
 mod state;
 mod timers;

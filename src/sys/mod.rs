@@ -2,7 +2,8 @@
 //!
 //! Everything here is a thin, documented wrapper around one Linux facility
 //! that the event loop needs and `std` does not offer (pidfds, signalfd,
-//! `flock`, `syncfs`, `statfs`, `rlimit`, TCP keep-alive options), plus the small `/proc` readers and
+//! `flock`, `syncfs`, `statfs`, `rlimit`, TCP keep-alive options, the
+//! service manager's notification socket), plus the small `/proc` readers and
 //! file helpers built on them. Each `unsafe` block carries a `// SAFETY:`
 //! comment. Nothing here blocks for long: these are the "fast local
 //! operations" allowed inline on the loop (docs/architecture.md, "Where I/O
@@ -16,6 +17,7 @@ pub(crate) mod child;
 pub mod fs;
 pub(crate) mod lock;
 pub(crate) mod mem;
+pub(crate) mod notify;
 pub(crate) mod pidfd;
 pub mod procfs;
 pub(crate) mod random;
