@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ciao::payloads::{ErrorReport, InstanceDeleted, Stat};
 use ciao::ssntp::frame::{self, Command, ErrorCode, Event, Op, Status};
@@ -106,22 +106,14 @@ impl Node {
 
     /// Waits for a STATS whose instance states satisfy `pred`.
     fn stats_until(&self, what: &str, pred: impl Fn(&HashMap<String, String>) -> bool) -> Stat {
-        let end = Instant::now() + LONG;
-        loop {
-            let left = end.saturating_duration_since(Instant::now());
-            let (_, f) = self
-                .server
-                .expect_frame(left, what, |f| f.op == Op::Command(Command::Stats));
-            let stat = Stat::parse(&f.payload).unwrap();
+        self.server.expect_stats(LONG, what, |stat| {
             let states = stat
                 .instances
                 .iter()
                 .map(|i| (i.instance_uuid.clone(), i.state.clone()))
                 .collect();
-            if pred(&states) {
-                return stat;
-            }
-        }
+            pred(&states)
+        })
     }
 
     /// The next ERROR frame with `operand`.

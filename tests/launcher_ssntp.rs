@@ -111,18 +111,34 @@ fn connected(server: &TestServer) -> ciao::ssntp::uuid::Uuid {
     }
 }
 
-fn check_ready_and_stats(kind: KeyKind) {
-    let tmp = TempDir::new("ready");
+/// A test SSNTP server with default options and a launcher started
+/// against it. Fields drop in order: the launcher first, the temporary
+/// directory last.
+struct Setup {
+    launcher: Proc,
+    server: TestServer,
+    data: std::path::PathBuf,
+    _tmp: TempDir,
+}
+
+fn setup(tag: &str, kind: KeyKind, extra: &[&str]) -> Setup {
+    let tmp = TempDir::new(tag);
     let certs = certgen::make_ciao_certs(tmp.path(), kind);
     let server = TestServer::start(server_tls(&certs), Options::default());
     let data = tmp.path().join("data");
-    let _l = Proc::start(
-        LAUNCHER,
-        &launcher_args(&certs, &data, &server.addr.to_string(), &[]),
-        tmp.path(),
-        "launcher",
-    );
-    let uuid = connected(&server);
+    let args = launcher_args(&certs, &data, &server.addr.to_string(), extra);
+    let launcher = Proc::start(LAUNCHER, &args, tmp.path(), "launcher");
+    Setup {
+        launcher,
+        server,
+        data,
+        _tmp: tmp,
+    }
+}
+
+fn check_ready_and_stats(kind: KeyKind) {
+    let Setup { server, data, .. } = &setup("ready", kind, &[]);
+    let uuid = connected(server);
     // STATUS READY first, then STATS.
     let (from, ready) = server.expect_frame(LONG, "STATUS", |f| matches!(f.op, Op::Status(_)));
     assert_eq!(from, uuid);
@@ -177,22 +193,8 @@ fn ready_and_stats_with_p521_certificates() {
 
 #[test]
 fn periodic_reports_follow_the_stats_interval() {
-    let tmp = TempDir::new("periodic");
-    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-    let server = TestServer::start(server_tls(&certs), Options::default());
-    let data = tmp.path().join("data");
-    let _l = Proc::start(
-        LAUNCHER,
-        &launcher_args(
-            &certs,
-            &data,
-            &server.addr.to_string(),
-            &["--stats-interval", "1"],
-        ),
-        tmp.path(),
-        "launcher",
-    );
-    connected(&server);
+    let Setup { server, .. } = &setup("periodic", KeyKind::Rsa, &["--stats-interval", "1"]);
+    connected(server);
     for i in 0..3 {
         server.expect_frame(LONG, &format!("STATUS #{i}"), |f| {
             matches!(f.op, Op::Status(_))
@@ -290,17 +292,12 @@ fn reconnects_after_the_server_comes_back() {
 
 #[test]
 fn sigterm_ends_the_launcher_cleanly() {
-    let tmp = TempDir::new("sigterm");
-    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-    let server = TestServer::start(server_tls(&certs), Options::default());
-    let data = tmp.path().join("data");
-    let mut l = Proc::start(
-        LAUNCHER,
-        &launcher_args(&certs, &data, &server.addr.to_string(), &[]),
-        tmp.path(),
-        "launcher",
-    );
-    connected(&server);
+    let Setup {
+        launcher: l,
+        server,
+        ..
+    } = &mut setup("sigterm", KeyKind::Rsa, &[]);
+    connected(server);
     l.signal(libc::SIGTERM);
     let status = l
         .wait_exit(Duration::from_secs(5))
@@ -364,17 +361,8 @@ fn a_certificate_without_agent_role_is_refused_at_start() {
 /// report sent on connect (it used to follow it some 60 ms later).
 #[test]
 fn a_quick_connect_sends_one_stats() {
-    let tmp = TempDir::new("onestats");
-    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-    let server = TestServer::start(server_tls(&certs), Options::default());
-    let data = tmp.path().join("data");
-    let _l = Proc::start(
-        LAUNCHER,
-        &launcher_args(&certs, &data, &server.addr.to_string(), &[]),
-        tmp.path(),
-        "launcher",
-    );
-    connected(&server);
+    let Setup { server, .. } = &setup("onestats", KeyKind::Rsa, &[]);
+    connected(server);
     server.expect_frame(LONG, "STATUS", |f| matches!(f.op, Op::Status(_)));
     server.expect_frame(LONG, "STATS", |f| f.op == Op::Command(Command::Stats));
     // Nothing else is due before the 30 s tick.

@@ -364,7 +364,7 @@ fn unique() -> u64 {
 /// by the in-process SSNTP test server.
 pub mod node {
     use std::path::PathBuf;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use ciao::payloads::{InstanceDeleted, InstanceStat, Stat};
     use ciao::ssntp::frame::{Command, ErrorCode, Event, Op};
@@ -477,17 +477,7 @@ pub mod node {
 
         /// Waits for a STATS satisfying `pred`.
         pub fn stats_until(&self, what: &str, pred: impl Fn(&Stat) -> bool) -> Stat {
-            let end = Instant::now() + LONG;
-            loop {
-                let left = end.saturating_duration_since(Instant::now());
-                let (_, f) = self
-                    .server
-                    .expect_frame(left, what, |f| f.op == Op::Command(Command::Stats));
-                let stat = Stat::parse(&f.payload).unwrap();
-                if pred(&stat) {
-                    return stat;
-                }
-            }
+            self.server.expect_stats(LONG, what, pred)
         }
 
         /// Waits for a STATS where `id` is in `state`; returns its entry.

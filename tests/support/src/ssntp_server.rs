@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ciao::payloads::ErrorReport;
-use ciao::ssntp::frame::{ErrorCode, Frame, Op};
+use ciao::payloads::{ErrorReport, Stat};
+use ciao::ssntp::frame::{Command, ErrorCode, Frame, Op};
 use ciao::ssntp::server::{Server, ServerEvent, ServerSettings};
 use ciao::ssntp::uuid::Uuid;
 use mio::{Events, Poll, Token, Waker};
@@ -162,6 +162,20 @@ impl TestServer {
                 Ok(ServerEvent::Frame { uuid, frame }) if pred(&frame) => return (uuid, frame),
                 Ok(_) => {}
                 Err(_) => panic!("timed out after {within:?} waiting for {what}"),
+            }
+        }
+    }
+
+    /// The next STATS satisfying `pred`, skipping other frames and
+    /// earlier STATS, within `within` in all.
+    pub fn expect_stats(&self, within: Duration, what: &str, pred: impl Fn(&Stat) -> bool) -> Stat {
+        let end = Instant::now() + within;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let (_, f) = self.expect_frame(left, what, |f| f.op == Op::Command(Command::Stats));
+            let stat = Stat::parse(&f.payload).unwrap();
+            if pred(&stat) {
+                return stat;
             }
         }
     }
