@@ -20,6 +20,7 @@ pub mod docker;
 pub mod driver;
 pub mod http;
 pub mod launcher;
+pub mod net;
 mod logging;
 pub mod node;
 pub mod payloads;
