@@ -74,12 +74,34 @@ impl Usage {
     };
 }
 
+/// What a driver attaches an instance to: the host side of its network
+/// interface, made by the launcher before the driver starts it
+/// (docs/networking.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vnic {
+    /// A persistent tap that qemu opens by name; `mac` is the guest's
+    /// virtio-net address (the tap keeps its own).
+    Tap { name: String, mac: crate::net::link::Mac },
+    /// A concentrator's macvtap: qemu gets `queues` descriptors of the
+    /// character device `device` (checked or made private, never a
+    /// guessed `/dev/tapN`); `mac` is the macvtap's and the guest's.
+    Macvtap {
+        name: String,
+        mac: crate::net::link::Mac,
+        device: PathBuf,
+        queues: u8,
+    },
+}
+
 /// The context of one driver call: the instance, the time, and where its
 /// effects, outcomes and job requests go.
 pub struct Cx<'a> {
     pub now: Instant,
     pub inst: &'a InstanceKey,
     pub config: &'a InstanceConfig,
+    /// The instance's network attachment, once the launcher made it (none
+    /// with `-network=false`: user-mode networking for a VM).
+    pub vnic: Option<&'a Vnic>,
     effects: &'a mut Vec<Effect>,
     outcomes: &'a mut Vec<Outcome>,
     jobs: &'a mut Jobs,
@@ -98,6 +120,7 @@ impl<'a> Cx<'a> {
             now,
             inst,
             config,
+            vnic: None,
             effects,
             outcomes,
             jobs,
