@@ -164,9 +164,8 @@ fn missing_or_invalid_cluster_configuration_runs_without_limits() {
 /// O3 and P14.1 in docs/compatibility.md (the reporting cadence of
 /// docs/architecture.md): STATS every `--stats-interval` (here an hour),
 /// and a STATS within 100 ms of any instance state change, without waiting
-/// for the tick. Also B23 and O12 (`-network`): networking is not
-/// implemented, `-network` (default true) behaves as `-network=false`:
-/// STATS carry an empty host name and no NICs.
+/// for the tick. Also B23 (docs/compatibility.md): with `-network=false`
+/// STATS carry the node's host name all the same, and no NICs.
 #[test]
 fn a_state_change_is_reported_without_waiting_for_the_tick() {
     let n = Node::new(
@@ -177,7 +176,9 @@ fn a_state_change_is_reported_without_waiting_for_the_tick() {
     let first = n.next_frame(LONG, "STATUS");
     assert!(matches!(first.op, Op::Status(_)), "{first:?}");
     let stat = stats_of(&n.next_frame(LONG, "STATS")).expect("STATS after STATUS");
-    assert_eq!(stat.hostname, "");
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(stat.hostname, host.trim());
+    assert!(!stat.hostname.is_empty());
     assert!(stat.networks.is_empty());
     let t0 = Instant::now();
     n.send(Command::Start, start_payload("abcd0001", 100));

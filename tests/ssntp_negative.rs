@@ -249,6 +249,7 @@ fn launcher_refuses_a_server_without_the_scheduler_role() {
             format!("-cert={}", certs.client_pem_path.display()),
             format!("--data-root={}", data.display()),
             format!("--server={addr}"),
+            "-network=false".into(),
             "-logtostderr".into(),
         ],
         tmp.path(),

@@ -130,6 +130,9 @@ pub(crate) struct Daemon {
     outbox: Outbox,
     /// The SSNTP server while connected (for the service manager's STATUS).
     connected_to: Option<String>,
+    /// The host name STATS report, with or without networking (read at
+    /// start-up and at every connection).
+    hostname: String,
     _locks: Vec<Flock>,
 }
 
@@ -202,6 +205,7 @@ impl Daemon {
             burst: 0,
             outbox: Outbox::default(),
             connected_to: None,
+            hostname: sys::procfs::hostname(),
             _locks: locks,
         })
     }
@@ -411,6 +415,7 @@ impl Daemon {
             ClientEvent::Connected { server, config } => {
                 info!("connected to SSNTP server {server}");
                 self.connected_to = Some(server.to_string());
+                self.hostname = sys::procfs::hostname();
                 self.apply_cluster_config(&config);
                 self.report(now);
                 self.deliver_kept();
@@ -598,7 +603,7 @@ impl Daemon {
             disk_available_mb: node.disk_available_mb,
             load: node.load,
             cpus_online: node.cpus_online,
-            hostname: String::new(),
+            hostname: self.hostname.clone(),
             networks: Vec::new(),
             instances: self.manager.stats(now),
         };

@@ -180,3 +180,11 @@ Shared_Clean:       4000 kB\n";
         assert_eq!(raise_nofile_limit(), soft);
     }
 }
+
+/// The node's host name as STATS report it (the UTS name of the launcher's
+/// namespace, what `gethostname` returns); empty if it cannot be read.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

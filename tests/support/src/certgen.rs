@@ -366,13 +366,17 @@ pub struct CertSet {
 
 impl CertSet {
     /// What every test launcher is given: this set's CA and client
-    /// certificate, its data root and the server to dial.
+    /// certificate, its data root and the server to dial, and
+    /// `-network=false`: no test touches the host's links (a test that
+    /// wants networking runs the launcher in a network namespace of its
+    /// own and passes `-network=true` after these).
     pub fn launcher_args(&self, data: &Path, server: impl std::fmt::Display) -> Vec<String> {
         vec![
             format!("-cacert={}", self.ca_pem_path.display()),
             format!("-cert={}", self.client_pem_path.display()),
             format!("--data-root={}", data.display()),
             format!("--server={server}"),
+            "-network=false".to_string(),
         ]
     }
 }
