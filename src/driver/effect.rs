@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::keys::{InstanceKey, Job, Key, Res, Timer};
+use crate::payloads::InstanceConfig;
 use crate::ssntp::frame::Op;
 
 /// Something a core asks the shell to do.
@@ -25,6 +26,7 @@ pub enum Effect {
     Timer(TimerOp),
     Io(IoOp),
     File(FileOp),
+    Net(NetOp),
 }
 
 /// An SSNTP frame to send: its operation and payload (the shell adds the
@@ -119,6 +121,30 @@ impl FileAction {
     }
 }
 
+/// A change to an instance's links; [`Input::Net`] answers it (in the
+/// same turn: the kernel answers netlink requests at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetOp {
+    pub key: Key<Res>,
+    pub action: NetAction,
+}
+
+/// What to do to an instance's network (docs/networking.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetAction {
+    /// Make the instance's vnic (and its tenant's bridge and tunnel if it
+    /// is the first on this node), or find the one it has; the answer
+    /// carries the [`Vnic`](super::Vnic) to attach. A failure leaves no link.
+    Plug {
+        config: Box<InstanceConfig>,
+        /// The instance directory (a concentrator's private device node).
+        dir: PathBuf,
+    },
+    /// Remove the instance's vnic (and its tenant's bridge and tunnel if
+    /// it was the last on this node); nothing to remove is success.
+    Unplug { config: Box<InstanceConfig> },
+}
+
 /// The signals a core may send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
@@ -181,6 +207,12 @@ pub enum Input {
     File {
         res: Res,
         result: Result<Vec<u8>, FileError>,
+    },
+    /// A [`NetOp`] finished: the vnic to attach after a plug (`None`
+    /// after an unplug), or why it failed (the kernel's reason).
+    Net {
+        res: Res,
+        result: Result<Option<super::Vnic>, String>,
     },
     /// A node-wide job: it is over (`lead: false`; its result is in the
     /// driver's shared state), or its leader went away and this instance

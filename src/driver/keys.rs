@@ -65,6 +65,8 @@ pub enum Res {
     Dir,
     /// The state file `instance.yaml` (manager).
     State,
+    /// The instance's links (manager).
+    Vnic,
     /// qemu: `qemu-img info` of the backing image.
     ImageInfo,
     /// qemu: `qemu-img create` of the overlay.

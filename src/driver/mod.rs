@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 pub use effect::Input;
 pub(crate) use effect::{
-    Effect, FileAction, FileError, FileOp, IoOp, Outgoing, Routed, Signal, TimerOp,
+    Effect, FileAction, FileError, FileOp, IoOp, NetAction, NetOp, Outgoing, Routed, Signal,
+    TimerOp,
 };
 pub use jobs::Jobs;
 pub(crate) use jobs::Turn;
@@ -81,7 +82,10 @@ impl Usage {
 pub enum Vnic {
     /// A persistent tap that qemu opens by name; `mac` is the guest's
     /// virtio-net address (the tap keeps its own).
-    Tap { name: String, mac: crate::net::link::Mac },
+    Tap {
+        name: String,
+        mac: crate::net::link::Mac,
+    },
     /// A concentrator's macvtap: qemu gets `queues` descriptors of the
     /// character device `device` (checked or made private, never a
     /// guessed `/dev/tapN`); `mac` is the macvtap's and the guest's.

@@ -24,7 +24,7 @@ use super::outbox::{self, Outbox};
 use super::service::Service;
 use super::state::{Found, STATE_FILE};
 use super::timers::Timers;
-use crate::driver::{DriverFactory, Effect, Input, Key, Outgoing, Routed, Timer, TimerOp};
+use crate::driver::{DriverFactory, Effect, Input, Key, NetOp, Outgoing, Routed, Timer, TimerOp};
 use crate::payloads;
 use crate::ssntp::client::{Client, ClientEvent, ClientSettings};
 use crate::ssntp::frame::{self, Command, Event, Frame, Op, Status};
@@ -350,6 +350,7 @@ impl Daemon {
                     Effect::Timer(op) => self.timer(op),
                     Effect::Io(op) => self.io.apply(self.poll.registry(), op, now, &mut inputs),
                     Effect::File(op) => self.files.apply(op, &mut inputs),
+                    Effect::Net(op) => self.net(op, &mut inputs),
                 }
             }
             if let Some((key, input)) = inputs.pop_front() {
@@ -369,6 +370,18 @@ impl Daemon {
         if wants.stats {
             self.stats_due.get_or_insert(now + STATS_COALESCE);
         }
+    }
+
+    /// Executes a change to an instance's links (answered at once).
+    fn net(&mut self, op: NetOp, inputs: &mut VecDeque<Routed>) {
+        let result = Err("networking is not set up on this node".to_string());
+        inputs.push_back((
+            op.key.inst,
+            Input::Net {
+                res: op.key.what,
+                result,
+            },
+        ));
     }
 
     fn timer(&mut self, op: TimerOp) {

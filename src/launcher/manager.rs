@@ -26,7 +26,7 @@ use super::capacity::{Capacity, Limits, Resources};
 use super::state::{self, Found, StateFile, DIR_MODE, STATE_FILE, STATE_MODE};
 use crate::driver::{
     Cx, Driver, DriverFactory, Effect, FileAction, FileError, FileOp, Input, InstanceKey, Jobs,
-    Key, Outcome, Outgoing, Res, Usage,
+    Key, NetAction, NetOp, Outcome, Outgoing, Res, Usage, Vnic,
 };
 use crate::payloads::errors::Reason;
 use crate::payloads::{
@@ -114,6 +114,22 @@ enum Pending {
     Save { then: State },
     /// DELETE: the directory is being removed.
     Remove,
+    /// The instance's vnic is being made: then the driver starts (with
+    /// this boot data for a new instance, `None` for a RESTART).
+    Plug(Option<Box<Boot>>),
+    /// The instance's links are being removed; `then` says what follows.
+    Unplug(AfterUnplug),
+}
+
+/// What follows the removal of an instance's links.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AfterUnplug {
+    /// DELETE: its files go next.
+    Delete,
+    /// A START that failed before its launch: files go and the failure is
+    /// reported (the original leaked the links here: B4 in
+    /// docs/compatibility.md).
+    FailStart(StartFailureReason),
 }
 
 struct Instance {
@@ -129,6 +145,8 @@ struct Instance {
     trace: Option<Frame>,
     /// Why it is quarantined.
     quarantine: Option<String>,
+    /// Its network attachment, once made (this run).
+    vnic: Option<Vnic>,
 }
 
 /// What the manager asks of the shell besides effects.
@@ -154,6 +172,8 @@ pub(crate) struct Manager {
     effects: Vec<Effect>,
     /// Traced frames launched since the last TraceReport.
     traces: Vec<Frame>,
+    /// `-network`: instances get links (docs/networking.md).
+    network: bool,
 }
 
 impl Manager {
@@ -169,7 +189,24 @@ impl Manager {
             wants: Wants::default(),
             effects: Vec::new(),
             traces: Vec::new(),
+            network: false,
         }
+    }
+
+    /// Switches instance networking on (`-network=true`).
+    pub(crate) fn set_network(&mut self, on: bool) {
+        self.network = on;
+    }
+
+    /// The configuration of every instance whose state file was read
+    /// (quarantined ones have none): the records the links are checked
+    /// against.
+    pub(crate) fn records(&self) -> Vec<(String, InstanceConfig)> {
+        self.instances
+            .iter()
+            .filter(|(_, i)| i.state != State::Quarantined)
+            .map(|(id, i)| (id.clone(), i.config.clone()))
+            .collect()
     }
 
     /// Effects produced since the last call.
@@ -303,6 +340,7 @@ impl Manager {
             stopped: false,
             trace: None,
             quarantine: None,
+            vnic: None,
         };
         self.instances.insert(id.to_string(), inst);
         self.instances.get_mut(id)
@@ -497,7 +535,11 @@ impl Manager {
                     State::Exited => {
                         inst.op = Some(Op::Restart);
                         info!("restarting instance {id}");
-                        self.drive(id, now, |d, cx| d.start(cx, true, &[], &[]));
+                        if self.network {
+                            self.plug(id, None);
+                        } else {
+                            self.drive(id, now, |d, cx| d.start(cx, true, &[], &[]));
+                        }
                     }
                     State::Quarantined => {
                         self.fail_restart(id, RestartFailureReason::InstanceCorrupt)
@@ -530,7 +572,14 @@ impl Manager {
         };
         inst.op = Some(Op::Start);
         inst.trace = trace;
-        let refused = cmd.check_image().err();
+        let refused = if self.network {
+            cmd.check_image()
+                .and_then(|()| cmd.check_networking())
+                .and_then(|()| cmd.check_network_ids())
+                .err()
+        } else {
+            cmd.check_image().err()
+        };
         let StartCommand {
             user_data,
             meta_data,
@@ -596,10 +645,144 @@ impl Manager {
             self.forget(id);
             return;
         }
+        if self.network {
+            // Recorded first, then linked: every link made belongs to an
+            // instance whose state file exists (docs/networking.md).
+            self.plug(id, Some(Box::new(boot)));
+            return;
+        }
         info!("starting instance {id}");
         self.drive(id, now, |d, cx| {
             d.start(cx, false, &boot.user_data, &boot.meta_data)
         });
+    }
+
+    /// Asks for the instance's vnic; the driver starts once it exists.
+    fn plug(&mut self, id: &str, boot: Option<Box<Boot>>) {
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
+        inst.pending = Some(Pending::Plug(boot));
+        let action = NetAction::Plug {
+            config: Box::new(inst.config.clone()),
+            dir: self.root.join(id),
+        };
+        self.net(id, action);
+    }
+
+    /// Asks for the removal of the instance's links; `then` follows.
+    fn unplug(&mut self, id: &str, then: AfterUnplug) {
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
+        inst.pending = Some(Pending::Unplug(then));
+        inst.vnic = None;
+        let action = NetAction::Unplug {
+            config: Box::new(inst.config.clone()),
+        };
+        self.net(id, action);
+    }
+
+    fn net(&mut self, id: &str, action: NetAction) {
+        if let Some(inst) = self.instances.get(id) {
+            self.effects.push(Effect::Net(NetOp {
+                key: Key {
+                    inst: inst.key.clone(),
+                    what: Res::Vnic,
+                },
+                action,
+            }));
+        }
+    }
+
+    /// The answer to a plug or an unplug.
+    fn on_net(&mut self, id: &str, result: Result<Option<Vnic>, String>, now: Instant) {
+        let Some(pending) = self.instances.get_mut(id).and_then(|i| i.pending.take()) else {
+            debug!("instance {id}: unexpected network answer");
+            return;
+        };
+        match pending {
+            Pending::Plug(boot) => self.plugged(id, boot, result, now),
+            Pending::Unplug(then) => {
+                if let Err(e) = &result {
+                    // Its links are left behind; the next start-up removes
+                    // them as orphans once the instance is gone.
+                    error!("instance {id}: cannot remove its links: {e}");
+                }
+                match then {
+                    AfterUnplug::Delete => {
+                        if let Some(inst) = self.instances.get_mut(id) {
+                            inst.pending = Some(Pending::Remove);
+                        }
+                        self.remove_dir(id);
+                    }
+                    AfterUnplug::FailStart(reason) => self.start_failed_early(id, reason),
+                }
+            }
+            other => {
+                debug!("instance {id}: unexpected network answer");
+                if let Some(inst) = self.instances.get_mut(id) {
+                    inst.pending = Some(other);
+                }
+            }
+        }
+    }
+
+    /// The vnic of a START or RESTART exists (or could not be made).
+    fn plugged(
+        &mut self,
+        id: &str,
+        boot: Option<Box<Boot>>,
+        result: Result<Option<Vnic>, String>,
+        now: Instant,
+    ) {
+        match result {
+            Ok(vnic) => {
+                if let Some(inst) = self.instances.get_mut(id) {
+                    inst.vnic = vnic;
+                }
+                match boot {
+                    Some(boot) => {
+                        info!("starting instance {id}");
+                        self.drive(id, now, |d, cx| {
+                            d.start(cx, false, &boot.user_data, &boot.meta_data)
+                        });
+                    }
+                    None => self.drive(id, now, |d, cx| d.start(cx, true, &[], &[])),
+                }
+            }
+            Err(e) if boot.is_some() => {
+                // Nothing was left in the kernel (the executor undoes a
+                // partial plug); the files go and the START fails.
+                error!("START of {id} failed (network_failure): {e}");
+                self.start_failed_early(id, StartFailureReason::NetworkFailure);
+            }
+            Err(e) => {
+                error!("RESTART of {id} failed (network_failure): {e}");
+                if let Some(inst) = self.instances.get_mut(id) {
+                    inst.state = State::Exited;
+                }
+                self.fail_restart(id, RestartFailureReason::NetworkFailure);
+                self.done(id, now);
+            }
+        }
+    }
+
+    /// A new instance failed before its launch: it goes away again, without
+    /// InstanceDeleted, as in the original (L4 in docs/compatibility.md);
+    /// commands queued behind it are refused.
+    fn start_failed_early(&mut self, id: &str, reason: StartFailureReason) {
+        let queued: Vec<Cmd> = self
+            .instances
+            .get_mut(id)
+            .map(|i| i.queue.drain(..).collect())
+            .unwrap_or_default();
+        self.remove_dir(id);
+        self.fail_start(id, reason);
+        self.forget(id);
+        for c in queued {
+            self.refuse_orphan(id, c);
+        }
     }
 
     fn file(&mut self, id: &str, res: Res, action: FileAction) {
@@ -669,6 +852,10 @@ impl Manager {
                 res: res @ (Res::Dir | Res::State),
                 result,
             } => self.on_file(&id, res, result.map(|_| ()), now),
+            Input::Net {
+                res: Res::Vnic,
+                result,
+            } => self.on_net(&id, result, now),
             other => self.drive(&id, now, |d, cx| d.input(cx, other)),
         }
     }
@@ -758,6 +945,7 @@ impl Manager {
                 &mut outcomes,
                 &mut self.jobs,
             );
+            cx.vnic = inst.vnic.as_ref();
             call(inst.driver.as_mut(), &mut cx);
         }
         for o in outcomes {
@@ -827,18 +1015,12 @@ impl Manager {
                         self.fail_start(id, reason);
                         self.done(id, now);
                     }
-                    _ => {
-                        // Failed before the launch: the instance goes away
-                        // again, without InstanceDeleted, as in the
-                        // original (L4 in docs/compatibility.md).
-                        let queued: Vec<Cmd> = inst.queue.drain(..).collect();
-                        self.remove_dir(id);
-                        self.fail_start(id, reason);
-                        self.forget(id);
-                        for c in queued {
-                            self.refuse_orphan(id, c);
-                        }
+                    _ if self.network => {
+                        // Failed before the launch, after its vnic was
+                        // made: links first, then files.
+                        self.unplug(id, AfterUnplug::FailStart(reason));
                     }
+                    _ => self.start_failed_early(id, reason),
                 }
             }
             Outcome::Exited => {
@@ -887,8 +1069,18 @@ impl Manager {
         }
     }
 
-    /// DELETE: the driver has let go; the files go, then the instance.
+    /// DELETE: the driver has let go; its links go, then its files, then
+    /// the instance.
     fn finish_delete(&mut self, id: &str) {
+        if self.network
+            && self
+                .instances
+                .get(id)
+                .is_some_and(|i| i.state != State::Quarantined)
+        {
+            self.unplug(id, AfterUnplug::Delete);
+            return;
+        }
         if let Some(inst) = self.instances.get_mut(id) {
             inst.pending = Some(Pending::Remove);
         }
@@ -1035,6 +1227,9 @@ mod tests {
             self.log
                 .borrow_mut()
                 .push(format!("start {id} restart={restart}"));
+            if let Some(Vnic::Tap { name, .. }) = cx.vnic {
+                self.log.borrow_mut().push(format!("attach {id} {name}"));
+            }
             if cx.config.image() != "fail-image" {
                 cx.outcome(Outcome::Launched);
             }
@@ -1146,10 +1341,19 @@ mod tests {
         }
     }
 
+    /// The links in memory: which instances have a vnic; a plug fails
+    /// while `fail` is set.
+    #[derive(Default)]
+    struct Net {
+        plugged: BTreeSet<String>,
+        fail: bool,
+    }
+
     struct Fx {
         m: Manager,
         root: PathBuf,
         disk: Disk,
+        net: Net,
         log: Log,
         timers: Vec<Key<Timer>>,
         /// (type, operand, payload) of every frame sent, in order.
@@ -1165,6 +1369,7 @@ mod tests {
             m,
             root,
             disk: Disk::default(),
+            net: Net::default(),
             log,
             timers: Vec::new(),
             frames: Vec::new(),
@@ -1212,6 +1417,45 @@ mod tests {
                             self.m.on_input(
                                 &key.inst,
                                 Input::File {
+                                    res: key.what,
+                                    result,
+                                },
+                                self.now,
+                            );
+                        }
+                        Effect::Net(NetOp { key, action }) => {
+                            let id = key.inst.id.to_string();
+                            let result = match action {
+                                NetAction::Plug { config, .. } => {
+                                    // Recorded before it is linked.
+                                    assert!(self
+                                        .disk
+                                        .files
+                                        .contains_key(&self.root.join(&id).join(STATE_FILE)));
+                                    self.log.borrow_mut().push(format!("plug {id}"));
+                                    if self.net.fail {
+                                        Err("scripted".to_string())
+                                    } else {
+                                        self.net.plugged.insert(id.clone());
+                                        let mac = [2, 0, 0, 0, 0, 1];
+                                        assert_eq!(config.instance_uuid, id);
+                                        Ok(Some(Vnic::Tap {
+                                            name: format!("svn_{id}"),
+                                            mac,
+                                        }))
+                                    }
+                                }
+                                NetAction::Unplug { .. } => {
+                                    // Unlinked before its files go.
+                                    assert!(self.exists(&id));
+                                    self.log.borrow_mut().push(format!("unplug {id}"));
+                                    self.net.plugged.remove(&id);
+                                    Ok(None)
+                                }
+                            };
+                            self.m.on_input(
+                                &key.inst,
+                                Input::Net {
                                     res: key.what,
                                     result,
                                 },
@@ -1753,5 +1997,158 @@ mod tests {
                 status: true
             }
         );
+    }
+
+    fn start_net_yaml(id: &str, image: &str) -> String {
+        start_yaml(id, image, false)
+            + "  tenant_uuid: 11111111-2222-4333-8444-555555555555\n  networking:\n    vnic_mac: 02:00:ac:10:05:07\n    vnic_uuid: 0a0b0c0d-0000-4000-8000-000000000020\n    concentrator_uuid: 0a0b0c0d-0000-4000-8000-000000000030\n    concentrator_ip: 192.168.42.21\n    subnet: 172.16.5.0/24\n    private_ip: 172.16.5.7\n"
+    }
+
+    fn net_fx(tag: &str) -> Fx {
+        let mut f = fx(tag, no_limits());
+        f.m.set_network(true);
+        f
+    }
+
+    /// With networking: the vnic is made once the state file is durable
+    /// and before the driver starts, which gets it; DELETE removes the
+    /// links before the files; STOP keeps them for RESTART.
+    #[test]
+    fn network_links_follow_the_instance() {
+        let mut f = net_fx("net");
+        f.cmd(Command::Start, start_net_yaml("ab01", "img"));
+        assert_eq!(
+            f.took_log(),
+            [
+                "plug ab01",
+                "start ab01 restart=false",
+                "attach ab01 svn_ab01"
+            ]
+        );
+        f.fire("ab01", BOOT);
+        assert_eq!(f.state("ab01"), Some("active"));
+        f.simple(Command::Stop, "ab01");
+        f.fire("ab01", STOP);
+        assert_eq!(f.took_log(), ["stop ab01 urgent=false"]);
+        assert!(f.net.plugged.contains("ab01"), "STOP keeps the links");
+        f.simple(Command::Restart, "ab01");
+        assert_eq!(
+            f.took_log(),
+            [
+                "plug ab01",
+                "start ab01 restart=true",
+                "attach ab01 svn_ab01"
+            ]
+        );
+        f.fire("ab01", BOOT);
+        f.simple(Command::Delete, "ab01");
+        f.fire("ab01", STOP);
+        f.fire("ab01", DESTROY);
+        assert_eq!(
+            f.took_log(),
+            ["stop ab01 urgent=true", "destroy ab01", "unplug ab01"]
+        );
+        assert!(!f.exists("ab01"));
+        assert!(f.net.plugged.is_empty());
+        assert_eq!(f.deleted(), ["ab01"]);
+        assert!(f.errors().is_empty());
+    }
+
+    /// B4 fixed: a START that fails after its vnic was made removes the
+    /// links, then the files, then reports the failure; commands queued
+    /// behind it are refused.
+    #[test]
+    fn a_start_failing_after_its_vnic_leaves_no_link() {
+        let mut f = net_fx("b4");
+        f.cmd(Command::Start, start_net_yaml("ab02", "fail-image"));
+        f.simple(Command::Stop, "ab02");
+        f.fire("ab02", BOOT);
+        assert_eq!(
+            f.took_log(),
+            [
+                "plug ab02",
+                "start ab02 restart=false",
+                "attach ab02 svn_ab02",
+                "unplug ab02"
+            ]
+        );
+        assert!(f.net.plugged.is_empty());
+        assert!(!f.exists("ab02"));
+        assert_eq!(f.state("ab02"), None);
+        assert_eq!(
+            f.errors(),
+            [
+                err(ErrorCode::StartFailure, "ab02", "image_failure"),
+                err(ErrorCode::StopFailure, "ab02", "no_instance"),
+            ]
+        );
+    }
+
+    /// A vnic that cannot be made fails the START with network_failure and
+    /// leaves nothing; a RESTART that cannot plug fails with
+    /// network_failure and the instance stays exited.
+    #[test]
+    fn network_failures_are_reported() {
+        let mut f = net_fx("nf");
+        f.net.fail = true;
+        f.cmd(Command::Start, start_net_yaml("ab03", "img"));
+        assert_eq!(f.took_log(), ["plug ab03"]);
+        assert!(!f.exists("ab03"));
+        assert_eq!(f.state("ab03"), None);
+        assert_eq!(
+            f.errors(),
+            [err(ErrorCode::StartFailure, "ab03", "network_failure")]
+        );
+
+        f.net.fail = false;
+        f.cmd(Command::Start, start_net_yaml("ab04", "img"));
+        f.fire("ab04", BOOT);
+        f.simple(Command::Stop, "ab04");
+        f.fire("ab04", STOP);
+        f.took_log();
+        f.net.fail = true;
+        f.simple(Command::Restart, "ab04");
+        assert_eq!(f.took_log(), ["plug ab04"]);
+        assert_eq!(f.state("ab04"), Some("exited"));
+        assert_eq!(
+            f.errors(),
+            [err(ErrorCode::RestartFailure, "ab04", "network_failure")]
+        );
+        // Still deletable, links and all.
+        f.simple(Command::Delete, "ab04");
+        f.fire("ab04", DESTROY);
+        assert_eq!(f.took_log(), ["destroy ab04", "unplug ab04"]);
+        assert_eq!(f.deleted(), ["ab04"]);
+    }
+
+    /// With networking, a START whose networking section does not parse
+    /// is invalid_data and one without its ids network_failure, before any
+    /// link is touched.
+    #[test]
+    fn networking_sections_are_checked_before_any_link() {
+        let mut f = net_fx("chk");
+        let bad_mac = start_net_yaml("ab05", "img").replace("02:00:ac:10:05:07", "zz");
+        f.cmd(Command::Start, bad_mac);
+        let no_conc = start_net_yaml("ab06", "img").replace(
+            "concentrator_uuid: 0a0b0c0d-0000-4000-8000-000000000030",
+            "concentrator_uuid: \"\"",
+        );
+        f.cmd(Command::Start, no_conc);
+        assert!(f.took_log().is_empty());
+        assert_eq!(
+            f.errors(),
+            [
+                err(ErrorCode::StartFailure, "ab05", "invalid_data"),
+                err(ErrorCode::StartFailure, "ab06", "network_failure"),
+            ]
+        );
+        assert!(!f.exists("ab05") && !f.exists("ab06"));
+        // Without networking the same payloads start.
+        let mut g = fx("chk2", no_limits());
+        g.cmd(
+            Command::Start,
+            start_net_yaml("ab05", "img").replace("02:00:ac:10:05:07", "zz"),
+        );
+        assert_eq!(g.took_log(), ["start ab05 restart=false"]);
     }
 }
