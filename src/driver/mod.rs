@@ -81,7 +81,10 @@ impl Usage {
 pub enum Vnic {
     /// A persistent tap that qemu opens by name; `mac` is the guest's
     /// virtio-net address (the tap keeps its own).
-    Tap { name: String, mac: crate::net::link::Mac },
+    Tap {
+        name: String,
+        mac: crate::net::link::Mac,
+    },
     /// A concentrator's macvtap: qemu gets `queues` descriptors of the
     /// character device `device` (checked or made private, never a
     /// guessed `/dev/tapN`); `mac` is the macvtap's and the guest's.
@@ -149,11 +152,24 @@ impl<'a> Cx<'a> {
 
     /// Runs a program ([`Input::Exited`] when it ends).
     pub fn spawn(&mut self, res: Res, argv: Vec<OsString>, deadline: Duration) {
+        self.spawn_with_files(res, argv, deadline, Vec::new());
+    }
+
+    /// Runs a program that gets the files `open` (opened read-write) as
+    /// descriptors 3, 4, … ([`IoOp::Spawn`]).
+    pub fn spawn_with_files(
+        &mut self,
+        res: Res,
+        argv: Vec<OsString>,
+        deadline: Duration,
+        open: Vec<PathBuf>,
+    ) {
         let key = self.key(res);
         self.effects.push(Effect::Io(IoOp::Spawn {
             key,
             argv,
             deadline,
+            open,
         }));
     }
 
