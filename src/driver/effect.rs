@@ -44,6 +44,10 @@ pub enum TimerOp {
     Cancel { key: Key<Timer> },
 }
 
+/// The descriptor number at which a spawned child finds the first file of
+/// [`IoOp::Spawn`]'s `open` (the next ones follow in order).
+pub(crate) const FIRST_PASSED_FD: i32 = 3;
+
 /// Children, watched processes and Unix sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IoOp {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 pub use effect::Input;
 pub(crate) use effect::{
-    Effect, FileAction, FileError, FileOp, IoOp, Outgoing, Routed, Signal, TimerOp,
+    Effect, FileAction, FileError, FileOp, IoOp, Outgoing, Routed, Signal, TimerOp, FIRST_PASSED_FD,
 };
 pub use jobs::Jobs;
 pub(crate) use jobs::Turn;

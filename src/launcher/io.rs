@@ -20,15 +20,12 @@ use mio::net::UnixStream;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use crate::driver::{Input, IoOp, Key, Res, Routed, Signal};
+use crate::driver::{Input, IoOp, Key, Res, Routed, Signal, FIRST_PASSED_FD};
 use crate::sys::child::{self, Child, SpawnOptions};
 use crate::sys::pidfd;
 
 /// First token used for driver resources.
 pub(crate) const TOKEN_BASE: usize = 1 << 16;
-
-/// The descriptor number a child gets the first of its passed files at.
-const FIRST_PASSED_FD: RawFd = 3;
 
 /// Opens the files a child is given (read-write, close-on-exec: only the
 /// child's copies survive its exec) as descriptors 3, 4, … in order. On

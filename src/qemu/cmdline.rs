@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::driver::Vnic;
+use crate::driver::{Vnic, FIRST_PASSED_FD};
 use crate::net::link::Mac;
 use crate::payloads::InstanceConfig;
 
@@ -99,10 +99,6 @@ fn cat(parts: &[&OsStr]) -> OsString {
     s
 }
 
-/// The first descriptor number a spawned child gets its passed files at
-/// (`IoOp::Spawn`'s `open`: 3, 4, … in order).
-const FIRST_PASSED_FD: u32 = 3;
-
 /// `aa:bb:cc:dd:ee:ff`, as qemu's `mac=` takes it.
 fn mac_text(m: &Mac) -> String {
     let [a, b, c, d, e, f] = m;
@@ -137,7 +133,8 @@ pub fn network_args(vnic: Option<&Vnic>, vhost: bool) -> Vec<OsString> {
             name, mac, queues, ..
         }) => {
             let n = queue_count(*queues);
-            let fds: Vec<String> = (FIRST_PASSED_FD..FIRST_PASSED_FD + n)
+            let fds: Vec<String> = (FIRST_PASSED_FD..)
+                .take(n as usize)
                 .map(|fd| fd.to_string())
                 .collect();
             (
