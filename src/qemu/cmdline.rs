@@ -112,9 +112,9 @@ fn queue_count(queues: u8) -> u32 {
 
 /// qemu's network arguments for a VM (see `docs/qemu.md`): with a tap,
 /// a virtio-net NIC on the persistent tap opened by name; with a macvtap,
-/// a multi-queue virtio-net NIC on the descriptors of
-/// [`passed_files`], which qemu finds at 3, 4, …; without either (`-network=false`),
-/// the original's user-mode NIC. `vhost`: `/dev/vhost-net` is usable, so
+/// a multi-queue virtio-net NIC on the descriptors of [`passed_files`],
+/// which qemu finds at 3, 4, …; without either (`-network=false`), the
+/// original's user-mode NIC. `vhost`: `/dev/vhost-net` is usable, so
 /// the data path runs in the kernel (qemu refuses to start with `vhost=on`
 /// where it is not). Public for the real-qemu tests.
 pub fn network_args(vnic: Option<&Vnic>, vhost: bool) -> Vec<OsString> {
@@ -187,8 +187,9 @@ pub(crate) fn passed_files(vnic: Option<&Vnic>) -> Vec<PathBuf> {
 }
 
 /// The original's qemu command line with our additions
-/// (`-pidfile`, serial console log, probed CPU). The EFI firmware is `-bios <ovmf>`; `None` for an EFI instance is
-/// the caller's error to report.
+/// (`-pidfile`, serial console log, probed CPU) and the instance's NIC
+/// ([`network_args`]). The EFI firmware is `-bios <ovmf>`; `None` for an
+/// EFI instance is the caller's error to report.
 pub(crate) fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
     let d = l.dir;
     let mut a: Vec<OsString> = vec![QEMU.into()];
