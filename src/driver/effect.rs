@@ -46,15 +46,24 @@ pub enum TimerOp {
     Cancel { key: Key<Timer> },
 }
 
+/// The descriptor number at which a spawned child finds the first file of
+/// [`IoOp::Spawn`]'s `open` (the next ones follow in order).
+pub(crate) const FIRST_PASSED_FD: i32 = 3;
+
 /// Children, watched processes and Unix sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IoOp {
     /// Run a program (argument vector, never a shell); [`Input::Exited`]
-    /// when it ends. It is killed when `deadline` passes.
+    /// when it ends. It is killed when `deadline` passes. The files of
+    /// `open` are opened read-write (close-on-exec) by the shell and given
+    /// to the child as descriptors 3, 4, … in order (a macvtap's queues for
+    /// qemu); the shell's copies are closed once the child runs. If one
+    /// cannot be opened, nothing runs and the `Exited` error names it.
     Spawn {
         key: Key<Res>,
         argv: Vec<OsString>,
         deadline: Duration,
+        open: Vec<PathBuf>,
     },
     /// Watch a process that is not our child (a daemonised qemu) through a
     /// pidfd; [`Input::Gone`] when it ends (at once if it is already gone).

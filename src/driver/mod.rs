@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 pub use effect::Input;
 pub(crate) use effect::{
     Effect, FileAction, FileError, FileOp, IoOp, NetAction, NetOp, Outgoing, Routed, Signal,
-    TimerOp,
+    TimerOp, FIRST_PASSED_FD,
 };
 pub use jobs::Jobs;
 pub(crate) use jobs::Turn;
@@ -153,11 +153,24 @@ impl<'a> Cx<'a> {
 
     /// Runs a program ([`Input::Exited`] when it ends).
     pub fn spawn(&mut self, res: Res, argv: Vec<OsString>, deadline: Duration) {
+        self.spawn_with_files(res, argv, deadline, Vec::new());
+    }
+
+    /// Runs a program that gets the files `open` (opened read-write) as
+    /// descriptors 3, 4, … ([`IoOp::Spawn`]).
+    pub fn spawn_with_files(
+        &mut self,
+        res: Res,
+        argv: Vec<OsString>,
+        deadline: Duration,
+        open: Vec<PathBuf>,
+    ) {
         let key = self.key(res);
         self.effects.push(Effect::Io(IoOp::Spawn {
             key,
             argv,
             deadline,
+            open,
         }));
     }
 

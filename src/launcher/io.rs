@@ -9,8 +9,10 @@
 //! the pidfd or socket, 1 and 2 for a child's stdout and stderr.
 
 use std::collections::{HashMap, VecDeque};
+use std::fs::OpenOptions;
 use std::io::{self, Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use log::{debug, warn};
@@ -18,12 +20,32 @@ use mio::net::UnixStream;
 use mio::unix::SourceFd;
 use mio::{Interest, Registry, Token};
 
-use crate::driver::{Input, IoOp, Key, Res, Routed, Signal};
+use crate::driver::{Input, IoOp, Key, Res, Routed, Signal, FIRST_PASSED_FD};
 use crate::sys::child::{self, Child, SpawnOptions};
 use crate::sys::pidfd;
 
 /// First token used for driver resources.
 pub(crate) const TOKEN_BASE: usize = 1 << 16;
+
+/// Opens the files a child is given (read-write, close-on-exec: only the
+/// child's copies survive its exec) as descriptors 3, 4, … in order. On
+/// a failure the ones already opened are closed and the error names the
+/// file.
+fn passed_files(paths: &[PathBuf]) -> Result<Vec<(OwnedFd, RawFd)>, String> {
+    paths
+        .iter()
+        .zip(FIRST_PASSED_FD..)
+        .map(|(p, target)| {
+            // std opens with O_CLOEXEC.
+            let f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(p)
+                .map_err(|e| format!("cannot open {} for the child: {e}", p.display()))?;
+            Ok((OwnedFd::from(f), target))
+        })
+        .collect()
+}
 
 enum Resource {
     Child {
@@ -116,7 +138,8 @@ impl Io {
                 key,
                 argv,
                 deadline,
-            } => self.spawn(registry, key, &argv, now + deadline, out),
+                open,
+            } => self.spawn(registry, key, &argv, &open, now + deadline, out),
             IoOp::Watch { key, pid } => self.watch(registry, key, pid, out),
             IoOp::Signal { key, signal } => self.signal(&key, signal),
             IoOp::Unwatch { key } | IoOp::Close { key } => {
@@ -138,17 +161,27 @@ impl Io {
         registry: &Registry,
         key: Key<Res>,
         argv: &[std::ffi::OsString],
+        open: &[PathBuf],
         deadline: Instant,
         out: &mut VecDeque<Routed>,
     ) {
         debug!("{}: running {:?}", key.inst, argv);
-        let c = match child::spawn(argv, SpawnOptions::default()) {
-            Ok(c) => c,
-            Err(e) => {
+        let started = passed_files(open).and_then(|pass_fds| {
+            let opts = SpawnOptions {
+                pass_fds,
+                ..SpawnOptions::default()
+            };
+            child::spawn(argv, opts).map_err(|e| {
                 let program = argv
                     .first()
                     .map(|a| a.to_string_lossy().into_owned())
                     .unwrap_or_default();
+                format!("cannot run {program}: {e}")
+            })
+        });
+        let c = match started {
+            Ok(c) => c,
+            Err(error) => {
                 out.push_back((
                     key.inst,
                     Input::Exited {
@@ -157,7 +190,7 @@ impl Io {
                         timed_out: false,
                         stdout: Vec::new(),
                         stderr: Vec::new(),
-                        error: format!("cannot run {program}: {e}"),
+                        error,
                     },
                 ));
                 return;
@@ -562,5 +595,91 @@ impl Io {
                 Resource::Watch { .. } => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::InstanceKey;
+    use std::time::Duration;
+
+    /// Runs one spawn through the executor, as the loop would, until its
+    /// `Exited` arrives.
+    fn spawn_and_wait(script: &str, open: &[&str]) -> Input {
+        let mut poll = mio::Poll::new().unwrap();
+        let mut io = Io::new();
+        let mut out = VecDeque::new();
+        let key = Key {
+            inst: InstanceKey {
+                id: "io1".into(),
+                generation: 1,
+            },
+            what: Res::Launch,
+        };
+        let op = IoOp::Spawn {
+            key,
+            argv: ["sh", "-c", script].map(Into::into).to_vec(),
+            deadline: Duration::from_secs(10),
+            open: open.iter().map(PathBuf::from).collect(),
+        };
+        io.apply(poll.registry(), op, Instant::now(), &mut out);
+        let mut events = mio::Events::with_capacity(8);
+        let give_up = Instant::now() + Duration::from_secs(15);
+        while out.is_empty() {
+            assert!(Instant::now() < give_up, "the child never ended");
+            poll.poll(&mut events, Some(Duration::from_millis(200)))
+                .unwrap();
+            for e in events.iter() {
+                io.on_event(poll.registry(), e.token(), Instant::now(), &mut out);
+            }
+            io.tick(poll.registry(), Instant::now(), &mut out);
+        }
+        out.pop_front().unwrap().1
+    }
+
+    /// The child finds the files at 3, 4, … in order, read-write; the
+    /// executor's copies are not inherited elsewhere (close-on-exec).
+    #[test]
+    fn spawn_passes_files_as_descriptors_from_3() {
+        let script = "readlink /proc/self/fd/3 /proc/self/fd/4 /proc/self/fd/5; \
+                      echo x >&3 && echo written; [ -e /proc/self/fd/6 ] || echo no-6";
+        let Input::Exited {
+            status,
+            stdout,
+            stderr,
+            error,
+            ..
+        } = spawn_and_wait(script, &["/dev/null", "/dev/zero", "/dev/null"])
+        else {
+            panic!("not an exit");
+        };
+        let text = String::from_utf8_lossy(&stdout);
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "{error} {}",
+            String::from_utf8_lossy(&stderr)
+        );
+        assert_eq!(text, "/dev/null\n/dev/zero\n/dev/null\nwritten\nno-6\n");
+    }
+
+    /// A file that cannot be opened: nothing runs, and the error names it.
+    #[test]
+    fn spawn_with_a_missing_file_fails_naming_it() {
+        let Input::Exited {
+            status,
+            stdout,
+            error,
+            ..
+        } = spawn_and_wait("echo ran", &["/dev/null", "/nonexistent/ciao-tap"])
+        else {
+            panic!("not an exit");
+        };
+        assert_eq!(status, None);
+        assert!(stdout.is_empty(), "the child must not run");
+        assert!(
+            error.contains("/nonexistent/ciao-tap") && error.contains("No such file"),
+            "{error}"
+        );
     }
 }

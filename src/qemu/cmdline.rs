@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::driver::{Vnic, FIRST_PASSED_FD};
+use crate::net::link::Mac;
 use crate::payloads::InstanceConfig;
 
 /// The VM's emulator, looked up in `PATH`.
@@ -66,6 +68,10 @@ pub(crate) struct Launch<'a> {
     pub ovmf: Option<&'a Path>,
     /// Ceph client id for `rbd:` volume drives.
     pub ceph_id: &'a str,
+    /// The network attachment the launcher made (`None`: user-mode NIC).
+    pub vnic: Option<&'a Vnic>,
+    /// `/dev/vhost-net` is usable: the NIC's data path runs in the kernel.
+    pub vhost: bool,
 }
 
 /// A path inside `<D>`.
@@ -93,10 +99,97 @@ fn cat(parts: &[&OsStr]) -> OsString {
     s
 }
 
+/// `aa:bb:cc:dd:ee:ff`, as qemu's `mac=` takes it.
+fn mac_text(m: &Mac) -> String {
+    let [a, b, c, d, e, f] = m;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
+/// How many queues (descriptors) a macvtap gets: at least one.
+fn queue_count(queues: u8) -> u32 {
+    u32::from(queues.max(1))
+}
+
+/// qemu's network arguments for a VM (see `docs/qemu.md`): with a tap,
+/// a virtio-net NIC on the persistent tap opened by name; with a macvtap,
+/// a multi-queue virtio-net NIC on the descriptors of [`passed_files`],
+/// which qemu finds at 3, 4, …; without either (`-network=false`), the
+/// original's user-mode NIC. `vhost`: `/dev/vhost-net` is usable, so
+/// the data path runs in the kernel (qemu refuses to start with `vhost=on`
+/// where it is not). Public for the real-qemu tests.
+pub fn network_args(vnic: Option<&Vnic>, vhost: bool) -> Vec<OsString> {
+    let vhost = if vhost { "on" } else { "off" };
+    let (netdev, device) = match vnic {
+        None => {
+            return ["-net", "nic,model=virtio", "-net", "user"]
+                .map(OsString::from)
+                .to_vec()
+        }
+        Some(Vnic::Tap { name, mac }) => (
+            format!("type=tap,ifname={name},script=no,downscript=no,id={name},vhost={vhost}"),
+            format!("driver=virtio-net-pci,netdev={name},mac={}", mac_text(mac)),
+        ),
+        Some(Vnic::Macvtap {
+            name, mac, queues, ..
+        }) => {
+            let n = queue_count(*queues);
+            let fds: Vec<String> = (FIRST_PASSED_FD..)
+                .take(n as usize)
+                .map(|fd| fd.to_string())
+                .collect();
+            (
+                format!("type=tap,fds={},id={name},vhost={vhost}", fds.join(":")),
+                // virtio-net needs one MSI-X vector per queue each way, one
+                // for configuration changes and one for the control queue.
+                format!(
+                    "virtio-net-pci,netdev={name},mq=on,vectors={},mac={}",
+                    2 * n + 2,
+                    mac_text(mac)
+                ),
+            )
+        }
+    };
+    vec![
+        "-netdev".into(),
+        netdev.into(),
+        "-device".into(),
+        device.into(),
+    ]
+}
+
+/// The attachment, for log lines.
+pub(crate) fn describe_vnic(v: &Vnic) -> String {
+    match v {
+        Vnic::Tap { name, mac } => format!("tap {name}, MAC {}", mac_text(mac)),
+        Vnic::Macvtap {
+            name,
+            mac,
+            device,
+            queues,
+        } => format!(
+            "macvtap {name} ({}, {} queues), MAC {}",
+            device.display(),
+            queue_count(*queues),
+            mac_text(mac)
+        ),
+    }
+}
+
+/// The files the VM's qemu gets as descriptors 3, 4, … (opened read-write
+/// by the shell): a macvtap's character device once per queue.
+pub(crate) fn passed_files(vnic: Option<&Vnic>) -> Vec<PathBuf> {
+    match vnic {
+        Some(Vnic::Macvtap { device, queues, .. }) => {
+            vec![device.clone(); queue_count(*queues) as usize]
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The original's qemu command line with our additions
-/// (`-pidfile`, serial console log, probed CPU; networking off: user-mode
-/// NIC). The EFI firmware is `-bios <ovmf>`; `None` for an EFI instance is
-/// the caller's error to report.
+/// (`-pidfile`, serial console log, probed CPU) and the instance's NIC
+/// ([`network_args`]). The EFI firmware is `-bios <ovmf>`; `None` for an
+/// EFI instance is the caller's error to report.
 pub(crate) fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
     let d = l.dir;
     let mut a: Vec<OsString> = vec![QEMU.into()];
@@ -134,7 +227,7 @@ pub(crate) fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
         &opt_escape(&in_dir(d, SEED_ISO)),
         OsStr::new(",if=virtio,media=cdrom"),
     ]));
-    a.extend(["-net", "nic,model=virtio", "-net", "user"].map(OsString::from));
+    a.extend(network_args(l.vnic, l.vhost));
     a.extend(l.accel.args());
     a.push("-daemonize".into());
     a.push("-pidfile".into());
@@ -312,6 +405,8 @@ mod tests {
                 accel: &Accel::Software,
                 ovmf: None,
                 ceph_id: "",
+                vnic: None,
+                vhost: true,
             },
         );
         assert_eq!(
@@ -348,6 +443,8 @@ mod tests {
                 accel: &accel,
                 ovmf: Some(Path::new("/usr/share/qemu/OVMF.fd")),
                 ceph_id: "ciao",
+                vnic: None,
+                vhost: false,
             },
         ));
         let j = a.join(" ");
@@ -363,6 +460,74 @@ mod tests {
         assert!(cmdline_matches(&a, d));
         let k = s(&Accel::Kvm { cpu: None }.args());
         assert_eq!(k, vec!["-enable-kvm"]);
+    }
+
+    const MAC: Mac = [0x02, 0x00, 0xAB, 0x0c, 0x7f, 0xe0];
+
+    #[test]
+    fn tap_nic_between_the_drives_and_kvm() {
+        let tap = Vnic::Tap {
+            name: "svn_x".into(),
+            mac: MAC,
+        };
+        let accel = Accel::Kvm { cpu: None };
+        for (vhost, on) in [(true, "on"), (false, "off")] {
+            let a = s(&qemu_argv(
+                &cfg(),
+                &Launch {
+                    dir: Path::new("/d"),
+                    accel: &accel,
+                    ovmf: None,
+                    ceph_id: "",
+                    vnic: Some(&tap),
+                    vhost,
+                },
+            ));
+            let want = format!(
+                "-drive file=/d/seed.iso,if=virtio,media=cdrom \
+                 -netdev type=tap,ifname=svn_x,script=no,downscript=no,id=svn_x,vhost={on} \
+                 -device driver=virtio-net-pci,netdev=svn_x,mac=02:00:ab:0c:7f:e0 \
+                 -enable-kvm -daemonize"
+            );
+            assert!(a.join(" ").contains(&want), "{a:?}");
+            assert!(!a.iter().any(|x| x == "-net"));
+        }
+        assert!(passed_files(Some(&tap)).is_empty());
+        assert!(passed_files(None).is_empty());
+    }
+
+    #[test]
+    fn macvtap_nic_on_passed_descriptors() {
+        let mv = |queues| Vnic::Macvtap {
+            name: "svc_x".into(),
+            mac: MAC,
+            device: "/v/instances/x/tap".into(),
+            queues,
+        };
+        let four = mv(4);
+        assert_eq!(
+            s(&network_args(Some(&four), true)),
+            vec![
+                "-netdev",
+                "type=tap,fds=3:4:5:6,id=svc_x,vhost=on",
+                "-device",
+                "virtio-net-pci,netdev=svc_x,mq=on,vectors=10,mac=02:00:ab:0c:7f:e0",
+            ]
+        );
+        assert_eq!(
+            passed_files(Some(&four)),
+            vec![PathBuf::from("/v/instances/x/tap"); 4]
+        );
+        // No queue is one queue.
+        assert_eq!(
+            s(&network_args(Some(&mv(0)), false))[1],
+            "type=tap,fds=3,id=svc_x,vhost=off"
+        );
+        assert_eq!(passed_files(Some(&mv(0))).len(), 1);
+        assert_eq!(
+            s(&network_args(None, true)),
+            vec!["-net", "nic,model=virtio", "-net", "user"]
+        );
     }
 
     #[test]

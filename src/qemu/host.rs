@@ -1,7 +1,7 @@
 //! The host reads the qemu driver performs inline: `stat` of the backing
 //! image and of a RESTART's files, the PID in the pidfile, `/proc/PID`
 //! (cmdline, PSS, CPU ticks), the overlay's size and whether `/dev/kvm`
-//! opens. They are fast local reads whose answers the step machine needs
+//! and `/dev/vhost-net` open. They are fast local reads whose answers the step machine needs
 //! at once, to decide its next step or to fill a STATS, so they stay
 //! synchronous calls instead of file effects. Everything the driver
 //! writes or removes (the config-drive files, the staging tree, a stale
@@ -31,6 +31,8 @@ pub trait Host {
     fn file_size(&self, path: &Path) -> Option<u64>;
     /// `/dev/kvm` opens read-write (for `-qemu-virtualisation auto`).
     fn kvm_usable(&self) -> bool;
+    /// `/dev/vhost-net` opens read-write (a VM's NIC gets `vhost=on`).
+    fn vhost_net_usable(&self) -> bool;
 }
 
 /// The real thing.
@@ -68,10 +70,20 @@ impl Host for RealHost {
     }
 
     fn kvm_usable(&self) -> bool {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/kvm")
-            .is_ok()
+        opens_read_write("/dev/kvm")
     }
+
+    fn vhost_net_usable(&self) -> bool {
+        // Opening it also loads the module where only its device node
+        // exists, as qemu's own open would.
+        opens_read_write("/dev/vhost-net")
+    }
+}
+
+fn opens_read_write(path: &str) -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .is_ok()
 }

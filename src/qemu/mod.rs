@@ -6,7 +6,8 @@
 //! - [`qmp`]: the sans-IO QMP session (greeting, capabilities, commands
 //!   with ids and deadlines, events).
 //! - [`cmdline`]: the argument vectors of qemu, `qemu-img`, `xorriso` and
-//!   the CPU probe (pure).
+//!   the CPU probe (pure); [`network_args`] is public for the tests that
+//!   run a real qemu on a tap.
 //! - [`settings`]: what every VM of the launcher shares (flags, host, the
 //!   probed CPU model).
 //! - [`vm`]: one VM's step machine, a [`crate::driver::Driver`].
@@ -20,6 +21,7 @@ mod qmp;
 mod settings;
 mod vm;
 
+pub use cmdline::network_args;
 pub use host::RealHost;
 pub use settings::{Settings, Shared, Virtualisation};
 pub use vm::QemuDriver;

@@ -44,8 +44,9 @@ pub(crate) struct SpawnOptions {
     pub new_process_group: bool,
     /// Descriptors to pass: each `(fd, target)` appears as `target` in the
     /// child without close-on-exec (qemu gets macvtap fds at 3..6 this way).
-    /// Targets must not be 0, 1 or 2 and must not collide with another
-    /// pair's source descriptor.
+    /// Targets must be distinct and not 0, 1 or 2; a target may be another
+    /// pair's source (the sources are moved out of the way first). They
+    /// are closed in the parent once the child runs, or on failure.
     pub pass_fds: Vec<(OwnedFd, RawFd)>,
 }
 
@@ -208,29 +209,40 @@ pub(crate) fn spawn(argv: &[OsString], opts: SpawnOptions) -> io::Result<Child> 
         cmd.process_group(0);
     }
     if !opts.pass_fds.is_empty() {
-        if opts.pass_fds.iter().any(|&(_, t)| t <= 2) {
+        let targets: Vec<RawFd> = opts.pass_fds.iter().map(|&(_, t)| t).collect();
+        if targets.iter().any(|&t| t <= 2) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "cannot pass a descriptor as stdin, stdout or stderr",
             ));
         }
-        let pairs: Vec<(RawFd, RawFd)> = opts
+        if (1..targets.len()).any(|i| targets[..i].contains(&targets[i])) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "two descriptors passed as the same number",
+            ));
+        }
+        // Above every target: where the sources are moved first.
+        let above = targets.iter().max().map_or(3, |t| t + 1);
+        let mut pairs: Vec<(RawFd, RawFd)> = opts
             .pass_fds
             .iter()
             .map(|(fd, t)| (fd.as_raw_fd(), *t))
             .collect();
         // SAFETY: the hook runs between fork and exec in the child and only
-        // calls async-signal-safe functions (dup2, fcntl, pthread_sigmask)
-        // on descriptors that the parent keeps open until spawn returns.
+        // calls async-signal-safe functions (fcntl, dup2, pthread_sigmask)
+        // on descriptors that the parent keeps open until spawn returns; it
+        // rewrites its own copy of `pairs` in place, without allocating.
         unsafe {
             cmd.pre_exec(move || {
+                // Every source first moves above all targets (close-on-exec
+                // copies), so that placing one never overwrites another's
+                // source; dup2 then clears close-on-exec on the target.
+                for pair in pairs.iter_mut() {
+                    pair.0 = cvt(libc::fcntl(pair.0, libc::F_DUPFD_CLOEXEC, above))?;
+                }
                 for &(src, target) in &pairs {
-                    if src == target {
-                        let fl = cvt(libc::fcntl(src, libc::F_GETFD))?;
-                        cvt(libc::fcntl(src, libc::F_SETFD, fl & !libc::FD_CLOEXEC))?;
-                    } else {
-                        cvt(libc::dup2(src, target))?;
-                    }
+                    cvt(libc::dup2(src, target))?;
                 }
                 super::signals::unblock_all_in_child()
             });
@@ -504,5 +516,36 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// Two descriptors passed crosswise, each as the other's number: each
+    /// arrives whole (placing the first must not overwrite the second).
+    #[test]
+    fn passed_descriptors_may_swap_numbers() {
+        let a = OwnedFd::from(File::open("/dev/null").unwrap());
+        let b = OwnedFd::from(File::open("/proc/self/exe").unwrap());
+        let (na, nb) = (a.as_raw_fd(), b.as_raw_fd());
+        let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        let opts = SpawnOptions {
+            pass_fds: vec![(a, nb), (b, na)],
+            ..SpawnOptions::default()
+        };
+        let mut c = sh(
+            &format!("readlink /proc/self/fd/{nb} /proc/self/fd/{na}"),
+            opts,
+        );
+        assert!(run_to_end(&mut c).success(), "{}", c.stderr().to_text());
+        assert_eq!(
+            c.stdout().to_text(),
+            format!("/dev/null\n{}\n", exe.display())
+        );
+        let dup = SpawnOptions {
+            pass_fds: vec![
+                (OwnedFd::from(File::open("/dev/null").unwrap()), 7),
+                (OwnedFd::from(File::open("/dev/null").unwrap()), 7),
+            ],
+            ..SpawnOptions::default()
+        };
+        assert!(spawn(&["true".into()], dup).is_err());
     }
 }

@@ -34,7 +34,7 @@ use super::cmdline;
 use super::cpu::{CpuMeter, CPU_MIN_WINDOW};
 use super::qmp::Qmp;
 use super::settings::Shared;
-use crate::driver::{Cx, Driver, Input, Job, Outcome, Res, Signal, Timer, Usage};
+use crate::driver::{Cx, Driver, Input, Job, Outcome, Res, Signal, Timer, Usage, Vnic};
 use crate::payloads::{InstanceConfig, StartFailureReason};
 use start::Ended;
 
@@ -101,8 +101,12 @@ pub struct QemuDriver {
     quit_id: Option<u64>,
     /// Our CPU probe runs (this instance leads the node's CPU-model job).
     probing: bool,
-    /// The qemu command line, while the stale pidfile is being removed.
-    launch_argv: Option<Vec<OsString>>,
+    /// The qemu command line and the files it gets as descriptors 3, 4, …,
+    /// while the stale pidfile is being removed.
+    launch_argv: Option<(Vec<OsString>, Vec<PathBuf>)>,
+    /// The network attachment given with the last START/RESTART: the
+    /// launch comes in a later call, whose `Cx` may not carry it.
+    vnic: Option<Vnic>,
     cpu: CpuMeter,
     /// Who asked for the stop (urgent = DELETE).
     urgent: bool,
@@ -127,6 +131,7 @@ impl QemuDriver {
             quit_id: None,
             probing: false,
             launch_argv: None,
+            vnic: None,
             cpu: CpuMeter::default(),
             urgent: false,
             last_usage: None,

@@ -73,6 +73,7 @@ impl QemuDriver {
     /// START (a new VM) or RESTART (the existing disk and config drive).
     pub(super) fn begin(&mut self, cx: &mut Cx, restart: bool, user_data: &[u8], meta_data: &[u8]) {
         self.urgent = false;
+        self.vnic = cx.vnic.cloned();
         if self.phase != Phase::Idle {
             // The manager starts only instances that are not running.
             warn!("{}: START while qemu is {:?}", cx.inst, self.phase);
@@ -380,6 +381,10 @@ impl QemuDriver {
             );
         }
         let ceph = self.shared.borrow().settings.ceph_id.clone();
+        let vnic = self.vnic.as_ref();
+        // Without vhost-net the NIC is slower; with `vhost=on` and no
+        // vhost-net qemu would not start at all.
+        let vhost = vnic.is_some() && self.shared.borrow().host.vhost_net_usable();
         let argv = cmdline::qemu_argv(
             cx.config,
             &Launch {
@@ -387,11 +392,25 @@ impl QemuDriver {
                 accel,
                 ovmf: ovmf.as_deref(),
                 ceph_id: &ceph,
+                vnic,
+                vhost,
             },
         );
-        info!("{}: launching qemu ({})", cx.inst, accel.describe());
+        let net = match vnic {
+            None => "user-mode network".to_string(),
+            Some(v) => format!(
+                "{}, vhost {}",
+                cmdline::describe_vnic(v),
+                if vhost {
+                    "on"
+                } else {
+                    "off: /dev/vhost-net cannot be opened"
+                }
+            ),
+        };
+        info!("{}: launching qemu ({}; {net})", cx.inst, accel.describe());
         // A pidfile left by a qemu that was killed would name a stale PID.
-        self.launch_argv = Some(argv);
+        self.launch_argv = Some((argv, cmdline::passed_files(vnic)));
         self.phase = Phase::Clearing;
         let path = self.path(cmdline::PIDFILE);
         cx.file(Res::Pidfile, FileAction::RemoveFile { path });
@@ -399,8 +418,8 @@ impl QemuDriver {
 
     /// The stale pidfile is gone: qemu starts.
     fn pidfile_cleared(&mut self, cx: &mut Cx, result: Result<Vec<u8>, FileError>) {
-        let argv = self.launch_argv.take();
-        let (Phase::Clearing, Some(argv)) = (self.phase, argv) else {
+        let launch = self.launch_argv.take();
+        let (Phase::Clearing, Some((argv, files))) = (self.phase, launch) else {
             debug!("{}: late answer for the pidfile", cx.inst);
             return;
         };
@@ -409,7 +428,7 @@ impl QemuDriver {
         }
         self.phase = Phase::Launching;
         let tool = self.shared.borrow().settings.tool_deadline;
-        cx.spawn(Res::Launch, argv, tool);
+        cx.spawn_with_files(Res::Launch, argv, tool, files);
     }
 
     /// The foreground qemu ended: it daemonised (adopt the VM through its

@@ -25,6 +25,7 @@ struct Fake {
     pids: RefCell<HashMap<u32, Vec<String>>>,
     pidfiles: RefCell<HashMap<PathBuf, u32>>,
     ticks: RefCell<u64>,
+    vhost_net: RefCell<bool>,
 }
 
 struct FakeHost(Rc<Fake>);
@@ -58,6 +59,9 @@ impl Host for FakeHost {
     fn kvm_usable(&self) -> bool {
         false
     }
+    fn vhost_net_usable(&self) -> bool {
+        *self.0.vhost_net.borrow()
+    }
 }
 
 const ID: &str = "d7d86208-b46c-4465-9018-fe14087d415f";
@@ -79,6 +83,8 @@ struct T {
     jobs: Jobs,
     now: Instant,
     vm: Vm,
+    /// The network attachment the manager puts in every `Cx`.
+    vnic: Option<Vnic>,
 }
 
 impl T {
@@ -102,6 +108,7 @@ impl T {
             jobs: Jobs::default(),
             now: Instant::now(),
             vm,
+            vnic: None,
         }
     }
 
@@ -129,6 +136,7 @@ impl T {
             &mut outcomes,
             &mut self.jobs,
         );
+        cx.vnic = self.vnic.as_ref();
         f(&mut vm.d, &mut cx);
         (effects, outcomes)
     }
@@ -350,6 +358,14 @@ fn spawned(e: &[Effect]) -> Vec<(Res, String)> {
             _ => None,
         })
         .collect()
+}
+
+/// The files a spawn of `res` passes to its child.
+fn spawn_files(e: &[Effect], res: Res) -> Option<Vec<PathBuf>> {
+    e.iter().find_map(|x| match x {
+        Effect::Io(IoOp::Spawn { key, open, .. }) if key.what == res => Some(open.clone()),
+        _ => None,
+    })
 }
 
 fn spawn_argv(e: &[Effect], res: Res) -> Option<Vec<String>> {
@@ -632,6 +648,92 @@ fn launch_failure_carries_qemu_message() {
     assert!(detail.contains("Invalid SMP CPUs 1000"), "{detail}");
 }
 
+/// START with `vnic` in the START call's `Cx` only (the manager may give
+/// it nowhere else): the launch's network arguments and passed files.
+fn launched_with(t: &mut T, vnic: Option<Vnic>) -> (String, Vec<PathBuf>) {
+    t.vnic = vnic;
+    let _ = t.begin();
+    t.vnic = None;
+    let _ = t.exit(Res::ImageInfo, 0, br#"{"format": "raw"}"#, b"");
+    let _ = t.exit(Res::ConfigDrive, 0, b"", b"");
+    let _ = t.exit(Res::ImageCreate, 0, b"", b"");
+    let (e, _) = t.clear_pidfile();
+    let argv = spawn_argv(&e, Res::Launch).expect("qemu launched");
+    let net = argv
+        .windows(2)
+        .filter(|w| w[0] == "-netdev" || w[0] == "-device" || w[0] == "-net")
+        .map(|w| w.join(" "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    (net, spawn_files(&e, Res::Launch).unwrap())
+}
+
+const MAC: crate::net::link::Mac = [0x52, 0x54, 0x00, 0xAA, 0x0b, 0x01];
+
+#[test]
+fn launch_attaches_the_vnic() {
+    // -network=false: the original's user-mode NIC, nothing passed.
+    let mut t = T::new(Virtualisation::Software);
+    assert_eq!(
+        launched_with(&mut t, None),
+        ("-net nic,model=virtio -net user".to_string(), vec![])
+    );
+
+    // A tap, opened by qemu by name; vhost only where /dev/vhost-net opens.
+    let tap = Vnic::Tap {
+        name: "svn_a1".into(),
+        mac: MAC,
+    };
+    for (vhost, on) in [(false, "off"), (true, "on")] {
+        let mut t = T::new(Virtualisation::Software);
+        *t.fake.vhost_net.borrow_mut() = vhost;
+        let (net, files) = launched_with(&mut t, Some(tap.clone()));
+        assert_eq!(
+            net,
+            format!(
+                "-netdev type=tap,ifname=svn_a1,script=no,downscript=no,id=svn_a1,vhost={on} \
+                 -device driver=virtio-net-pci,netdev=svn_a1,mac=52:54:00:aa:0b:01"
+            )
+        );
+        assert!(files.is_empty());
+    }
+
+    // A macvtap: its device once per queue, at 3, 4, 5, 6.
+    let mut t = T::new(Virtualisation::Software);
+    *t.fake.vhost_net.borrow_mut() = true;
+    let dev = PathBuf::from("/data/instances/x/macvtap");
+    let mv = Vnic::Macvtap {
+        name: "svc_a1".into(),
+        mac: MAC,
+        device: dev.clone(),
+        queues: 4,
+    };
+    let (net, files) = launched_with(&mut t, Some(mv.clone()));
+    assert_eq!(
+        net,
+        "-netdev type=tap,fds=3:4:5:6,id=svc_a1,vhost=on \
+         -device virtio-net-pci,netdev=svc_a1,mq=on,vectors=10,mac=52:54:00:aa:0b:01"
+    );
+    assert_eq!(files, vec![dev.clone(); 4]);
+
+    // RESTART gets the same attachment again.
+    t.fake.files.borrow_mut().extend([
+        t.vm.dir.join(cmdline::SEED_ISO),
+        t.vm.dir.join(cmdline::OVERLAY),
+    ]);
+    t.vnic = Some(mv);
+    let (e, o) = t.call(|d, cx| d.start(cx, true, b"", b""));
+    assert!(o.is_empty(), "{o:?}");
+    assert!(!file_ops(&e).is_empty(), "the pidfile is cleared: {e:?}");
+    t.vnic = None;
+    let (e, _) = t.clear_pidfile();
+    assert_eq!(spawn_files(&e, Res::Launch).unwrap(), vec![dev; 4]);
+    let argv = spawn_argv(&e, Res::Launch).unwrap();
+    assert!(argv
+        .iter()
+        .any(|a| a == "type=tap,fds=3:4:5:6,id=svc_a1,vhost=on"));
+}
+
 #[test]
 fn efi_without_firmware() {
     let mut t = T::new(Virtualisation::Software);
@@ -774,6 +876,8 @@ fn recovery() {
             accel: &Accel::Software,
             ovmf: None,
             ceph_id: "",
+            vnic: None,
+            vhost: false,
         },
     )
     .iter()
