@@ -314,7 +314,8 @@ mod tests {
         .unwrap()
     }
 
-    /// The worked example of docs/networking.md: key, gateway and the three aliases.
+    /// The worked example (first VM of subnet 172.16.5.0/24 on a compute
+    /// node): key, gateway and the aliases.
     #[test]
     fn worked_example() {
         let t = tuple();
@@ -422,6 +423,52 @@ mod tests {
             let s = a.to_string();
             assert_eq!(Alias::parse(&s), Some(a), "{s}");
         }
+    }
+
+    /// Every one-character change of a valid alias either does not parse
+    /// or is another alias that writes back to exactly that string.
+    #[test]
+    fn mutations_never_parse_loosely() {
+        let t = tuple();
+        let valid = [
+            Alias::Bridge(t.clone()).to_string(),
+            Alias::Vnic(t, Ipv4Addr::new(172, 16, 5, 7)).to_string(),
+            format!("cncivnic_{TENANT}_{CONC}"),
+        ];
+        let mut parsed = 0;
+        for s in &valid {
+            let chars: Vec<char> = s.chars().collect();
+            for i in 0..=chars.len() {
+                let mut variants = Vec::new();
+                if i < chars.len() {
+                    let mut v = chars.clone();
+                    v.remove(i);
+                    variants.push(v);
+                }
+                for c in [
+                    '_', '#', '/', '-', '.', ':', 'g', 'A', '0', '9', ' ', '\0', 'é',
+                ] {
+                    let mut v = chars.clone();
+                    v.insert(i, c);
+                    variants.push(v.clone());
+                    if i < chars.len() {
+                        v.remove(i + 1);
+                        v[i] = c;
+                        variants.push(v);
+                    }
+                }
+                for v in variants {
+                    let m: String = v.into_iter().collect();
+                    if let Some(a) = Alias::parse(&m) {
+                        assert_eq!(a.to_string(), m);
+                        parsed += 1;
+                    }
+                }
+            }
+        }
+        // Some mutations are valid aliases (another hex digit, a longer
+        // prefix length digit...): the point is that none parses loosely.
+        assert!(parsed > 0);
     }
 
     /// Strings that look like ours but are not, field by field.

@@ -181,7 +181,11 @@ pub fn want(config: &InstanceConfig) -> Result<Want, WantError> {
         let ip = ipv4("private_ip", &net.private_ip)?;
         let tenant = id("tenant_uuid", &config.tenant_uuid)?;
         // Not in the alias (the private IP is), but the original requires it.
-        id("networking.vnic_uuid", &net.vnic_uuid)?;
+        if net.vnic_uuid.is_empty() {
+            return Err(WantError::NetworkFailure(
+                "networking.vnic_uuid is empty".to_string(),
+            ));
+        }
         let conc_uuid = id("networking.concentrator_uuid", &net.concentrator_uuid)?;
         let tuple = Tuple::new(tenant, &net.subnet, conc_uuid, conc_ip)
             .map_err(|e| WantError::NetworkFailure(e.to_string()))?;
@@ -230,9 +234,9 @@ impl TenantChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub ops: Vec<LinkOp>,
-    /// A plug's vnic (tap, veth host end or macvtap), made or found; the
-    /// vnic an unplug deletes; empty when there is none (and for the
-    /// repair of a tuple).
+    /// The instance's vnic (tap, veth host end or macvtap) that a plug
+    /// makes or finds, or that an unplug deletes; empty when there is none,
+    /// and for the repair of a tuple (it may concern several instances).
     pub vnic_name: String,
     /// The tenant event to send after the plan succeeded (and was committed).
     pub event: Option<TenantChange>,
@@ -960,7 +964,14 @@ impl Topology {
             } => {
                 for name in deleted {
                     self.names.remove(name);
-                    if let Some(peer) = peer_name(name) {
+                }
+                // A veth pair goes as a whole.
+                if let Some(Member {
+                    want,
+                    vnic: Some(vnic),
+                }) = self.members.get(instance)
+                {
+                    if let (true, Some(peer)) = (want.container, peer_name(vnic)) {
                         self.names.remove(&peer);
                     }
                 }
@@ -1158,7 +1169,8 @@ impl<'a> Rebuilder<'a> {
                 new,
             };
             match self.topology.subnet_plan(state, rand) {
-                Ok(plan) if !plan.ops.is_empty() => {
+                Ok(mut plan) if !plan.ops.is_empty() => {
+                    plan.vnic_name.clear();
                     // The repairs are independent plans: none may pick a
                     // name another one picked.
                     self.topology.names.extend(plan.change.created());
@@ -1666,6 +1678,7 @@ mod tests {
         let del = t.unplug("c");
         k.apply(&mut t, &del).unwrap();
         assert_eq!(k.links.len(), 2, "eth0 and the foreign svp_5");
+        assert!(!t.names.contains("svp_6") && t.names.contains("svp_5"));
     }
 
     #[test]
@@ -1850,6 +1863,10 @@ mod tests {
             assert_eq!(e.reason().as_str(), "network_failure");
             assert!(e.to_string().ends_with("is empty"), "{e}");
         }
+        // A vm's vnic_uuid is not in its alias: only its presence counts.
+        let mut c = ok.clone();
+        c.network.vnic_uuid = "not an id".into();
+        assert!(want(&c).is_ok());
         // Network address 0.0.0.0: no tunnel key.
         let mut c = ok.clone();
         c.network.subnet = "0.0.0.0/8".into();
