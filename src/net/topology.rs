@@ -471,18 +471,24 @@ pub fn hard_reset(links: &[Link]) -> Vec<LinkOp> {
     deletions(ours.iter().map(|(l, a)| (*l, a)))
 }
 
+/// Create a link and set its alias: every link we make carries one.
+fn create(ops: &mut Vec<LinkOp>, name: &str, kind: NewLink, alias: &Alias) {
+    ops.push(LinkOp::Create {
+        name: name.to_string(),
+        kind,
+    });
+    ops.push(LinkOp::SetAlias {
+        name: name.to_string(),
+        alias: alias.to_string(),
+    });
+}
+
 /// The operations making a tap, or a veth pair for a container.
 fn vnic_ops(ops: &mut Vec<LinkOp>, name: &str, want: &VnicWant, bridge: &str) {
-    let alias = want.alias().to_string();
+    let alias = want.alias();
     if let (true, Some(peer)) = (want.container, peer_name(name)) {
-        ops.push(LinkOp::Create {
-            name: name.to_string(),
-            kind: NewLink::Veth { peer: peer.clone() },
-        });
-        ops.push(LinkOp::SetAlias {
-            name: name.to_string(),
-            alias,
-        });
+        let veth = NewLink::Veth { peer: peer.clone() };
+        create(ops, name, veth, &alias);
         ops.push(LinkOp::SetMac {
             name: peer.clone(),
             mac: want.mac,
@@ -494,14 +500,7 @@ fn vnic_ops(ops: &mut Vec<LinkOp>, name: &str, want: &VnicWant, bridge: &str) {
             });
         }
     } else {
-        ops.push(LinkOp::Create {
-            name: name.to_string(),
-            kind: NewLink::Tap,
-        });
-        ops.push(LinkOp::SetAlias {
-            name: name.to_string(),
-            alias,
-        });
+        create(ops, name, NewLink::Tap, &alias);
     }
     ops.push(LinkOp::SetMaster {
         name: name.to_string(),
@@ -585,14 +584,8 @@ impl Topology {
             Some(b) => (b.name.clone(), None),
             None => {
                 let name = self.fresh(Prefix::Bridge, &mut reserved, rand, false)?;
-                ops.push(LinkOp::Create {
-                    name: name.clone(),
-                    kind: NewLink::Bridge,
-                });
-                ops.push(LinkOp::SetAlias {
-                    name: name.clone(),
-                    alias: Alias::Bridge(s.tuple.clone()).to_string(),
-                });
+                let alias = Alias::Bridge(s.tuple.clone());
+                create(&mut ops, &name, NewLink::Bridge, &alias);
                 what.push(format!("bridge {name}"));
                 (name.clone(), Some(name))
             }
@@ -601,18 +594,12 @@ impl Topology {
             Some(t) => (t.name.clone(), None),
             None => {
                 let name = self.fresh(Prefix::Tunnel, &mut reserved, rand, false)?;
-                ops.push(LinkOp::Create {
-                    name: name.clone(),
-                    kind: NewLink::Gretap {
-                        local: self.compute_ip,
-                        remote: s.tuple.concentrator_ip(),
-                        key: s.tuple.key(),
-                    },
-                });
-                ops.push(LinkOp::SetAlias {
-                    name: name.clone(),
-                    alias: Alias::Tunnel(s.tuple.clone()).to_string(),
-                });
+                let gretap = NewLink::Gretap {
+                    local: self.compute_ip,
+                    remote: s.tuple.concentrator_ip(),
+                    key: s.tuple.key(),
+                };
+                create(&mut ops, &name, gretap, &Alias::Tunnel(s.tuple.clone()));
                 what.push(format!("tunnel {name}"));
                 (name.clone(), Some(name))
             }
@@ -678,26 +665,19 @@ impl Topology {
         rand: &mut dyn FnMut() -> u32,
     ) -> Result<Plan, NameError> {
         let name = self.fresh(Prefix::Macvtap, &mut Vec::new(), rand, false)?;
-        let alias = want.alias();
+        let mut ops = Vec::new();
+        let macvtap = NewLink::Macvtap {
+            parent: self.parent.clone(),
+            txqlen: MACVTAP_TXQLEN,
+        };
+        create(&mut ops, &name, macvtap, &want.alias());
+        ops.push(LinkOp::SetMac {
+            name: name.clone(),
+            mac: want.mac,
+        });
+        ops.push(LinkOp::Up { name: name.clone() });
         Ok(Plan {
-            ops: vec![
-                LinkOp::Create {
-                    name: name.clone(),
-                    kind: NewLink::Macvtap {
-                        parent: self.parent.clone(),
-                        txqlen: MACVTAP_TXQLEN,
-                    },
-                },
-                LinkOp::SetAlias {
-                    name: name.clone(),
-                    alias: alias.to_string(),
-                },
-                LinkOp::SetMac {
-                    name: name.clone(),
-                    mac: want.mac,
-                },
-                LinkOp::Up { name: name.clone() },
-            ],
+            ops,
             what: format!(
                 "concentrator {instance}: create macvtap {name} on {}",
                 self.parent
@@ -1950,6 +1930,17 @@ mod tests {
         );
     }
 
+    /// A node with two VMs and a concentrator, damaged, then rebuilt.
+    fn rebuild_after(
+        damage: impl FnOnce(&mut Kernel),
+    ) -> (Kernel, Rebuild, Vec<(&'static str, Want)>) {
+        let wants = two_vms_and_a_cnci();
+        let (mut k, _) = node(&wants);
+        damage(&mut k);
+        let r = rebuild(&k, &records(&wants));
+        (k, r, wants)
+    }
+
     /// Runs the orphan deletions and the repairs, commits the repairs.
     fn repair(k: &mut Kernel, r: &mut Rebuild) {
         k.run(&r.orphans).unwrap();
@@ -1992,10 +1983,7 @@ mod tests {
 
     #[test]
     fn rebuild_repairs_a_missing_tunnel() {
-        let wants = two_vms_and_a_cnci();
-        let (mut k, _) = node(&wants);
-        k.delete("sgt_2").unwrap();
-        let mut r = rebuild(&k, &records(&wants));
+        let (mut k, mut r, wants) = rebuild_after(|k| k.delete("sgt_2").unwrap());
         assert_eq!(r.repairs.len(), 1);
         let plan = &r.repairs[0];
         assert_eq!(
@@ -2035,10 +2023,7 @@ mod tests {
 
     #[test]
     fn rebuild_repairs_a_missing_bridge() {
-        let wants = two_vms_and_a_cnci();
-        let (mut k, _) = node(&wants);
-        k.delete("sbr_1").unwrap();
-        let mut r = rebuild(&k, &records(&wants));
+        let (mut k, mut r, wants) = rebuild_after(|k| k.delete("sbr_1").unwrap());
         assert_eq!(r.repairs.len(), 1);
         let ops = &r.repairs[0].ops;
         assert_eq!(
@@ -2099,18 +2084,17 @@ mod tests {
 
     #[test]
     fn rebuild_repairs_a_missing_vnic_and_links_astray() {
-        let wants = two_vms_and_a_cnci();
-        let (mut k, _) = node(&wants);
-        k.delete("svn_4").unwrap();
-        // The other tap lost its master and is down; the macvtap is down
-        // with another MAC.
-        let tap = k.get("svn_3").unwrap();
-        tap.master = None;
-        tap.flags = 0;
-        let svc = k.get("svc_5").unwrap();
-        svc.flags = 0;
-        svc.mac = Some([2, 0, 0, 0, 0, 1]);
-        let mut r = rebuild(&k, &records(&wants));
+        let (mut k, mut r, wants) = rebuild_after(|k| {
+            k.delete("svn_4").unwrap();
+            // The other tap lost its master and is down; the macvtap is
+            // down with another MAC.
+            let tap = k.get("svn_3").unwrap();
+            tap.master = None;
+            tap.flags = 0;
+            let svc = k.get("svc_5").unwrap();
+            svc.flags = 0;
+            svc.mac = Some([2, 0, 0, 0, 0, 1]);
+        });
         assert_eq!(r.repairs.len(), 2, "{}", r.summary);
         let ops = &r.repairs[0].ops;
         assert_eq!(
