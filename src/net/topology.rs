@@ -100,49 +100,79 @@ impl Want {
     }
 }
 
-/// Why an instance's configuration gives no [`Want`]; [`WantError::reason`]
-/// is the START failure to report.
+/// Why no plan: bad configuration data (`invalid_data`) or a network
+/// failure (`network_failure`); [`TopologyError::reason`] says which.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WantError {
+pub enum TopologyError {
     /// A MAC, CIDR or IP that does not parse, a malformed id, an alias
     /// longer than the kernel keeps.
     InvalidData(String),
     /// A missing id, or a subnet that cannot have a tunnel (network
     /// address 0.0.0.0).
     NetworkFailure(String),
+    /// No free link name.
+    Name(NameError),
+    /// Another instance has a link with this alias (for a vnic: the same
+    /// tuple and private IP, which the original would have shared).
+    AliasInUse { alias: String, instance: String },
+    /// The instance already has a link for a different configuration.
+    Changed { instance: String },
+    /// A plan was committed against a state it was not computed from (two
+    /// plans in flight for the same tuple or instance): nothing was
+    /// recorded; dump the links and [`Topology::rebuild`].
+    Stale(String),
 }
 
-impl WantError {
-    /// `invalid_data` or `network_failure` (a RESTART reports
-    /// `instance_corrupt` for either: the configuration was stored).
+impl TopologyError {
+    /// The START failure to report: `invalid_data` for bad data, else
+    /// `network_failure` (a RESTART reports `instance_corrupt` for a
+    /// configuration that gives no [`Want`]: it was stored).
     pub fn reason(&self) -> StartFailureReason {
         match self {
-            WantError::InvalidData(_) => StartFailureReason::InvalidData,
-            WantError::NetworkFailure(_) => StartFailureReason::NetworkFailure,
+            TopologyError::InvalidData(_) => StartFailureReason::InvalidData,
+            _ => StartFailureReason::NetworkFailure,
         }
     }
 }
 
-impl fmt::Display for WantError {
+impl fmt::Display for TopologyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WantError::InvalidData(s) | WantError::NetworkFailure(s) => f.write_str(s),
+            TopologyError::InvalidData(s) | TopologyError::NetworkFailure(s) => f.write_str(s),
+            TopologyError::Name(e) => e.fmt(f),
+            TopologyError::AliasInUse { alias, instance } => {
+                write!(
+                    f,
+                    "link alias {alias} is already used by instance {instance}"
+                )
+            }
+            TopologyError::Changed { instance } => write!(
+                f,
+                "instance {instance} already has a link for another network configuration"
+            ),
+            TopologyError::Stale(why) => write!(f, "stale network plan: {why}"),
         }
     }
 }
 
-impl std::error::Error for WantError {}
+impl std::error::Error for TopologyError {}
 
-fn invalid(what: &str, value: &str) -> WantError {
-    WantError::InvalidData(format!("invalid {what} {value:?}"))
+impl From<NameError> for TopologyError {
+    fn from(e: NameError) -> Self {
+        TopologyError::Name(e)
+    }
+}
+
+fn invalid(what: &str, value: &str) -> TopologyError {
+    TopologyError::InvalidData(format!("invalid {what} {value:?}"))
 }
 
 /// An id the alias carries: present (else `network_failure`, as the
 /// original checks it when it creates links) and hex groups (else
 /// `invalid_data`: an `_` would make the alias ambiguous).
-fn id<'a>(what: &str, value: &'a str) -> Result<&'a str, WantError> {
+fn id<'a>(what: &str, value: &'a str) -> Result<&'a str, TopologyError> {
     if value.is_empty() {
-        Err(WantError::NetworkFailure(format!("{what} is empty")))
+        Err(TopologyError::NetworkFailure(format!("{what} is empty")))
     } else if !is_hex_id(value) {
         Err(invalid(what, value))
     } else {
@@ -150,7 +180,7 @@ fn id<'a>(what: &str, value: &'a str) -> Result<&'a str, WantError> {
     }
 }
 
-fn ipv4(what: &str, value: &str) -> Result<Ipv4Addr, WantError> {
+fn ipv4(what: &str, value: &str) -> Result<Ipv4Addr, TopologyError> {
     parse_ip(value)
         .and_then(to_ipv4)
         .ok_or_else(|| invalid(what, value))
@@ -159,7 +189,7 @@ fn ipv4(what: &str, value: &str) -> Result<Ipv4Addr, WantError> {
 /// The network attachment an instance needs, from its configuration
 /// (networking enabled). MAC, subnet and IPs are checked first
 /// (`invalid_data`), then the ids (`network_failure` when missing).
-pub fn want(config: &InstanceConfig) -> Result<Want, WantError> {
+pub fn want(config: &InstanceConfig) -> Result<Want, TopologyError> {
     let net = &config.network;
     let mac: Mac = parse_mac(&net.vnic_mac)
         .and_then(|m| m.try_into().ok())
@@ -182,13 +212,13 @@ pub fn want(config: &InstanceConfig) -> Result<Want, WantError> {
         let tenant = id("tenant_uuid", &config.tenant_uuid)?;
         // Not in the alias (the private IP is), but the original requires it.
         if net.vnic_uuid.is_empty() {
-            return Err(WantError::NetworkFailure(
+            return Err(TopologyError::NetworkFailure(
                 "networking.vnic_uuid is empty".to_string(),
             ));
         }
         let conc_uuid = id("networking.concentrator_uuid", &net.concentrator_uuid)?;
         let tuple = Tuple::new(tenant, &net.subnet, conc_uuid, conc_ip)
-            .map_err(|e| WantError::NetworkFailure(e.to_string()))?;
+            .map_err(|e| TopologyError::NetworkFailure(e.to_string()))?;
         Want::Vnic(VnicWant {
             tuple,
             ip,
@@ -198,7 +228,7 @@ pub fn want(config: &InstanceConfig) -> Result<Want, WantError> {
     };
     let alias = want.alias().to_string();
     if alias.len() > MAX_ALIAS_LEN {
-        return Err(WantError::InvalidData(format!(
+        return Err(TopologyError::InvalidData(format!(
             "the link alias would be {} bytes long, more than the kernel's {MAX_ALIAS_LEN}",
             alias.len()
         )));
@@ -293,62 +323,6 @@ impl Change {
         }
     }
 }
-
-/// Why no plan could be made for an instance (START `network_failure`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlugError {
-    Name(NameError),
-    /// Another instance has a link with this alias (for a vnic: the same
-    /// tuple and private IP, which the original would have shared).
-    AliasInUse {
-        alias: String,
-        instance: String,
-    },
-    /// The instance already has a link for a different configuration.
-    Changed {
-        instance: String,
-    },
-}
-
-impl fmt::Display for PlugError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PlugError::Name(e) => e.fmt(f),
-            PlugError::AliasInUse { alias, instance } => {
-                write!(
-                    f,
-                    "link alias {alias} is already used by instance {instance}"
-                )
-            }
-            PlugError::Changed { instance } => write!(
-                f,
-                "instance {instance} already has a link for another network configuration"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for PlugError {}
-
-impl From<NameError> for PlugError {
-    fn from(e: NameError) -> Self {
-        PlugError::Name(e)
-    }
-}
-
-/// A plan was committed against a state it was not computed from (two
-/// plans in flight for the same tuple or instance): nothing was recorded;
-/// dump the links and [`Topology::rebuild`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StalePlan(pub String);
-
-impl fmt::Display for StalePlan {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "stale network plan: {}", self.0)
-    }
-}
-
-impl std::error::Error for StalePlan {}
 
 /// A link that exists, as far as a plan needs to know.
 #[derive(Debug, Clone)]
@@ -718,13 +692,13 @@ impl Topology {
         instance: &str,
         want: &Want,
         rand: &mut dyn FnMut() -> u32,
-    ) -> Result<Plan, PlugError> {
-        let changed = || PlugError::Changed {
+    ) -> Result<Plan, TopologyError> {
+        let changed = || TopologyError::Changed {
             instance: instance.to_string(),
         };
         let alias = want.alias();
         if let Some(other) = self.alias_user(&alias, instance) {
-            return Err(PlugError::AliasInUse {
+            return Err(TopologyError::AliasInUse {
                 alias: alias.to_string(),
                 instance: other.to_string(),
             });
@@ -858,8 +832,8 @@ impl Topology {
     }
 
     /// Checks that `change` still applies to this state.
-    fn check(&self, change: &Change) -> Result<(), StalePlan> {
-        let stale = |why: String| Err(StalePlan(why));
+    fn check(&self, change: &Change) -> Result<(), TopologyError> {
+        let stale = |why: String| Err(TopologyError::Stale(why));
         match change {
             Change::None => Ok(()),
             Change::Subnet {
@@ -895,7 +869,7 @@ impl Topology {
 
     /// Records a plan whose operations all succeeded. A plan that failed
     /// is dropped instead (the executor removed what it had made).
-    pub fn commit(&mut self, plan: &Plan) -> Result<(), StalePlan> {
+    pub fn commit(&mut self, plan: &Plan) -> Result<(), TopologyError> {
         self.check(&plan.change)?;
         match &plan.change {
             Change::None => {}
@@ -1702,7 +1676,7 @@ mod tests {
         // The same alias for another instance is refused.
         assert!(matches!(
             t.plug("n2", &want, &mut rand),
-            Err(PlugError::AliasInUse { instance, .. }) if instance == "n1"
+            Err(TopologyError::AliasInUse { instance, .. }) if instance == "n1"
         ));
         let del = t.unplug("n1");
         assert_eq!(
@@ -1725,21 +1699,22 @@ mod tests {
         let e = t.plug("b", &vm("b", 7), &mut rand).unwrap_err();
         assert_eq!(
             e,
-            PlugError::AliasInUse {
+            TopologyError::AliasInUse {
                 alias: format!("vnic_{T}##172.16.5.7"),
                 instance: name("a")
             }
         );
         assert!(e.to_string().contains("instance a"));
+        assert_eq!(e.reason().as_str(), "network_failure");
         assert_eq!(
             t.plug("a", &vm("a", 8), &mut rand).unwrap_err(),
-            PlugError::Changed {
+            TopologyError::Changed {
                 instance: name("a")
             }
         );
         assert!(matches!(
             t.plug("a", &cnci("a", "ab"), &mut rand),
-            Err(PlugError::Changed { .. })
+            Err(TopologyError::Changed { .. })
         ));
     }
 
@@ -1777,7 +1752,7 @@ mod tests {
         let mut same = || 1u32;
         assert_eq!(
             t.plug("a", &vm("a", 7), &mut same).unwrap_err(),
-            PlugError::Name(NameError::NoFreeName(Prefix::Bridge))
+            TopologyError::Name(NameError::NoFreeName(Prefix::Bridge))
         );
         // Another program took the name between the dump and the create.
         let mut rand = rand_from(&[7, 8, 9]);
