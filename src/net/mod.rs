@@ -8,4 +8,7 @@
 //! per operation); the decisions (which links an instance needs, which
 //! links are ours, what to repair) are pure and tested without a kernel.
 
+pub mod discovery;
 pub mod link;
+pub mod names;
+pub mod topology;
