@@ -9,3 +9,5 @@
 //! links are ours, what to repair) are pure and tested without a kernel.
 
 pub mod link;
+pub mod rtnl;
+pub mod tapdev;
