@@ -221,7 +221,13 @@ fn a_failed_plan_leaves_no_link_behind() {
             create("sbr_r", NewLink::Bridge),
         ];
         let e = r.run(&plan).unwrap_err();
-        assert_eq!(e.to_string(), format!("create bridge sbr_r: {}", io::Error::from_raw_os_error(libc::EEXIST)));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "create bridge sbr_r: {}",
+                io::Error::from_raw_os_error(libc::EEXIST)
+            )
+        );
         assert_eq!(e.op(), "create bridge sbr_r");
         assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
         assert_eq!(names(&mut r), ["foreign0", "lo"]);
@@ -265,7 +271,13 @@ fn gretap_is_made_or_refused_clearly_and_rolled_back() {
                 };
                 assert_eq!(op, "create gretap sgt_g");
                 assert_eq!(err.raw_os_error(), Some(libc::EOPNOTSUPP), "{e}");
-                assert!(reason.as_deref().unwrap_or("").contains("Unknown device type"), "{e}");
+                assert!(
+                    reason
+                        .as_deref()
+                        .unwrap_or("")
+                        .contains("Unknown device type"),
+                    "{e}"
+                );
                 eprintln!("note: no gretap in this kernel: {e}");
             }
         }
@@ -275,42 +287,45 @@ fn gretap_is_made_or_refused_clearly_and_rolled_back() {
 
 #[test]
 fn kernel_errors_name_the_operation_and_carry_the_errno() {
-    in_private_netns("kernel_errors_name_the_operation_and_carry_the_errno", || {
-        let mut r = Rtnl::open().unwrap();
-        let e = r
-            .apply(&LinkOp::Delete {
-                name: "nope".into(),
-            })
-            .unwrap_err();
-        assert_eq!(e.op(), "delete nope");
-        assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "{e}");
-        assert!(e.to_string().contains("no link named nope"), "{e}");
+    in_private_netns(
+        "kernel_errors_name_the_operation_and_carry_the_errno",
+        || {
+            let mut r = Rtnl::open().unwrap();
+            let e = r
+                .apply(&LinkOp::Delete {
+                    name: "nope".into(),
+                })
+                .unwrap_err();
+            assert_eq!(e.op(), "delete nope");
+            assert_eq!(e.raw_os_error(), Some(libc::ENODEV), "{e}");
+            assert!(e.to_string().contains("no link named nope"), "{e}");
 
-        // A tap is made exclusively: an existing name is EBUSY.
-        r.apply(&create("svn_e", NewLink::Tap)).unwrap();
-        let e = r.apply(&create("svn_e", NewLink::Tap)).unwrap_err();
-        assert_eq!(e.op(), "create tap svn_e");
-        assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
+            // A tap is made exclusively: an existing name is EBUSY.
+            r.apply(&create("svn_e", NewLink::Tap)).unwrap();
+            let e = r.apply(&create("svn_e", NewLink::Tap)).unwrap_err();
+            assert_eq!(e.op(), "create tap svn_e");
+            assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
 
-        // Refused before anything is sent.
-        let e = r
-            .apply(&create("name_far_too_long", NewLink::Bridge))
-            .unwrap_err();
-        assert!(matches!(e, RtnlError::Encode { .. }), "{e:?}");
+            // Refused before anything is sent.
+            let e = r
+                .apply(&create("name_far_too_long", NewLink::Bridge))
+                .unwrap_err();
+            assert!(matches!(e, RtnlError::Encode { .. }), "{e:?}");
 
-        // An MTU the kernel refuses (below the minimum of a tap).
-        let e = r
-            .apply(&LinkOp::SetMtu {
+            // An MTU the kernel refuses (below the minimum of a tap).
+            let e = r
+                .apply(&LinkOp::SetMtu {
+                    name: "svn_e".into(),
+                    mtu: 10,
+                })
+                .unwrap_err();
+            assert_eq!(e.op(), "set MTU of svn_e to 10");
+            assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+            r.apply(&LinkOp::Delete {
                 name: "svn_e".into(),
-                mtu: 10,
             })
-            .unwrap_err();
-        assert_eq!(e.op(), "set MTU of svn_e to 10");
-        assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
-        r.apply(&LinkOp::Delete {
-            name: "svn_e".into(),
-        })
-        .unwrap();
-        assert_eq!(names(&mut r), ["lo"]);
-    });
+            .unwrap();
+            assert_eq!(names(&mut r), ["lo"]);
+        },
+    );
 }

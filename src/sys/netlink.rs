@@ -101,7 +101,10 @@ impl NetlinkSocket {
                 return if n as usize == msg.len() {
                     Ok(())
                 } else {
-                    Err(io::Error::new(io::ErrorKind::WriteZero, "short netlink send"))
+                    Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        "short netlink send",
+                    ))
                 };
             }
             let e = io::Error::last_os_error();

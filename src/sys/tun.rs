@@ -95,7 +95,16 @@ mod tests {
         for ok in ["svn_x", "a", "abcdefghijklmno"] {
             assert!(check_ifname(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "abcdefghijklmnop", "a/b", "a b", "a\0b", ".", "..", "a:b"] {
+        for bad in [
+            "",
+            "abcdefghijklmnop",
+            "a/b",
+            "a b",
+            "a\0b",
+            ".",
+            "..",
+            "a:b",
+        ] {
             assert!(check_ifname(bad).is_err(), "{bad:?}");
         }
     }

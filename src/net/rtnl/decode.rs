@@ -239,7 +239,9 @@ fn addr(body: &[u8]) -> Result<Option<Addr>, &'static str> {
     }
     Ok(Some(Addr {
         index: u32_at(body, 4).ok_or("short ifaddrmsg")?,
-        addr: local.or(address).ok_or("IPv4 address without IFA_LOCAL or IFA_ADDRESS")?,
+        addr: local
+            .or(address)
+            .ok_or("IPv4 address without IFA_LOCAL or IFA_ADDRESS")?,
         prefix: body[1],
     }))
 }
@@ -273,7 +275,10 @@ mod tests {
             })
             .collect();
         let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
-        assert_eq!(names, ["lo", "sbr_p", "sbr_x", "sve_y", "sve_x", "svc_x", "svn_x"]);
+        assert_eq!(
+            names,
+            ["lo", "sbr_p", "sbr_x", "sve_y", "sve_x", "svc_x", "svn_x"]
+        );
         let by = |n: &str| links.iter().find(|l| l.name == n).unwrap();
         let lo = by("lo");
         assert_eq!((lo.index, lo.kind.as_deref(), lo.mtu), (1, None, 65536));
@@ -369,15 +374,26 @@ mod tests {
         d.extend(msg(RTM_NEWADDR, 2, 10, &[10, 64, 0, 0, 1, 0, 0, 0]));
         let got = parse(&d).unwrap();
         assert_eq!(
-            got.iter().map(|r| (r.seq, r.msg.clone())).collect::<Vec<_>>(),
+            got.iter()
+                .map(|r| (r.seq, r.msg.clone()))
+                .collect::<Vec<_>>(),
             [
-                (7, Message::Error { errno: 0, reason: None }),
+                (
+                    7,
+                    Message::Error {
+                        errno: 0,
+                        reason: None
+                    }
+                ),
                 (8, Message::Done { errno: libc::EBUSY }),
                 (9, Message::Other { ty: NLMSG_NOOP }),
                 (10, Message::Other { ty: RTM_NEWADDR }),
             ]
         );
-        assert_eq!(parse(&msg(NLMSG_OVERRUN, 0, 1, &[])), Err(DecodeError::Overrun));
+        assert_eq!(
+            parse(&msg(NLMSG_OVERRUN, 0, 1, &[])),
+            Err(DecodeError::Overrun)
+        );
         assert_eq!(parse(&[]), Ok(vec![]));
     }
 
@@ -388,7 +404,10 @@ mod tests {
         assert_eq!(parse(&ok[..10]), Err(DecodeError::ShortHeader { at: 0 }));
         let mut long = ok.clone();
         long[0] = 200;
-        assert_eq!(parse(&long), Err(DecodeError::BadLength { at: 0, len: 200 }));
+        assert_eq!(
+            parse(&long),
+            Err(DecodeError::BadLength { at: 0, len: 200 })
+        );
         let mut short = ok.clone();
         short[0] = 8;
         assert_eq!(parse(&short), Err(DecodeError::BadLength { at: 0, len: 8 }));

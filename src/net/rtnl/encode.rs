@@ -19,16 +19,37 @@ pub enum Request<'a> {
     /// Every IPv4 address (RTM_GETADDR dump).
     DumpAddrs,
     /// The link named `name` (RTM_GETLINK; ENODEV when there is none).
-    GetLink { name: &'a str },
+    GetLink {
+        name: &'a str,
+    },
     /// A new link `name` (RTM_NEWLINK, create-exclusive).
-    NewLink { name: &'a str, kind: Create<'a> },
-    SetAlias { index: u32, alias: &'a str },
-    SetMaster { index: u32, master: u32 },
-    SetMac { index: u32, mac: Mac },
-    SetMtu { index: u32, mtu: u32 },
+    NewLink {
+        name: &'a str,
+        kind: Create<'a>,
+    },
+    SetAlias {
+        index: u32,
+        alias: &'a str,
+    },
+    SetMaster {
+        index: u32,
+        master: u32,
+    },
+    SetMac {
+        index: u32,
+        mac: Mac,
+    },
+    SetMtu {
+        index: u32,
+        mtu: u32,
+    },
     /// Administratively up (`ifi_flags` = `ifi_change` = IFF_UP).
-    Up { index: u32 },
-    DelLink { index: u32 },
+    Up {
+        index: u32,
+    },
+    DelLink {
+        index: u32,
+    },
 }
 
 /// The kinds of link made by rtnetlink (a tap is not: see `sys::tun`).
@@ -43,9 +64,14 @@ pub enum Create<'a> {
         remote: Ipv4Addr,
         key: u32,
     },
-    Veth { peer: &'a str },
+    Veth {
+        peer: &'a str,
+    },
     /// A macvtap in bridge mode on the link with index `parent`.
-    Macvtap { parent: u32, txqlen: u32 },
+    Macvtap {
+        parent: u32,
+        txqlen: u32,
+    },
 }
 
 /// Why a request could not be built (nothing was sent).
@@ -85,7 +111,13 @@ impl Request<'_> {
     /// fills in ours).
     pub fn encode(&self, seq: u32) -> Result<Vec<u8>, EncodeError> {
         let set = |i: u32| -> Result<Msg, EncodeError> {
-            Ok(Msg::link(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0, nonzero(i)?))
+            Ok(Msg::link(
+                RTM_SETLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                0,
+                nonzero(i)?,
+            ))
         };
         let m = match self {
             Request::DumpLinks => {
@@ -135,9 +167,13 @@ impl Request<'_> {
                 m.buf[28..32].copy_from_slice(&IFF_UP.to_ne_bytes()); // ifi_change
                 m
             }
-            Request::DelLink { index } => {
-                Msg::link(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0, nonzero(*index)?)
-            }
+            Request::DelLink { index } => Msg::link(
+                RTM_DELLINK,
+                NLM_F_REQUEST | NLM_F_ACK,
+                seq,
+                0,
+                nonzero(*index)?,
+            ),
         };
         Ok(m.finish())
     }
@@ -350,11 +386,13 @@ mod tests {
         let (o, t) = (parts(&ours, fixed), parts(theirs, fixed));
         for (part, why) in differs {
             let get = |v: &Vec<(String, Vec<u8>)>| {
-                v.iter()
-                    .find(|(p, _)| p == part)
-                    .map(|(_, b)| b.clone())
+                v.iter().find(|(p, _)| p == part).map(|(_, b)| b.clone())
             };
-            assert_ne!(get(&o), get(&t), "{cmd}: {part} is said to differ ({why}) but does not");
+            assert_ne!(
+                get(&o),
+                get(&t),
+                "{cmd}: {part} is said to differ ({why}) but does not"
+            );
         }
         let keep = |v: Vec<(String, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
             v.into_iter()
@@ -509,11 +547,22 @@ mod tests {
         };
         assert!(matches!(r.encode(1), Err(EncodeError::BadAlias(_))));
         let alias = "a".repeat(MAX_ALIAS);
-        assert!(Request::SetAlias { index: 1, alias: &alias }.encode(1).is_ok());
-        assert_eq!(Request::Up { index: 0 }.encode(1), Err(EncodeError::NoIndex));
+        assert!(Request::SetAlias {
+            index: 1,
+            alias: &alias
+        }
+        .encode(1)
+        .is_ok());
+        assert_eq!(
+            Request::Up { index: 0 }.encode(1),
+            Err(EncodeError::NoIndex)
+        );
         let r = Request::NewLink {
             name: "m",
-            kind: Create::Macvtap { parent: 0, txqlen: 1 },
+            kind: Create::Macvtap {
+                parent: 0,
+                txqlen: 1,
+            },
         };
         assert_eq!(r.encode(1), Err(EncodeError::NoIndex));
     }

@@ -135,7 +135,10 @@ pub fn kind_name(kind: &NewLink) -> &'static str {
 }
 
 fn mac_string(m: &crate::net::link::Mac) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    m.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// An rtnetlink client (see the module documentation).
