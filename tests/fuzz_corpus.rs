@@ -90,3 +90,10 @@ fn fuzz_corpus_start_payload() {
 fn fuzz_corpus_testserver() {
     replay("testserver", ciao::testserver::fuzz::fuzz_script);
 }
+
+#[test]
+fn fuzz_corpus_netlink_reply() {
+    replay("netlink_reply", |d| {
+        let _ = ciao::net::rtnl::decode::parse(d);
+    });
+}

@@ -14,9 +14,11 @@
 #![allow(unsafe_code)]
 
 pub(crate) mod child;
+pub(crate) mod devnode;
 pub mod fs;
 pub(crate) mod lock;
 pub(crate) mod mem;
+pub(crate) mod netlink;
 pub(crate) mod notify;
 pub(crate) mod pidfd;
 pub mod procfs;
@@ -24,6 +26,7 @@ pub(crate) mod random;
 pub(crate) mod resolve;
 pub(crate) mod signals;
 pub(crate) mod tcp;
+pub mod tun;
 pub mod uuidstore;
 
 use std::io;
