@@ -19,6 +19,7 @@ use super::config::{self, LauncherConfig};
 use super::files::{self, Files};
 use super::io::Io;
 use super::manager::Manager;
+use super::network::Network;
 use super::nodestats::{self, NodeStats};
 use super::outbox::{self, Outbox};
 use super::service::Service;
@@ -130,6 +131,11 @@ pub(crate) struct Daemon {
     outbox: Outbox,
     /// The SSNTP server while connected (for the service manager's STATUS).
     connected_to: Option<String>,
+    /// Tenant networking (`-network=true`).
+    network: Option<Network>,
+    /// Why the loop must end with a failure (networking could not be set
+    /// up at the first connection).
+    fatal: Option<String>,
     /// The host name STATS report, with or without networking (read at
     /// start-up and at every connection).
     hostname: String,
@@ -183,6 +189,14 @@ impl Daemon {
             .map(|(id, bytes)| Found::classify(id, bytes))
             .collect();
         let mut manager = Manager::new(instances, limits, factory);
+        manager.set_network(cfg.network);
+        let network = if cfg.network {
+            let n = Network::open(cfg.networking_dir(), node_uuid.to_string())
+                .map_err(|e| fail(e.to_string()))?;
+            Some(n)
+        } else {
+            None
+        };
         let now = Instant::now();
         // Recovery before the first connection, so the first STATS is complete.
         manager.recover(found, now);
@@ -206,6 +220,8 @@ impl Daemon {
             outbox: Outbox::default(),
             connected_to: None,
             hostname: sys::procfs::hostname(),
+            network,
+            fatal: None,
             _locks: locks,
         })
     }
@@ -226,7 +242,14 @@ impl Daemon {
                 .min()
                 .map(|d| d.saturating_duration_since(now));
             now = self.wait(&mut events, timeout)?;
-            if let Some(sig) = self.turn(&events, now) {
+            let signal = self.turn(&events, now);
+            if let Some(why) = self.fatal.take() {
+                if let Some(c) = self.client.as_mut() {
+                    c.close(self.poll.registry());
+                }
+                return Err(fail(why));
+            }
+            if let Some(sig) = signal {
                 info!("signal {sig} received: shutting down (instances keep running)");
                 service.stopping();
                 if let Some(c) = self.client.as_mut() {
@@ -240,6 +263,10 @@ impl Daemon {
     /// `-hard-reset`: delete every instance the launcher knows, then exit.
     pub(crate) fn hard_reset(mut self) -> Result<(), StartupError> {
         let mut now = Instant::now();
+        if let Some(net) = self.network.as_mut() {
+            net.adopt(&self.manager.records())
+                .map_err(|e| fail(format!("hard reset: {e}")))?;
+        }
         let n = self.manager.delete_all(now);
         info!("hard reset: deleting {n} instance(s)");
         let deadline = now + HARD_RESET_DEADLINE;
@@ -247,6 +274,12 @@ impl Daemon {
         self.execute(now);
         loop {
             if self.manager.is_empty() {
+                if let Some(net) = self.network.as_mut() {
+                    let removed = net
+                        .hard_reset_sweep()
+                        .map_err(|e| fail(format!("hard reset: {e}")))?;
+                    info!("hard reset: {removed} more link(s) removed");
+                }
                 info!("hard reset done");
                 return Ok(());
             }
@@ -362,6 +395,7 @@ impl Daemon {
                 break;
             }
         }
+        self.deliver_tenant_events();
         let wants = self.manager.take_wants();
         if wants.status {
             let node = self.sample_node();
@@ -374,14 +408,35 @@ impl Daemon {
 
     /// Executes a change to an instance's links (answered at once).
     fn net(&mut self, op: NetOp, inputs: &mut VecDeque<Routed>) {
-        let result = Err("networking is not set up on this node".to_string());
-        inputs.push_back((
-            op.key.inst,
-            Input::Net {
-                res: op.key.what,
-                result,
-            },
-        ));
+        match self.network.as_mut() {
+            Some(n) => inputs.push_back(n.apply(op)),
+            None => inputs.push_back((
+                op.key.inst,
+                Input::Net {
+                    res: op.key.what,
+                    result: Err("networking is off (-network=false)".to_string()),
+                },
+            )),
+        }
+    }
+
+    /// Hands kept tenant events to the connection while it is up.
+    fn deliver_tenant_events(&mut self) {
+        let (Some(n), Some(c)) = (self.network.as_mut(), self.client.as_mut()) else {
+            return;
+        };
+        if !n.has_events() || !c.is_connected() {
+            return;
+        }
+        let registry = self.poll.registry();
+        let uuid = self.node_uuid.0;
+        n.deliver(|kind, payload| {
+            let op = match kind {
+                payloads::TenantEventKind::Added => Event::TenantAdded,
+                payloads::TenantEventKind::Removed => Event::TenantRemoved,
+            };
+            c.send(registry, &Frame::new(op, uuid, payload.to_vec()))
+        });
     }
 
     fn timer(&mut self, op: TimerOp) {
@@ -430,6 +485,9 @@ impl Daemon {
                 self.connected_to = Some(server.to_string());
                 self.hostname = sys::procfs::hostname();
                 self.apply_cluster_config(&config);
+                if self.fatal.is_some() {
+                    return;
+                }
                 self.report(now);
                 self.deliver_kept();
             }
@@ -468,6 +526,13 @@ impl Daemon {
         };
         self.manager
             .set_limits(cluster.mem_limit, cluster.disk_limit);
+        if let Some(n) = self.network.as_mut() {
+            if let Err(e) = n.configure(config, &cluster, &self.manager.records()) {
+                // At the first connection: the node cannot serve tenant
+                // networks; it says why and exits 1 (docs/networking.md).
+                self.fatal = Some(e.to_string());
+            }
+        }
         info!(
             "cluster configuration: compute_net {:?}, mgmt_net {:?}, disk_limit {}, mem_limit {}, ceph_id {:?}",
             cluster.compute_net, cluster.mgmt_net, cluster.disk_limit, cluster.mem_limit, cluster.ceph_id
@@ -617,7 +682,11 @@ impl Daemon {
             load: node.load,
             cpus_online: node.cpus_online,
             hostname: self.hostname.clone(),
-            networks: Vec::new(),
+            networks: self
+                .network
+                .as_ref()
+                .map(Network::networks)
+                .unwrap_or_default(),
             instances: self.manager.stats(now),
         };
         let f = Frame::new(
@@ -752,9 +821,6 @@ fn refuse_unfinished_flags(cfg: &LauncherConfig) -> Result<(), StartupError> {
         return Err(fail(
             "-ceph_id is not supported yet (no ceph volume support)".into(),
         ));
-    }
-    if cfg.network {
-        info!("-network: networking is not implemented yet; running as with -network=false");
     }
     Ok(())
 }

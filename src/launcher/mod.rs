@@ -1,5 +1,6 @@
 //! The launcher daemon: the instance manager (a pure core) and the shell
-//! that runs it (`daemon`, with its executors `io`, `files` and `timers`).
+//! that runs it (`daemon`, with its executors `io`, `files`, `network`
+//! and `timers`).
 
 mod capacity;
 pub mod config;
@@ -7,6 +8,7 @@ pub(crate) mod daemon;
 mod files;
 mod io;
 mod manager;
+mod network;
 pub mod nodestats;
 mod outbox;
 mod service;

@@ -56,6 +56,6 @@ pub(crate) use lenient::DecodeError;
 pub use split::split_start_payload;
 pub(crate) use start::{default_meta_data, StartCommand, StartError};
 pub use start::{parse_start, FwType, InstanceConfig, VmType, VolumeConfig};
-pub use status::{InstanceStat, Ready, Stat};
+pub use status::{InstanceStat, NetworkStat, Ready, Stat};
 pub(crate) use status::{InstanceState, NodeStatus};
 pub(crate) use yaml_out::{to_yaml, Node};

@@ -196,6 +196,13 @@ impl LauncherConfig {
         self.data_root.join("lock")
     }
 
+    /// `<data-root>/networking`: the cluster configuration of the last
+    /// connection and the tenant events not yet delivered
+    /// (docs/networking.md).
+    pub fn networking_dir(&self) -> PathBuf {
+        self.data_root.join("networking")
+    }
+
     /// The single-instance lock, `<data-root>/lock/client-agent.lock`.
     pub fn agent_lock_path(&self) -> PathBuf {
         self.lock_dir().join("client-agent.lock")
