@@ -116,6 +116,14 @@ pub(crate) fn raise_nofile_limit() -> u64 {
     rl.rlim_cur
 }
 
+/// The node's host name as STATS report it (the UTS name of the launcher's
+/// namespace, what `gethostname` returns); empty if it cannot be read.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,12 +187,4 @@ Shared_Clean:       4000 kB\n";
         assert!(soft >= 1024);
         assert_eq!(raise_nofile_limit(), soft);
     }
-}
-
-/// The node's host name as STATS report it (the UTS name of the launcher's
-/// namespace, what `gethostname` returns); empty if it cannot be read.
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }
