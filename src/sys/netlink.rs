@@ -60,23 +60,9 @@ impl NetlinkSocket {
         })?;
         let sock = NetlinkSocket { fd };
         for opt in [NETLINK_CAP_ACK, NETLINK_EXT_ACK] {
-            let _ = sock.set_int(libc::SOL_NETLINK, opt, 1);
+            let _ = super::tcp::set(sock.fd.as_raw_fd(), libc::SOL_NETLINK, opt, 1);
         }
         Ok(sock)
-    }
-
-    fn set_int(&self, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-        // SAFETY: `value` is a live c_int and the length passed is its size.
-        cvt(unsafe {
-            libc::setsockopt(
-                self.fd.as_raw_fd(),
-                level,
-                name,
-                std::ptr::addr_of!(value).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        })?;
-        Ok(())
     }
 
     /// Sends one request (one or more netlink messages) to the kernel. A

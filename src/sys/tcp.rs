@@ -30,7 +30,7 @@ fn secs(d: Duration) -> libc::c_int {
     libc::c_int::try_from(d.as_secs().max(1)).unwrap_or(libc::c_int::MAX)
 }
 
-fn set(
+pub(super) fn set(
     fd: libc::c_int,
     level: libc::c_int,
     name: libc::c_int,

@@ -6,10 +6,9 @@
 //! not (the fixtures under `tests/fixtures/netlink/` are iproute2's bytes).
 
 use std::fmt;
-use std::net::Ipv4Addr;
 
 use super::consts::*;
-use crate::net::link::{Mac, IFF_UP};
+use crate::net::link::{Mac, NewLink, IFF_UP};
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,10 +21,12 @@ pub enum Request<'a> {
     GetLink {
         name: &'a str,
     },
-    /// A new link `name` (RTM_NEWLINK, create-exclusive).
+    /// A new link `name` (RTM_NEWLINK, create-exclusive). `parent` is the
+    /// index of a macvtap's parent link (the caller resolves its name).
     NewLink {
         name: &'a str,
-        kind: Create<'a>,
+        kind: &'a NewLink,
+        parent: Option<u32>,
     },
     SetAlias {
         index: u32,
@@ -52,28 +53,6 @@ pub enum Request<'a> {
     },
 }
 
-/// The kinds of link made by rtnetlink (a tap is not: see `sys::tun`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Create<'a> {
-    Bridge,
-    /// GRE carrying Ethernet, keyed both ways with `key`; the defaults of
-    /// `ip link add type gretap` otherwise (TTL inherit, TOS inherit, path
-    /// MTU discovery on).
-    Gretap {
-        local: Ipv4Addr,
-        remote: Ipv4Addr,
-        key: u32,
-    },
-    Veth {
-        peer: &'a str,
-    },
-    /// A macvtap in bridge mode on the link with index `parent`.
-    Macvtap {
-        parent: u32,
-        txqlen: u32,
-    },
-}
-
 /// Why a request could not be built (nothing was sent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EncodeError {
@@ -82,8 +61,10 @@ pub enum EncodeError {
     BadName(String),
     /// An alias of more than 255 bytes or with a NUL in it.
     BadAlias(String),
-    /// Index 0 names no link.
+    /// Index 0 names no link (or a macvtap without its parent's index).
     NoIndex,
+    /// A tap is not made through rtnetlink (see `sys::tun`).
+    NotNetlink,
 }
 
 impl fmt::Display for EncodeError {
@@ -92,6 +73,7 @@ impl fmt::Display for EncodeError {
             EncodeError::BadName(n) => write!(f, "invalid link name {n:?}"),
             EncodeError::BadAlias(a) => write!(f, "invalid link alias {a:?}"),
             EncodeError::NoIndex => write!(f, "link index 0"),
+            EncodeError::NotNetlink => write!(f, "a tap is not made through rtnetlink"),
         }
     }
 }
@@ -137,7 +119,7 @@ impl Request<'_> {
                 m.name(IFLA_IFNAME, name)?;
                 m
             }
-            Request::NewLink { name, kind } => new_link(seq, name, kind)?,
+            Request::NewLink { name, kind, parent } => new_link(seq, name, kind, *parent)?,
             Request::SetAlias { index, alias } => {
                 if alias.len() > MAX_ALIAS || alias.contains('\0') {
                     return Err(EncodeError::BadAlias(alias.to_string()));
@@ -187,27 +169,24 @@ fn nonzero(i: u32) -> Result<u32, EncodeError> {
     }
 }
 
-fn new_link(seq: u32, name: &str, kind: &Create<'_>) -> Result<Msg, EncodeError> {
+fn new_link(seq: u32, name: &str, kind: &NewLink, parent: Option<u32>) -> Result<Msg, EncodeError> {
+    if *kind == NewLink::Tap {
+        return Err(EncodeError::NotNetlink);
+    }
     let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_EXCL | NLM_F_CREATE;
     let mut m = Msg::link(RTM_NEWLINK, flags, seq, 0, 0);
     // The attribute order is iproute2's (it puts txqueuelen and the parent
     // before the name).
-    if let Create::Macvtap { parent, txqlen } = kind {
+    if let NewLink::Macvtap { txqlen, .. } = kind {
         m.u32(IFLA_TXQLEN, *txqlen);
-        m.u32(IFLA_LINK, nonzero(*parent)?);
+        m.u32(IFLA_LINK, nonzero(parent.unwrap_or(0))?);
     }
     m.name(IFLA_IFNAME, name)?;
     let info = m.nest(IFLA_LINKINFO);
-    let kind_name: &str = match kind {
-        Create::Bridge => "bridge",
-        Create::Gretap { .. } => "gretap",
-        Create::Veth { .. } => "veth",
-        Create::Macvtap { .. } => "macvtap",
-    };
-    m.attr(IFLA_INFO_KIND, kind_name.as_bytes());
+    m.attr(IFLA_INFO_KIND, super::kind_name(kind).as_bytes());
     match kind {
-        Create::Bridge => {}
-        Create::Gretap { local, remote, key } => {
+        NewLink::Bridge | NewLink::Tap => {}
+        NewLink::Gretap { local, remote, key } => {
             let data = m.nest(IFLA_INFO_DATA);
             m.attr(IFLA_GRE_IKEY, &key.to_be_bytes());
             m.attr(IFLA_GRE_OKEY, &key.to_be_bytes());
@@ -225,7 +204,7 @@ fn new_link(seq: u32, name: &str, kind: &Create<'_>) -> Result<Msg, EncodeError>
             m.attr(IFLA_GRE_ENCAP_DPORT, &0u16.to_be_bytes());
             m.end(data);
         }
-        Create::Veth { peer } => {
+        NewLink::Veth { peer } => {
             let data = m.nest(IFLA_INFO_DATA);
             let p = m.nest(VETH_INFO_PEER);
             m.buf.extend_from_slice(&[0; IFINFOMSG_LEN]);
@@ -233,7 +212,7 @@ fn new_link(seq: u32, name: &str, kind: &Create<'_>) -> Result<Msg, EncodeError>
             m.end(p);
             m.end(data);
         }
-        Create::Macvtap { .. } => {
+        NewLink::Macvtap { .. } => {
             let data = m.nest(IFLA_INFO_DATA);
             m.u32(IFLA_MACVLAN_MODE, MACVLAN_MODE_BRIDGE);
             m.end(data);
@@ -322,6 +301,7 @@ impl Msg {
 mod tests {
     use super::*;
     use crate::net::rtnl::fixtures::fixture;
+    use std::net::Ipv4Addr;
 
     /// Attributes whose payload is itself attributes, by path (`/`-joined
     /// attribute types): IFLA_LINKINFO, its IFLA_INFO_DATA and the veth
@@ -408,7 +388,8 @@ mod tests {
         // 0); neither do we: the kernel's default stays.
         let req = Request::NewLink {
             name: "sbr_x",
-            kind: Create::Bridge,
+            kind: &NewLink::Bridge,
+            parent: None,
         };
         check(fixture!("newlink_bridge.req.hex"), req, &[]);
     }
@@ -420,20 +401,25 @@ mod tests {
         // FWMARK 0, no encapsulation): none omitted.
         let req = Request::NewLink {
             name: "sgt_x",
-            kind: Create::Gretap {
+            kind: &NewLink::Gretap {
                 local: Ipv4Addr::new(198, 51, 100, 2),
                 remote: Ipv4Addr::new(198, 51, 100, 9),
                 key: 1234,
             },
+            parent: None,
         };
         check(fixture!("newlink_gretap.req.hex"), req, &[]);
     }
 
     #[test]
     fn create_veth_is_iproute2s() {
+        let kind = NewLink::Veth {
+            peer: "sve_y".into(),
+        };
         let req = Request::NewLink {
             name: "sve_x",
-            kind: Create::Veth { peer: "sve_y" },
+            kind: &kind,
+            parent: None,
         };
         check(fixture!("newlink_veth.req.hex"), req, &[]);
     }
@@ -441,12 +427,14 @@ mod tests {
     #[test]
     fn create_macvtap_is_iproute2s() {
         // The parent sbr_p had index 2 in the capture.
+        let kind = NewLink::Macvtap {
+            parent: "sbr_p".into(),
+            txqlen: 500,
+        };
         let req = Request::NewLink {
             name: "svc_x",
-            kind: Create::Macvtap {
-                parent: 2,
-                txqlen: 500,
-            },
+            kind: &kind,
+            parent: Some(2),
         };
         check(fixture!("newlink_macvtap.req.hex"), req, &[]);
     }
@@ -532,12 +520,15 @@ mod tests {
         let long = "x".repeat(16);
         let r = Request::NewLink {
             name: &long,
-            kind: Create::Bridge,
+            kind: &NewLink::Bridge,
+            parent: None,
         };
         assert!(matches!(r.encode(1), Err(EncodeError::BadName(_))));
+        let kind = NewLink::Veth { peer: "a b".into() };
         let r = Request::NewLink {
             name: "ok",
-            kind: Create::Veth { peer: "a b" },
+            kind: &kind,
+            parent: None,
         };
         assert!(matches!(r.encode(1), Err(EncodeError::BadName(_))));
         let alias = "a".repeat(MAX_ALIAS + 1);
@@ -557,14 +548,24 @@ mod tests {
             Request::Up { index: 0 }.encode(1),
             Err(EncodeError::NoIndex)
         );
-        let r = Request::NewLink {
-            name: "m",
-            kind: Create::Macvtap {
-                parent: 0,
-                txqlen: 1,
-            },
+        let kind = NewLink::Macvtap {
+            parent: "p".into(),
+            txqlen: 1,
         };
-        assert_eq!(r.encode(1), Err(EncodeError::NoIndex));
+        for parent in [None, Some(0)] {
+            let r = Request::NewLink {
+                name: "m",
+                kind: &kind,
+                parent,
+            };
+            assert_eq!(r.encode(1), Err(EncodeError::NoIndex));
+        }
+        let r = Request::NewLink {
+            name: "t",
+            kind: &NewLink::Tap,
+            parent: None,
+        };
+        assert_eq!(r.encode(1), Err(EncodeError::NotNetlink));
     }
 
     #[test]

@@ -42,7 +42,7 @@ use std::time::{Duration, Instant};
 use crate::net::link::{Addr, Link, LinkOp, NewLink};
 use crate::sys::netlink::NetlinkSocket;
 use decode::{DecodeError, Message, NLM_F_DUMP_INTR};
-use encode::{Create, EncodeError, Request};
+use encode::{EncodeError, Request};
 
 /// How long a request waits for its answer by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -79,6 +79,16 @@ impl RtnlError {
             | RtnlError::Io { op, .. }
             | RtnlError::Encode { op, .. }
             | RtnlError::Decode { op, .. } => op,
+        }
+    }
+
+    /// The same failure reported for operation `op`.
+    fn with_op(self, op: String) -> RtnlError {
+        match self {
+            RtnlError::Kernel { err, reason, .. } => RtnlError::Kernel { op, err, reason },
+            RtnlError::Io { err, .. } => RtnlError::Io { op, err },
+            RtnlError::Encode { err, .. } => RtnlError::Encode { op, err },
+            RtnlError::Decode { err, .. } => RtnlError::Decode { op, err },
         }
     }
 
@@ -170,26 +180,18 @@ impl Rtnl {
 
     /// Every link.
     pub fn links(&mut self) -> Result<Vec<Link>, RtnlError> {
-        let msgs = self.dump("dump links", &Request::DumpLinks)?;
-        Ok(msgs
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Link(l) => Some(l),
-                _ => None,
-            })
-            .collect())
+        self.dump("dump links", &Request::DumpLinks, |m| match m {
+            Message::Link(l) => Some(l),
+            _ => None,
+        })
     }
 
     /// Every IPv4 address.
     pub fn addrs(&mut self) -> Result<Vec<Addr>, RtnlError> {
-        let msgs = self.dump("dump addresses", &Request::DumpAddrs)?;
-        Ok(msgs
-            .into_iter()
-            .filter_map(|m| match m {
-                Message::Addr(a) => Some(a),
-                _ => None,
-            })
-            .collect())
+        self.dump("dump addresses", &Request::DumpAddrs, |m| match m {
+            Message::Addr(a) => Some(a),
+            _ => None,
+        })
     }
 
     /// The link named `name`, `None` when there is none.
@@ -214,11 +216,10 @@ impl Rtnl {
                 err: io::Error::from_raw_os_error(libc::ENODEV),
                 reason: Some(format!("no link named {name}")),
             }),
-            Err(e) => Err(RtnlError::Kernel {
-                op: op.to_string(),
-                err: io::Error::other(e.to_string()),
-                reason: None,
-            }),
+            Err(e) => {
+                let op = format!("{op} ({})", e.op());
+                Err(e.with_op(op))
+            }
         }
     }
 
@@ -228,24 +229,15 @@ impl Rtnl {
         let req_owned;
         let req = match op {
             LinkOp::Create { name, kind } => {
-                let kind = match kind {
+                let parent = match kind {
                     NewLink::Tap => {
                         return crate::sys::tun::create_persistent_tap(name)
                             .map_err(|err| RtnlError::Io { op: what, err });
                     }
-                    NewLink::Bridge => Create::Bridge,
-                    NewLink::Gretap { local, remote, key } => Create::Gretap {
-                        local: *local,
-                        remote: *remote,
-                        key: *key,
-                    },
-                    NewLink::Veth { peer } => Create::Veth { peer },
-                    NewLink::Macvtap { parent, txqlen } => Create::Macvtap {
-                        parent: self.index(&what, parent)?,
-                        txqlen: *txqlen,
-                    },
+                    NewLink::Macvtap { parent, .. } => Some(self.index(&what, parent)?),
+                    _ => None,
                 };
-                req_owned = Request::NewLink { name, kind };
+                req_owned = Request::NewLink { name, kind, parent };
                 &req_owned
             }
             LinkOp::SetAlias { name, alias } => {
@@ -326,15 +318,20 @@ impl Rtnl {
         self.seq
     }
 
-    /// A dump, repeated (a few times) when the kernel says it was
-    /// interrupted by a change.
-    fn dump(&mut self, op: &str, req: &Request<'_>) -> Result<Vec<Message>, RtnlError> {
+    /// A dump's messages of one kind (`pick`), the dump repeated (a few
+    /// times) when the kernel says it was interrupted by a change.
+    fn dump<T>(
+        &mut self,
+        op: &str,
+        req: &Request<'_>,
+        pick: fn(Message) -> Option<T>,
+    ) -> Result<Vec<T>, RtnlError> {
         let mut tries = 0;
         loop {
             let (msgs, interrupted) = self.exchange(op, req)?;
             tries += 1;
             if !interrupted || tries > DUMP_RETRIES {
-                return Ok(msgs);
+                return Ok(msgs.into_iter().filter_map(pick).collect());
             }
         }
     }
