@@ -198,6 +198,18 @@ impl Manager {
         self.network = on;
     }
 
+    /// True when instance `id` gets links: networking is on and it is a
+    /// VM (container networking is not built yet: containers join
+    /// docker's default network, as with `-network=false`; see
+    /// docs/networking.md).
+    fn networked(&self, id: &str) -> bool {
+        self.network
+            && self
+                .instances
+                .get(id)
+                .is_some_and(|i| !i.config.is_container())
+    }
+
     /// The configuration of every instance whose state file was read
     /// (quarantined ones have none): the records the links are checked
     /// against.
@@ -535,7 +547,7 @@ impl Manager {
                     State::Exited => {
                         inst.op = Some(Op::Restart);
                         info!("restarting instance {id}");
-                        if self.network {
+                        if self.networked(id) {
                             self.plug(id, None);
                         } else {
                             self.drive(id, now, |d, cx| d.start(cx, true, &[], &[]));
@@ -572,7 +584,7 @@ impl Manager {
         };
         inst.op = Some(Op::Start);
         inst.trace = trace;
-        let refused = if self.network {
+        let refused = if self.network && !cmd.instance.is_container() {
             cmd.check_image()
                 .and_then(|()| cmd.check_networking())
                 .and_then(|()| cmd.check_network_ids())
@@ -645,7 +657,7 @@ impl Manager {
             self.forget(id);
             return;
         }
-        if self.network {
+        if self.networked(id) {
             // Recorded first, then linked: every link made belongs to an
             // instance whose state file exists (docs/networking.md).
             self.plug(id, Some(Box::new(boot)));
@@ -1015,7 +1027,7 @@ impl Manager {
                         self.fail_start(id, reason);
                         self.done(id, now);
                     }
-                    _ if self.network => {
+                    _ if self.networked(id) => {
                         // Failed before the launch, after its vnic was
                         // made: links first, then files.
                         self.unplug(id, AfterUnplug::FailStart(reason));
@@ -1072,7 +1084,7 @@ impl Manager {
     /// DELETE: the driver has let go; its links go, then its files, then
     /// the instance.
     fn finish_delete(&mut self, id: &str) {
-        if self.network
+        if self.networked(id)
             && self
                 .instances
                 .get(id)
@@ -2143,6 +2155,12 @@ mod tests {
             ]
         );
         assert!(!f.exists("ab05") && !f.exists("ab06"));
+        // Containers get no links yet: they start as with -network=false.
+        let ctr = start_yaml("ab07", "busybox", true)
+            + "  networking:\n    vnic_mac: zz\n";
+        f.cmd(Command::Start, ctr);
+        assert_eq!(f.took_log(), ["start ab07 restart=false"]);
+        assert!(f.errors().is_empty());
         // Without networking the same payloads start.
         let mut g = fx("chk2", no_limits());
         g.cmd(

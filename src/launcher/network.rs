@@ -469,6 +469,8 @@ impl Network {
 fn wants(records: &[(String, InstanceConfig)]) -> Vec<(String, Want)> {
     records
         .iter()
+        // Containers get no links yet (docs/networking.md).
+        .filter(|(_, c)| !c.is_container())
         .filter_map(|(id, c)| topology::want(c).ok().map(|w| (id.clone(), w)))
         .collect()
 }
