@@ -29,7 +29,7 @@ const KEY_SHOWN: &str = "ikey 0.5.16.172 okey 0.5.16.172";
 /// The outer test: boots the lab once for all the inner tests.
 #[test]
 fn kernel_lab() {
-    lab::run_suite("kernel_lab", CACHE, lab::TIMEOUT);
+    lab::run_suite("kernel_lab", CACHE, &lab::Boot::default());
 }
 
 /// `modprobe NAME`, true when it worked.

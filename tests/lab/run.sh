@@ -11,13 +11,15 @@
 #   LAB_DIR      the lab prepared by setup.sh (default: target/tmp/kernel-lab
 #                of this repository; prepared here when needed)
 #   LAB_TIMEOUT  seconds before the VM is killed (default 300)
+#   LAB_MEM      guest memory (default 512M; -m overrides it)
 #   LAB_LOG      where the guest console goes (default: a file in LAB_DIR/runs,
 #                removed after a success)
 #   LAB_QUIET=1  do not stream the console to stdout; print it on failure
+#                (unless LAB_LOG is set: then the caller reads it there)
 # CI, RUST_BACKTRACE, RUST_LOG and CIAO_* are passed on to COMMAND.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-mem=512M cpus=1
+mem=${LAB_MEM:-512M} cpus=1
 while [ $# -gt 0 ]; do
   case $1 in
     -m) mem=$2; shift 2 ;;
@@ -62,6 +64,7 @@ timeout -k 10 "${LAB_TIMEOUT:-300}" qemu-system-x86_64 \
   -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
   -display none -serial stdio -no-reboot </dev/null 2>&1 | tee "$log" >"$tee_to"
 qrc=${PIPESTATUS[0]}
+[ "${LAB_QUIET:-}" = 1 ] || echo # the console's last line has no newline
 secs=$(echo "$(date +%s.%N) $start" | awk '{printf "%.1f", $1 - $2}')
 rc=$(sed -n 's/^LAB-EXIT=\([0-9]*\).*/\1/p' "$log" | tail -1)
 if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
@@ -71,14 +74,16 @@ elif [ -z "$rc" ]; then
 else
   why="exit status $rc"
 fi
-echo "lab: $why, ${secs} s wall ($(sed -n 's/^LAB-START \(uptime=[0-9.]*\).*/command started at \1/p' "$log" | tail -1))" >&2
+started=$(sed -n 's/^LAB-START uptime=\([0-9.]*\).*/, command started at guest uptime \1 s/p' "$log" | tail -1)
+echo "lab: $why, ${secs} s wall$started" >&2
 if [ "$rc" != 0 ]; then
-  if [ "${LAB_QUIET:-}" = 1 ]; then
+  # A caller that named LAB_LOG reads the console itself.
+  if [ "${LAB_QUIET:-}" = 1 ] && [ -z "${LAB_LOG:-}" ]; then
     echo "lab: guest console ($log):" >&2
     tail -n 300 "$log" >&2
   fi
   [ -z "${LAB_LOG:-}" ] && echo "lab: console kept in $log" >&2
 else
-  rm -f "$run/cmd.sh"; [ -z "${LAB_LOG:-}" ] && rm -rf "$run"
+  rm -rf "$run"
 fi
 exit "$rc"

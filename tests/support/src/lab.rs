@@ -25,9 +25,28 @@ use crate::{find_program, repo_file, skip_or_fail};
 
 /// Set (to `1`) in the environment of a command run inside the lab.
 pub const IN_LAB: &str = "CIAO_IN_LAB";
-/// Long enough for a boot and a suite on a busy 2-core machine; it only
-/// catches hangs (a boot takes ~4 s of guest time, ~8 s of wall time).
-pub const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How to boot the lab.
+#[derive(Clone, Copy, Debug)]
+pub struct Boot {
+    /// The VM is killed after this long. The default (300 s) is long
+    /// enough for a boot and a suite on a busy 2-core machine: it only
+    /// catches hangs (a boot takes 4-10 s of guest time).
+    pub timeout: Duration,
+    /// Guest memory. The default (512 MiB) is plenty for the lab itself
+    /// (~35 MiB); a suite that starts qemu inside needs room for that
+    /// VM's memory too.
+    pub mem_mb: u32,
+}
+
+impl Default for Boot {
+    fn default() -> Boot {
+        Boot {
+            timeout: Duration::from_secs(300),
+            mem_mb: 512,
+        }
+    }
+}
 
 /// Why the lab could not run a command.
 #[derive(Debug)]
@@ -147,14 +166,9 @@ pub fn prepare(cache: &Path) -> Result<PathBuf, LabError> {
 
 /// Boots the lab and runs `argv` inside as root, in this process's working
 /// directory, with [`IN_LAB`] set. `tag` names the console log
-/// (`<cache>/kernel-lab/logs/<tag>.console.log`). The VM is killed after
-/// `timeout`.
-pub fn run(
-    cache: &Path,
-    tag: &str,
-    argv: &[&str],
-    timeout: Duration,
-) -> Result<LabOutput, LabError> {
+/// (`<cache>/kernel-lab/logs/<tag>.console.log`).
+pub fn run(cache: &Path, tag: &str, argv: &[&str], boot: &Boot) -> Result<LabOutput, LabError> {
+    let timeout = boot.timeout;
     let dir = prepare(cache)?;
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(LabError::Io)?;
@@ -168,6 +182,7 @@ pub fn run(
         .args(argv)
         .env("LAB_DIR", &dir)
         .env("LAB_TIMEOUT", timeout.as_secs().max(1).to_string())
+        .env("LAB_MEM", format!("{}M", boot.mem_mb))
         .env("LAB_LOG", &log)
         .env("LAB_QUIET", "1")
         .env(IN_LAB, "1")
@@ -211,7 +226,7 @@ pub fn run(
 /// start with [`inside`]), then asserts that they all passed and that at
 /// least one ran. `cache` is the suite's `CARGO_TARGET_TMPDIR`. Without
 /// root or qemu it skips ([`skip_or_fail`]) and returns `None`.
-pub fn run_suite(test: &str, cache: &str, timeout: Duration) -> Option<LabOutput> {
+pub fn run_suite(test: &str, cache: &str, boot: &Boot) -> Option<LabOutput> {
     if in_lab() {
         // Not reached through --ignored; guards against a recursive boot.
         return None;
@@ -222,7 +237,7 @@ pub fn run_suite(test: &str, cache: &str, timeout: Duration) -> Option<LabOutput
     };
     let exe = exe.to_string_lossy().into_owned();
     let argv = [exe.as_str(), "--ignored", "--test-threads=1", "--nocapture"];
-    let out = match run(Path::new(cache), test, &argv, timeout) {
+    let out = match run(Path::new(cache), test, &argv, boot) {
         Ok(o) => o,
         Err(LabError::Unavailable(why)) => {
             skip_or_fail(test, &why);
