@@ -15,6 +15,8 @@ use std::path::{Path, PathBuf};
 
 pub mod certgen;
 pub mod docker;
+pub mod lab;
+pub mod netns;
 pub mod proc;
 pub mod qemu;
 pub mod rawtls;
