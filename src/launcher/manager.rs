@@ -2156,8 +2156,7 @@ mod tests {
         );
         assert!(!f.exists("ab05") && !f.exists("ab06"));
         // Containers get no links yet: they start as with -network=false.
-        let ctr = start_yaml("ab07", "busybox", true)
-            + "  networking:\n    vnic_mac: zz\n";
+        let ctr = start_yaml("ab07", "busybox", true) + "  networking:\n    vnic_mac: zz\n";
         f.cmd(Command::Start, ctr);
         assert_eq!(f.took_log(), ["start ab07 restart=false"]);
         assert!(f.errors().is_empty());

@@ -474,3 +474,75 @@ fn wants(records: &[(String, InstanceConfig)]) -> Vec<(String, Want)> {
         .filter_map(|(id, c)| topology::want(c).ok().map(|w| (id.clone(), w)))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn tmp(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("ciao-net-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    /// B6: a tenant event waits in its file while the link refuses it,
+    /// survives a restart of the launcher (a new `Network` on the same
+    /// directory), and leaves the file once it is handed over.
+    #[test]
+    fn tenant_events_are_kept_until_delivered_across_restarts() {
+        let dir = tmp("events");
+        let payload = "tenant_added:\n  agent_uuid: a\n  subnet_key: 331948\n";
+        {
+            let mut n = Network::open(dir.clone(), "a".into()).unwrap();
+            n.keep(TenantEventKind::Added, payload);
+            n.keep(
+                TenantEventKind::Removed,
+                "tenant_removed:\n  agent_uuid: a\n",
+            );
+            let meta = std::fs::metadata(dir.join(EVENTS_FILE)).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, FILE_MODE);
+            // The link is down: nothing is taken, nothing forgotten.
+            n.deliver(|_, _| false);
+            assert!(n.has_events());
+        }
+        let mut n = Network::open(dir.clone(), "a".into()).unwrap();
+        assert!(n.has_events());
+        // The first goes out, then the link drops again.
+        let mut sent = Vec::new();
+        n.deliver(|k, p| {
+            if sent.is_empty() {
+                sent.push((k, p.to_vec()));
+                true
+            } else {
+                false
+            }
+        });
+        assert_eq!(
+            sent,
+            [(TenantEventKind::Added, payload.as_bytes().to_vec())]
+        );
+        drop(n);
+        let mut n = Network::open(dir.clone(), "a".into()).unwrap();
+        let mut rest = Vec::new();
+        n.deliver(|k, _| {
+            rest.push(k);
+            true
+        });
+        assert_eq!(rest, [TenantEventKind::Removed]);
+        assert!(!n.has_events());
+        assert!(!dir.join(EVENTS_FILE).exists());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// An unreadable events file is reported and set aside, never fatal.
+    #[test]
+    fn a_corrupt_events_file_is_not_fatal() {
+        let dir = tmp("corrupt");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(EVENTS_FILE), b"- kind: [unclosed\n\x00\xff").unwrap();
+        let n = Network::open(dir.clone(), "a".into()).unwrap();
+        assert!(!n.has_events());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
