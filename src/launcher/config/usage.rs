@@ -47,7 +47,8 @@ Instances:
         Directory for everything the launcher writes: instances/, images/,
         logs/, local/ (node UUID) and lock/. Default: /var/lib/ciao.
   -network BOOL
-        Set up instance networking. With -network=false VMs get qemu
+        Set up tenant networking for VMs (described under Networking in
+        the manual). With -network=false no link is touched, VMs get qemu
         user-mode networking and STATS report no NICs. Default: true.
   -qemu-virtualisation MODE
         kvm, auto (kvm when /dev/kvm opens, else software) or software (TCG
@@ -73,8 +74,8 @@ Instances:
 
 Modes:
   -hard-reset
-        Kill and delete every instance under the data root, reset host
-        networking, then exit without connecting. Default: false.
+        Kill and delete every instance under the data root, remove the
+        launcher's own links, then exit without connecting. Default: false.
   -simulation
         Fake virtualiser: no qemu or docker, instances become active after
         --simulation-delay; no single-instance lock. Default: false.
