@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 pub mod certgen;
 pub mod docker;
+pub mod netnode;
 pub mod proc;
 pub mod qemu;
 pub mod rawtls;
