@@ -2,13 +2,16 @@
 //! `ciao-launcher` (`-simulation -network=true`: only the virtualiser is
 //! fake, the links are real) in a network namespace of the test's own with
 //! a fake physical NIC (`phys0`, a bridge carrying 198.51.100.2/24), driven
-//! over SSNTP by an in-process server inside that namespace.
+//! over SSNTP by an in-process server inside that namespace
+//! (`ciao_test_support::netnode`).
 //!
 //! Covered: discovery (STATS host name and networks; a node whose networks
 //! match no address exits 1 with one line), a concentrator's macvtap made,
-//! kept across STOP/RESTART and removed by DELETE, a compute-node VM whose
+//! kept across STOP/RESTART and removed by DELETE, its device node (the
+//! shared `/dev/tap<N>` only when it is the node's, else a private one),
+//! a concentrator whose device cannot be found and a compute-node VM whose
 //! tunnel cannot be made leaving nothing behind, recovery after kill -9
-//! (a link deleted behind the launcher's back is made again, an orphan is
+//! (a link deleted behind the launcher's back is made again, orphans are
 //! removed, foreign links are untouched), a START failing in the real qemu
 //! driver after its macvtap was made (B4), and `-hard-reset` deleting only
 //! what is ours or orphan, with and without the saved cluster
@@ -26,7 +29,7 @@ use ciao::ssntp::frame::{ErrorCode, Event, Op};
 use ciao_test_support::netnode::{
     self, cluster_config, LinkInfo, NetNode, Netns, StartSpec, PHYS, PHYS_IP, PHYS_NET,
 };
-use ciao_test_support::proc::wait_for;
+use ciao_test_support::proc::{wait_for, Proc};
 use ciao_test_support::skip_or_fail;
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
@@ -147,12 +150,7 @@ fn a_concentrator_whose_device_cannot_be_found_leaves_no_link() {
     assert_eq!(code, ErrorCode::StartFailure, "{report:?}");
     assert_eq!(report.reason, "network_failure");
     assert!(!n.instance_dir(&spec.id).exists());
-    wait_for(netnode::WAIT, "the macvtap made and deleted", || {
-        let out = monitor.output();
-        out.lines()
-            .any(|l| l.starts_with("Deleted") && l.contains(": svc_"))
-            .then_some(())
-    });
+    made_and_deleted(&monitor);
     assert_eq!(names(&n.ns.links()), ["lo", PHYS]);
     // The node keeps serving, and a later START of it is not refused as
     // a duplicate.
@@ -160,6 +158,20 @@ fn a_concentrator_whose_device_cannot_be_found_leaves_no_link() {
     let (_, again) = n.error("the second StartFailure");
     assert_eq!(again.reason, "network_failure");
     assert_eq!(names(&n.ns.links()), ["lo", PHYS]);
+}
+
+/// Waits until `ip monitor` has shown a macvtap on phys0 made and
+/// deleted.
+fn made_and_deleted(monitor: &Proc) {
+    let svc = |deleted: bool| {
+        let out = monitor.output();
+        out.lines().any(|l| {
+            l.starts_with("Deleted") == deleted && l.contains(": svc_") && l.contains("@phys0")
+        })
+    };
+    wait_for(netnode::WAIT, "a macvtap made and deleted", || {
+        (svc(false) && svc(true)).then_some(())
+    });
 }
 
 /// Decoys for recovery and hard reset: two orphans (a macvtap on phys0
@@ -389,17 +401,7 @@ fn a_start_failing_in_qemu_after_its_macvtap_leaves_no_link() {
     assert!(!n.instance_dir(&spec.id).exists());
     // The macvtap existed (the driver starts only once its vnic is
     // made) and is gone again.
-    let seen = wait_for(netnode::WAIT, "the macvtap made and deleted", || {
-        let out = monitor.output();
-        let made = out
-            .lines()
-            .any(|l| !l.starts_with("Deleted") && l.contains(": svc_"));
-        let gone = out
-            .lines()
-            .any(|l| l.starts_with("Deleted") && l.contains(": svc_"));
-        (made && gone).then_some(out)
-    });
-    assert!(seen.contains("@phys0"), "{seen}");
+    made_and_deleted(&monitor);
 }
 
 /// A node with one concentrator, its launcher stopped (SIGTERM), and the
