@@ -309,9 +309,21 @@ impl Network {
         let vnic = match &want {
             Want::Cnci(c) => {
                 let private = dir.join("macvtap");
-                let device =
-                    tapdev::macvtap_device(&tapdev::Roots::default(), &plan.vnic_name, &private)
-                        .map_err(|e| format!("macvtap {}: {e}", plan.vnic_name))?;
+                let found =
+                    tapdev::macvtap_device(&tapdev::Roots::default(), &plan.vnic_name, &private);
+                let device = match found {
+                    Ok(d) => d,
+                    Err(e) => {
+                        // The macvtap exists but qemu could not open it:
+                        // it goes again, since a failed START leaves no
+                        // link (B4) and its instance will be gone.
+                        let why = format!("macvtap {}: {e}", plan.vnic_name);
+                        if let Err(u) = self.unplug(id) {
+                            error!("cannot remove {} again: {u}", plan.vnic_name);
+                        }
+                        return Err(why);
+                    }
+                };
                 Vnic::Macvtap {
                     name: plan.vnic_name.clone(),
                     mac: c.mac,

@@ -1,7 +1,8 @@
 //! Helpers shared by the integration tests (`tests/*.rs`) and by the
 //! `ciao-cert` and `bench-sim` examples: certificates made like the original
 //! `ciao-cert`, child processes, an in-process SSNTP server, a raw TLS peer,
-//! and the nodes of the qemu and docker end-to-end tests.
+//! and the nodes of the qemu, docker and tenant-networking end-to-end
+//! tests.
 //!
 //! A library of its own (a dev-dependency of `ciao-launcher`), so that it is
 //! compiled once rather than once per test binary.
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub mod certgen;
 pub mod docker;
 pub mod lab;
+pub mod netnode;
 pub mod netns;
 pub mod proc;
 pub mod qemu;
