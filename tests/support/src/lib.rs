@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 pub mod certgen;
 pub mod docker;
 pub mod lab;
+pub mod lab_node;
 pub mod netns;
 pub mod proc;
 pub mod qemu;
