@@ -438,6 +438,31 @@ fn cn_two_instances_share_one_tunnel() {
     let agent = n.uuid.to_string();
     check_tenant_event(&added[0], TenantEventKind::Added, &agent);
 
+    // STOP keeps the links for a RESTART, which finds them again.
+    let before: Vec<(String, Option<String>)> = links
+        .iter()
+        .map(|l| (l.name.clone(), l.alias.clone()))
+        .collect();
+    let m = n.mark();
+    n.send(Command::Stop, cmd("stop", &a));
+    n.stats_until(m, "a exited", |s| {
+        instance(s, &a).is_some_and(|i| i.state == "exited")
+    });
+    let same = |links: &[Link]| {
+        let now: Vec<(String, Option<String>)> = links
+            .iter()
+            .map(|l| (l.name.clone(), l.alias.clone()))
+            .collect();
+        now == before
+    };
+    assert!(same(&n.links()), "STOP changed the links");
+    let m = n.mark();
+    n.send(Command::Restart, cmd("restart", &a));
+    n.stats_until(m, "a active again", |s| active(s, &a));
+    assert!(same(&n.links()), "RESTART changed the links");
+    assert!(n.frames(m0, Event::TenantRemoved).is_empty());
+    assert_eq!(n.frames(m0, Event::TenantAdded).len(), 1);
+
     // The first instance goes: only its tap.
     let m1 = n.mark();
     n.send(Command::Delete, cmd("delete", &a));
@@ -790,44 +815,50 @@ fn gre_data_plane() {
         }
     };
     let arp_took = t.elapsed();
-    let data = b"ciao through the gretap".to_vec();
-    let (id, seq) = (0x0c1a, 1);
-    guest.send(&ethernet(
-        gw_mac,
-        me,
-        ETH_IP,
-        &icmp_echo(my_ip, GATEWAY, id, seq, &data),
-    ));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let f = guest
-            .recv(deadline)
-            .expect("no ICMP echo reply from the gateway through the tunnel");
-        // The gateway may ask who we are before it answers.
-        if let Some(a) = parse_arp(&f) {
-            if a.op == 1 && a.tpa == my_ip {
-                guest.send(&ethernet(
-                    a.sha,
-                    me,
-                    ETH_ARP,
-                    &arp(2, me, my_ip, a.sha, a.spa),
-                ));
+    // A small echo, then one of the tenant MTU the concentrator announces
+    // to its guests (1400 bytes of IPv4): it fits the tunnel.
+    let mut echo_took = Vec::new();
+    for (seq, len) in [(1u16, 23usize), (2, 1400 - 20 - 8)] {
+        let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        let id = 0x0c1a;
+        let t = Instant::now();
+        guest.send(&ethernet(
+            gw_mac,
+            me,
+            ETH_IP,
+            &icmp_echo(my_ip, GATEWAY, id, seq, &data),
+        ));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let f = guest.recv(deadline).unwrap_or_else(|| {
+                panic!("no reply to the {len}-byte ICMP echo from the gateway through the tunnel")
+            });
+            // The gateway may ask who we are before it answers.
+            if let Some(a) = parse_arp(&f) {
+                if a.op == 1 && a.tpa == my_ip {
+                    guest.send(&ethernet(
+                        a.sha,
+                        me,
+                        ETH_ARP,
+                        &arp(2, me, my_ip, a.sha, a.spa),
+                    ));
+                }
+                continue;
             }
-            continue;
+            if let Some(echoed) = parse_echo_reply(&f, GATEWAY, my_ip, id, seq) {
+                assert_eq!(echoed, data);
+                assert_eq!(&f[..6], &me, "the reply is for our MAC");
+                break;
+            }
         }
-        if let Some(echoed) = parse_echo_reply(&f, GATEWAY, my_ip, id, seq) {
-            assert_eq!(echoed, data);
-            assert_eq!(&f[..6], &me, "the reply is for our MAC");
-            break;
-        }
+        echo_took.push(t.elapsed());
     }
     let rx_after = counter(&cn.ns, &gt, "rx_packets");
     eprintln!(
-        "gre_data_plane: ARP reply after {arp_took:.1?}, echo reply after {:.1?}; {gt} rx {rx_before} -> {rx_after}",
-        t.elapsed()
+        "gre_data_plane: ARP reply after {arp_took:.1?}, echo replies (23 and 1372 bytes) after {echo_took:.1?}; {gt} rx {rx_before} -> {rx_after}"
     );
     assert!(
-        rx_after >= rx_before + 2,
+        rx_after >= rx_before + 3,
         "the replies did not come through the launcher's gretap"
     );
     drop(guest);
