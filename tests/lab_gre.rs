@@ -12,7 +12,6 @@
 //! `CI=true`). Every link is made in namespaces the inner tests create, in
 //! the guest: nothing touches the host's network.
 
-use std::path::Path;
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
@@ -23,7 +22,7 @@ use ciao_test_support::cmd;
 use ciao_test_support::lab;
 use ciao_test_support::lab_node::{blank_image, names, LabNode, TapPeer, PHYS, WAIT};
 use ciao_test_support::netns::Netns;
-use ciao_test_support::qemu::{alive, qemu_pid};
+use ciao_test_support::qemu::{alive, qemu_pid, tun_ifaces};
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 
@@ -358,6 +357,30 @@ fn mentions(p: &[u8], id: &str) -> bool {
     String::from_utf8_lossy(p).contains(id)
 }
 
+/// DELETE of `id`, answered by its InstanceDeleted; returns the mark
+/// taken before it was sent.
+fn delete(n: &LabNode, id: &str) -> usize {
+    let m = n.mark();
+    n.send(Command::Delete, cmd("delete", id));
+    n.wait(m, WAIT, "InstanceDeleted", Event::InstanceDeleted, |p| {
+        mentions(p, id)
+    });
+    m
+}
+
+/// Kills the launcher, deletes the links named with `prefixes` behind its
+/// back, and starts a new one; returns the mark taken before the start.
+fn kill_delete_restart(n: &mut LabNode, prefixes: &[&str]) -> usize {
+    n.kill9();
+    let links = n.links();
+    for prefix in prefixes {
+        n.ns.ip(&["link", "del", &named(&links, prefix)[0].name]);
+    }
+    let m = n.mark();
+    n.start(&SIM);
+    m
+}
+
 /// A TenantAdded/TenantRemoved payload, checked field by field against
 /// [`SUBNET`]'s tuple from node `agent`.
 #[track_caller]
@@ -464,15 +487,7 @@ fn cn_two_instances_share_one_tunnel() {
     assert_eq!(n.frames(m0, Event::TenantAdded).len(), 1);
 
     // The first instance goes: only its tap.
-    let m1 = n.mark();
-    n.send(Command::Delete, cmd("delete", &a));
-    n.wait(
-        m1,
-        WAIT,
-        "a's InstanceDeleted",
-        Event::InstanceDeleted,
-        |p| mentions(p, &a),
-    );
+    let m1 = delete(&n, &a);
     n.stats_until(m1, "a STATS without a", |s| instance(s, &a).is_none());
     let links = n.links();
     assert_eq!(named(&links, "svn_").len(), 1, "{:#?}", names(&links));
@@ -481,17 +496,9 @@ fn cn_two_instances_share_one_tunnel() {
     assert!(n.frames(m1, Event::TenantRemoved).is_empty());
 
     // The last one goes: tap, tunnel and bridge, and one TenantRemoved.
-    let m2 = n.mark();
-    n.send(Command::Delete, cmd("delete", &b));
+    let m2 = delete(&n, &b);
     let (_, _, removed) = n.wait(m2, WAIT, "TenantRemoved", Event::TenantRemoved, |_| true);
     check_tenant_event(&removed, TenantEventKind::Removed, &agent);
-    n.wait(
-        m2,
-        WAIT,
-        "b's InstanceDeleted",
-        Event::InstanceDeleted,
-        |p| mentions(p, &b),
-    );
     n.stats_until(m2, "a STATS without b", |s| instance(s, &b).is_none());
     let links = n.links();
     assert!(none_of_ours(&links), "{:#?}", names(&links));
@@ -543,11 +550,7 @@ fn repair_after_kill_9() {
     let tap = named(&links, "svn_")[0].name.clone();
 
     // Round 1: the tunnel alone is deleted.
-    n.kill9();
-    let gt = named(&links, "sgt_")[0].name.clone();
-    n.ns.ip(&["link", "del", &gt]);
-    let m1 = n.mark();
-    n.start(&SIM);
+    let m1 = kill_delete_restart(&mut n, &["sgt_"]);
     n.links_until(WAIT, "the tunnel repaired", complete);
     n.stats_until(m1, "a listed after the restart", |s| {
         instance(s, &a).is_some()
@@ -558,13 +561,7 @@ fn repair_after_kill_9() {
 
     // Round 2: bridge and tunnel are gone (the tap stays, out of any
     // bridge): the node's side of the subnet is new to the concentrator.
-    n.kill9();
-    let links = n.links();
-    for prefix in ["sgt_", "sbr_"] {
-        n.ns.ip(&["link", "del", &named(&links, prefix)[0].name]);
-    }
-    let m2 = n.mark();
-    n.start(&SIM);
+    let m2 = kill_delete_restart(&mut n, &["sgt_", "sbr_"]);
     let (_, _, added) = n.wait(m2, WAIT, "TenantAdded again", Event::TenantAdded, |_| true);
     check_tenant_event(&added, TenantEventKind::Added, &n.uuid.to_string());
     let links = n.links_until(WAIT, "bridge and tunnel repaired", complete);
@@ -575,13 +572,7 @@ fn repair_after_kill_9() {
     assert_eq!(n.frames(m2, Event::TenantAdded).len(), 1);
 
     // Round 3: every link is gone, the tap too (as after a reboot).
-    n.kill9();
-    let links = n.links();
-    for prefix in ["svn_", "sgt_", "sbr_"] {
-        n.ns.ip(&["link", "del", &named(&links, prefix)[0].name]);
-    }
-    let m3 = n.mark();
-    n.start(&SIM);
+    let m3 = kill_delete_restart(&mut n, &["svn_", "sgt_", "sbr_"]);
     n.wait(
         m3,
         WAIT,
@@ -940,30 +931,8 @@ fn gre_data_plane() {
         "the replies did not come through the launcher's gretap"
     );
     drop(guest);
-    cn.send(Command::Delete, cmd("delete", &a));
+    delete(&cn, &a);
     cn.links_until(WAIT, "the links gone", none_of_ours);
-}
-
-/// The interface names of the tun descriptors `pid` holds (the kernel
-/// shows them as `iff:` in each descriptor's fdinfo).
-fn tun_ifaces(pid: i32) -> Vec<String> {
-    let mut v = Vec::new();
-    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return v;
-    };
-    for e in rd.flatten() {
-        if std::fs::read_link(e.path()).unwrap_or_default() != Path::new("/dev/net/tun") {
-            continue;
-        }
-        let info = format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy());
-        let text = std::fs::read_to_string(info).unwrap_or_default();
-        v.extend(
-            text.lines()
-                .filter_map(|l| l.strip_prefix("iff:"))
-                .map(|n| n.trim().to_string()),
-        );
-    }
-    v
 }
 
 /// How many descriptors of `pid` are the character device `rdev`.
@@ -1032,15 +1001,7 @@ fn qemu_on_tap() {
         "qemu_on_tap: the VM's qemu {pid} on tap {tap}, active after {:.1?}",
         t.elapsed()
     );
-    let m1 = n.mark();
-    n.send(Command::Delete, cmd("delete", &a));
-    n.wait(
-        m1,
-        WAIT,
-        "a's InstanceDeleted",
-        Event::InstanceDeleted,
-        |p| mentions(p, &a),
-    );
+    delete(&n, &a);
     assert!(!alive(pid), "a's qemu outlived its DELETE");
     let links = n.links();
     assert!(none_of_ours(&links), "{:#?}", names(&links));
@@ -1077,15 +1038,7 @@ fn qemu_on_tap() {
         mv.name,
         dev.trim()
     );
-    let m3 = n.mark();
-    n.send(Command::Delete, cmd("delete", &c));
-    n.wait(
-        m3,
-        WAIT,
-        "c's InstanceDeleted",
-        Event::InstanceDeleted,
-        |p| mentions(p, &c),
-    );
+    delete(&n, &c);
     assert!(!alive(pid), "c's qemu outlived its DELETE");
     let links = n.links();
     assert!(none_of_ours(&links), "{:#?}", names(&links));
