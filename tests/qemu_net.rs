@@ -28,7 +28,7 @@ use std::time::Duration;
 use ciao::driver::Vnic;
 use ciao::qemu::network_args;
 use ciao_test_support::proc::{wait_for, Proc, TempDir};
-use ciao_test_support::qemu::{kill_qemus, pids_under};
+use ciao_test_support::qemu::{kill_qemus, pids_under, tun_ifaces};
 use ciao_test_support::skip_or_fail;
 
 const TAP: &str = "svn_t";
@@ -135,29 +135,6 @@ fn qemu_pid(root: &Path) -> i32 {
                 .is_ok_and(|c| c.starts_with("qemu-system"))
         })
     })
-}
-
-/// The interface names of the tun descriptors `pid` holds (the kernel
-/// shows them as `iff:` in the descriptor's fdinfo).
-fn tun_ifaces(pid: i32) -> Vec<String> {
-    let mut v = Vec::new();
-    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return v;
-    };
-    for e in rd.flatten() {
-        let target = std::fs::read_link(e.path()).unwrap_or_default();
-        if target != Path::new("/dev/net/tun") {
-            continue;
-        }
-        let info = format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy());
-        let text = std::fs::read_to_string(info).unwrap_or_default();
-        v.extend(
-            text.lines()
-                .filter_map(|l| l.strip_prefix("iff:"))
-                .map(|n| n.trim().to_string()),
-        );
-    }
-    v
 }
 
 #[test]

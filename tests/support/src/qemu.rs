@@ -175,6 +175,29 @@ pub fn qemu_pid(data: &Path, id: &str) -> Option<i32> {
         .ok()
 }
 
+/// The interface names of the tun descriptors `pid` holds (the kernel
+/// shows them as `iff:` in the descriptor's fdinfo).
+pub fn tun_ifaces(pid: i32) -> Vec<String> {
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let target = std::fs::read_link(e.path()).unwrap_or_default();
+        if target != Path::new("/dev/net/tun") {
+            continue;
+        }
+        let info = format!("/proc/{pid}/fdinfo/{}", e.file_name().to_string_lossy());
+        let text = std::fs::read_to_string(info).unwrap_or_default();
+        v.extend(
+            text.lines()
+                .filter_map(|l| l.strip_prefix("iff:"))
+                .map(|n| n.trim().to_string()),
+        );
+    }
+    v
+}
+
 /// True while `pid` exists and is not a zombie.
 pub fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
