@@ -246,13 +246,16 @@ fn crossing_error(p: &Path) -> io::Error {
 }
 
 /// First directory at or below `dir` (not following symlinks) whose device
-/// differs from `dev`.
+/// differs from `dev`. Only directories are compared: on overlayfs a file
+/// reports the device of the layer it comes from, not the overlay's, while
+/// directories report the overlay's (a mounted file is caught by the
+/// mount table check).
 fn find_other_fs(dir: &Path, dev: u64) -> io::Result<Option<PathBuf>> {
     for entry in fs::read_dir(dir)? {
         let entry = entry?;
         let p = entry.path();
         let m = fs::symlink_metadata(&p)?;
-        if m.dev() != dev {
+        if m.is_dir() && m.dev() != dev {
             return Ok(Some(p));
         }
         if m.is_dir() {
@@ -268,7 +271,7 @@ fn remove_tree(dir: &Path, dev: u64) -> io::Result<()> {
     for entry in fs::read_dir(dir)? {
         let p = entry?.path();
         let m = fs::symlink_metadata(&p)?;
-        if m.dev() != dev {
+        if m.is_dir() && m.dev() != dev {
             return Err(crossing_error(&p));
         }
         if m.is_dir() {
