@@ -448,8 +448,11 @@ mod tests {
         assert!(e.iter().any(|p| p == Path::new("/proc")));
         let d = tmpdir("cross");
         fs::write(d.join("keep"), b"x").unwrap();
-        // A tree whose walk meets another device: simulate with find_other_fs
-        // on a dev number that cannot match.
+        // Files are not compared (overlayfs reports their layer's device).
+        assert!(find_other_fs(&d, u64::MAX).unwrap().is_none());
+        // A tree whose walk meets a directory on another device: simulate
+        // with find_other_fs on a dev number that cannot match.
+        mkdir_p(&d.join("sub"), 0o755).unwrap();
         assert!(find_other_fs(&d, u64::MAX).unwrap().is_some());
         assert!(remove_tree(&d, u64::MAX).is_err());
         assert!(d.join("keep").exists());
