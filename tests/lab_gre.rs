@@ -15,13 +15,12 @@
 use std::process::Command as Process;
 use std::time::{Duration, Instant};
 
-use ciao::net::link::Link;
 use ciao::payloads::{ErrorReport, Stat, TenantEvent, TenantEventKind};
 use ciao::ssntp::frame::{Command, ErrorCode, Event};
 use ciao_test_support::cmd;
 use ciao_test_support::lab;
-use ciao_test_support::lab_node::{blank_image, names, LabNode, TapPeer, PHYS, WAIT};
-use ciao_test_support::netns::Netns;
+use ciao_test_support::netnode::{blank_image, NetNode, NodeOptions, PHYS, PHYS_IP};
+use ciao_test_support::netns::{summary, LinkInfo, Netns, TapPeer, WAIT};
 use ciao_test_support::qemu::{alive, qemu_pid, tun_ifaces};
 
 const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
@@ -85,11 +84,7 @@ fn modules_load() {
 /// A counter of `dev` in `ns` (`/sys/class/net/<dev>/statistics/<what>`).
 fn counter(ns: &Netns, dev: &str, what: &str) -> u64 {
     let path = format!("/sys/class/net/{dev}/statistics/{what}");
-    let out = ns.exec(&["cat", &path]).expect("ip netns exec cat");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)
+    ns.read_sys(&path).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// The GRE data plane on the lab's kernel, built by hand with `ip`: a
@@ -107,9 +102,9 @@ fn gretap_ping_through_tunnel() {
         return;
     }
     assert!(modprobe("ip_gre"), "modprobe ip_gre failed");
-    let cn = Netns::new("cn");
-    let cnci = Netns::new("cnci");
-    let inst = Netns::new("inst");
+    let cn = Netns::new("cn").unwrap();
+    let cnci = Netns::new("cnci").unwrap();
+    let inst = Netns::new("inst").unwrap();
 
     // The underlay: the two nodes' "physical" addresses.
     cn.ip(&[
@@ -159,7 +154,7 @@ fn gretap_ping_through_tunnel() {
     };
     let mut argv = ping.clone();
     argv.extend(["-c", "3", "-W", "5", "203.0.113.1"]);
-    let out = inst.exec(&argv).expect("run ping");
+    let out = inst.exec(&argv);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -219,11 +214,11 @@ fn nested_qemu_starts() {
 // The launcher's compute-node links, for real: each test below runs the
 // real launcher in a namespace of its own ("the node", whose fake NIC
 // `phys0` is a bridge carrying 198.51.100.2), against an in-process
-// server listening inside it (`ciao_test_support::lab_node`).
+// server listening inside it (`ciao_test_support::netnode`).
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 /// The node's compute address and the concentrator's.
-const CN_IP: &str = "198.51.100.2";
+const CN_IP: &str = PHYS_IP;
 const CONC_IP: &str = "198.51.100.3";
 /// The tenant subnet whose GRE key is [`KEY`].
 const SUBNET: &str = "172.16.5.0/24";
@@ -234,6 +229,22 @@ const CONC_UUID: &str = "0c1a0000-0000-4000-8000-00000000000c";
 const SIM: [&str; 3] = ["-simulation", "-network=true", "--simulation-delay=10"];
 /// The real qemu driver, software emulation.
 const QEMU: [&str; 2] = ["-network=true", "-qemu-virtualisation=software"];
+
+/// A node of these tests: a namespace `tag…` whose `phys0` carries
+/// [`CN_IP`], the server sending its network; no launcher yet (the tests
+/// give every launcher its flags, [`SIM`] or [`QEMU`]). Its files live
+/// under /run, not /tmp: the lab's /tmp is an overlay, where a file's
+/// device number is not its directory's, and the launcher refuses to
+/// remove an instance directory that seems to cross file systems. /run is
+/// a tmpfs (and keeps the QMP socket paths short).
+fn lab_node(tag: &str) -> NetNode {
+    let opts = NodeOptions {
+        flags: Vec::new(),
+        base: "/run".into(),
+        ..NodeOptions::default()
+    };
+    NetNode::new(LAUNCHER, tag, opts).unwrap_or_else(|e| panic!("node {tag}: {e}"))
+}
 
 /// Loads what the launcher's links need (the kernel would load most on
 /// demand; explicit is clearer when one is missing).
@@ -309,7 +320,7 @@ fn tuple(subnet: &str) -> String {
 }
 
 /// Links whose name starts with `prefix`.
-fn named<'a>(links: &'a [Link], prefix: &str) -> Vec<&'a Link> {
+fn named<'a>(links: &'a [LinkInfo], prefix: &str) -> Vec<&'a LinkInfo> {
     links
         .iter()
         .filter(|l| l.name.starts_with(prefix))
@@ -317,30 +328,26 @@ fn named<'a>(links: &'a [Link], prefix: &str) -> Vec<&'a Link> {
 }
 
 /// True when no link of ours (bridge, tunnel, tap, macvtap) is left.
-fn none_of_ours(links: &[Link]) -> bool {
+fn none_of_ours(links: &[LinkInfo]) -> bool {
     ["sbr_", "sgt_", "svn_", "svc_"]
         .iter()
         .all(|p| named(links, p).is_empty())
 }
 
-fn is_up(l: &Link) -> bool {
-    l.flags & ciao::net::link::IFF_UP != 0
-}
-
 /// The one link with `prefix`, checked: its kind, alias, up.
 #[track_caller]
-fn the_one<'a>(links: &'a [Link], prefix: &str, kind: &str, alias: &str) -> &'a Link {
+fn the_one<'a>(links: &'a [LinkInfo], prefix: &str, kind: &str, alias: &str) -> &'a LinkInfo {
     let v = named(links, prefix);
     assert_eq!(
         v.len(),
         1,
         "one {prefix} link expected: {:#?}",
-        names(links)
+        summary(links)
     );
     let l = v[0];
     assert_eq!(l.kind.as_deref(), Some(kind), "{l:?}");
     assert_eq!(l.alias.as_deref(), Some(alias), "{l:?}");
-    assert!(is_up(l), "{} is down", l.name);
+    assert!(l.up, "{} is down", l.name);
     l
 }
 
@@ -359,7 +366,7 @@ fn mentions(p: &[u8], id: &str) -> bool {
 
 /// DELETE of `id`, answered by its InstanceDeleted; returns the mark
 /// taken before it was sent.
-fn delete(n: &LabNode, id: &str) -> usize {
+fn delete(n: &NetNode, id: &str) -> usize {
     let m = n.mark();
     n.send(Command::Delete, cmd("delete", id));
     n.wait(m, WAIT, "InstanceDeleted", Event::InstanceDeleted, |p| {
@@ -370,14 +377,14 @@ fn delete(n: &LabNode, id: &str) -> usize {
 
 /// Kills the launcher, deletes the links named with `prefixes` behind its
 /// back, and starts a new one; returns the mark taken before the start.
-fn kill_delete_restart(n: &mut LabNode, prefixes: &[&str]) -> usize {
+fn kill_delete_restart(n: &mut NetNode, prefixes: &[&str]) -> usize {
     n.kill9();
     let links = n.links();
     for prefix in prefixes {
         n.ns.ip(&["link", "del", &named(&links, prefix)[0].name]);
     }
     let m = n.mark();
-    n.start(&SIM);
+    n.start_launcher_with(&SIM);
     m
 }
 
@@ -410,8 +417,8 @@ fn cn_two_instances_share_one_tunnel() {
         return;
     }
     load_modules();
-    let mut n = LabNode::new(LAUNCHER, "share", CN_IP);
-    n.start(&SIM);
+    let mut n = lab_node("share");
+    n.start_launcher_with(&SIM);
     let m0 = n.mark();
     let (a, b) = (vm_id(1), vm_id(2));
     n.send(Command::Start, cn_start(&a, "172.16.5.7", SUBNET, "img"));
@@ -429,7 +436,11 @@ fn cn_two_instances_share_one_tunnel() {
     let t = tuple(SUBNET);
     let br = the_one(&links, "sbr_", "bridge", &format!("br_{t}"));
     let gt = the_one(&links, "sgt_", "gretap", &format!("gre_{t}"));
-    assert_eq!(gt.master, Some(br.index), "the tunnel is not in the bridge");
+    assert_eq!(
+        gt.master.as_ref(),
+        Some(&br.name),
+        "the tunnel is not in the bridge"
+    );
     let taps = named(&links, "svn_");
     let mut aliases: Vec<&str> = taps.iter().filter_map(|l| l.alias.as_deref()).collect();
     aliases.sort();
@@ -440,12 +451,17 @@ fn cn_two_instances_share_one_tunnel() {
             format!("vnic_{t}##172.16.5.8")
         ],
         "{:#?}",
-        names(&links)
+        summary(&links)
     );
     for tap in &taps {
         assert_eq!(tap.kind.as_deref(), Some("tun"), "{tap:?}");
-        assert_eq!(tap.master, Some(br.index), "{} not in the bridge", tap.name);
-        assert!(is_up(tap), "{} is down", tap.name);
+        assert_eq!(
+            tap.master.as_ref(),
+            Some(&br.name),
+            "{} not in the bridge",
+            tap.name
+        );
+        assert!(tap.up, "{} is down", tap.name);
     }
     let shown = n.ns.ip(&["-d", "link", "show", &gt.name]);
     for want in [
@@ -471,7 +487,7 @@ fn cn_two_instances_share_one_tunnel() {
     n.stats_until(m, "a exited", |s| {
         instance(s, &a).is_some_and(|i| i.state == "exited")
     });
-    let same = |links: &[Link]| {
+    let same = |links: &[LinkInfo]| {
         let now: Vec<(String, Option<String>)> = links
             .iter()
             .map(|l| (l.name.clone(), l.alias.clone()))
@@ -490,7 +506,7 @@ fn cn_two_instances_share_one_tunnel() {
     let m1 = delete(&n, &a);
     n.stats_until(m1, "a STATS without a", |s| instance(s, &a).is_none());
     let links = n.links();
-    assert_eq!(named(&links, "svn_").len(), 1, "{:#?}", names(&links));
+    assert_eq!(named(&links, "svn_").len(), 1, "{:#?}", summary(&links));
     the_one(&links, "sbr_", "bridge", &format!("br_{t}"));
     the_one(&links, "sgt_", "gretap", &format!("gre_{t}"));
     assert!(n.frames(m1, Event::TenantRemoved).is_empty());
@@ -501,7 +517,7 @@ fn cn_two_instances_share_one_tunnel() {
     check_tenant_event(&removed, TenantEventKind::Removed, &agent);
     n.stats_until(m2, "a STATS without b", |s| instance(s, &b).is_none());
     let links = n.links();
-    assert!(none_of_ours(&links), "{:#?}", names(&links));
+    assert!(none_of_ours(&links), "{:#?}", summary(&links));
     assert_eq!(n.frames(m2, Event::TenantRemoved).len(), 1);
     assert_eq!(n.frames(m0, Event::TenantAdded).len(), 1);
 }
@@ -517,8 +533,8 @@ fn repair_after_kill_9() {
         return;
     }
     load_modules();
-    let mut n = LabNode::new(LAUNCHER, "repair", CN_IP);
-    n.start(&SIM);
+    let mut n = lab_node("repair");
+    n.start_launcher_with(&SIM);
     let m0 = n.mark();
     let a = vm_id(3);
     n.send(Command::Start, cn_start(&a, "172.16.5.7", SUBNET, "img"));
@@ -528,11 +544,10 @@ fn repair_after_kill_9() {
     let (br_alias, gt_alias) = (format!("br_{t}"), format!("gre_{t}"));
     let tap_alias = format!("vnic_{t}##172.16.5.7");
     // Everything in place: the bridge, the tunnel and the tap in it, up.
-    let complete = |links: &[Link]| {
+    let complete = |links: &[LinkInfo]| {
         let one = |prefix: &str, alias: &str| {
             let v = named(links, prefix);
-            (v.len() == 1 && v[0].alias.as_deref() == Some(alias) && is_up(v[0]))
-                .then(|| v[0].clone())
+            (v.len() == 1 && v[0].alias.as_deref() == Some(alias) && v[0].up).then(|| v[0].clone())
         };
         match (
             one("sbr_", &br_alias),
@@ -540,13 +555,13 @@ fn repair_after_kill_9() {
             one("svn_", &tap_alias),
         ) {
             (Some(br), Some(gt), Some(tap)) => {
-                gt.master == Some(br.index) && tap.master == Some(br.index)
+                gt.master.as_ref() == Some(&br.name) && tap.master.as_ref() == Some(&br.name)
             }
             _ => false,
         }
     };
     let links = n.links();
-    assert!(complete(&links), "{:#?}", names(&links));
+    assert!(complete(&links), "{:#?}", summary(&links));
     let tap = named(&links, "svn_")[0].name.clone();
 
     // Round 1: the tunnel alone is deleted.
@@ -607,11 +622,11 @@ fn failed_plug_leaves_no_link() {
         return;
     }
     load_modules();
-    let mut n = LabNode::new(LAUNCHER, "plug", CN_IP);
+    let mut n = lab_node("plug");
     n.ns.ip(&[
         "link", "add", "squatter", "type", "gretap", "local", CN_IP, "remote", CONC_IP, "key", KEY,
     ]);
-    n.start(&SIM);
+    n.start_launcher_with(&SIM);
     let m0 = n.mark();
     let a = vm_id(8);
     n.send(Command::Start, cn_start(&a, "172.16.5.7", SUBNET, "img"));
@@ -621,7 +636,7 @@ fn failed_plug_leaves_no_link() {
     let report = ErrorReport::parse(&p).unwrap();
     assert_eq!(report.reason, "network_failure", "{report:?}");
     let links = n.links();
-    assert!(none_of_ours(&links), "{:#?}", names(&links));
+    assert!(none_of_ours(&links), "{:#?}", summary(&links));
     assert!(
         links.iter().any(|l| l.name == "squatter"),
         "a foreign link was touched"
@@ -662,8 +677,8 @@ fn failed_start_leaves_no_link() {
         return;
     }
     load_modules();
-    let mut n = LabNode::new(LAUNCHER, "fail", CN_IP);
-    n.start(&QEMU);
+    let mut n = lab_node("fail");
+    n.start_launcher_with(&QEMU);
     let m0 = n.mark();
     let a = vm_id(4);
     n.send(
@@ -677,7 +692,7 @@ fn failed_start_leaves_no_link() {
     assert_eq!(report.reason, "image_failure", "{report:?}");
     // Links first, then the failure: nothing is left when it arrives.
     let links = n.links();
-    assert!(none_of_ours(&links), "{:#?}", names(&links));
+    assert!(none_of_ours(&links), "{:#?}", summary(&links));
     // The links did exist (the concentrator heard of them), and their
     // removal is announced too.
     n.wait(m0, WAIT, "TenantRemoved", Event::TenantRemoved, |_| true);
@@ -822,8 +837,8 @@ fn gre_data_plane() {
         return;
     }
     load_modules();
-    let mut cn = LabNode::new(LAUNCHER, "dpcn", CN_IP);
-    let nn = Netns::new("dpnn");
+    let mut cn = lab_node("dpcn");
+    let nn = Netns::new("dpnn").unwrap();
     // The underlay: a veth from the node's phys0 to the concentrator's.
     nn.ip(&["link", "add", PHYS, "type", "bridge"]);
     nn.ip(&["addr", "add", &format!("{CONC_IP}/24"), "dev", PHYS]);
@@ -845,7 +860,7 @@ fn gre_data_plane() {
     nn.ip(&["link", "set", "gt", "up"]);
     nn.ip(&["link", "set", "tenant", "up"]);
 
-    cn.start(&SIM);
+    cn.start_launcher_with(&SIM);
     let m0 = cn.mark();
     let a = vm_id(5);
     let (ip, mac) = ("172.16.5.7", mac_of("172.16.5.7"));
@@ -858,7 +873,7 @@ fn gre_data_plane() {
 
     // The guest: on the instance's tap, with the payload's MAC and IP.
     let t = Instant::now();
-    let mut guest = TapPeer::attach(&cn.ns.name, &tap);
+    let mut guest = TapPeer::attach(&cn.ns, &tap);
     let (me, my_ip) = (mac_bytes(&mac), octets(ip));
     let rx_before = counter(&cn.ns, &gt, "rx_packets");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -948,7 +963,7 @@ fn fds_of_device(pid: i32, rdev: u64) -> usize {
 }
 
 /// The qemu of instance `id`, once it holds what `ready` wants.
-fn qemu_of(n: &LabNode, id: &str, what: &str, ready: impl Fn(i32) -> bool) -> i32 {
+fn qemu_of(n: &NetNode, id: &str, what: &str, ready: impl Fn(i32) -> bool) -> i32 {
     let end = Instant::now() + WAIT;
     loop {
         if let Some(pid) = qemu_pid(&n.data, id).filter(|&p| alive(p) && ready(p)) {
@@ -975,9 +990,9 @@ fn qemu_on_tap() {
         return;
     }
     load_modules();
-    let mut n = LabNode::new(LAUNCHER, "qemu", CN_IP);
+    let mut n = lab_node("qemu");
     blank_image(&n.data.join("images").join("blank"), "64M");
-    n.start(&QEMU);
+    n.start_launcher_with(&QEMU);
 
     // A compute-node VM on its tap.
     let m0 = n.mark();
@@ -1004,7 +1019,7 @@ fn qemu_on_tap() {
     delete(&n, &a);
     assert!(!alive(pid), "a's qemu outlived its DELETE");
     let links = n.links();
-    assert!(none_of_ours(&links), "{:#?}", names(&links));
+    assert!(none_of_ours(&links), "{:#?}", summary(&links));
 
     // A concentrator on its macvtap.
     let c = vm_id(7);
@@ -1018,8 +1033,12 @@ fn qemu_on_tap() {
     let mv = named(&links, "svc_")[0].clone();
     let phys = links.iter().find(|l| l.name == PHYS).unwrap();
     assert_eq!(mv.kind.as_deref(), Some("macvtap"), "{mv:?}");
-    assert_eq!(mv.parent, Some(phys.index), "the macvtap is not on {PHYS}");
-    assert_eq!(mv.mac, Some(mac_bytes("02:00:e6:f5:af:f9")), "{mv:?}");
+    assert_eq!(
+        mv.parent.as_ref(),
+        Some(&phys.name),
+        "the macvtap is not on {PHYS}"
+    );
+    assert_eq!(mv.mac.as_deref(), Some("02:00:e6:f5:af:f9"), "{mv:?}");
     assert_eq!(
         mv.alias.as_deref(),
         Some("cncivnic_67d86208-0000-0000-9018-fe14087d415f_67d86208-b46c-0000-0000-fe14087d415f")
@@ -1041,14 +1060,12 @@ fn qemu_on_tap() {
     delete(&n, &c);
     assert!(!alive(pid), "c's qemu outlived its DELETE");
     let links = n.links();
-    assert!(none_of_ours(&links), "{:#?}", names(&links));
+    assert!(none_of_ours(&links), "{:#?}", summary(&links));
 }
 
 /// A file of `/sys` as the node's namespace sees it.
-fn cn_sys(n: &LabNode, rel: &str) -> String {
-    let out =
-        n.ns.exec(&["cat", &format!("/sys/{rel}")])
-            .expect("ip netns exec cat");
+fn cn_sys(n: &NetNode, rel: &str) -> String {
+    let out = n.ns.exec(&["cat", &format!("/sys/{rel}")]);
     assert!(
         out.status.success(),
         "/sys/{rel}: {}",
@@ -1080,7 +1097,7 @@ fn log_gap(log: &str, from: &str, to: &str) -> Option<f64> {
 }
 
 /// Waits until the current launcher logged `needle`.
-fn wait_log(n: &LabNode, needle: &str) {
+fn wait_log(n: &NetNode, needle: &str) {
     let end = Instant::now() + WAIT;
     while !n.last_log().contains(needle) {
         assert!(
@@ -1121,11 +1138,11 @@ fn figures_start_to_tap_and_rebuild() {
         return;
     }
     load_modules();
-    let mut n = LabNode::new(LAUNCHER, "fig", CN_IP);
-    n.start(&SIM);
+    let mut n = lab_node("fig");
+    n.start_launcher_with(&SIM);
     let (mut first, mut further, mut to_event) = (Vec::new(), Vec::new(), Vec::new());
     let mut ids = Vec::new();
-    let mut start = |n: &LabNode, subnet: u32, host: u32| -> String {
+    let mut start = |n: &NetNode, subnet: u32, host: u32| -> String {
         let id = vm_id(0x100 + ids.len() as u32);
         let ip = format!("172.16.{subnet}.{host}");
         n.send(
@@ -1176,13 +1193,13 @@ fn figures_start_to_tap_and_rebuild() {
     });
     let links = n.links();
     let counts = ["sbr_", "sgt_", "svn_"].map(|p| named(&links, p).len());
-    assert_eq!(counts, [10, 10, 100], "{:#?}", names(&links));
+    assert_eq!(counts, [10, 10, 100], "{:#?}", summary(&links));
 
-    let restart = |n: &mut LabNode, flags: &[&str]| -> (f64, f64) {
+    let restart = |n: &mut NetNode, flags: &[&str]| -> (f64, f64) {
         n.kill9();
         let m = n.mark();
         let t = Instant::now();
-        n.start(flags);
+        n.start_launcher_with(flags);
         let connected = t.elapsed().as_secs_f64();
         n.stats_until(m, "the 100 instances after the restart", |s| {
             s.instances.len() == 100

@@ -27,8 +27,9 @@ use std::sync::{RwLock, RwLockReadGuard};
 
 use ciao::ssntp::frame::{ErrorCode, Event, Op};
 use ciao_test_support::netnode::{
-    self, cluster_config, LinkInfo, NetNode, Netns, StartSpec, PHYS, PHYS_IP, PHYS_NET,
+    self, cluster_config, NetNode, NodeOptions, StartSpec, PHYS, PHYS_IP, PHYS_NET,
 };
+use ciao_test_support::netns::{self, LinkInfo, Netns, WAIT};
 use ciao_test_support::proc::{wait_for, Proc};
 use ciao_test_support::skip_or_fail;
 
@@ -47,11 +48,16 @@ const SIM: &[&str] = &["-simulation", "--simulation-delay=100"];
 /// A node in a fresh namespace, or `None` (skipped) when this machine
 /// cannot run it.
 fn node(test: &str, tag: &str, config: Vec<u8>, extra: &[&str]) -> Option<NetNode> {
-    if let Some(why) = netnode::missing() {
+    if let Some(why) = netns::missing() {
         skip_or_fail(test, &why);
         return None;
     }
-    match NetNode::new(LAUNCHER, tag, config, extra) {
+    let mut opts = NodeOptions {
+        config,
+        ..NodeOptions::default()
+    };
+    opts.flags.extend(extra.iter().map(|s| s.to_string()));
+    match NetNode::new(LAUNCHER, tag, opts) {
         Ok(n) => Some(n),
         Err(why) => {
             skip_or_fail(test, &format!("cannot make a network namespace: {why}"));
@@ -76,7 +82,7 @@ fn names(links: &[LinkInfo]) -> Vec<String> {
 /// The concentrator's macvtap, once it exists.
 fn wait_macvtap(n: &NetNode, spec: &StartSpec) -> LinkInfo {
     let alias = spec.vnic_alias();
-    n.ns.wait_links(&format!("a link with alias {alias}"), |l| {
+    n.links_until(WAIT, &format!("a link with alias {alias}"), |l| {
         l.iter().any(|x| x.alias.as_deref() == Some(alias.as_str()))
     })
     .into_iter()
@@ -120,7 +126,7 @@ fn a_macvtap_whose_dev_name_is_taken_by_another_namespace_gets_a_private_node() 
     let (our_tap, ours) = n.ns.macvtap_dev(&l.name).unwrap();
     assert_eq!(our_tap, tap, "the same index in both namespaces");
     assert_ne!(ours, theirs);
-    let shared = netnode::char_dev(&Path::new("/dev").join(&tap));
+    let shared = netns::char_dev(&Path::new("/dev").join(&tap));
     assert_ne!(shared, Some(ours), "/dev/{tap} is not the node's");
     check_macvtap(&n, &spec, &l);
     let private = n.instance_dir(&spec.id).join("macvtap");
@@ -169,7 +175,7 @@ fn made_and_deleted(monitor: &Proc) {
             l.starts_with("Deleted") == deleted && l.contains(": svc_") && l.contains("@phys0")
         })
     };
-    wait_for(netnode::WAIT, "a macvtap made and deleted", || {
+    wait_for(WAIT, "a macvtap made and deleted", || {
         (svc(false) && svc(true)).then_some(())
     });
 }
@@ -279,7 +285,7 @@ fn a_concentrator_gets_a_macvtap_kept_by_stop_and_removed_by_delete() {
     n.command("delete", &spec.id);
     let ev = n.frame("InstanceDeleted", Op::Event(Event::InstanceDeleted));
     assert!(String::from_utf8_lossy(&ev.payload).contains(&spec.id));
-    n.ns.wait_links("the macvtap gone", |ls| {
+    n.links_until(WAIT, "the macvtap gone", |ls| {
         !ls.iter().any(|x| x.name == l.name)
     });
     assert_eq!(names(&n.ns.links()), ["lo", PHYS]);
@@ -359,7 +365,7 @@ fn after_kill_9_the_topology_is_repaired_orphans_go_foreign_links_stay() {
     n.start_launcher();
     let back = wait_macvtap(&n, &spec);
     check_macvtap(&n, &spec, &back);
-    n.ns.wait_links("the orphans removed", |ls| {
+    n.links_until(WAIT, "the orphans removed", |ls| {
         !ls.iter().any(|x| orphans.contains(&x.name.as_str()))
     });
     assert_eq!(n.ns.link(foreign), Some(foreign_before), "foreign, aliased");
@@ -374,7 +380,7 @@ fn after_kill_9_the_topology_is_repaired_orphans_go_foreign_links_stay() {
 #[test]
 fn a_start_failing_in_qemu_after_its_macvtap_leaves_no_link() {
     const TEST: &str = "a_start_failing_in_qemu_after_its_macvtap_leaves_no_link";
-    if netnode::missing().is_none() {
+    if netns::missing().is_none() {
         if let Some(why) = netnode::qemu_missing() {
             skip_or_fail(TEST, &why);
             return;

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 pub mod certgen;
 pub mod docker;
 pub mod lab;
-pub mod lab_node;
 pub mod netnode;
 pub mod netns;
 pub mod proc;

@@ -1,10 +1,17 @@
 //! A launcher node with real tenant networking, for end-to-end tests: a
-//! network namespace of the test's own with a fake physical NIC (`phys0`,
-//! a bridge carrying an address: the launcher counts a bridge with an IPv4
-//! address as physical), an in-process SSNTP server listening inside that
-//! namespace and sending the cluster configuration's networks, and the real
-//! `ciao-launcher` run there with `ip netns exec` (which also mounts a
-//! `/sys` matching the namespace, read by the macvtap device-node code).
+//! network namespace of the test's own ([`Netns`]) with a fake physical
+//! NIC (`phys0`, a bridge carrying an address: the launcher counts a
+//! bridge with an IPv4 address as physical), an in-process SSNTP server
+//! listening inside that namespace and sending the cluster configuration's
+//! networks, and the real `ciao-launcher` run there with `ip netns exec`
+//! (which also mounts a `/sys` matching the namespace, read by the macvtap
+//! device-node code).
+//!
+//! The node keeps every frame the launcher sends, in arrival order
+//! ([`NetNode::mark`]): a test can wait for "the next STATS matching ..."
+//! ([`NetNode::stats`]) or count tenant events exactly since a mark
+//! ([`NetNode::frames`]). Used by `tests/net_launcher.rs` on this machine
+//! and by the kernel lab's GRE tests (`tests/lab_gre.rs`) in its guest.
 //!
 //! Nothing here touches a link of the host's namespace: every `ip` call
 //! names the test's namespace (`ip -n NS`, `ip netns exec NS`), and the
@@ -12,52 +19,30 @@
 //! test fails.
 //!
 //! Also here: START payloads with a networking section (concentrator and
-//! compute-node VMs), the links of the namespace as `ip -o -d link show`
-//! prints them, and the device numbers of a macvtap. The kernel lab's GRE
-//! tests reuse all of it inside the lab's guest.
+//! compute-node VMs).
 
+use std::cell::{Cell, RefCell};
 use std::io::Write as _;
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use ciao::payloads::{ErrorReport, Stat};
-use ciao::ssntp::frame::{self, ErrorCode, Op};
+use ciao::ssntp::frame::{self, ErrorCode, Frame, Op};
 use ciao::ssntp::server::ServerEvent;
 use ciao::ssntp::tls;
 use ciao::ssntp::uuid::Uuid;
 
 use crate::certgen::{self, CertSet, KeyKind};
-use crate::proc::{wait_for, Proc, TempDir};
+use crate::netns::{char_dev, summary, LinkInfo, Netns, WAIT};
+use crate::proc::{rand_u64, Proc, TempDir};
+use crate::qemu::kill_qemus;
 use crate::ssntp_server::{Options, TestServer};
 
 /// The fake physical NIC's name, address and network.
 pub const PHYS: &str = "phys0";
 pub const PHYS_IP: &str = "198.51.100.2";
 pub const PHYS_NET: &str = "198.51.100.0/24";
-/// Deadlines that only catch hangs.
-pub const WAIT: Duration = Duration::from_secs(20);
-
-/// Why these tests cannot run here (not root, no `ip`, no namespaces).
-pub fn missing() -> Option<String> {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Some("not root (network namespaces need root)".into());
-    }
-    let ok = Command::new("ip")
-        .arg("-V")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        return Some("no ip command (iproute2)".into());
-    }
-    None
-}
 
 /// Why a launcher running real qemu cannot run here (as the qemu tests
 /// decide: `qemu-system-x86_64` and `qemu-img` installed).
@@ -68,264 +53,21 @@ pub fn qemu_missing() -> Option<String> {
         .map(|p| format!("{p} is not installed (run .ci/install-qemu)"))
 }
 
-/// Runs `ip` with `args`; its stdout, or Err with its stderr.
-pub fn ip_try(args: &[&str]) -> Result<String, String> {
-    let out = Command::new("ip")
-        .args(args)
+/// `qemu-img create -f qcow2 PATH SIZE`: a blank disk (the guest need not
+/// boot).
+pub fn blank_image(path: &Path, size: &str) {
+    let out = Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(size)
         .stdin(Stdio::null())
         .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
-/// Runs `ip` with `args`, panicking on failure.
-#[track_caller]
-pub fn ip(args: &[&str]) -> String {
-    ip_try(args).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// A named network namespace (`ip netns add`), deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-impl Netns {
-    /// A fresh namespace named `<tag><pid><n>` with `lo` up.
-    pub fn new(tag: &str) -> Result<Netns, String> {
-        let name = format!(
-            "{tag}{}-{}",
-            std::process::id() % 100_000,
-            SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        ip_try(&["netns", "add", &name])?;
-        let ns = Netns { name };
-        ns.try_ip(&["link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    /// `ip -n <ns> args`.
-    pub fn try_ip(&self, args: &[&str]) -> Result<String, String> {
-        let mut v = vec!["-n", self.name.as_str()];
-        v.extend_from_slice(args);
-        ip_try(&v)
-    }
-
-    /// `ip -n <ns> args`, panicking on failure.
-    #[track_caller]
-    pub fn ip(&self, args: &[&str]) -> String {
-        self.try_ip(args).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// `argv` run to completion inside the namespace (`ip netns exec`).
-    pub fn exec(&self, argv: &[&str]) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.name])
-            .args(argv)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run ip netns exec: {e}"))
-    }
-
-    /// A file as the namespace's own sysfs shows it (`/sys/class/net/...`
-    /// in the host's mount shows the host's links).
-    pub fn read_sys(&self, path: &str) -> Option<String> {
-        let out = self.exec(&["cat", path]);
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-    }
-
-    /// Runs `f` on a thread that entered the namespace (setns changes
-    /// the calling thread only); sockets made there stay in it.
-    pub fn on_thread<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        let t = std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            // SAFETY: setns(2) with a namespace file we hold open; it
-            // changes the network namespace of this thread only.
-            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        });
-        match t.join() {
-            Ok(v) => v,
-            Err(p) => std::panic::resume_unwind(p),
-        }
-    }
-
-    /// A bridge standing in for a physical NIC: `addr` (CIDR) on it, up.
-    /// Returns its MAC.
-    pub fn add_phys(&self, name: &str, addr: &str) -> String {
-        self.ip(&["link", "add", name, "type", "bridge"]);
-        self.ip(&["addr", "add", addr, "dev", name]);
-        self.ip(&["link", "set", name, "up"]);
-        self.link(name)
-            .and_then(|l| l.mac)
-            .unwrap_or_else(|| panic!("{name} has no MAC"))
-    }
-
-    /// The namespace's links (`ip -o -d link show`).
-    pub fn links(&self) -> Vec<LinkInfo> {
-        self.ip(&["-o", "-d", "link", "show"])
-            .lines()
-            .filter_map(LinkInfo::parse)
-            .collect()
-    }
-
-    /// The link `name`, if it exists.
-    pub fn link(&self, name: &str) -> Option<LinkInfo> {
-        self.links().into_iter().find(|l| l.name == name)
-    }
-
-    /// The link whose alias is `alias`, if any.
-    pub fn link_by_alias(&self, alias: &str) -> Option<LinkInfo> {
-        self.links()
-            .into_iter()
-            .find(|l| l.alias.as_deref() == Some(alias))
-    }
-
-    /// Waits until `pred` holds for the links; returns them.
-    pub fn wait_links(&self, what: &str, pred: impl Fn(&[LinkInfo]) -> bool) -> Vec<LinkInfo> {
-        wait_for(WAIT, what, || {
-            let l = self.links();
-            pred(&l).then_some(l)
-        })
-    }
-
-    /// `ip monitor link` in the namespace, its output in
-    /// `<dir>/monitor-<ns>.log`, returned once it reports events (a probe
-    /// link is made and deleted until it shows): what the test does next
-    /// is seen, even links that exist only for a moment.
-    pub fn monitor(&self, dir: &Path) -> Proc {
-        let args: Vec<String> = ["-n", &self.name, "monitor", "link"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let m = Proc::start("ip", &args, dir, &format!("monitor-{}", self.name));
-        wait_for(WAIT, "ip monitor to report", || {
-            self.ip(&["link", "add", "mprobe0", "type", "bridge"]);
-            self.ip(&["link", "del", "mprobe0"]);
-            std::thread::sleep(Duration::from_millis(50));
-            m.output().contains("Deleted").then_some(())
-        });
-        m
-    }
-
-    /// The device number sysfs gives for the macvtap `name`'s character
-    /// device, with its `tap<N>` name.
-    pub fn macvtap_dev(&self, name: &str) -> Option<(String, (u32, u32))> {
-        let index = self.read_sys(&format!("/sys/class/net/{name}/ifindex"))?;
-        let tap = format!("tap{index}");
-        let dev = self.read_sys(&format!("/sys/class/net/{name}/macvtap/{tap}/dev"))?;
-        let (maj, min) = dev.split_once(':')?;
-        Some((tap, (maj.parse().ok()?, min.parse().ok()?)))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Err(e) = ip_try(&["netns", "del", &self.name]) {
-            let _ = writeln!(std::io::stderr(), "cleanup: {e}");
-        }
-    }
-}
-
-/// A character device's (major, minor), `None` for anything else.
-pub fn char_dev(path: &Path) -> Option<(u32, u32)> {
-    let m = std::fs::metadata(path).ok()?;
-    if !m.file_type().is_char_device() {
-        return None;
-    }
-    let d = m.rdev();
-    // glibc's gnu_dev_major / gnu_dev_minor.
-    let major = ((d >> 8) & 0xfff) | ((d >> 32) & !0xfff);
-    let minor = (d & 0xff) | ((d >> 12) & !0xff);
-    Some((major as u32, minor as u32))
-}
-
-/// One link as `ip -o -d link show` prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkInfo {
-    pub index: u32,
-    pub name: String,
-    /// After `@`: the lower link (macvtap) or the peer (veth).
-    pub parent: Option<String>,
-    pub up: bool,
-    pub mtu: u32,
-    pub qlen: u32,
-    pub master: Option<String>,
-    pub mac: Option<String>,
-    /// The link kind (`bridge`, `macvtap`, `tun`, `veth`, `gretap`).
-    pub kind: Option<String>,
-    /// The kind's details (`macvtap mode bridge ...`).
-    pub details: String,
-    pub alias: Option<String>,
-}
-
-impl LinkInfo {
-    /// One line of `ip -o -d link show`: segments separated by `\`.
-    pub fn parse(line: &str) -> Option<LinkInfo> {
-        let mut segs = line.split('\\').map(str::trim);
-        let head = segs.next()?;
-        let (index, rest) = head.split_once(": ")?;
-        let (ifname, rest) = rest.split_once(": ")?;
-        let (name, parent) = match ifname.split_once('@') {
-            Some((n, p)) => (n.to_string(), Some(p.to_string())),
-            None => (ifname.to_string(), None),
-        };
-        let flags = rest.split_once('<')?.1.split_once('>')?.0;
-        let words: Vec<&str> = rest.split_whitespace().collect();
-        let after = |k: &str| {
-            words
-                .iter()
-                .position(|w| *w == k)
-                .and_then(|i| words.get(i + 1))
-                .map(|s| s.to_string())
-        };
-        let mut l = LinkInfo {
-            index: index.trim().parse().ok()?,
-            name,
-            parent,
-            up: flags.split(',').any(|f| f == "UP"),
-            mtu: after("mtu").and_then(|v| v.parse().ok()).unwrap_or(0),
-            qlen: after("qlen").and_then(|v| v.parse().ok()).unwrap_or(0),
-            master: after("master"),
-            mac: None,
-            kind: None,
-            details: String::new(),
-            alias: None,
-        };
-        for (i, seg) in segs.enumerate() {
-            if let Some(a) = seg.strip_prefix("alias ") {
-                l.alias = Some(a.to_string());
-            } else if i == 0 {
-                if let Some(m) = seg.strip_prefix("link/ether ") {
-                    l.mac = m.split_whitespace().next().map(str::to_string);
-                }
-            } else if l.kind.is_none() && !seg.starts_with("addrgenmode") {
-                l.kind = seg.split_whitespace().next().map(str::to_string);
-                l.details = seg.to_string();
-            }
-        }
-        Some(l)
-    }
-
-    /// The word after `key` in the kind's details (`mode` → `bridge`).
-    pub fn detail(&self, key: &str) -> Option<&str> {
-        let mut w = self.details.split_whitespace();
-        w.by_ref().find(|x| *x == key)?;
-        w.next()
-    }
+        .expect("run qemu-img");
+    assert!(
+        out.status.success(),
+        "qemu-img create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A concentrator's or a compute-node VM's START, with its networking
@@ -451,9 +193,42 @@ pub fn cluster_config(compute_net: &str, mgmt_net: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// How to make a [`NetNode`].
+pub struct NodeOptions {
+    /// The `configure` payload the server sends (see [`cluster_config`]).
+    pub config: Vec<u8>,
+    /// Flags every launcher of the node gets after the certificates, data
+    /// root and server (more can be given per start).
+    pub flags: Vec<String>,
+    /// Where the node's directory (certificates, data root, logs) is
+    /// made. The kernel lab passes `/run`: its `/tmp` is an overlay, where
+    /// a file's device number is not its directory's.
+    pub base: PathBuf,
+}
+
+impl Default for NodeOptions {
+    /// phys0's network as compute and management network, `-network=true`,
+    /// the system's temporary directory.
+    fn default() -> Self {
+        NodeOptions {
+            config: cluster_config(PHYS_NET, PHYS_NET),
+            flags: vec!["-network=true".into()],
+            base: std::env::temp_dir(),
+        }
+    }
+}
+
+/// A frame the launcher sent, numbered in arrival order.
+pub struct Seen {
+    pub n: usize,
+    pub at: Instant,
+    pub frame: Frame,
+}
+
 /// A launcher with tenant networking in a namespace of its own. Fields
-/// drop in order: the launcher first, then the server, the namespace
-/// (with its links) and the temporary directory.
+/// drop in order: the launcher first (then, in [`Drop`], every qemu under
+/// the data root), the server, the namespace (with its links) and the
+/// node's directory.
 pub struct NetNode {
     pub launcher: Option<Proc>,
     pub server: TestServer,
@@ -467,27 +242,40 @@ pub struct NetNode {
     pub phys_mac: String,
     /// The `ciao-launcher` binary.
     bin: String,
-    /// Flags after the defaults (`-simulation`, ...).
-    pub extra: Vec<String>,
+    /// [`NodeOptions::flags`].
+    pub flags: Vec<String>,
     /// Enter the namespace with `nsenter --net` instead of `ip netns
     /// exec`: `/sys` then shows the host's links, not the namespace's
     /// (how a launcher fares when sysfs does not match its namespace).
     pub host_sysfs: bool,
     starts: u32,
+    /// Every frame received, in arrival order.
+    seen: RefCell<Vec<Seen>>,
+    /// Where the "next frame" methods ([`NetNode::stats`],
+    /// [`NetNode::error`], [`NetNode::frame`]) look from: just after what
+    /// the last of them returned.
+    next: Cell<usize>,
 }
 
 impl NetNode {
-    /// A namespace `tag…` with `phys0`, and a server there sending
-    /// `config` (see [`cluster_config`]); no launcher yet. Err: why the
-    /// namespace could not be made.
-    pub fn new(bin: &str, tag: &str, config: Vec<u8>, extra: &[&str]) -> Result<NetNode, String> {
+    /// A namespace `tag…` with `phys0` carrying [`PHYS_IP`]/24, and a
+    /// server there; no launcher yet. Err: why the namespace or the
+    /// server's TLS could not be made.
+    pub fn new(bin: &str, tag: &str, opts: NodeOptions) -> Result<NetNode, String> {
         let ns = Netns::new(tag)?;
         let phys_mac = ns.add_phys(PHYS, &format!("{PHYS_IP}/24"));
-        let tmp = TempDir::new(tag);
-        let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+        let tmp = TempDir(
+            opts.base
+                .join(format!("cn-{tag}-{:08x}", rand_u64() as u32)),
+        );
+        std::fs::create_dir_all(tmp.path())
+            .map_err(|e| format!("{}: {e}", tmp.path().display()))?;
+        // P-521: quick to make, also under software emulation.
+        let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::P521);
         let ca = tls::load_ca(&certs.ca_pem_path).map_err(|e| e.to_string())?;
         let id = tls::load_identity(&certs.server_pem_path).map_err(|e| e.to_string())?;
         let server_tls = tls::server_config(&ca, &id).map_err(|e| e.to_string())?;
+        let config = opts.config;
         let server = ns.on_thread(move || {
             TestServer::start(
                 server_tls,
@@ -498,6 +286,7 @@ impl NetNode {
             )
         });
         let data = tmp.path().join("data");
+        std::fs::create_dir_all(data.join("images")).map_err(|e| format!("data root: {e}"))?;
         Ok(NetNode {
             launcher: None,
             server,
@@ -508,18 +297,19 @@ impl NetNode {
             data,
             phys_mac,
             bin: bin.to_string(),
-            extra: extra.iter().map(|s| s.to_string()).collect(),
+            flags: opts.flags,
             host_sysfs: false,
             starts: 0,
+            seen: RefCell::new(Vec::new()),
+            next: Cell::new(0),
         })
     }
 
-    /// The launcher's flags: certificates, data root, server, networking
-    /// on, the test's extra flags, then `more`.
+    /// The launcher's flags: certificates, data root, server, the node's
+    /// flags, then `more`.
     pub fn launcher_args(&self, more: &[&str]) -> Vec<String> {
         let mut args = self.certs.launcher_args(&self.data, self.server.addr);
-        args.push("-network=true".into());
-        args.extend(self.extra.iter().cloned());
+        args.extend(self.flags.iter().cloned());
         args.extend(more.iter().map(|s| s.to_string()));
         args
     }
@@ -551,18 +341,29 @@ impl NetNode {
     /// Starts the launcher (logging to stderr) and waits for it to
     /// connect.
     pub fn start_launcher(&mut self) {
-        let args = self.launcher_args(&["-logtostderr", "-v=1", "--stats-interval=1"]);
-        let p = self.spawn(args);
-        self.launcher = Some(p);
-        self.uuid = wait_for(WAIT, "the launcher to connect", || {
-            match self.server.events.recv_timeout(Duration::from_millis(100)) {
-                Ok(ServerEvent::Connected { uuid, .. }) => Some(uuid),
-                _ => None,
-            }
-        });
+        self.start_launcher_with(&[]);
     }
 
-    /// SIGKILL, then the disconnect.
+    /// Starts the launcher with `flags` after the node's and waits for it
+    /// to connect.
+    pub fn start_launcher_with(&mut self, flags: &[&str]) {
+        let mut more = vec!["-logtostderr", "-v=1", "--stats-interval=1"];
+        more.extend_from_slice(flags);
+        let args = self.launcher_args(&more);
+        self.launcher = Some(self.spawn(args));
+        match self.until_event(|ev| match ev {
+            ServerEvent::Connected { uuid, .. } => Some(*uuid),
+            _ => None,
+        }) {
+            Some(uuid) => self.uuid = uuid,
+            None => panic!(
+                "the launcher did not connect within {WAIT:?}\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    /// SIGKILL (its instances and links stay), then the disconnect.
     pub fn kill9(&mut self) {
         self.end_launcher(libc::SIGKILL);
     }
@@ -579,7 +380,29 @@ impl NetNode {
         l.signal(sig);
         let st = l.wait_exit(WAIT);
         assert!(st.is_some(), "the launcher did not exit on signal {sig}");
-        self.server.expect_disconnect(WAIT);
+        let gone =
+            self.until_event(|ev| matches!(ev, ServerEvent::Disconnected { .. }).then_some(()));
+        assert!(gone.is_some(), "no disconnect within {WAIT:?}");
+    }
+
+    /// Server events until `want` picks one, within [`WAIT`]; the frames
+    /// among them are recorded. The "next frame" methods then look only
+    /// at what comes after that event (a launcher's connection or
+    /// disconnection): a STATS of an earlier launcher is not "the next".
+    /// `None` on timeout.
+    fn until_event<T>(&self, want: impl Fn(&ServerEvent) -> Option<T>) -> Option<T> {
+        let end = Instant::now() + WAIT;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            let ev = self.server.events.recv_timeout(left).ok()?;
+            if let Some(v) = want(&ev) {
+                self.next.set(self.seen.borrow().len());
+                return Some(v);
+            }
+            if let ServerEvent::Frame { frame, .. } = ev {
+                self.record(frame);
+            }
+        }
     }
 
     /// Runs the launcher with `args` to completion (within [`WAIT`]): its
@@ -592,20 +415,26 @@ impl NetNode {
         (st.code().unwrap_or(-1), p.output())
     }
 
-    /// Everything the launchers logged so far.
+    /// Everything the launchers of this node logged, oldest first.
     pub fn log(&self) -> String {
-        (1..=self.starts)
-            .map(|i| {
-                std::fs::read_to_string(self.tmp.path().join(format!("launcher-{i}.log")))
-                    .unwrap_or_default()
-            })
-            .collect()
+        (1..=self.starts).map(|i| self.log_of(i)).collect()
+    }
+
+    /// The log of the current (last started) launcher.
+    pub fn last_log(&self) -> String {
+        self.log_of(self.starts)
+    }
+
+    fn log_of(&self, start: u32) -> String {
+        std::fs::read_to_string(self.tmp.path().join(format!("launcher-{start}.log")))
+            .unwrap_or_default()
     }
 
     pub fn send(&self, operand: frame::Command, payload: Vec<u8>) {
         self.server.send(self.uuid, operand, payload);
     }
 
+    /// Sends `spec`'s START.
     pub fn start(&self, spec: &StartSpec) {
         self.send(frame::Command::Start, spec.payload());
     }
@@ -621,12 +450,128 @@ impl NetNode {
         self.send(op, crate::cmd(kind, id));
     }
 
+    fn record(&self, frame: Frame) {
+        let mut seen = self.seen.borrow_mut();
+        let n = seen.len();
+        seen.push(Seen {
+            n,
+            at: Instant::now(),
+            frame,
+        });
+    }
+
+    /// Records the frames that arrived, waiting up to `within` for one.
+    fn pump(&self, within: Duration) {
+        if let Ok(ev) = self.server.events.recv_timeout(within) {
+            if let ServerEvent::Frame { frame, .. } = ev {
+                self.record(frame);
+            }
+            while let Ok(ev) = self.server.events.try_recv() {
+                if let ServerEvent::Frame { frame, .. } = ev {
+                    self.record(frame);
+                }
+            }
+        }
+    }
+
+    /// The number of frames seen so far: a mark for [`NetNode::wait`],
+    /// [`NetNode::frames`] and [`NetNode::stats_until`].
+    pub fn mark(&self) -> usize {
+        self.pump(Duration::ZERO);
+        self.seen.borrow().len()
+    }
+
+    /// The first frame numbered `after` or later satisfying `pred`,
+    /// within `within`: its number, arrival time and the frame.
+    pub fn find(
+        &self,
+        after: usize,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&Frame) -> bool,
+    ) -> (usize, Instant, Frame) {
+        let end = Instant::now() + within;
+        loop {
+            if let Some(s) = self
+                .seen
+                .borrow()
+                .iter()
+                .skip(after)
+                .find(|s| pred(&s.frame))
+            {
+                return (s.n, s.at, s.frame.clone());
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out after {within:?} waiting for {what}\n--- launcher log ---\n{}",
+                self.log()
+            );
+            self.pump(left.min(Duration::from_millis(200)));
+        }
+    }
+
+    /// The first frame numbered `after` or later with operand `op` whose
+    /// payload satisfies `pred`, within `within`.
+    pub fn wait(
+        &self,
+        after: usize,
+        within: Duration,
+        what: &str,
+        op: impl Into<Op>,
+        pred: impl Fn(&[u8]) -> bool,
+    ) -> (usize, Instant, Vec<u8>) {
+        let op = op.into();
+        let (n, at, f) = self.find(after, within, what, |f| f.op == op && pred(&f.payload));
+        (n, at, f.payload)
+    }
+
+    /// Payloads of the frames with operand `op` seen from `after` on.
+    pub fn frames(&self, after: usize, op: impl Into<Op>) -> Vec<Vec<u8>> {
+        let op = op.into();
+        self.pump(Duration::ZERO);
+        self.seen
+            .borrow()
+            .iter()
+            .skip(after)
+            .filter(|s| s.frame.op == op)
+            .map(|s| s.frame.payload.clone())
+            .collect()
+    }
+
+    /// The first STATS from `after` on that satisfies `pred`, and its
+    /// number; an undecodable STATS fails the test.
+    fn stats_from(&self, after: usize, what: &str, pred: impl Fn(&Stat) -> bool) -> (usize, Stat) {
+        let stats = Op::Command(frame::Command::Stats);
+        let (n, _, f) = self.find(after, WAIT, what, |f| {
+            f.op == stats
+                && pred(
+                    &Stat::parse(&f.payload)
+                        .unwrap_or_else(|e| panic!("{what}: undecodable STATS: {e}")),
+                )
+        });
+        let stat = Stat::parse(&f.payload).unwrap_or_else(|e| panic!("{what}: {e}"));
+        (n, stat)
+    }
+
+    /// The first STATS from mark `after` on that satisfies `pred`.
+    pub fn stats_until(&self, after: usize, what: &str, pred: impl Fn(&Stat) -> bool) -> Stat {
+        self.stats_from(after, what, pred).1
+    }
+
+    /// The next frame (after what the last "next" method returned)
+    /// satisfying `pred`.
+    fn next_frame(&self, what: &str, pred: impl Fn(&Frame) -> bool) -> Frame {
+        let (n, _, f) = self.find(self.next.get(), WAIT, what, pred);
+        self.next.set(n + 1);
+        f
+    }
+
     /// The next STATS satisfying `pred`.
     pub fn stats(&self, what: &str, pred: impl Fn(&Stat) -> bool) -> Stat {
-        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.server.expect_stats(WAIT, what, pred)
-        }));
-        got.unwrap_or_else(|_| panic!("no STATS with {what}\n--- launcher ---\n{}", self.log()))
+        let (n, stat) = self.stats_from(self.next.get(), what, pred);
+        self.next.set(n + 1);
+        stat
     }
 
     /// Waits until `id` is reported in `state` (`None`: not listed).
@@ -640,17 +585,49 @@ impl NetNode {
         })
     }
 
-    /// The next ERROR frame.
+    /// The next ERROR frame: its operand and its report.
     pub fn error(&self, what: &str) -> (ErrorCode, ErrorReport) {
-        let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.server.expect_error(WAIT, what)
-        }));
-        got.unwrap_or_else(|_| panic!("no {what}\n--- launcher ---\n{}", self.log()))
+        let f = self.next_frame(what, |f| matches!(f.op, Op::Error(_)));
+        let report = ErrorReport::parse(&f.payload)
+            .unwrap_or_else(|e| panic!("{what}: undecodable ERROR payload: {e}"));
+        let Op::Error(code) = f.op else {
+            unreachable!("{what}: not an ERROR frame")
+        };
+        (code, report)
     }
 
     /// The next frame whose op is `op`.
-    pub fn frame(&self, what: &str, op: Op) -> frame::Frame {
-        self.server.expect_frame(WAIT, what, |f| f.op == op).1
+    pub fn frame(&self, what: &str, op: Op) -> Frame {
+        self.next_frame(what, |f| f.op == op)
+    }
+
+    /// The namespace's links.
+    pub fn links(&self) -> Vec<LinkInfo> {
+        self.ns.links()
+    }
+
+    /// Polls the links until `pred` holds, within `within`; returns them.
+    pub fn links_until(
+        &self,
+        within: Duration,
+        what: &str,
+        pred: impl Fn(&[LinkInfo]) -> bool,
+    ) -> Vec<LinkInfo> {
+        let end = Instant::now() + within;
+        loop {
+            let links = self.links();
+            if pred(&links) {
+                return links;
+            }
+            if Instant::now() >= end {
+                panic!(
+                    "timed out after {within:?} waiting for {what}; links: {:#?}\n--- launcher log ---\n{}",
+                    summary(&links),
+                    self.log()
+                );
+            }
+            self.pump(Duration::from_millis(50));
+        }
     }
 
     pub fn instance_dir(&self, id: &str) -> PathBuf {
@@ -690,6 +667,7 @@ impl NetNode {
 impl Drop for NetNode {
     fn drop(&mut self) {
         drop(self.launcher.take());
+        kill_qemus(&self.data);
         if std::thread::panicking() {
             let _ = writeln!(
                 std::io::stderr(),
