@@ -97,7 +97,8 @@ impl<K, T> Batches<K, T> {
                 .iter()
                 .take(i)
                 .any(|e| overlap(&e.path, &d.path));
-            !behind_earlier && !(!d.durable && self.batched().any(|s| overlap(&s.path, &d.path)))
+            let behind_batch = !d.durable && self.batched().any(|s| overlap(&s.path, &d.path));
+            !behind_earlier && !behind_batch
         })?;
         self.deferred.remove(i).map(|d| d.op)
     }
