@@ -110,17 +110,15 @@ fn main() {
     let id = tls::load_identity(&certs.server_pem_path).unwrap();
     let server = TestServer::start(tls::server_config(&ca, &id).unwrap(), Options::default());
     let data = tmp.join("data");
+    let mut args = certs.launcher_args(&data, server.addr);
+    args.extend([
+        "-simulation".into(),
+        "--simulation-delay=0".into(),
+        "-network=false".into(),
+        format!("-log_dir={}", tmp.join("logs").display()),
+    ]);
     let mut child = Command::new(&launcher)
-        .args([
-            format!("-cacert={}", certs.ca_pem_path.display()),
-            format!("-cert={}", certs.client_pem_path.display()),
-            format!("--server={}", server.addr),
-            format!("--data-root={}", data.display()),
-            "-simulation".into(),
-            "--simulation-delay=0".into(),
-            "-network=false".into(),
-            format!("-log_dir={}", tmp.join("logs").display()),
-        ])
+        .args(args)
         .stdin(Stdio::null())
         .spawn()
         .expect("start ciao-launcher");
