@@ -81,10 +81,7 @@ impl Usage {
 pub enum Vnic {
     /// A persistent tap that qemu opens by name; `mac` is the guest's
     /// virtio-net address (the tap keeps its own).
-    Tap {
-        name: String,
-        mac: crate::net::link::Mac,
-    },
+    Tap { name: String, mac: crate::net::link::Mac },
     /// A concentrator's macvtap: qemu gets `queues` descriptors of the
     /// character device `device` (checked or made private, never a
     /// guessed `/dev/tapN`); `mac` is the macvtap's and the guest's.

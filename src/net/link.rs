@@ -58,14 +58,9 @@ pub enum NewLink {
         key: u32,
     },
     /// A veth pair whose other end is named `peer`.
-    Veth {
-        peer: String,
-    },
+    Veth { peer: String },
     /// A macvtap (mode bridge) on the link named `parent`.
-    Macvtap {
-        parent: String,
-        txqlen: u32,
-    },
+    Macvtap { parent: String, txqlen: u32 },
     /// A persistent tap (not netlink: `/dev/net/tun`, TUNSETIFF,
     /// TUNSETPERSIST).
     Tap,
