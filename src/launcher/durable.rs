@@ -19,8 +19,9 @@
 //! deferred operations (staging it behind a batch already keeps it in
 //! order).
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::io;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
 use crate::sys::syncer::{Done, Job};
@@ -47,7 +48,13 @@ struct Deferred<T> {
 #[derive(Debug)]
 pub(crate) struct Batches<K, T> {
     next: Vec<Staged<K>>,
+    /// Where each path of `next` is in it.
+    in_next: HashMap<PathBuf, usize>,
     flying: Option<Vec<Staged<K>>>,
+    /// Every path of `next` and `flying`, with how many of the two hold
+    /// it: a burst of 1000 writes is checked against in O(log n), not
+    /// by a walk over all of them for each operation.
+    batched: BTreeMap<PathBuf, usize>,
     deferred: VecDeque<Deferred<T>>,
     /// Directories made since a batch last synced their parent: a file
     /// renamed into one lasts only if the directory's own name does.
@@ -58,7 +65,9 @@ impl<K, T> Default for Batches<K, T> {
     fn default() -> Self {
         Batches {
             next: Vec::new(),
+            in_next: HashMap::new(),
             flying: None,
+            batched: BTreeMap::new(),
             deferred: VecDeque::new(),
             fresh: BTreeSet::new(),
         }
@@ -71,15 +80,21 @@ fn overlap(a: &Path, b: &Path) -> bool {
 }
 
 impl<K, T> Batches<K, T> {
-    fn batched(&self) -> impl Iterator<Item = &Staged<K>> {
-        self.next.iter().chain(self.flying.iter().flatten())
+    /// Whether a staged or in-flight path is `path`, inside it, or holds it.
+    fn batched_overlaps(&self, path: &Path) -> bool {
+        path.ancestors().any(|a| self.batched.contains_key(a))
+            || self
+                .batched
+                .range::<Path, _>((Bound::Included(path), Bound::Unbounded))
+                .next()
+                .is_some_and(|(q, _)| q.starts_with(path))
     }
 
     /// Whether an operation on `path` (a durable write, or anything else)
     /// must be deferred rather than run now.
     pub(crate) fn must_wait(&self, path: &Path, durable: bool) -> bool {
         self.deferred.iter().any(|d| overlap(&d.path, path))
-            || (!durable && self.batched().any(|s| overlap(&s.path, path)))
+            || (!durable && self.batched_overlaps(path))
     }
 
     /// Keeps `op` until [`Batches::next_runnable`] gives it back.
@@ -97,7 +112,7 @@ impl<K, T> Batches<K, T> {
                 .iter()
                 .take(i)
                 .any(|e| overlap(&e.path, &d.path));
-            let behind_batch = !d.durable && self.batched().any(|s| overlap(&s.path, &d.path));
+            let behind_batch = !d.durable && self.batched_overlaps(&d.path);
             !behind_earlier && !behind_batch
         })?;
         self.deferred.remove(i).map(|d| d.op)
@@ -107,10 +122,12 @@ impl<K, T> Batches<K, T> {
     /// returns the temporary file it supersedes (to be removed), if `path`
     /// was already in it.
     pub(crate) fn stage(&mut self, path: PathBuf, tmp: PathBuf, who: K) -> Option<PathBuf> {
-        if let Some(s) = self.next.iter_mut().find(|s| s.path == path) {
+        if let Some(s) = self.in_next.get(&path).and_then(|&i| self.next.get_mut(i)) {
             s.waiting.push(who);
             return Some(std::mem::replace(&mut s.tmp, tmp));
         }
+        self.in_next.insert(path.clone(), self.next.len());
+        *self.batched.entry(path.clone()).or_default() += 1;
         self.next.push(Staged {
             path,
             tmp,
@@ -137,6 +154,7 @@ impl<K, T> Batches<K, T> {
             return None;
         }
         let batch = std::mem::take(&mut self.next);
+        self.in_next.clear();
         let mut dirs: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
         let mut synced_new = Vec::new();
         for (i, s) in batch.iter().enumerate() {
@@ -172,6 +190,14 @@ impl<K, T> Batches<K, T> {
     /// ended) is an error.
     pub(crate) fn finished(&mut self, done: Done) -> Vec<(Staged<K>, io::Result<()>)> {
         let batch = self.flying.take().unwrap_or_default();
+        for s in &batch {
+            if let Some(n) = self.batched.get_mut(&s.path) {
+                *n -= 1;
+                if *n == 0 {
+                    self.batched.remove(&s.path);
+                }
+            }
+        }
         let mut done = done.into_iter();
         batch
             .into_iter()
@@ -271,11 +297,15 @@ mod tests {
         let answers = b.finished(vec![Err(io::Error::other("disk"))]);
         assert!(answers[0].1.is_err());
         assert_eq!(answers[0].0.waiting, ["first"]);
+        assert!(b.must_wait(&p("/d/s"), false), "still staged in the next");
+        assert!(b.must_wait(&p("/d"), false));
+        assert!(!b.must_wait(&p("/d/t"), false));
         let second = b.take_job().unwrap();
         assert_eq!(second.files, [(p("/d/.2"), p("/d/s"))]);
         // A short result (the syncer ended) fails the rest.
         let answers = b.finished(Vec::new());
         assert!(answers[0].1.is_err());
+        assert!(!b.must_wait(&p("/d/s"), false), "nothing pending any more");
     }
 
     /// Removing a tree with a pending write inside waits for the batch;
