@@ -14,6 +14,10 @@ echo
 echo "== simulation"
 "$REL/examples/bench-sim" "$REL/ciao-launcher"
 
+echo
+echo "== durable state next to a busy neighbour"
+"$REL/examples/bench-durable" "$REL/ciao-launcher"
+
 for extra in bench/qemu.sh bench/docker.sh; do
   if [ -x "$extra" ]; then
     echo

@@ -35,6 +35,7 @@ use crate::sys::{self, lock::Flock, notify::Notifier, signals::SignalFd};
 const SIGNAL: Token = Token(0);
 const CLIENT: Token = Token(1);
 const RESOLVER: Token = Token(2);
+const SYNCER: Token = Token(3);
 
 /// How long a state-change STATS may wait so that changes coalesce.
 const STATS_COALESCE: Duration = Duration::from_millis(100);
@@ -43,6 +44,8 @@ const STATS_COALESCE: Duration = Duration::from_millis(100);
 const BURST: usize = 256;
 /// How long `-hard-reset` waits for instances to go away.
 const HARD_RESET_DEADLINE: Duration = Duration::from_secs(120);
+/// How long the exit waits for state files on their way to the disk.
+const EXIT_SYNC_LIMIT: Duration = Duration::from_secs(30);
 
 /// A fatal start-up problem: one line on stderr, exit status 1.
 #[derive(Debug)]
@@ -212,7 +215,7 @@ impl Daemon {
             manager,
             timers: Timers::new(),
             io: Io::new(),
-            files: Files::new(),
+            files: Files::new(SYNCER),
             stats_due: None,
             last_ready: None,
             unwritable: false,
@@ -252,6 +255,8 @@ impl Daemon {
             if let Some(sig) = signal {
                 info!("signal {sig} received: shutting down (instances keep running)");
                 service.stopping();
+                self.files
+                    .flush_at_exit(self.poll.registry(), EXIT_SYNC_LIMIT);
                 if let Some(c) = self.client.as_mut() {
                     c.close(self.poll.registry());
                 }
@@ -272,7 +277,7 @@ impl Daemon {
         let deadline = now + HARD_RESET_DEADLINE;
         let mut events = Events::with_capacity(64);
         self.execute(now);
-        loop {
+        let result = loop {
             if self.manager.is_empty() {
                 if let Some(net) = self.network.as_mut() {
                     let removed = net
@@ -281,10 +286,10 @@ impl Daemon {
                     info!("hard reset: {removed} more link(s) removed");
                 }
                 info!("hard reset done");
-                return Ok(());
+                break Ok(());
             }
             if now >= deadline {
-                return Err(fail(format!(
+                break Err(fail(format!(
                     "hard reset: {} instance(s) could not be deleted in time",
                     self.manager.len()
                 )));
@@ -292,9 +297,12 @@ impl Daemon {
             let next = self.next_deadline().map_or(deadline, |d| d.min(deadline));
             now = self.wait(&mut events, Some(next.saturating_duration_since(now)))?;
             if self.turn(&events, now).is_some() {
-                return Err(fail("hard reset interrupted by a signal".into()));
+                break Err(fail("hard reset interrupted by a signal".into()));
             }
-        }
+        };
+        self.files
+            .flush_at_exit(self.poll.registry(), EXIT_SYNC_LIMIT);
+        result
     }
 
     /// Blocks in `poll` (the only place that blocks) and returns the time.
@@ -324,6 +332,7 @@ impl Daemon {
                     }
                 }
                 CLIENT | RESOLVER => client_ready = true,
+                SYNCER => self.files.on_wake(&mut inputs),
                 t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
                 t => debug!("event for unknown token {t:?}"),
             }
@@ -369,8 +378,9 @@ impl Daemon {
     }
 
     /// Executes the manager's effects, each by its executor, until there
-    /// are none; makes staged files durable (once per turn) and hands the
-    /// answers back; then acts on the manager's wishes.
+    /// are none; hands the durable writes staged in this turn to the
+    /// syncer as one batch (answered when it is done, in a later turn);
+    /// then acts on the manager's wishes.
     fn execute(&mut self, now: Instant) {
         // Depth first: each answer is handed back, and the effects it
         // causes executed, before the next answer, so a burst never holds
@@ -389,10 +399,12 @@ impl Daemon {
             if let Some((key, input)) = inputs.pop_front() {
                 self.burst += 1;
                 self.manager.on_input(&key, input, now);
-            } else if self.files.pending() {
-                self.files.commit(&mut inputs);
             } else {
-                break;
+                // Answers only when the batch had to be synced here.
+                self.files.flush(self.poll.registry(), &mut inputs);
+                if inputs.is_empty() {
+                    break;
+                }
             }
         }
         self.deliver_tenant_events();

@@ -2,44 +2,73 @@
 //! get files written, read and removed.
 //!
 //! Operations run inline (small local files: the loop never waits for
-//! another process here), except that a durable write is only staged: the
-//! shell calls [`Files::commit`] once per loop turn, which makes every
-//! staged file durable in one batch and only then answers the writes. A
-//! core that waits for that answer before reporting a change therefore
-//! never reports something a crash could undo.
+//! another process here), except the durable part of a durable write: its
+//! temporary file is written inline and staged; at the end of each turn
+//! [`Files::flush`] hands the staged files, as one batch, to the syncer
+//! thread (`fdatasync`, rename, `fsync` of the directories), and the
+//! writes are answered when it is done ([`Files::on_wake`]). A core that
+//! waits for that answer before reporting a change therefore never
+//! reports something a crash could undo, and the loop goes on serving
+//! everything else meanwhile. Operations that touch a file of a pending
+//! batch wait for it (`launcher/durable.rs` decides the order).
 //!
 //! Also here, because it is the same kind of I/O: the scan of the
 //! instances directory at start-up ([`scan`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use log::{error, warn};
+use mio::{Registry, Token};
 
+use super::durable::Batches;
 use crate::driver::{FileAction, FileError, FileOp, Input, Key, Res, Routed};
 use crate::payloads::ident::is_hex_id;
-use crate::sys::fs::{mkdir_p, remove_dir_all_same_fs, write_atomic, WriteBatch};
+use crate::sys::fs::{mkdir_p, remove_dir_all_same_fs, write_atomic, write_temp};
+use crate::sys::syncer::{self, Done, Syncer};
 
-/// Durable writes staged in this loop turn.
-#[derive(Default)]
+/// Durable writes on their way to the disk, and the operations waiting
+/// for them.
 pub(crate) struct Files {
-    batch: WriteBatch,
-    waiting: Vec<(Key<Res>, PathBuf)>,
+    batches: Batches<Key<Res>, FileOp>,
+    syncer: Syncer,
 }
 
 impl Files {
-    pub(crate) fn new() -> Files {
-        Files::default()
+    /// An executor whose syncer wakes the loop with `token`.
+    pub(crate) fn new(token: Token) -> Files {
+        Files {
+            batches: Batches::default(),
+            syncer: Syncer::new(token),
+        }
     }
 
-    /// Executes one operation; its answer goes to `out` now, or at the next
-    /// [`Files::commit`] for a durable write.
+    /// Executes one operation, or defers it behind pending writes of the
+    /// same files; its answer goes to `out` now, or later (a durable
+    /// write: when its batch is durable, see [`Files::on_wake`]).
     pub(crate) fn apply(&mut self, op: FileOp, out: &mut VecDeque<Routed>) {
+        let durable = matches!(op.action, FileAction::Write { durable: true, .. });
+        let path = op.action.path();
+        if self.batches.must_wait(path, durable) {
+            self.batches.defer(path.to_path_buf(), durable, op);
+            return;
+        }
+        self.run(op, out);
+    }
+
+    fn run(&mut self, op: FileOp, out: &mut VecDeque<Routed>) {
         let FileOp { key, action } = op;
         let result = match action {
-            FileAction::CreateDir { path, mode } => create_dir(&path, mode),
+            FileAction::CreateDir { path, mode } => {
+                let made = self.create_dir(&path, mode);
+                if made.is_ok() {
+                    self.batches.created_dir(path);
+                }
+                made
+            }
             FileAction::Write {
                 path,
                 bytes,
@@ -47,15 +76,17 @@ impl Files {
                 durable,
             } => {
                 if durable {
-                    match self.stage(&path, &bytes, mode) {
-                        Ok(()) => {
-                            self.waiting.push((key, path));
+                    match self.with_parents(&path, || write_temp(&path, &bytes, mode)) {
+                        Ok(tmp) => {
+                            if let Some(old) = self.batches.stage(path, tmp, key) {
+                                let _ = std::fs::remove_file(old);
+                            }
                             return;
                         }
-                        Err(e) => Err(e),
+                        Err(e) => Err(FileError::new(&path, &e)),
                     }
                 } else {
-                    with_parents(&path, || write_atomic(&path, &bytes, mode))
+                    self.with_parents(&path, || write_atomic(&path, &bytes, mode))
                         .map(|()| Vec::new())
                         .map_err(|e| FileError::new(&path, &e))
                 }
@@ -68,80 +99,122 @@ impl Files {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
                 Err(e) => Err(FileError::new(&path, &e)),
             },
-            FileAction::RemoveTree { path } => remove_dir_all_same_fs(&path)
-                .map(|()| Vec::new())
-                .map_err(|e| FileError::new(&path, &e)),
+            FileAction::RemoveTree { path } => {
+                let removed = remove_dir_all_same_fs(&path);
+                self.batches.removed_tree(&path);
+                removed
+                    .map(|()| Vec::new())
+                    .map_err(|e| FileError::new(&path, &e))
+            }
         };
-        out.push_back((
-            key.inst,
-            Input::File {
-                res: key.what,
-                result,
-            },
-        ));
+        answer(key, result, out);
     }
 
-    fn stage(&mut self, path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileError> {
-        with_parents(path, || self.batch.stage(path, bytes, mode))
+    /// Hands the staged writes to the syncer as one batch, unless a batch
+    /// is still in flight (they leave when it is done). Call at the end of
+    /// every turn's effects. Without a syncer thread (it cannot start) the
+    /// batch is made durable here, and answered into `out`.
+    pub(crate) fn flush(&mut self, registry: &Registry, out: &mut VecDeque<Routed>) {
+        let Some(job) = self.batches.take_job() else {
+            return;
+        };
+        if let Err((e, job)) = self.syncer.submit(registry, job) {
+            warn!("{e}: syncing {} file(s) on the loop", job.files.len());
+            let done = syncer::run(&job);
+            self.finish(done, out);
+        }
+    }
+
+    /// The syncer's token fired: answers the writes of a finished batch
+    /// and runs the operations that waited for it.
+    pub(crate) fn on_wake(&mut self, out: &mut VecDeque<Routed>) {
+        if let Some(done) = self.syncer.take() {
+            self.finish(done, out);
+        }
+    }
+
+    fn finish(&mut self, done: Done, out: &mut VecDeque<Routed>) {
+        for (staged, r) in self.batches.finished(done) {
+            let result = r
+                .map(|()| Vec::new())
+                .map_err(|e| FileError::new(&staged.path, &e));
+            for key in staged.waiting {
+                answer(key, result.clone(), out);
+            }
+        }
+        while let Some(op) = self.batches.next_runnable() {
+            self.run(op, out);
+        }
+    }
+
+    /// At exit: makes what is staged or in flight durable, waiting up to
+    /// `limit`; nothing is answered (the loop is over). Operations still
+    /// deferred are dropped, as a crash would.
+    pub(crate) fn flush_at_exit(&mut self, registry: &Registry, limit: Duration) {
+        let end = Instant::now() + limit;
+        let mut out = VecDeque::new();
+        loop {
+            if self.batches.in_flight() {
+                let left = end.saturating_duration_since(Instant::now());
+                match self.syncer.wait(left) {
+                    Some(done) => {
+                        self.batches.finished(done);
+                    }
+                    None => {
+                        error!("state files not yet durable after {limit:?}: exiting anyway");
+                        return;
+                    }
+                }
+            }
+            self.flush(registry, &mut out);
+            if !self.batches.in_flight() {
+                break;
+            }
+        }
+        let n = self.batches.deferred_len();
+        if n > 0 {
+            warn!("{n} file operation(s) waiting for a durable write were not run at exit");
+        }
+    }
+
+    fn create_dir(&mut self, path: &Path, mode: u32) -> Result<Vec<u8>, FileError> {
+        let made = self.with_parents(path, || {
+            std::fs::DirBuilder::new().mode(mode).create(path)?;
+            // The mode must not depend on the umask.
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        });
+        made.map(|()| Vec::new())
             .map_err(|e| FileError::new(path, &e))
     }
 
-    /// True when durable writes wait for [`Files::commit`].
-    pub(crate) fn pending(&self) -> bool {
-        !self.waiting.is_empty()
-    }
-
-    /// Makes the staged writes durable and answers them.
-    pub(crate) fn commit(&mut self, out: &mut VecDeque<Routed>) {
-        if self.waiting.is_empty() {
-            return;
-        }
-        let results: HashMap<PathBuf, io::Result<()>> = std::mem::take(&mut self.batch)
-            .commit()
-            .into_iter()
-            .collect();
-        for (key, path) in std::mem::take(&mut self.waiting) {
-            let result = match results.get_key_value(&path) {
-                Some((_, Ok(()))) => Ok(Vec::new()),
-                Some((_, Err(e))) => Err(FileError::new(&path, e)),
-                None => Err(FileError {
-                    kind: io::ErrorKind::Other,
-                    detail: format!("{}: lost from the write batch", path.display()),
-                }),
-            };
-            out.push_back((
-                key.inst,
-                Input::File {
-                    res: key.what,
-                    result,
-                },
-            ));
-        }
-    }
-}
-
-fn create_dir(path: &Path, mode: u32) -> Result<Vec<u8>, FileError> {
-    let made = with_parents(path, || {
-        std::fs::DirBuilder::new().mode(mode).create(path)?;
-        // The mode must not depend on the umask.
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-    });
-    made.map(|()| Vec::new())
-        .map_err(|e| FileError::new(path, &e))
-}
-
-/// Runs `f`; if it failed because the parent directory is missing, makes
-/// it (0755) and runs `f` again.
-fn with_parents<T>(path: &Path, mut f: impl FnMut() -> io::Result<T>) -> io::Result<T> {
-    match f() {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                mkdir_p(parent, 0o755)?;
+    /// Runs `f`; if it failed because the parent directory is missing,
+    /// makes it (0755, remembered as new) and runs `f` again.
+    fn with_parents<T>(
+        &mut self,
+        path: &Path,
+        mut f: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        match f() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(parent) = path.parent() {
+                    mkdir_p(parent, 0o755)?;
+                    self.batches.created_dir(parent.to_path_buf());
+                }
+                f()
             }
-            f()
+            r => r,
         }
-        r => r,
     }
+}
+
+fn answer(key: Key<Res>, result: Result<Vec<u8>, FileError>, out: &mut VecDeque<Routed>) {
+    out.push_back((
+        key.inst,
+        Input::File {
+            res: key.what,
+            result,
+        },
+    ));
 }
 
 /// Every direct child directory of the instances directory, in name
@@ -221,6 +294,7 @@ fn unfinished_creation(names: &Option<Vec<String>>, state_file: &str) -> bool {
 mod tests {
     use super::*;
     use crate::driver::InstanceKey;
+    use std::path::PathBuf;
 
     fn tmp(tag: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("ciao-files-{tag}-{}", std::process::id()));
@@ -250,12 +324,30 @@ mod tests {
         out.into()
     }
 
-    /// A durable write is answered only at the commit, replaces the file
-    /// whole (no temporary file left) with its mode whatever the umask.
+    /// The answers of the batch in flight, through the syncer's token.
+    fn synced(f: &mut Files, poll: &mut mio::Poll) -> Vec<Routed> {
+        let mut events = mio::Events::with_capacity(4);
+        let end = Instant::now() + Duration::from_secs(10);
+        let mut out = VecDeque::new();
+        while out.is_empty() {
+            assert!(Instant::now() < end, "no answer within 10 s");
+            poll.poll(&mut events, Some(Duration::from_secs(1)))
+                .unwrap();
+            if events.iter().any(|e| e.token() == Token(5)) {
+                f.on_wake(&mut out);
+            }
+        }
+        out.into()
+    }
+
+    /// A durable write is answered only once its batch is synced, replaces
+    /// the file whole (no temporary file left) with its mode whatever the
+    /// umask; an operation on the same tree waits for it.
     #[test]
-    fn durable_writes_are_answered_at_commit() {
+    fn durable_writes_are_answered_after_the_sync() {
         let root = tmp("durable");
-        let mut f = Files::new();
+        let mut poll = mio::Poll::new().unwrap();
+        let mut f = Files::new(Token(5));
         let dir = root.join("abc1");
         let out = run(
             &mut f,
@@ -278,30 +370,27 @@ mod tests {
         assert!(
             matches!(&again[..], [(_, Input::File { result: Err(e), .. })] if e.kind == io::ErrorKind::AlreadyExists)
         );
+        let path = dir.join("instance.yaml");
         for text in ["one", "two"] {
-            let path = dir.join("instance.yaml");
             let out = run(
                 &mut f,
                 FileAction::Write {
-                    path,
+                    path: path.clone(),
                     bytes: text.as_bytes().to_vec(),
                     mode: 0o600,
                     durable: true,
                 },
             );
-            assert!(
-                out.is_empty() && f.pending(),
-                "not answered before the commit"
-            );
-            let mut done = VecDeque::new();
-            f.commit(&mut done);
-            let done = Vec::from(done);
+            assert!(out.is_empty(), "not answered before the sync");
+            let mut now = VecDeque::new();
+            f.flush(poll.registry(), &mut now);
+            assert!(now.is_empty(), "synced off the loop");
+            let done = synced(&mut f, &mut poll);
             assert!(
                 matches!(&done[..], [(_, Input::File { result: Ok(_), .. })]),
                 "{done:?}"
             );
         }
-        let path = dir.join("instance.yaml");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
@@ -310,9 +399,44 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["instance.yaml"], "no temporary file left");
+        // A write, then the removal of its tree: the removal waits.
+        let out = run(
+            &mut f,
+            FileAction::Write {
+                path: path.clone(),
+                bytes: b"three".to_vec(),
+                mode: 0o600,
+                durable: true,
+            },
+        );
+        assert!(out.is_empty());
         let out = run(&mut f, FileAction::RemoveTree { path: dir.clone() });
-        assert!(matches!(&out[..], [(_, Input::File { result: Ok(_), .. })]));
+        assert!(out.is_empty(), "deferred behind the write");
+        f.flush(poll.registry(), &mut VecDeque::new());
+        let done = synced(&mut f, &mut poll);
+        assert!(
+            matches!(
+                &done[..],
+                [
+                    (_, Input::File { result: Ok(_), .. }),
+                    (_, Input::File { result: Ok(_), .. })
+                ]
+            ),
+            "the write, then the removal: {done:?}"
+        );
         assert!(!dir.exists());
+        // At exit, what is staged is made durable without an answer.
+        run(
+            &mut f,
+            FileAction::Write {
+                path: root.join("late"),
+                bytes: b"x".to_vec(),
+                mode: 0o600,
+                durable: true,
+            },
+        );
+        f.flush_at_exit(poll.registry(), Duration::from_secs(10));
+        assert_eq!(std::fs::read(root.join("late")).unwrap(), b"x");
         let _ = std::fs::remove_dir_all(root);
     }
 

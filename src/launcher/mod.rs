@@ -5,6 +5,7 @@
 mod capacity;
 pub mod config;
 pub(crate) mod daemon;
+mod durable;
 mod files;
 mod io;
 mod manager;

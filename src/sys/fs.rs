@@ -1,22 +1,20 @@
-//! File helpers: atomic replacement with batched durability, `syncfs`,
-//! `statfs`, `mkdir -p` and an `rm -rf` that never crosses a mount point.
+//! File helpers: atomic replacement, durable replacement, `statfs`,
+//! `mkdir -p` and an `rm -rf` that never crosses a mount point.
 //!
 //! Durability (docs/architecture.md, "durable before reported"): a state
-//! file is replaced by writing a temporary file in the same directory and
-//! renaming it over the old one, so a reader sees the old or the new
-//! content, never a mix. Syncing each file would cost one `fsync` per file
-//! on the loop; instead the files written in one loop turn share one
-//! `syncfs`. [`WriteBatch`] does that in the order
-//! that keeps the rename crash-safe (data synced before the rename, the
-//! renames synced after): two `syncfs` calls per file system per batch, no
-//! matter how many files. [`write_atomic`] is the unsynced building block
-//! for callers that sync themselves.
+//! file is replaced by writing a temporary file in the same directory,
+//! `fdatasync`ing it, renaming it over the old one and `fsync`ing the
+//! directory, so a reader (and a reboot) sees the old or the new content,
+//! never a mix, and only our own files are flushed: never the whole file
+//! system, whose other dirty pages (a VM's disk) are not ours to wait for.
+//! On the loop the steps are split: [`write_temp`] runs inline, the syncs
+//! and renames run in batches on the syncer thread (`sys::syncer`).
+//! [`write_durable`] does all of it at once, for start-up (before the loop);
+//! [`write_atomic`] is the unsynced form for files that need no durability.
 
-use std::collections::BTreeMap;
 use std::ffi::{CString, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -47,7 +45,7 @@ fn temp_path(path: &Path) -> io::Result<PathBuf> {
 
 /// Writes `bytes` to a fresh temporary file (mode `mode`, subject to the
 /// umask) next to `path`; returns the temporary path. Removes it on error.
-fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
+pub(crate) fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
     let tmp = temp_path(path)?;
     let res = OpenOptions::new()
         .write(true)
@@ -63,8 +61,8 @@ fn write_temp(path: &Path, bytes: &[u8], mode: u32) -> io::Result<PathBuf> {
 }
 
 /// Replaces `path` with `bytes` atomically (temporary file in the same
-/// directory, then `rename`). **No sync**: call [`syncfs`] (or use
-/// [`WriteBatch`]) for durability.
+/// directory, then `rename`). **No sync**: for files that need not
+/// survive a crash (they are rebuilt), see [`write_durable`] otherwise.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let tmp = write_temp(path, bytes, mode)?;
     fs::rename(&tmp, path).inspect_err(|_| {
@@ -72,120 +70,29 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<(
     })
 }
 
-/// `syncfs(2)` on the file system holding `path` (a file or directory):
-/// one call makes every earlier write and rename on it durable.
-pub(crate) fn syncfs(path: &Path) -> io::Result<()> {
-    let f = File::open(path)?;
-    // SAFETY: the descriptor is valid while `f` lives.
-    cvt(unsafe { libc::syncfs(f.as_raw_fd()) })?;
-    Ok(())
+/// Replaces `path` with `bytes` atomically and durably, blocking: temporary
+/// file, `fdatasync`, `rename`, `fsync` of the directory. For start-up
+/// only; the loop uses the syncer thread instead.
+pub(crate) fn write_durable(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let tmp = write_temp(path, bytes, mode)?;
+    let renamed = sync_data(&tmp).and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = renamed {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
-/// Several atomic file replacements that become durable together.
-///
-/// `stage` writes each temporary file; `commit` syncs the file systems
-/// involved once, renames every file into place, and syncs once more. A
-/// crash before the first sync leaves only hidden temporary files (old
-/// contents intact); a crash later leaves each file old or new, never
-/// empty or torn.
-#[derive(Debug, Default)]
-pub(crate) struct WriteBatch {
-    staged: Vec<(PathBuf, PathBuf)>,
+/// `fdatasync(2)` of the file at `path`: its data (and the size that
+/// reads need) is on disk; other files are not touched.
+pub(crate) fn sync_data(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_data()
 }
 
-impl WriteBatch {
-    /// An empty batch.
-    #[cfg(test)]
-    pub(crate) fn new() -> WriteBatch {
-        WriteBatch::default()
-    }
-
-    /// Writes the new content of `path` to a temporary file now; it
-    /// replaces `path` at [`WriteBatch::commit`]. Staging the same path
-    /// twice keeps the later content.
-    pub(crate) fn stage(&mut self, path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
-        let tmp = write_temp(path, bytes, mode)?;
-        if let Some(i) = self.staged.iter().position(|(p, _)| p == path) {
-            let (_, old) = self.staged.remove(i);
-            let _ = fs::remove_file(old);
-        }
-        self.staged.push((path.to_path_buf(), tmp));
-        Ok(())
-    }
-
-    /// Number of staged files.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.staged.len()
-    }
-
-    /// True when nothing is staged.
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.staged.is_empty()
-    }
-
-    /// Syncs, renames, syncs. Returns one result per staged path, in
-    /// staging order: a file whose rename failed is reported (and its
-    /// temporary file removed) without stopping the others. A failed sync
-    /// is reported for every file on that file system.
-    pub(crate) fn commit(mut self) -> Vec<(PathBuf, io::Result<()>)> {
-        let staged = std::mem::take(&mut self.staged);
-        // One directory per file system is enough for syncfs.
-        let mut by_dev: BTreeMap<u64, PathBuf> = BTreeMap::new();
-        let mut dev_of = Vec::with_capacity(staged.len());
-        for (_, tmp) in &staged {
-            let dev = fs::symlink_metadata(tmp).map(|m| m.dev()).ok();
-            if let Some(d) = dev {
-                by_dev
-                    .entry(d)
-                    .or_insert_with(|| tmp.parent().unwrap_or(Path::new(".")).to_path_buf());
-            }
-            dev_of.push(dev);
-        }
-        let sync_all = |by_dev: &BTreeMap<u64, PathBuf>| -> BTreeMap<u64, String> {
-            by_dev
-                .iter()
-                .filter_map(|(d, p)| syncfs(p).err().map(|e| (*d, e.to_string())))
-                .collect()
-        };
-        let failed_before = sync_all(&by_dev);
-        let mut results: Vec<(PathBuf, io::Result<()>)> = Vec::with_capacity(staged.len());
-        for ((path, tmp), dev) in staged.into_iter().zip(&dev_of) {
-            let r = match dev {
-                None => Err(io::Error::other(format!(
-                    "temporary file {} vanished",
-                    tmp.display()
-                ))),
-                Some(d) => match failed_before.get(d) {
-                    Some(e) => Err(io::Error::other(format!("syncfs failed: {e}"))),
-                    None => fs::rename(&tmp, &path),
-                },
-            };
-            if r.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            results.push((path, r));
-        }
-        let failed_after = sync_all(&by_dev);
-        for ((_, r), dev) in results.iter_mut().zip(&dev_of) {
-            if let (Ok(()), Some(d)) = (&r, dev) {
-                if let Some(e) = failed_after.get(d) {
-                    *r = Err(io::Error::other(format!("syncfs after rename failed: {e}")));
-                }
-            }
-        }
-        results
-    }
-}
-
-impl Drop for WriteBatch {
-    /// A batch dropped without commit leaves no temporary files behind.
-    fn drop(&mut self) {
-        for (_, tmp) in self.staged.drain(..) {
-            let _ = fs::remove_file(tmp);
-        }
-    }
+/// `fsync(2)` of directory `dir`: the names in it (a rename into it, a
+/// new subdirectory) are on disk.
+pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
 }
 
 /// `mkdir -p` with `mode` (subject to the umask) for the directories it
@@ -395,33 +302,12 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o077, 0);
         assert_eq!(entries(&d), ["instance.yaml"]);
-        syncfs(&d).unwrap();
+        write_durable(&p, b"three", 0o600).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"three");
+        assert_eq!(entries(&d), ["instance.yaml"]);
+        sync_dir(&d).unwrap();
+        assert!(write_durable(&d.join("no/such/dir/x"), b"", 0o600).is_err());
         assert!(write_atomic(&d.join("no/such/dir/x"), b"", 0o600).is_err());
-        fs::remove_dir_all(&d).unwrap();
-    }
-
-    #[test]
-    fn batch_commits_all_and_cleans_up_on_drop() {
-        let d = tmpdir("batch");
-        let mut b = WriteBatch::new();
-        assert!(b.is_empty());
-        for i in 0..5 {
-            b.stage(&d.join(format!("f{i}")), format!("v{i}").as_bytes(), 0o644)
-                .unwrap();
-        }
-        b.stage(&d.join("f0"), b"again", 0o644).unwrap();
-        assert_eq!(b.len(), 5);
-        // Nothing visible before commit but hidden temporaries.
-        assert!(entries(&d).iter().all(|n| n.starts_with('.')));
-        let res = b.commit();
-        assert!(res.iter().all(|(_, r)| r.is_ok()));
-        assert_eq!(entries(&d), ["f0", "f1", "f2", "f3", "f4"]);
-        assert_eq!(fs::read(d.join("f0")).unwrap(), b"again");
-
-        let mut b = WriteBatch::new();
-        b.stage(&d.join("g"), b"x", 0o644).unwrap();
-        drop(b);
-        assert_eq!(entries(&d), ["f0", "f1", "f2", "f3", "f4"]);
         fs::remove_dir_all(&d).unwrap();
     }
 

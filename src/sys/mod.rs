@@ -2,14 +2,15 @@
 //!
 //! Everything here is a thin, documented wrapper around one Linux facility
 //! that the event loop needs and `std` does not offer (pidfds, signalfd,
-//! `flock`, `syncfs`, `statfs`, `rlimit`, TCP keep-alive options, the
+//! `flock`, `statfs`, `rlimit`, TCP keep-alive options, the
 //! service manager's notification socket), plus the small `/proc` readers and
 //! file helpers built on them. Each `unsafe` block carries a `// SAFETY:`
 //! comment. Nothing here blocks for long: these are the "fast local
 //! operations" allowed inline on the loop (docs/architecture.md, "Where I/O
-//! is allowed"). The one call that can block for long and has no
-//! non-blocking form, `getaddrinfo`, runs on a helper thread in
-//! [`resolve`], which states the rule for such threads.
+//! is allowed"). The calls that can block for long and have no
+//! non-blocking form run on helper threads: `getaddrinfo` in [`resolve`],
+//! which states the rule for such threads, and the syncs and renames of
+//! durable files in [`syncer`].
 
 #![allow(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod procfs;
 pub(crate) mod random;
 pub(crate) mod resolve;
 pub(crate) mod signals;
+pub(crate) mod syncer;
 pub(crate) mod tcp;
 pub mod tun;
 pub mod uuidstore;

@@ -15,7 +15,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::fs::{mkdir_p, syncfs, write_atomic};
+use super::fs::{mkdir_p, sync_dir, write_durable};
 use super::lock::{Flock, LockError};
 use crate::ssntp::uuid::Uuid;
 
@@ -83,8 +83,14 @@ fn load_or_create(data_root: &Path, role: u32) -> io::Result<Uuid> {
         }
         Stored::Empty => {
             let u = Uuid::random();
-            write_atomic(&path, u.to_string().as_bytes(), 0o600)?;
-            syncfs(&dir)?;
+            write_durable(&path, u.to_string().as_bytes(), 0o600)?;
+            // The directories may be new too: their names must last as well.
+            for d in dir.ancestors().skip(1) {
+                if !d.starts_with(data_root) {
+                    break;
+                }
+                sync_dir(d)?;
+            }
             log::info!("new node UUID {u} stored in {}", path.display());
             Ok(u)
         }

@@ -1,0 +1,279 @@
+//! The order of the system calls that make a state change durable, traced
+//! with `strace -f` on the real `ciao-launcher -simulation`: for each
+//! write of an instance's `instance.yaml`, `fdatasync` of the temporary
+//! file, then its `rename` over `instance.yaml`, then `fsync` of the
+//! instance directory (and of the instances directory when the instance
+//! directory is new) all happen before the launcher's next write to the
+//! SSNTP socket, which carries the report of the change. A kill -9 test
+//! cannot show this (the page cache survives the kill); the trace can.
+
+// Ending the traced launcher calls libc directly rather than widening `ciao::sys`.
+#![allow(unsafe_code)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use ciao::payloads::Stat;
+use ciao::ssntp::server::ServerEvent;
+use ciao::ssntp::{frame::Command, tls};
+use ciao_test_support::certgen::{self, KeyKind};
+use ciao_test_support::proc::{wait_for, Proc, TempDir};
+use ciao_test_support::ssntp_server::{Options, TestServer};
+use ciao_test_support::{cmd, skip_or_fail};
+
+const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
+const LONG: Duration = Duration::from_secs(60);
+const ID: &str = "0d0c0b0a-0000-4000-8000-000000000001";
+const LEGACY_ID: &str = "d7d86208-b46c-4465-9018-fe14087d415f";
+
+/// One line of the trace: the thread, the call's name and the rest.
+#[derive(Debug)]
+struct Call<'a> {
+    pid: &'a str,
+    name: &'a str,
+    /// Arguments (for an unfinished call, what strace printed of them).
+    args: &'a str,
+    unfinished: bool,
+    /// `<... name resumed>`: the end of an unfinished call.
+    resumed: bool,
+}
+
+fn parse(line: &str) -> Option<Call<'_>> {
+    // "PID HH:MM:SS.uuuuuu rest"
+    let mut it = line.splitn(3, ' ');
+    let pid = it.next()?;
+    let _time = it.next()?;
+    let rest = it.next()?.trim_start();
+    if let Some(r) = rest.strip_prefix("<... ") {
+        let name = r.split(' ').next()?;
+        return Some(Call {
+            pid,
+            name,
+            args: "",
+            unfinished: false,
+            resumed: true,
+        });
+    }
+    let (name, args) = rest.split_once('(')?;
+    Some(Call {
+        pid,
+        name,
+        args,
+        unfinished: rest.ends_with("<unfinished ...>"),
+        resumed: false,
+    })
+}
+
+/// The index of the line where call `i` is over (itself, or its
+/// `resumed` line).
+fn end_of(calls: &[Call<'_>], i: usize) -> usize {
+    if !calls[i].unfinished {
+        return i;
+    }
+    (i + 1..calls.len())
+        .find(|&j| {
+            calls[j].resumed && calls[j].pid == calls[i].pid && calls[j].name == calls[i].name
+        })
+        .unwrap_or(usize::MAX)
+}
+
+/// First quoted string of `args`.
+fn first_quoted(args: &str) -> Option<&str> {
+    let start = args.find('"')? + 1;
+    let len = args[start..].find('"')?;
+    Some(&args[start..start + len])
+}
+
+/// Checks the order for every rename of `dir/instance.yaml`; returns how
+/// many there were.
+fn check_order(trace: &str, dir: &Path, port: u16) -> usize {
+    let calls: Vec<Call<'_>> = trace.lines().filter_map(parse).collect();
+    let target = format!("{}\"", dir.join("instance.yaml").display());
+    // "<path>": the descriptor of exactly that directory (-yy).
+    let dir_fd = format!("<{}>", dir.display());
+    let parent_fd = format!("<{}>", dir.parent().unwrap().display());
+    let socket = |c: &Call<'_>| {
+        matches!(c.name, "write" | "writev" | "sendto" | "sendmsg")
+            && c.args.contains("<TCP")
+            && c.args.contains(&format!(":{port}]"))
+    };
+    let mut renames = 0;
+    for (r, c) in calls.iter().enumerate() {
+        // (An unfinished rename already shows both names.)
+        let is_rename =
+            matches!(c.name, "rename" | "renameat" | "renameat2") && c.args.contains(&target);
+        if !is_rename {
+            continue;
+        }
+        renames += 1;
+        let tmp = first_quoted(c.args).expect("the temporary file's name");
+        assert!(
+            tmp.contains(".instance.yaml.tmp-"),
+            "renamed from a temporary file: {tmp}"
+        );
+        // fdatasync of that temporary file, over before the rename.
+        let synced = calls[..r]
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, c)| c.name == "fdatasync" && c.args.contains(&format!("<{tmp}>")))
+            .map(|(i, _)| end_of(&calls, i))
+            .unwrap_or_else(|| panic!("no fdatasync of {tmp} before its rename"));
+        assert!(synced < r, "fdatasync of {tmp} is over before the rename");
+        // fsync of the directory after the rename; the instances
+        // directory too for a new instance's first state file.
+        let dir_synced = (r + 1..calls.len())
+            .find(|&i| calls[i].name == "fsync" && calls[i].args.contains(&dir_fd))
+            .map(|i| end_of(&calls, i))
+            .unwrap_or_else(|| panic!("no fsync of {} after rename {renames}", dir.display()));
+        let first_report = (r + 1..calls.len())
+            .find(|&i| socket(&calls[i]))
+            .unwrap_or_else(|| panic!("no write to the SSNTP socket after rename {renames}"));
+        assert!(
+            dir_synced < first_report,
+            "rename {renames}: the directory is synced (line {dir_synced}) before the next \
+             frame is written (line {first_report})"
+        );
+        if renames == 1 {
+            let parent_synced = (r + 1..calls.len())
+                .find(|&i| calls[i].name == "fsync" && calls[i].args.contains(&parent_fd))
+                .map(|i| end_of(&calls, i))
+                .expect("fsync of the instances directory after a new instance's first state");
+            assert!(
+                parent_synced < first_report,
+                "the new directory's name is durable"
+            );
+        }
+    }
+    renames
+}
+
+#[test]
+fn state_is_synced_renamed_and_its_directory_synced_before_the_report() {
+    let test = "state_is_synced_renamed_and_its_directory_synced_before_the_report";
+    if which("strace").is_none() {
+        skip_or_fail(test, "strace is not installed");
+        return;
+    }
+    // Tracing may be forbidden (a container without CAP_SYS_PTRACE).
+    let probe = std::process::Command::new("strace")
+        .args(["-f", "-o", "/dev/null", "true"])
+        .output();
+    if !probe.as_ref().is_ok_and(|o| o.status.success()) {
+        skip_or_fail(test, &format!("strace cannot trace here: {probe:?}"));
+        return;
+    }
+    let tmp = TempDir::new("durability");
+    let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
+    let ca = tls::load_ca(&certs.ca_pem_path).unwrap();
+    let id = tls::load_identity(&certs.server_pem_path).unwrap();
+    let server = TestServer::start(tls::server_config(&ca, &id).unwrap(), Options::default());
+    let data = tmp.path().join("data");
+    let trace = tmp.path().join("strace.out");
+    let mut args: Vec<String> = [
+        "-f",
+        "-tt",
+        "-yy",
+        "-e",
+        "trace=fdatasync,fsync,rename,renameat,renameat2,write,writev,sendto,sendmsg",
+        "-o",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    args.push(trace.display().to_string());
+    args.push(LAUNCHER.to_string());
+    args.extend(certs.launcher_args(&data, server.addr));
+    args.extend(
+        ["-simulation", "--simulation-delay=0", "-network=false"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let mut strace = Proc::start("strace", &args, tmp.path(), "strace");
+    let uuid = loop {
+        match server.expect(LONG, "the launcher to connect") {
+            ServerEvent::Connected { uuid, .. } => break uuid,
+            _ => continue,
+        }
+    };
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/payloads/start_legacy.yaml");
+    let start = std::fs::read_to_string(example)
+        .unwrap()
+        .replace(LEGACY_ID, ID);
+    let state = |want: &'static str| {
+        move |s: &Stat| {
+            s.instances
+                .iter()
+                .any(|i| i.instance_uuid == ID && i.state == want)
+        }
+    };
+    server.send(uuid, Command::Start, start.into_bytes());
+    server.expect_stats(LONG, "the instance active", state("active"));
+    // A quiet link: the next frame after the STOP's rename is its report.
+    std::thread::sleep(Duration::from_millis(300));
+    server.send(uuid, Command::Stop, cmd("stop", ID));
+    server.expect_stats(LONG, "the instance exited", state("exited"));
+
+    // End the launcher (not strace, which would leave it running).
+    let children = format!("/proc/{0}/task/{0}/children", strace.pid());
+    let launcher: i32 = std::fs::read_to_string(children)
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .expect("the launcher under strace");
+    // SAFETY: kill(2) on the launcher this test started (strace's child).
+    unsafe {
+        libc::kill(launcher, libc::SIGTERM);
+    }
+    wait_for(LONG, "strace to end", || {
+        strace.child.try_wait().ok().flatten()
+    });
+
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let dir = data.join("instances").join(ID);
+    let n = check_order(&text, &dir, server.addr.port());
+    let relevant: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            ["sync", "rename", "TCP", "resumed"]
+                .iter()
+                .any(|k| l.contains(k))
+        })
+        .collect();
+    assert!(
+        n >= 2,
+        "the START's and the STOP's state writes were traced ({n})\n{}",
+        relevant.join("\n")
+    );
+}
+
+fn which(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+}
+
+/// The checker itself, on a hand-written trace: the right order passes,
+/// a report written before the directory's fsync is caught.
+#[test]
+fn the_checker_catches_a_report_before_the_directory_sync() {
+    let good = r#"10 00:00:00.000001 write(9</d/i/.instance.yaml.tmp-1-0>, "x", 1) = 1
+11 00:00:00.000002 fdatasync(9</d/i/.instance.yaml.tmp-1-0>) = 0
+11 00:00:00.000003 rename("/d/i/.instance.yaml.tmp-1-0", "/d/i/instance.yaml" <unfinished ...>
+10 00:00:00.000003 write(4</d/log>, "x", 1) = 1
+11 00:00:00.000003 <... rename resumed>) = 0
+11 00:00:00.000004 fsync(9</d/i> <unfinished ...>
+10 00:00:00.000005 write(4<anon_inode:[eventfd]>, "\1", 8) = 8
+11 00:00:00.000006 <... fsync resumed>) = 0
+11 00:00:00.000007 fsync(9</d>) = 0
+10 00:00:00.000008 sendto(3<TCP:[127.0.0.1:5->127.0.0.1:8888]>, "\27", 1, MSG_NOSIGNAL, NULL, 0) = 1
+"#;
+    assert_eq!(check_order(good, Path::new("/d/i"), 8888), 1);
+    let bad = good.replace(
+        "10 00:00:00.000005 write(4<anon_inode:[eventfd]>",
+        "10 00:00:00.000005 sendto(3<TCP:[127.0.0.1:5->127.0.0.1:8888]>",
+    );
+    let caught = std::panic::catch_unwind(|| check_order(&bad, Path::new("/d/i"), 8888));
+    assert!(caught.is_err(), "a frame before the fsync must fail");
+}
