@@ -280,10 +280,10 @@ impl Daemon {
         let result = loop {
             if self.manager.is_empty() {
                 if let Some(net) = self.network.as_mut() {
-                    let removed = net
-                        .hard_reset_sweep()
-                        .map_err(|e| fail(format!("hard reset: {e}")))?;
-                    info!("hard reset: {removed} more link(s) removed");
+                    match net.hard_reset_sweep() {
+                        Ok(removed) => info!("hard reset: {removed} more link(s) removed"),
+                        Err(e) => break Err(fail(format!("hard reset: {e}"))),
+                    }
                 }
                 info!("hard reset done");
                 break Ok(());
