@@ -39,11 +39,10 @@ struct Call<'a> {
 }
 
 fn parse(line: &str) -> Option<Call<'_>> {
-    // "PID HH:MM:SS.uuuuuu rest"
-    let mut it = line.splitn(3, ' ');
-    let pid = it.next()?;
-    let _time = it.next()?;
-    let rest = it.next()?.trim_start();
+    // "PID HH:MM:SS.uuuuuu rest" (strace pads short pids with spaces)
+    let (pid, r) = line.trim_start().split_once(char::is_whitespace)?;
+    let (_time, rest) = r.trim_start().split_once(char::is_whitespace)?;
+    let rest = rest.trim_start();
     if let Some(r) = rest.strip_prefix("<... ") {
         let name = r.split(' ').next()?;
         return Some(Call {
@@ -244,6 +243,18 @@ fn state_is_synced_renamed_and_its_directory_synced_before_the_report() {
         "the START's and the STOP's state writes were traced ({n})\n{}",
         relevant.join("\n")
     );
+}
+
+/// strace pads pids shorter than five digits: "6451  00:21:42.7 …".
+#[test]
+fn trace_lines_with_padded_pids_parse() {
+    let c = parse(
+        "6451  00:21:42.744338 rename(\"/a/.instance.yaml.tmp-1\", \"/a/instance.yaml\") = 0",
+    )
+    .unwrap();
+    assert_eq!((c.pid, c.name), ("6451", "rename"));
+    let c = parse("123456 00:21:42.744338 fsync(11</a>) = 0").unwrap();
+    assert_eq!((c.pid, c.name), ("123456", "fsync"));
 }
 
 fn which(name: &str) -> Option<std::path::PathBuf> {
