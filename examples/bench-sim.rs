@@ -7,7 +7,14 @@
 //! - resident memory idle and with 1000 instances (targets 4 and 8 MiB);
 //! - CPU (user + system of the launcher, its threads and reaped children)
 //!   from the first of 1000 STARTs posted one by one until 7 s after the
-//!   last, next to the original's 1.39 s measured the same way;
+//!   last, next to the original's 1.39 s measured the same way. Most of
+//!   its system part is ext4 allocating the two inodes of each instance
+//!   (its directory and state file); on a file system without a journal
+//!   the allocator steps over every inode freed in the last seconds, so
+//!   the figure grows with recent deletions on the same file system
+//!   (other processes', and this bench's own removal of its directory
+//!   when runs follow each other): compare runs made in the same
+//!   conditions, after a quiet spell;
 //! - CPU time of one stats tick at 1000 instances (target 10 ms).
 //!
 //! Usage: bench-sim [PATH-TO-ciao-launcher]
