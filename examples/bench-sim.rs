@@ -5,6 +5,16 @@
 //! - burst: 1000 STARTs with zero simulated delay, time from the last START
 //!   frame until a STATS shows all 1000 active (target 1 s);
 //! - resident memory idle and with 1000 instances (targets 4 and 8 MiB);
+//! - CPU (user + system of the launcher, its threads and reaped children)
+//!   from the first of 1000 STARTs posted one by one until 7 s after the
+//!   last, next to the original's 1.39 s measured the same way. Most of
+//!   its system part is ext4 allocating the two inodes of each instance
+//!   (its directory and state file); on a file system without a journal
+//!   the allocator steps over every inode freed in the last seconds, so
+//!   the figure grows with recent deletions on the same file system
+//!   (other processes', and this bench's own removal of its directory
+//!   when runs follow each other): compare runs made in the same
+//!   conditions, after a quiet spell;
 //! - CPU time of one stats tick at 1000 instances (target 10 ms).
 //!
 //! Usage: bench-sim [PATH-TO-ciao-launcher]
@@ -39,6 +49,28 @@ fn rss_kib(pid: u32) -> u64 {
 fn cpu_ticks(pid: u32) -> u64 {
     ciao::sys::procfs::cpu_ticks(pid).unwrap_or(0)
 }
+
+/// (user, system) clock ticks of `pid`: utime + cutime and stime + cstime
+/// of `/proc/PID/stat`, so all threads of the process and its reaped
+/// children count (fields 14-17, counted after the last `)`).
+fn user_system_ticks(pid: u32) -> (u64, u64) {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = text.rfind(')').map_or("", |i| &text[i + 1..]);
+    let f: Vec<u64> = after
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|w| w.parse().unwrap_or(0))
+        .collect();
+    match f[..] {
+        [ut, st, cut, cst] => (ut + cut, st + cst),
+        _ => (0, 0),
+    }
+}
+
+/// The original launcher's CPU for the same run (1000 STARTs posted one
+/// by one, then 7 s of reporting), measured on the bench machine kind.
+const ORIGINAL_BURST_CPU_S: f64 = 1.39;
 
 fn main() {
     let launcher = std::env::args()
@@ -87,6 +119,8 @@ fn main() {
             .join("examples/payloads/start_legacy.yaml"),
     )
     .unwrap();
+    let hz = ciao::sys::procfs::clock_ticks_per_sec().max(1);
+    let (u0, s0) = user_system_ticks(pid);
     for i in 0..N {
         let p = template.replace(
             "d7d86208-b46c-4465-9018-fe14087d415f",
@@ -104,11 +138,15 @@ fn main() {
             break last_sent.elapsed();
         }
     };
-    std::thread::sleep(Duration::from_secs(2));
+    // CPU of the burst as the original was measured: from the first START
+    // until 7 s of reporting after the last one.
+    std::thread::sleep(Duration::from_secs(7).saturating_sub(last_sent.elapsed()));
+    let (u1, s1) = user_system_ticks(pid);
+    let burst_user = (u1 - u0) as f64 / hz as f64;
+    let burst_sys = (s1 - s0) as f64 / hz as f64;
     let loaded = rss_kib(pid);
 
     // Ticks every second: CPU over 10 s of otherwise idle time / 10.
-    let hz = ciao::sys::procfs::clock_ticks_per_sec().max(1);
     let t0 = cpu_ticks(pid);
     let w0 = Instant::now();
     std::thread::sleep(Duration::from_secs(10));
@@ -136,6 +174,16 @@ fn main() {
         burst.as_secs_f64() * 1000.0,
         "ms",
         1000.0,
+    );
+    row(
+        "CPU: 1000 STARTs + 7 s reporting (original)",
+        burst_user + burst_sys,
+        "s",
+        ORIGINAL_BURST_CPU_S,
+    );
+    println!(
+        "{:<44} {burst_user:>10.2} s    system {burst_sys:.2} s",
+        "  of which user"
     );
     row("resident memory, idle", idle as f64 / 1024.0, "MiB", 4.0);
     row(
