@@ -39,8 +39,8 @@ const SYNCER: Token = Token(3);
 
 /// How long a state-change STATS may wait so that changes coalesce.
 const STATS_COALESCE: Duration = Duration::from_millis(100);
-/// Answers handled in one turn after which free heap pages are returned
-/// to the kernel.
+/// Answers handled since the last trim after which free heap pages are
+/// returned to the kernel, in the first turn that handles none.
 const BURST: usize = 256;
 /// How long `-hard-reset` waits for instances to go away.
 const HARD_RESET_DEADLINE: Duration = Duration::from_secs(120);
@@ -350,15 +350,18 @@ impl Daemon {
             self.next_tick = now + self.cfg.stats_interval;
             self.report(now);
         }
+        let before = self.burst;
         self.execute(now);
-        if self.burst >= BURST {
-            // A burst leaves short-lived buffers behind in the heap.
-            self.burst = 0;
-            sys::mem::release_free();
-        }
         if self.stats_due.is_some_and(|d| d <= now) {
             let node = self.sample_node();
             self.send_stats(&node, now);
+        }
+        if self.burst >= BURST && self.burst == before {
+            // A burst leaves short-lived buffers behind in the heap, and
+            // its last answers arrive turns after its largest ones: the
+            // first turn without answers is when it is over.
+            self.burst = 0;
+            sys::mem::release_free();
         }
         None
     }

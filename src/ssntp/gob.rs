@@ -852,6 +852,16 @@ impl Messages {
     /// buffer), `Ok(None)` if it has not fully arrived yet. A length above
     /// the cap is an error as soon as the length prefix is complete.
     pub(crate) fn next_range(&mut self) -> Result<Option<Range<usize>>> {
+        if self.pos == self.buf.len() {
+            // All consumed: release a burst's worth of buffer now rather
+            // than at the next feed, which may be long in coming.
+            self.buf.clear();
+            self.pos = 0;
+            if self.buf.capacity() > KEEP_CAPACITY {
+                self.buf.shrink_to(KEEP_CAPACITY);
+            }
+            return Ok(None);
+        }
         let avail = &self.buf[self.pos..];
         let Some((len, hlen)) = parse_uint(avail)? else {
             return Ok(None);
@@ -872,7 +882,7 @@ impl Messages {
     }
 
     /// The bytes of a range returned by [`Messages::next_range`], valid
-    /// until the next `feed`.
+    /// until the next `feed` or `next_range`.
     pub(crate) fn get(&self, r: Range<usize>) -> &[u8] {
         self.buf.get(r).unwrap_or(&[])
     }
