@@ -150,8 +150,9 @@ pub enum NetAction {
         dir: PathBuf,
     },
     /// Remove the instance's vnic (and its tenant's bridge and tunnel if
-    /// it was the last on this node); nothing to remove is success.
-    Unplug { config: Box<InstanceConfig> },
+    /// it was the last on this node), by the instance's key: the links
+    /// are recorded with it; nothing to remove is success.
+    Unplug,
 }
 
 /// The signals a core may send.

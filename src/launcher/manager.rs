@@ -689,10 +689,7 @@ impl Manager {
         };
         inst.pending = Some(Pending::Unplug(then));
         inst.vnic = None;
-        let action = NetAction::Unplug {
-            config: Box::new(inst.config.clone()),
-        };
-        self.net(id, action);
+        self.net(id, NetAction::Unplug);
     }
 
     fn net(&mut self, id: &str, action: NetAction) {
@@ -1457,7 +1454,7 @@ mod tests {
                                         }))
                                     }
                                 }
-                                NetAction::Unplug { .. } => {
+                                NetAction::Unplug => {
                                     // Unlinked before its files go.
                                     assert!(self.exists(&id));
                                     self.log.borrow_mut().push(format!("unplug {id}"));

@@ -277,7 +277,7 @@ impl Network {
         let id = op.key.inst.id.to_string();
         let result = match op.action {
             NetAction::Plug { config, dir } => self.plug(&id, &config, &dir),
-            NetAction::Unplug { .. } => self.unplug(&id).map(|()| None),
+            NetAction::Unplug => self.unplug(&id).map(|()| None),
         };
         (
             op.key.inst,
