@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use log::warn;
+use log::info;
 
 use crate::driver::{Driver, DriverFactory, Simulated};
 use crate::launcher::config::{self, LauncherConfig};
@@ -27,6 +27,7 @@ fn factory(cfg: &LauncherConfig) -> Box<dyn DriverFactory> {
         seed: u64::from_le_bytes(Uuid::random().0[..8].try_into().unwrap_or([3; 8])) | 1,
         docker: None,
         qemu: None,
+        cluster_ceph_id: String::new(),
     })
 }
 
@@ -38,6 +39,19 @@ struct Factory {
     docker: Option<crate::docker::SharedRef>,
     /// State shared by every qemu driver (settings, the probed CPU model).
     qemu: Option<Rc<RefCell<crate::qemu::Shared>>>,
+    /// The cluster configuration's ceph id, used unless `-ceph_id` is
+    /// given.
+    cluster_ceph_id: String,
+}
+
+impl Factory {
+    /// `-ceph_id`, else the cluster configuration's (`""`: none).
+    fn ceph_id(&self) -> String {
+        self.cfg
+            .ceph_id
+            .clone()
+            .unwrap_or_else(|| self.cluster_ceph_id.clone())
+    }
 }
 
 impl DriverFactory for Factory {
@@ -63,6 +77,7 @@ impl DriverFactory for Factory {
             });
             Box::new(crate::docker::Docker::new(shared.clone(), dir))
         } else {
+            let ceph_id = self.ceph_id();
             let cfg = &self.cfg;
             let shared = self.qemu.get_or_insert_with(|| {
                 let virtualisation = match cfg.virtualisation {
@@ -76,13 +91,27 @@ impl DriverFactory for Factory {
                     cfg.ovmf_path(),
                     cfg.stop_timeout,
                 );
-                settings.ceph_id = cfg.ceph_id.clone().unwrap_or_default();
-                if cfg.with_ui != config::UiMode::None {
-                    warn!("qemu: -with-ui nc is not supported for VMs; serial consoles go to <instance dir>/console.log");
+                settings.ceph_id = ceph_id;
+                settings.ceph_conf = cfg.ceph_conf.clone();
+                settings.ceph_timeout = cfg.ceph_timeout;
+                if cfg.with_ui == config::UiMode::Nc {
+                    info!("qemu: -with-ui nc: each VM's serial console listens on a TCP port of 127.0.0.1 (logged when the VM runs)");
+                    settings.console = crate::qemu::Console::Tcp;
                 }
                 crate::qemu::Shared::new(settings, Box::new(crate::qemu::RealHost))
             });
             Box::new(crate::qemu::QemuDriver::new(shared.clone(), dir))
+        }
+    }
+
+    fn cluster_ceph_id(&mut self, id: &str) {
+        if self.cluster_ceph_id == id {
+            return;
+        }
+        self.cluster_ceph_id = id.to_string();
+        let effective = self.ceph_id();
+        if let Some(q) = &self.qemu {
+            q.borrow_mut().settings.ceph_id = effective;
         }
     }
 }

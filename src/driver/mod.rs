@@ -261,4 +261,8 @@ pub trait Driver {
 /// Makes the driver of a new or recovered instance, for its directory.
 pub(crate) trait DriverFactory {
     fn make(&mut self, config: &InstanceConfig, dir: PathBuf) -> Box<dyn Driver>;
+    /// The cluster configuration's ceph client id (`storage.ceph_id`),
+    /// at every connection: VMs launched from now on use it unless the
+    /// launcher's own flag names one.
+    fn cluster_ceph_id(&mut self, _id: &str) {}
 }

@@ -152,7 +152,6 @@ impl Daemon {
         signals: SignalFd,
         factory: Box<dyn DriverFactory>,
     ) -> Result<Daemon, StartupError> {
-        refuse_unfinished_flags(&cfg)?;
         let mut locks = Vec::new();
         if !cfg.simulation {
             let path = cfg.agent_lock_path();
@@ -541,6 +540,7 @@ impl Daemon {
         };
         self.manager
             .set_limits(cluster.mem_limit, cluster.disk_limit);
+        self.manager.set_ceph_id(&cluster.ceph_id);
         if let Some(n) = self.network.as_mut() {
             if let Err(e) = n.configure(config, &cluster, &self.manager.records()) {
                 // At the first connection: the node cannot serve tenant
@@ -827,15 +827,4 @@ fn trace_report(frames: &[Frame], own: Uuid, own_role: u32) -> String {
             .collect(),
     };
     report.to_yaml()
-}
-
-/// Flags whose features arrive with later work are refused clearly rather
-/// than silently ignored.
-fn refuse_unfinished_flags(cfg: &LauncherConfig) -> Result<(), StartupError> {
-    if cfg.ceph_id.is_some() {
-        return Err(fail(
-            "-ceph_id is not supported yet (no ceph volume support)".into(),
-        ));
-    }
-    Ok(())
 }

@@ -246,6 +246,12 @@ impl Manager {
         self.limits.disk_limit = disk_limit;
     }
 
+    /// The cluster configuration's ceph client id, for the VMs launched
+    /// from now on (unless `-ceph_id` overrides it).
+    pub(crate) fn set_ceph_id(&mut self, id: &str) {
+        self.factory.cluster_ceph_id(id);
+    }
+
     /// READY (true) or FULL (false), refreshing the capacity figures from a
     /// node sample first.
     pub(crate) fn ready(

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::settings::Console;
+use super::volumes::{self, Ceph};
 use crate::driver::{Vnic, FIRST_PASSED_FD};
 use crate::net::link::Mac;
 use crate::payloads::InstanceConfig;
@@ -66,8 +68,10 @@ pub(crate) struct Launch<'a> {
     pub accel: &'a Accel,
     /// EFI firmware, used unless the instance is legacy-BIOS.
     pub ovmf: Option<&'a Path>,
-    /// Ceph client id for `rbd:` volume drives.
-    pub ceph_id: &'a str,
+    /// How the volumes' drives reach the ceph cluster.
+    pub ceph: Ceph<'a>,
+    /// Where the serial console goes besides `console.log`.
+    pub console: Console,
     /// The network attachment the launcher made (`None`: user-mode NIC).
     pub vnic: Option<&'a Vnic>,
     /// `/dev/vhost-net` is usable: the NIC's data path runs in the kernel.
@@ -80,9 +84,9 @@ pub(crate) fn in_dir(dir: &Path, name: &str) -> PathBuf {
 }
 
 /// qemu's option syntax doubles commas inside a value.
-fn opt_escape(p: &Path) -> OsString {
+pub(crate) fn opt_escape(p: &(impl AsRef<OsStr> + ?Sized)) -> OsString {
     let mut v = Vec::new();
-    for &b in p.as_os_str().as_bytes() {
+    for &b in p.as_ref().as_bytes() {
         v.push(b);
         if b == b',' {
             v.push(b',');
@@ -187,10 +191,11 @@ pub(crate) fn passed_files(vnic: Option<&Vnic>) -> Vec<PathBuf> {
 }
 
 /// The original's qemu command line with our additions
-/// (`-pidfile`, serial console log, probed CPU) and the instance's NIC
-/// ([`network_args`]). The EFI firmware is `-bios <ovmf>`; `None` for an
-/// EFI instance is the caller's error to report.
-pub(crate) fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
+/// (`-pidfile`, serial console log, probed CPU), the instance's NIC
+/// ([`network_args`]) and its volumes (`volumes`). The EFI firmware is
+/// `-bios <ovmf>`; `None` for an EFI instance is the caller's error to
+/// report. Err: the volumes do not fit.
+pub(crate) fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Result<Vec<OsString>, String> {
     let d = l.dir;
     let mut a: Vec<OsString> = vec![QEMU.into()];
     let has_image = !cfg.image_uuid.is_empty();
@@ -202,25 +207,7 @@ pub(crate) fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
             OsStr::new(",if=virtio,aio=threads,format=qcow2"),
         ]));
     }
-    for (i, v) in cfg.volumes.iter().enumerate() {
-        let slot = 3 + usize::from(has_image) + i;
-        a.push("-drive".into());
-        a.push(
-            format!(
-                "file=rbd:rbd/{}:id={},if=none,id=drive_{},format=raw",
-                v.uuid, l.ceph_id, v.uuid
-            )
-            .into(),
-        );
-        a.push("-device".into());
-        a.push(
-            format!(
-                "virtio-blk-pci,scsi=off,bus=pci.0,addr=0x{slot:x},id=device_{},drive=drive_{}",
-                v.uuid, v.uuid
-            )
-            .into(),
-        );
-    }
+    a.extend(volumes::all_volume_args(&cfg.volumes, &l.ceph, !has_image)?);
     a.push("-drive".into());
     a.push(cat(&[
         OsStr::new("file="),
@@ -255,12 +242,38 @@ pub(crate) fn qemu_argv(cfg: &InstanceConfig, l: &Launch) -> Vec<OsString> {
     a.extend(["-display", "none", "-vga", "none"].map(OsString::from));
     // The serial console, appended to (a RESTART keeps the earlier boots).
     a.push("-chardev".into());
-    a.push(cat(&[
-        OsStr::new("file,id=console0,append=on,path="),
-        &opt_escape(&in_dir(d, CONSOLE_LOG)),
-    ]));
+    a.push(match l.console {
+        Console::File => cat(&[
+            OsStr::new("file,id=console0,append=on,path="),
+            &opt_escape(&in_dir(d, CONSOLE_LOG)),
+        ]),
+        // `-with-ui nc`: a TCP server on a port the kernel picks (asked
+        // over QMP once the VM runs), the log file kept as well.
+        Console::Tcp => cat(&[
+            OsStr::new(CONSOLE_TCP),
+            &opt_escape(&in_dir(d, CONSOLE_LOG)),
+        ]),
+    });
     a.extend(["-serial", "chardev:console0"].map(OsString::from));
-    a
+    Ok(a)
+}
+
+/// The TCP console's chardev options, before the log file's path.
+const CONSOLE_TCP: &str =
+    "socket,id=console0,host=127.0.0.1,port=0,server=on,wait=off,logappend=on,logfile=";
+
+/// The port of the serial console from `query-chardev`'s answer: the
+/// `console0` chardev's `filename`, `disconnected:tcp:127.0.0.1:<port>,server=on`
+/// (or `tcp:...` while a client is connected).
+pub(crate) fn console_port(chardevs: &serde_yaml::Value) -> Option<u16> {
+    let list = chardevs.as_sequence()?;
+    let c = list
+        .iter()
+        .find(|c| c.get("label").and_then(serde_yaml::Value::as_str) == Some("console0"))?;
+    let f = c.get("filename")?.as_str()?;
+    let tcp = &f[f.find("tcp:")? + 4..];
+    let addr = tcp.split(',').next()?;
+    addr.rsplit(':').next()?.parse().ok()
 }
 
 /// True when `/proc/PID/cmdline` (split) is a qemu started for `dir`: it
@@ -404,11 +417,13 @@ mod tests {
                 dir: d,
                 accel: &Accel::Software,
                 ovmf: None,
-                ceph_id: "",
+                ceph: NO_CEPH,
+                console: Console::File,
                 vnic: None,
                 vhost: true,
             },
-        );
+        )
+        .unwrap();
         assert_eq!(
             s(&a).join(" "),
             "qemu-system-x86_64 -drive file=/v/instances/x/image.qcow2,if=virtio,aio=threads,format=qcow2 \
@@ -442,24 +457,104 @@ mod tests {
                 dir: d,
                 accel: &accel,
                 ovmf: Some(Path::new("/usr/share/qemu/OVMF.fd")),
-                ceph_id: "ciao",
+                ceph: Ceph {
+                    id: "ciao",
+                    conf: None,
+                    timeout: std::time::Duration::from_secs(10),
+                },
+                console: Console::Tcp,
                 vnic: None,
                 vhost: false,
             },
-        ));
+        )
+        .unwrap());
         let j = a.join(" ");
         assert!(
             j.contains("-drive file=/data,,1/instances/x/image.qcow2,if=virtio"),
             "{j}"
         );
-        assert!(j.contains("-drive file=rbd:rbd/v1:id=ciao,if=none,id=drive_v1,format=raw -device virtio-blk-pci,scsi=off,bus=pci.0,addr=0x4,id=device_v1,drive=drive_v1"));
+        let n = volumes::node_name("v1");
+        assert!(
+            j.contains(&format!("image.qcow2,if=virtio,aio=threads,format=qcow2 \
+                 -drive file=rbd:rbd/v1:id=ciao:client_mount_timeout=10:rados_mon_op_timeout=10,if=none,id={n},format=raw \
+                 -device virtio-blk-pci,scsi=off,bus=pci.0,addr=0x8,id=device_v1,drive={n} \
+                 -drive file=/data,,1/instances/x/seed.iso")),
+            "{j}"
+        );
         assert!(j.contains("-enable-kvm -cpu host -daemonize"));
         assert!(j.contains("-bios /usr/share/qemu/OVMF.fd -display none"));
         assert!(!j.contains("-m ") && !j.contains("-smp"));
-        assert!(j.contains("path=/data,,1/instances/x/console.log -serial chardev:console0"));
+        assert!(j.contains(
+            "-chardev socket,id=console0,host=127.0.0.1,port=0,server=on,wait=off,logappend=on,\
+             logfile=/data,,1/instances/x/console.log -serial chardev:console0"
+        ));
         assert!(cmdline_matches(&a, d));
         let k = s(&Accel::Kvm { cpu: None }.args());
         assert_eq!(k, vec!["-enable-kvm"]);
+    }
+
+    const NO_CEPH: Ceph = Ceph {
+        id: "",
+        conf: None,
+        timeout: std::time::Duration::from_secs(10),
+    };
+
+    #[test]
+    fn boot_from_volume_has_no_root_disk() {
+        let mut c = cfg();
+        c.image_uuid.clear();
+        c.volumes = vec![VolumeConfig {
+            uuid: "b00t".into(),
+            bootable: true,
+        }];
+        let a = s(&qemu_argv(
+            &c,
+            &Launch {
+                dir: Path::new("/d"),
+                accel: &Accel::Software,
+                ovmf: None,
+                ceph: NO_CEPH,
+                console: Console::File,
+                vnic: None,
+                vhost: false,
+            },
+        )
+        .unwrap());
+        let j = a.join(" ");
+        assert!(!j.contains("image.qcow2"), "{j}");
+        assert!(
+            j.starts_with("qemu-system-x86_64 -drive file=rbd:rbd/b00t:"),
+            "{j}"
+        );
+        assert!(
+            j.contains("id=device_b00t,drive=")
+                && j.contains(",bootindex=0 -drive file=/d/seed.iso")
+        );
+        c.volumes = vec![VolumeConfig::default(); 25];
+        let l = Launch {
+            dir: Path::new("/d"),
+            accel: &Accel::Software,
+            ovmf: None,
+            ceph: NO_CEPH,
+            console: Console::File,
+            vnic: None,
+            vhost: false,
+        };
+        assert!(qemu_argv(&c, &l).unwrap_err().contains("at most 24"));
+    }
+
+    #[test]
+    fn console_port_from_query_chardev() {
+        let j = br#"{"return": [{"frontend-open": true, "filename": "disconnected:tcp:127.0.0.1:41927,server=on", "label": "console0"}, {"frontend-open": true, "filename": "unix:/x/socket,server=on", "label": "compat_monitor0"}]}"#;
+        let v: serde_yaml::Value = crate::http::json::parse_json(j).unwrap();
+        let r = v.get("return").unwrap();
+        assert_eq!(console_port(r), Some(41927));
+        let j = br#"[{"filename": "tcp:127.0.0.1:5901,server=on <-> 127.0.0.1:40000", "label": "console0"}]"#;
+        let v: serde_yaml::Value = crate::http::json::parse_json(j).unwrap();
+        assert_eq!(console_port(&v), Some(5901));
+        let j = br#"[{"filename": "file:/x", "label": "console0"}]"#;
+        let v: serde_yaml::Value = crate::http::json::parse_json(j).unwrap();
+        assert_eq!(console_port(&v), None);
     }
 
     const MAC: Mac = [0x02, 0x00, 0xAB, 0x0c, 0x7f, 0xe0];
@@ -478,11 +573,13 @@ mod tests {
                     dir: Path::new("/d"),
                     accel: &accel,
                     ovmf: None,
-                    ceph_id: "",
+                    ceph: NO_CEPH,
+                    console: Console::File,
                     vnic: Some(&tap),
                     vhost,
                 },
-            ));
+            )
+            .unwrap());
             let want = format!(
                 "-drive file=/d/seed.iso,if=virtio,media=cdrom \
                  -netdev type=tap,ifname=svn_x,script=no,downscript=no,id=svn_x,vhost={on} \

@@ -8,6 +8,8 @@
 //! - [`cmdline`]: the argument vectors of qemu, `qemu-img`, `xorriso` and
 //!   the CPU probe (pure); [`network_args`] is public for the tests that
 //!   run a real qemu on a tap.
+//! - [`volumes`]: the ceph volumes' drives and devices (names, slots,
+//!   the `rbd:` filename with its timeouts).
 //! - [`settings`]: what every VM of the launcher shares (flags, host, the
 //!   probed CPU model).
 //! - [`vm`]: one VM's step machine, a [`crate::driver::Driver`].
@@ -20,8 +22,9 @@ mod host;
 mod qmp;
 mod settings;
 mod vm;
+mod volumes;
 
 pub use cmdline::network_args;
 pub use host::RealHost;
-pub use settings::{Settings, Shared, Virtualisation};
+pub use settings::{Console, Settings, Shared, Virtualisation};
 pub use vm::QemuDriver;

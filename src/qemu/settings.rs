@@ -23,6 +23,16 @@ pub enum Virtualisation {
     Software,
 }
 
+/// Where a VM's serial console goes (`-with-ui`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Console {
+    /// `<instance dir>/console.log` only.
+    File,
+    /// A TCP server on 127.0.0.1 (a port the kernel picks, logged once
+    /// the VM runs), still logged to `console.log`.
+    Tcp,
+}
+
 /// Settings of every qemu instance (from the launcher's flags).
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -33,8 +43,15 @@ pub struct Settings {
     pub ovmf: Option<PathBuf>,
     /// Graceful stop: how long the guest gets after the ACPI power button.
     pub stop_timeout: Duration,
-    /// Ceph client id for volume drives ("" when none).
+    /// Ceph client id for volume drives ("" when none): `-ceph_id`, else
+    /// the cluster configuration's.
     pub ceph_id: String,
+    /// The ceph configuration librbd reads (`None`: its default).
+    pub ceph_conf: Option<PathBuf>,
+    /// How long librbd may wait for the ceph monitors (10 s).
+    pub ceph_timeout: Duration,
+    /// Where serial consoles go.
+    pub console: Console,
     /// Deadline of `qemu-img`, `xorriso` and the qemu launch (60 s).
     pub tool_deadline: Duration,
     /// Deadline of a QMP connect, handshake or reply (10 s).
@@ -56,6 +73,9 @@ impl Settings {
             ovmf,
             stop_timeout,
             ceph_id: String::new(),
+            ceph_conf: None,
+            ceph_timeout: Duration::from_secs(10),
+            console: Console::File,
             tool_deadline: Duration::from_secs(60),
             qmp_deadline: Duration::from_secs(10),
             kill_deadline: Duration::from_secs(10),

@@ -129,6 +129,13 @@ pub struct LauncherConfig {
     pub log_backtrace_at: String,
     /// Arguments after the flags (ignored, as in the original; logged).
     pub positional: Vec<OsString>,
+    // Ceph volumes (docs/storage.md).
+    /// `--ceph-conf`: the ceph configuration qemu's librbd reads (`None`:
+    /// librbd's own default, `/etc/ceph/ceph.conf`).
+    pub ceph_conf: Option<PathBuf>,
+    /// `--ceph-timeout`: how long librbd may wait for the monitors when a
+    /// VM opens its volumes.
+    pub ceph_timeout: Duration,
 }
 
 impl Default for LauncherConfig {
@@ -164,6 +171,8 @@ impl Default for LauncherConfig {
             vmodule: String::new(),
             log_backtrace_at: String::new(),
             positional: Vec::new(),
+            ceph_conf: None,
+            ceph_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -65,6 +65,14 @@ Instances:
   -ceph_id ID
         Ceph client id for volumes. Default: none (taken from the cluster
         configuration, storage.ceph_id).
+  --ceph-conf PATH
+        Ceph configuration (with the keyring it names) that qemu's librbd
+        reads for volumes. Default: none (librbd's default,
+        /etc/ceph/ceph.conf).
+  --ceph-timeout SECONDS
+        How long a VM's qemu may wait for the ceph monitors when it opens
+        its volumes; an unreachable cluster then fails the START with
+        launch_failure within about this time. Default: 10.
   --stats-interval SECONDS
         Period of the STATUS and STATS reports (at least 1); instance
         changes are reported sooner. Default: 30.

@@ -99,6 +99,8 @@ pub struct QemuDriver {
     /// Ids of our stop commands, to react to their failure.
     powerdown_id: Option<u64>,
     quit_id: Option<u64>,
+    /// Id of the `query-chardev` that finds the TCP console's port.
+    console_query: Option<u64>,
     /// Our CPU probe runs (this instance leads the node's CPU-model job).
     probing: bool,
     /// The qemu command line and the files it gets as descriptors 3, 4, …,
@@ -129,6 +131,7 @@ impl QemuDriver {
             qmp_attempts: 0,
             powerdown_id: None,
             quit_id: None,
+            console_query: None,
             probing: false,
             launch_argv: None,
             vnic: None,

@@ -10,6 +10,7 @@ use crate::driver::{Cx, Outcome, Res, Timer};
 use crate::payloads::StartFailureReason;
 use crate::qemu::cmdline;
 use crate::qemu::qmp::{Qmp, QmpEvent};
+use crate::qemu::settings::Console;
 
 /// How often QMP is retried before the driver gives up on it.
 pub(super) const QMP_ATTEMPTS: u32 = 20;
@@ -146,13 +147,26 @@ impl QemuDriver {
                 QmpEvent::Ready { version } => {
                     debug!("{id}: QMP ready (qemu {version})");
                     self.qmp_attempts = 0;
+                    if self.shared.borrow().settings.console == Console::Tcp {
+                        self.console_query = self.qmp_command(cx, "query-chardev");
+                    }
                     if self.phase == Phase::Booting {
                         self.running(cx);
                     } else if self.phase == Phase::Running {
                         info!("{id}: QMP reconnected");
                     }
                 }
-                QmpEvent::Return { id: rid, command } => debug!("{id}: QMP {command} ({rid}) done"),
+                QmpEvent::Return {
+                    id: rid,
+                    command,
+                    data,
+                } => {
+                    debug!("{id}: QMP {command} ({rid}) done");
+                    if self.console_query == Some(rid) {
+                        self.console_query = None;
+                        log_console(&id, &data);
+                    }
+                }
                 QmpEvent::Error {
                     id: rid,
                     command,
@@ -217,6 +231,17 @@ impl QemuDriver {
         let id = q.command(name, "", cx.now, deadline);
         self.flush_qmp(cx);
         Some(id)
+    }
+}
+
+/// Logs where the serial console listens (`-with-ui nc`), with the
+/// client to use, as the original's debug build did.
+fn log_console(id: &str, chardevs: &serde_yaml::Value) {
+    match cmdline::console_port(chardevs) {
+        Some(port) => {
+            info!("{id}: serial console on 127.0.0.1:{port}: connect with `nc 127.0.0.1 {port}`")
+        }
+        None => warn!("{id}: query-chardev did not show the serial console's TCP port"),
     }
 }
 

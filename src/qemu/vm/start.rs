@@ -11,6 +11,7 @@ use crate::driver::{Cx, FileAction, FileError, Job, Outcome, Res, Turn};
 use crate::payloads::{default_meta_data, StartFailureReason};
 use crate::qemu::cmdline::{self, Accel, Launch};
 use crate::qemu::settings::AccelState;
+use crate::qemu::volumes::Ceph;
 use crate::sys::pidfd::ChildStatus;
 
 /// How long the CPU probe qemu must survive for the model to count as working.
@@ -105,27 +106,27 @@ impl QemuDriver {
     /// asks the backing image's format, at the same time.
     fn begin_create(&mut self, cx: &mut Cx, user_data: &[u8], meta_data: &[u8]) {
         let cfg = cx.config;
-        if cfg.image_uuid.is_empty() {
-            return self.fail(
-                cx,
-                StartFailureReason::ImageFailure,
-                "booting from a volume needs ceph volume support, which this launcher does not have".into(),
-            );
-        }
-        let backing = self
-            .shared
-            .borrow()
-            .settings
-            .images_dir
-            .join(&cfg.image_uuid);
-        let r = self.shared.borrow().host.stat(&backing);
-        if let Err(e) = r {
-            return self.fail(
-                cx,
-                StartFailureReason::ImageFailure,
-                format!("backing image {}: {e}", backing.display()),
-            );
-        }
+        // Booting from a volume: no backing image and no overlay (the
+        // manager checked that a bootable volume is there).
+        let backing = if cfg.image_uuid.is_empty() {
+            None
+        } else {
+            let backing = self
+                .shared
+                .borrow()
+                .settings
+                .images_dir
+                .join(&cfg.image_uuid);
+            let r = self.shared.borrow().host.stat(&backing);
+            if let Err(e) = r {
+                return self.fail(
+                    cx,
+                    StartFailureReason::ImageFailure,
+                    format!("backing image {}: {e}", backing.display()),
+                );
+            }
+            Some(backing)
+        };
         let meta_data = if meta_data.is_empty() {
             default_meta_data(&cfg.instance_uuid).into_bytes()
         } else {
@@ -134,7 +135,7 @@ impl QemuDriver {
         self.phase = Phase::Preparing {
             files: 0,
             iso: false,
-            disk: false,
+            disk: backing.is_none(),
         };
         let staging = self.path(cmdline::STAGING);
         for (n, (name, bytes)) in CONFIG_FILES
@@ -154,8 +155,12 @@ impl QemuDriver {
                 },
             );
         }
-        let tool = self.shared.borrow().settings.tool_deadline;
-        cx.spawn(Res::ImageInfo, cmdline::image_info_argv(&backing), tool);
+        if let Some(backing) = backing {
+            let tool = self.shared.borrow().settings.tool_deadline;
+            cx.spawn(Res::ImageInfo, cmdline::image_info_argv(&backing), tool);
+        } else {
+            info!("{}: boots from a volume: no root disk", cx.inst);
+        }
     }
 
     /// A file operation of START finished.
@@ -380,22 +385,42 @@ impl QemuDriver {
                 ),
             );
         }
-        let ceph = self.shared.borrow().settings.ceph_id.clone();
-        let vnic = self.vnic.as_ref();
+        let vnic = self.vnic.clone();
+        let vnic = vnic.as_ref();
         // Without vhost-net the NIC is slower; with `vhost=on` and no
         // vhost-net qemu would not start at all.
         let vhost = vnic.is_some() && self.shared.borrow().host.vhost_net_usable();
+        let shared = self.shared.borrow();
+        let st = &shared.settings;
         let argv = cmdline::qemu_argv(
             cx.config,
             &Launch {
                 dir: &self.dir,
                 accel,
                 ovmf: ovmf.as_deref(),
-                ceph_id: &ceph,
+                ceph: Ceph {
+                    id: &st.ceph_id,
+                    conf: st.ceph_conf.as_deref(),
+                    timeout: st.ceph_timeout,
+                },
+                console: st.console,
                 vnic,
                 vhost,
             },
         );
+        drop(shared);
+        let argv = match argv {
+            Ok(a) => a,
+            Err(e) => return self.fail(cx, StartFailureReason::LaunchFailure, e),
+        };
+        if !cx.config.volumes.is_empty() {
+            let ids: Vec<&str> = cx.config.volumes.iter().map(|v| v.uuid.as_str()).collect();
+            info!(
+                "{}: volumes (rbd, in this order): {}",
+                cx.inst,
+                ids.join(" ")
+            );
+        }
         let net = match vnic {
             None => "user-mode network".to_string(),
             Some(v) => format!(

@@ -875,11 +875,17 @@ fn recovery() {
             dir: &t.vm.dir,
             accel: &Accel::Software,
             ovmf: None,
-            ceph_id: "",
+            ceph: crate::qemu::volumes::Ceph {
+                id: "",
+                conf: None,
+                timeout: Duration::from_secs(10),
+            },
+            console: crate::qemu::Console::File,
             vnic: None,
             vhost: false,
         },
     )
+    .unwrap()
     .iter()
     .map(|a| a.to_string_lossy().into_owned())
     .collect();
@@ -942,4 +948,91 @@ fn qmp_never_answers_at_start() {
         last = e;
     }
     panic!("never gave up: {last:?}");
+}
+
+#[test]
+fn boot_from_volume_makes_no_root_disk() {
+    let mut t = T::new(Virtualisation::Software);
+    {
+        let mut sh = t.shared.borrow_mut();
+        sh.settings.ceph_id = "ciao".into();
+        sh.settings.ceph_conf = Some("/etc/c/ceph.conf".into());
+        sh.settings.ceph_timeout = Duration::from_secs(4);
+    }
+    t.vm.cfg.image_uuid.clear();
+    t.vm.cfg.volumes = vec![
+        crate::payloads::VolumeConfig {
+            uuid: "da7a".into(),
+            bootable: false,
+        },
+        crate::payloads::VolumeConfig {
+            uuid: "b007".into(),
+            bootable: true,
+        },
+    ];
+    let (e, o) = t.begin();
+    assert!(o.is_empty(), "{o:?}");
+    assert_eq!(
+        spawned(&e),
+        vec![(Res::ConfigDrive, "xorriso".to_string())],
+        "no qemu-img without a backing image"
+    );
+    let (e, _) = t.exit(Res::ConfigDrive, 0, b"", b"");
+    assert!(spawned(&e).is_empty());
+    let (e, _) = t.clear_pidfile();
+    let argv = spawn_argv(&e, Res::Launch)
+        .expect("qemu launched")
+        .join(" ");
+    assert!(!argv.contains("image.qcow2"), "{argv}");
+    let rbd = |u: &str| {
+        format!("rbd:rbd/{u}:id=ciao:conf=/etc/c/ceph.conf:client_mount_timeout=4:rados_mon_op_timeout=4")
+    };
+    let (a, b) = (
+        argv.find(&rbd("da7a")).expect("first volume"),
+        argv.find(&rbd("b007")).expect("second volume"),
+    );
+    assert!(a < b, "list order: {argv}");
+    assert!(argv.contains("id=device_b007,drive="), "{argv}");
+    assert!(argv.contains(",bootindex=0 "), "{argv}");
+    assert_eq!(argv.matches("bootindex").count(), 1);
+}
+
+#[test]
+fn tcp_console_port_is_asked_for() {
+    let mut t = T::new(Virtualisation::Software);
+    t.shared.borrow_mut().settings.console = crate::qemu::Console::Tcp;
+    let _ = t.prepare("raw");
+    let (e, _) = t.clear_pidfile();
+    let argv = spawn_argv(&e, Res::Launch).unwrap();
+    t.fake
+        .pidfiles
+        .borrow_mut()
+        .insert(t.vm.dir.join("qemu.pid"), 4242);
+    t.fake.pids.borrow_mut().insert(4242, argv.clone());
+    assert!(argv
+        .join(" ")
+        .contains("-chardev socket,id=console0,host=127.0.0.1,port=0"));
+    let _ = t.exit(Res::Launch, 0, b"", b"");
+    let _ = t.input(Input::Connected { res: Res::Qmp });
+    let _ = t.input(Input::Data {
+        res: Res::Qmp,
+        bytes:
+            b"{\"QMP\": {\"version\": {\"qemu\": {\"micro\": 0, \"minor\": 2, \"major\": 7}}}}\n"
+                .to_vec(),
+    });
+    let (e, o) = t.input(Input::Data {
+        res: Res::Qmp,
+        bytes: b"{\"return\": {}, \"id\": 0}\n".to_vec(),
+    });
+    assert_eq!(o, vec![Outcome::Running]);
+    assert_eq!(
+        writes(&e),
+        vec!["{\"execute\":\"query-chardev\",\"id\":1}\n".to_string()]
+    );
+    let (_, o) = t.input(Input::Data {
+        res: Res::Qmp,
+        bytes: b"{\"return\": [{\"filename\": \"disconnected:tcp:127.0.0.1:4567,server=on\", \"label\": \"console0\"}], \"id\": 1}\n".to_vec(),
+    });
+    assert!(o.is_empty());
+    assert_eq!(t.vm.d.console_query, None);
 }
