@@ -250,8 +250,7 @@ fn dead_monitor_fails_the_start_in_time() {
     assert_eq!(m[A].state, "active");
     assert_eq!(m[B].state, "exited");
     assert_eq!(m[B].volumes, vec![v.clone()]);
-    n.send(Command::Stop, cmd("stop", A));
-    n.wait_state(A, "exited", LONG);
+    n.wait_console(A, "CIAO-TEST-GUEST hostname=alive boots=1", BOOT);
     for id in [A, B] {
         n.send(Command::Delete, cmd("delete", id));
     }
