@@ -399,3 +399,47 @@ fn slow_image_does_not_block_others() {
         assert_gone(&n, id);
     }
 }
+
+/// `-with-ui nc`: the serial console on a loopback TCP port, logged with
+/// the netcat command to use; a TCP client reads what the guest prints
+/// (and `console.log` still gets it too).
+#[test]
+fn nc_console_on_loopback() {
+    let Some((_g, guest)) = qemu::setup("nc_console_on_loopback", GUEST_CACHE) else {
+        return;
+    };
+    let n = VmNode::new(LAUNCHER, "qemu-nc", &guest, &["-with-ui=nc"], None);
+    n.send(Command::Start, start_payload(A, "guest-nc", false, 96, ""));
+    n.wait_state(A, "active", BOOT);
+    let port: u16 = wait_for(LONG, "the console's port in the log", || {
+        let log = n.log();
+        let line = log.lines().find(|l| l.contains("serial console on 127.0.0.1:"))?;
+        let rest = line.split("127.0.0.1:").nth(1)?;
+        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    });
+    assert!(n.log().contains(&format!("nc 127.0.0.1 {port}")));
+    // Connected while the guest boots (software emulation takes seconds):
+    // what it prints from now on comes through the socket.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the console");
+    s.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let want = marker("guest-nc", 1);
+    let mut got = Vec::new();
+    let end = Instant::now() + BOOT;
+    while !String::from_utf8_lossy(&got).contains(&want) {
+        assert!(
+            Instant::now() < end,
+            "no marker through the TCP console:\n{}",
+            String::from_utf8_lossy(&got)
+        );
+        let mut buf = [0u8; 4096];
+        match std::io::Read::read(&mut s, &mut buf) {
+            Ok(0) => panic!("console closed"),
+            Ok(k) => got.extend_from_slice(&buf[..k]),
+            Err(_) => {}
+        }
+    }
+    assert!(n.console(A).contains(&want), "console.log keeps a copy");
+    n.send(Command::Delete, cmd("delete", A));
+    expect_deleted(&n, A);
+    assert_gone(&n, A);
+}
