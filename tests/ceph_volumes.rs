@@ -107,7 +107,11 @@ fn two_volumes_in_order() {
     );
     let st = n.wait_state(A, "active", BOOT);
     eprintln!("START with two volumes to active: {:?}", t0.elapsed());
-    assert_eq!(st.volumes, vec![v1.clone(), v2.clone()], "STATS list the volumes");
+    assert_eq!(
+        st.volumes,
+        vec![v1.clone(), v2.clone()],
+        "STATS list the volumes"
+    );
     let console = n.wait_console(A, "CIAO-TEST-GUEST disks:", BOOT);
     let d = disks(&console);
     let pos = |want: &str| {
@@ -174,7 +178,11 @@ fn boot_from_volume() {
     n.wait_state(B, "exited", LONG);
     let img = c.export(&boot).unwrap();
     assert!(
-        find(&img, b"hostname=bfv\nuserdata=#cloud-config\nboots=1\nshutdown=clean\n").is_some(),
+        find(
+            &img,
+            b"hostname=bfv\nuserdata=#cloud-config\nboots=1\nshutdown=clean\n"
+        )
+        .is_some(),
         "the guest's files on the boot volume"
     );
     // RESTART boots the same volume again: the count goes on.
@@ -284,5 +292,7 @@ fn start_to_active_with_and_without_volumes() {
     };
     let without = median(&[]);
     let with = median(&[(&v1, false), (&v2, false)]);
-    eprintln!("START to active, median of 5: without volumes {without:?}, with two volumes {with:?}");
+    eprintln!(
+        "START to active, median of 5: without volumes {without:?}, with two volumes {with:?}"
+    );
 }

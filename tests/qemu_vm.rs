@@ -413,9 +413,14 @@ fn nc_console_on_loopback() {
     n.wait_state(A, "active", BOOT);
     let port: u16 = wait_for(LONG, "the console's port in the log", || {
         let log = n.log();
-        let line = log.lines().find(|l| l.contains("serial console on 127.0.0.1:"))?;
+        let line = log
+            .lines()
+            .find(|l| l.contains("serial console on 127.0.0.1:"))?;
         let rest = line.split("127.0.0.1:").nth(1)?;
-        rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+        rest.split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
     });
     assert!(n.log().contains(&format!("nc 127.0.0.1 {port}")));
     // Connected while the guest boots (software emulation takes seconds):

@@ -507,20 +507,16 @@ mod tests {
             uuid: "b00t".into(),
             bootable: true,
         }];
-        let a = s(&qemu_argv(
-            &c,
-            &Launch {
-                dir: Path::new("/d"),
-                accel: &Accel::Software,
-                ovmf: None,
-                ceph: NO_CEPH,
-                console: Console::File,
-                vnic: None,
-                vhost: false,
-            },
-        )
-        .unwrap());
-        let j = a.join(" ");
+        let l = Launch {
+            dir: Path::new("/d"),
+            accel: &Accel::Software,
+            ovmf: None,
+            ceph: NO_CEPH,
+            console: Console::File,
+            vnic: None,
+            vhost: false,
+        };
+        let j = s(&qemu_argv(&c, &l).unwrap()).join(" ");
         assert!(!j.contains("image.qcow2"), "{j}");
         assert!(
             j.starts_with("qemu-system-x86_64 -drive file=rbd:rbd/b00t:"),
@@ -531,15 +527,6 @@ mod tests {
                 && j.contains(",bootindex=0 -drive file=/d/seed.iso")
         );
         c.volumes = vec![VolumeConfig::default(); 25];
-        let l = Launch {
-            dir: Path::new("/d"),
-            accel: &Accel::Software,
-            ovmf: None,
-            ceph: NO_CEPH,
-            console: Console::File,
-            vnic: None,
-            vhost: false,
-        };
         assert!(qemu_argv(&c, &l).unwrap_err().contains("at most 24"));
     }
 

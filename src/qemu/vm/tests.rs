@@ -320,6 +320,21 @@ impl T {
         assert_eq!(o, vec![Outcome::Running]);
     }
 
+    /// START up to a qemu that daemonised (PID 4242, its pidfile and
+    /// command line in place) but whose foreground exit is not yet told:
+    /// its arguments.
+    fn daemonised(&mut self) -> Vec<String> {
+        let _ = self.prepare("raw");
+        let (e, _) = self.clear_pidfile();
+        let argv = spawn_argv(&e, Res::Launch).unwrap();
+        self.fake
+            .pidfiles
+            .borrow_mut()
+            .insert(self.vm.dir.join("qemu.pid"), 4242);
+        self.fake.pids.borrow_mut().insert(4242, argv.clone());
+        argv
+    }
+
     fn gone(&mut self) -> (Vec<Effect>, Vec<Outcome>) {
         self.fake.pids.borrow_mut().remove(&4242);
         self.input(Input::Gone {
@@ -925,14 +940,7 @@ fn recovery() {
 #[test]
 fn qmp_never_answers_at_start() {
     let mut t = T::new(Virtualisation::Software);
-    let _ = t.prepare("raw");
-    let (e, _) = t.clear_pidfile();
-    let argv = spawn_argv(&e, Res::Launch).unwrap();
-    t.fake
-        .pidfiles
-        .borrow_mut()
-        .insert(t.vm.dir.join("qemu.pid"), 4242);
-    t.fake.pids.borrow_mut().insert(4242, argv);
+    let _ = t.daemonised();
     let _ = t.exit(Res::Launch, 0, b"", b"");
     let mut last = Vec::new();
     for _ in 0..=QMP_ATTEMPTS {
@@ -1001,14 +1009,7 @@ fn boot_from_volume_makes_no_root_disk() {
 fn tcp_console_port_is_asked_for() {
     let mut t = T::new(Virtualisation::Software);
     t.shared.borrow_mut().settings.console = crate::qemu::Console::Tcp;
-    let _ = t.prepare("raw");
-    let (e, _) = t.clear_pidfile();
-    let argv = spawn_argv(&e, Res::Launch).unwrap();
-    t.fake
-        .pidfiles
-        .borrow_mut()
-        .insert(t.vm.dir.join("qemu.pid"), 4242);
-    t.fake.pids.borrow_mut().insert(4242, argv.clone());
+    let argv = t.daemonised();
     assert!(argv
         .join(" ")
         .contains("-chardev socket,id=console0,host=127.0.0.1,port=0"));

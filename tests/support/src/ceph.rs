@@ -61,10 +61,14 @@ pub fn missing() -> Option<String> {
 
 /// qemu's rbd block module, where Debian installs it.
 fn rbd_block_driver() -> Option<PathBuf> {
-    ["/usr/lib/x86_64-linux-gnu/qemu", "/usr/lib/qemu", "/usr/lib64/qemu"]
-        .iter()
-        .map(|d| Path::new(d).join("block-rbd.so"))
-        .find(|p| p.is_file())
+    [
+        "/usr/lib/x86_64-linux-gnu/qemu",
+        "/usr/lib/qemu",
+        "/usr/lib64/qemu",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join("block-rbd.so"))
+    .find(|p| p.is_file())
 }
 
 /// A random UUID (version 4) in text form.
@@ -270,8 +274,7 @@ log file = {d}/log/$name.log
             (
                 "client.admin",
                 vec![
-                    "--cap", "mon", "allow *", "--cap", "osd", "allow *", "--cap", "mgr",
-                    "allow *",
+                    "--cap", "mon", "allow *", "--cap", "osd", "allow *", "--cap", "mgr", "allow *",
                 ],
             ),
             (
@@ -310,7 +313,15 @@ log file = {d}/log/$name.log
             &monmap,
         ])?;
         self.run(&[
-            "ceph-mon", "-c", &conf, "-i", "a", "--mkfs", "--monmap", &monmap, "--keyring",
+            "ceph-mon",
+            "-c",
+            &conf,
+            "-i",
+            "a",
+            "--mkfs",
+            "--monmap",
+            &monmap,
+            "--keyring",
             &keyring,
         ])?;
         self.mon = Some(self.spawn("mon.a", &["ceph-mon", "-c", &conf, "-i", "a", "-f"])?);
@@ -348,7 +359,9 @@ log file = {d}/log/$name.log
         self.osd = Some(self.spawn("osd.0", &["ceph-osd", "-c", &conf, "-i", "0", "-f"])?);
         self.until("the OSD is up", || {
             let dump = self.ceph(&["osd", "dump"]).ok()?;
-            dump.lines().any(|l| l.starts_with("osd.0 up")).then_some(())
+            dump.lines()
+                .any(|l| l.starts_with("osd.0 up"))
+                .then_some(())
         })?;
         self.ceph(&["osd", "pool", "create", "rbd", "8", "8"])?;
         self.run(&["rbd", "-c", &conf, "pool", "init", "rbd"])?;
