@@ -194,8 +194,12 @@ impl Daemon {
         let mut manager = Manager::new(instances, limits, factory);
         manager.set_network(cfg.network);
         let network = if cfg.network {
-            let n = Network::open(cfg.networking_dir(), node_uuid.to_string())
-                .map_err(|e| fail(e.to_string()))?;
+            let n = Network::open(
+                cfg.networking_dir(),
+                node_uuid.to_string(),
+                cfg.container_mtu,
+            )
+            .map_err(|e| fail(e.to_string()))?;
             Some(n)
         } else {
             None
