@@ -154,7 +154,9 @@ impl DockerNet {
         self.calls.owns(input)
     }
 
-    fn send(&mut self, now: Instant, req: &Req, what: What) {
+    /// Runs `f` on the calls with a driver context of the node (the
+    /// calls' effects land in [`DockerNet::take_effects`]).
+    fn with_calls<R>(&mut self, now: Instant, f: impl FnOnce(&mut Calls<What>, &mut Cx) -> R) -> R {
         let mut outcomes = Vec::new();
         let mut cx = Cx::new(
             now,
@@ -164,7 +166,12 @@ impl DockerNet {
             &mut outcomes,
             &mut self.jobs,
         );
-        self.calls.send(&mut cx, &self.socket, self.api, req, what);
+        f(&mut self.calls, &mut cx)
+    }
+
+    fn send(&mut self, now: Instant, req: &Req, what: What) {
+        let (socket, api) = (self.socket.clone(), self.api);
+        self.with_calls(now, |calls, cx| calls.send(cx, &socket, api, req, what));
         self.busy = true;
     }
 
@@ -203,18 +210,7 @@ impl DockerNet {
     /// An input of the shell for the node's calls; then the next request.
     pub(crate) fn input(&mut self, now: Instant, input: Input, in_use: &dyn Fn(&Tuple) -> bool) {
         let mut events = Vec::new();
-        {
-            let mut outcomes = Vec::new();
-            let mut cx = Cx::new(
-                now,
-                &self.key,
-                &self.config,
-                &mut self.effects,
-                &mut outcomes,
-                &mut self.jobs,
-            );
-            self.calls.input(&mut cx, input, &mut events);
-        }
+        self.with_calls(now, |calls, cx| calls.input(cx, input, &mut events));
         for ev in events {
             if let Event::Done { what, result } = ev {
                 self.busy = false;
