@@ -203,7 +203,7 @@ impl BridgeForward {
                 command(Step::Insert)
             ),
             (Step::Delete, Some(0)) => {
-                info!("hard reset: removed {}", command(Step::Insert))
+                info!("hard reset: removed the iptables rule {}", RULE.join(" "))
             }
             (Step::Delete, Some(NO_SUCH_RULE)) => debug!("hard reset: no forwarding rule"),
             (Step::Delete, _) => warn!(
