@@ -68,12 +68,14 @@ impl DriverFactory for Factory {
             // Samples as often as STATS go out (at most every 30 s), so
             // each STATS carries a fresh figure.
             let shared = self.docker.get_or_insert_with(|| {
-                Rc::new(RefCell::new(crate::docker::Shared::new(
+                let mut shared = crate::docker::Shared::new(
                     cfg.docker_socket.clone(),
                     cfg.stop_timeout,
                     cfg.stats_interval.min(Duration::from_secs(30)),
                     cfg.instances_dir().to_string_lossy().into_owned(),
-                )))
+                );
+                shared.plugin = cfg.docker_plugin_name.clone();
+                Rc::new(RefCell::new(shared))
             });
             Box::new(crate::docker::Docker::new(shared.clone(), dir))
         } else {

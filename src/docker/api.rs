@@ -56,6 +56,12 @@ impl Api {
     pub(crate) fn has_stop_timeout(&self) -> bool {
         *self >= Api::new(1, 25)
     }
+
+    /// A container's MAC address belongs in its endpoint's settings (API
+    /// 1.44, Docker 25; the container-wide field is deprecated there).
+    pub(crate) fn has_endpoint_mac(&self) -> bool {
+        *self >= Api::new(1, 44)
+    }
 }
 
 impl fmt::Display for Api {
@@ -268,6 +274,29 @@ impl Req {
         Req::new("DELETE", format!("/containers/{id}?force=1&v=1"))
     }
 
+    /// Creates a docker network (201; 409 when the name exists).
+    pub(crate) fn network_create(body: String) -> Req {
+        Req {
+            body: Some(body),
+            ..Req::new("POST", "/networks/create".into())
+        }
+    }
+
+    /// Removes a docker network by name or id (204; 404 when unknown).
+    pub(crate) fn network_remove(name: &str) -> Req {
+        Req::new("DELETE", format!("/networks/{}", query_escape(name)))
+    }
+
+    /// Every docker network.
+    pub(crate) fn network_list() -> Req {
+        Req::new("GET", "/networks".into())
+    }
+
+    /// One docker network, with its endpoints.
+    pub(crate) fn network_inspect(id: &str) -> Req {
+        Req::new("GET", format!("/networks/{}", query_escape(id)))
+    }
+
     /// Every container, running or not, carrying `label=value`.
     pub(crate) fn list_by_label(label: &str, value: &str) -> Req {
         let mut w = Writer::new();
@@ -329,6 +358,69 @@ pub(crate) const LABEL_INSTANCE: &str = "ciao.instance-uuid";
 /// launchers sharing a dockerd never mistake each other's containers.
 pub(crate) const LABEL_INSTANCES_DIR: &str = "ciao.instances-dir";
 
+/// The label on the docker networks the launcher creates: its instances
+/// directory, as on its containers.
+pub(crate) const LABEL_NETWORK_LAUNCHER: &str = "org.ciao.launcher";
+
+/// A tenant bridge's docker network, as `POST /networks/create` makes it
+/// (docs/networking.md): the launcher's plugin is both its network driver
+/// and its IPAM driver, and learns the bridge from the `bridge` option
+/// (the bridge's alias, as in the original).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct NetworkSpec {
+    pub name: String,
+    /// The plugin's name (`--docker-plugin-name`).
+    pub driver: String,
+    pub bridge_alias: String,
+    /// `172.16.5.0/24`.
+    pub subnet: String,
+    /// `172.16.5.1`.
+    pub gateway: String,
+    pub instances_dir: String,
+}
+
+impl NetworkSpec {
+    /// The JSON body of `POST /networks/create`.
+    pub(crate) fn body(&self) -> String {
+        let mut w = Writer::new();
+        w.begin_object();
+        w.key("Name").string(&self.name);
+        w.key("CheckDuplicate").bool(true);
+        w.key("Driver").string(&self.driver);
+        w.key("EnableIPv6").bool(false);
+        w.key("IPAM").begin_object();
+        w.key("Driver").string(&self.driver);
+        w.key("Options").null();
+        w.key("Config").begin_array().begin_object();
+        w.key("Subnet").string(&self.subnet);
+        w.key("Gateway").string(&self.gateway);
+        w.end_object().end_array();
+        w.end_object();
+        w.key("Internal").bool(false);
+        w.key("Options").begin_object();
+        w.key("bridge").string(&self.bridge_alias);
+        w.end_object();
+        w.key("Labels").begin_object();
+        w.key(LABEL_NETWORK_LAUNCHER).string(&self.instances_dir);
+        w.end_object();
+        w.end_object();
+        w.finish()
+    }
+}
+
+/// How a container joins its tenant network (`docs/networking.md`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Endpoint {
+    /// The docker network's name.
+    pub network: String,
+    /// `02:00:ac:10:05:07`.
+    pub mac: String,
+    /// The private IP, which the plugin's IPAM hands back.
+    pub ip: String,
+    /// The MAC goes into the endpoint settings too (API ≥ 1.44).
+    pub endpoint_mac: bool,
+}
+
 /// What the create body is made of (`docs/docker.md`, "The container").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct CreateSpec {
@@ -343,6 +435,8 @@ pub(crate) struct CreateSpec {
     /// itself (its own shutdown, `docker stop` without `-t`): the
     /// launcher's stop timeout, so every stop path agrees. API ≥ 1.25.
     pub stop_timeout: Option<u64>,
+    /// The tenant network (none: docker's default network).
+    pub endpoint: Option<Endpoint>,
 }
 
 impl CreateSpec {
@@ -357,6 +451,9 @@ impl CreateSpec {
         }
         if let Some(t) = self.stop_timeout {
             w.key("StopTimeout").uint(t);
+        }
+        if let Some(e) = &self.endpoint {
+            w.key("MacAddress").string(&e.mac);
         }
         w.key("Labels").begin_object();
         w.key(LABEL_INSTANCE).string(&self.instance_uuid);
@@ -373,10 +470,38 @@ impl CreateSpec {
             w.key("CpuPeriod").int(100_000);
             w.key("CpuQuota").int(self.cpus.saturating_mul(100_000));
         }
+        if let Some(e) = &self.endpoint {
+            w.key("NetworkMode").string(&e.network);
+        }
         w.end_object();
+        if let Some(e) = &self.endpoint {
+            w.key("NetworkingConfig").begin_object();
+            w.key("EndpointsConfig").begin_object();
+            w.key(&e.network).begin_object();
+            w.key("IPAMConfig").begin_object();
+            w.key("IPv4Address").string(&e.ip);
+            w.end_object();
+            if e.endpoint_mac {
+                w.key("MacAddress").string(&e.mac);
+            }
+            w.end_object();
+            w.end_object();
+            w.end_object();
+        }
         w.end_object();
         w.finish()
     }
+}
+
+/// One entry of `GET /networks` (and the head of `GET /networks/<id>`).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub(crate) struct NetworkListed {
+    #[serde(rename = "Name", default)]
+    pub name: String,
+    #[serde(rename = "Id", default)]
+    pub id: String,
+    #[serde(rename = "Driver", default)]
+    pub driver: String,
 }
 
 /// `{"message": "..."}` of an error reply, else the body as text.
@@ -729,6 +854,7 @@ mod tests {
             mem_mb: 16,
             cpus: 2,
             stop_timeout: Some(30),
+            endpoint: None,
         };
         assert_eq!(
             spec.body(),
@@ -742,6 +868,55 @@ mod tests {
         assert_eq!(
             bare.body(),
             r#"{"Hostname":"","Image":"i","Labels":{"ciao.instance-uuid":"u"},"HostConfig":{"Binds":[]}}"#
+        );
+    }
+
+    /// The network and endpoint fields (docs/networking.md); the MAC in
+    /// the endpoint settings from API 1.44 only.
+    #[test]
+    fn network_bodies() {
+        let net = NetworkSpec {
+            name: "ciao_t_172.16.5.0-24_c_192.168.42.21".into(),
+            driver: "ciao".into(),
+            bridge_alias: "br_t_172.16.5.0/24_c_192.168.42.21".into(),
+            subnet: "172.16.5.0/24".into(),
+            gateway: "172.16.5.1".into(),
+            instances_dir: "/var/lib/ciao/instances".into(),
+        };
+        assert_eq!(
+            net.body(),
+            r#"{"Name":"ciao_t_172.16.5.0-24_c_192.168.42.21","CheckDuplicate":true,"Driver":"ciao","EnableIPv6":false,"IPAM":{"Driver":"ciao","Options":null,"Config":[{"Subnet":"172.16.5.0/24","Gateway":"172.16.5.1"}]},"Internal":false,"Options":{"bridge":"br_t_172.16.5.0/24_c_192.168.42.21"},"Labels":{"org.ciao.launcher":"/var/lib/ciao/instances"}}"#
+        );
+        let mut spec = CreateSpec {
+            instance_uuid: "u".into(),
+            image: "i".into(),
+            endpoint: Some(Endpoint {
+                network: "n".into(),
+                mac: "02:00:ac:10:05:07".into(),
+                ip: "172.16.5.7".into(),
+                endpoint_mac: false,
+            }),
+            ..CreateSpec::default()
+        };
+        assert_eq!(
+            spec.body(),
+            r#"{"Hostname":"","Image":"i","MacAddress":"02:00:ac:10:05:07","Labels":{"ciao.instance-uuid":"u"},"HostConfig":{"Binds":[],"NetworkMode":"n"},"NetworkingConfig":{"EndpointsConfig":{"n":{"IPAMConfig":{"IPv4Address":"172.16.5.7"}}}}}"#
+        );
+        if let Some(e) = spec.endpoint.as_mut() {
+            e.endpoint_mac = true;
+        }
+        assert!(spec.body().ends_with(
+            r#""EndpointsConfig":{"n":{"IPAMConfig":{"IPv4Address":"172.16.5.7"},"MacAddress":"02:00:ac:10:05:07"}}}}"#
+        ));
+        assert!(!Api::new(1, 43).has_endpoint_mac() && Api::new(1, 44).has_endpoint_mac());
+        assert_eq!(Req::network_remove("ciao_a").path, "/networks/ciao_a");
+        assert_eq!(Req::network_remove("ciao_a").method, "DELETE");
+        assert_eq!(Req::network_inspect("ab").path, "/networks/ab");
+        assert_eq!(Req::network_list().path, "/networks");
+        let l: Vec<NetworkListed> = parse_json(br#"[{"Name":"bridge","Id":"9f","Driver":"bridge","IPAM":{}},{"Name":"ciao_x","Id":"ab","Driver":"ciao"}]"#).unwrap();
+        assert_eq!(
+            (l[1].name.as_str(), l[1].id.as_str(), l[1].driver.as_str()),
+            ("ciao_x", "ab", "ciao")
         );
     }
 

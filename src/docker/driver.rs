@@ -31,12 +31,12 @@ use std::time::{Duration, Instant};
 
 use log::{debug, error, info, trace, warn};
 
-use super::api::{self, CreateSpec, Inspect, Listed, Req, Stats, Waited};
+use super::api::{self, CreateSpec, Endpoint, Inspect, Listed, NetworkSpec, Req, Stats, Waited};
 use super::call::{CallError, Calls, Event, Reply};
 use super::cgroup::{self, CgroupFiles};
 use super::SharedRef;
 use crate::driver::{
-    Cx, Driver, FileAction, FileError, Input, Job, Outcome, Res, Timer, Turn, Usage,
+    Cx, Driver, FileAction, FileError, Input, Job, Outcome, Res, Timer, Turn, Usage, Vnic,
 };
 use crate::http::json::JsonLines;
 use crate::http::parse_json;
@@ -75,6 +75,9 @@ enum What {
     Version,
     ImageCheck,
     Pull,
+    /// Creating (or finding) the tenant network before the container's
+    /// create, or before its start on a RESTART.
+    Network,
     Create,
     RemoveStale,
     Start,
@@ -131,6 +134,12 @@ pub(crate) struct Docker {
     /// run of the container are recognised.
     run: u64,
     spec: Option<CreateSpec>,
+    /// The tenant network of the START or RESTART in progress.
+    network: Option<NetworkSpec>,
+    /// That network exists (created, or found by name).
+    network_ready: bool,
+    /// A create that found no network made it once more already.
+    network_retried: bool,
     stale_removed: bool,
     pull: JsonLines,
     pull_error: Option<String>,
@@ -167,6 +176,9 @@ impl Docker {
             alive: false,
             run: 0,
             spec: None,
+            network: None,
+            network_ready: false,
+            network_retried: false,
             stale_removed: false,
             pull: JsonLines::new(64 << 10),
             pull_error: None,
@@ -464,6 +476,7 @@ impl Docker {
             What::Version => self.on_version(cx, result),
             What::ImageCheck => self.on_image_check(cx, result),
             What::Pull => self.on_pull_done(cx, result),
+            What::Network => self.on_network(cx, result),
             What::Create => self.on_create(cx, result),
             What::RemoveStale => match result {
                 Ok(r) if r.ok() || r.status == 404 => {
@@ -663,13 +676,93 @@ impl Docker {
         }
     }
 
+    /// The tenant network and the container's endpoint in it, from the
+    /// veth pair the launcher made (none without networking).
+    fn tenant_network(&self, cx: &Cx) -> Option<(NetworkSpec, Endpoint)> {
+        let Some(Vnic::Veth { mac, network, .. }) = cx.vnic else {
+            return None;
+        };
+        let shared = self.shared.borrow();
+        let spec = NetworkSpec {
+            name: network.name.clone(),
+            driver: shared.plugin.clone(),
+            bridge_alias: network.bridge_alias.clone(),
+            subnet: network.subnet.clone(),
+            gateway: network.gateway.clone(),
+            instances_dir: shared.instances_dir.clone(),
+        };
+        let endpoint = Endpoint {
+            network: network.name.clone(),
+            mac: crate::net::names::format_mac(mac),
+            ip: cx.config.network.private_ip.trim().to_string(),
+            endpoint_mac: false,
+        };
+        Some((spec, endpoint))
+    }
+
+    /// Creates the tenant network (dockerd asks the launcher's plugin,
+    /// which this loop serves meanwhile); an existing one is fine.
+    fn ensure_network(&mut self, cx: &mut Cx) {
+        if let Some(n) = &self.network {
+            let req = Req::network_create(n.body());
+            self.send(cx, req, What::Network);
+        }
+    }
+
+    fn on_network(&mut self, cx: &mut Cx, result: Result<Reply, CallError>) {
+        let inst = cx.inst.id.clone();
+        let name = self
+            .network
+            .as_ref()
+            .map(|n| n.name.clone())
+            .unwrap_or_default();
+        let restart = matches!(self.op, Op::Start { restart: true });
+        match result {
+            Ok(r) if r.ok() || r.status == 409 => {
+                if r.ok() {
+                    info!("instance {inst}: docker network {name} created");
+                }
+                self.network_ready = true;
+            }
+            other if restart => {
+                // It normally exists since the START: let the start say.
+                warn!(
+                    "instance {inst}: cannot make sure docker network {name} exists: {}",
+                    describe(&other)
+                );
+            }
+            other => {
+                let e = describe(&other);
+                return self.fail_start(
+                    cx,
+                    StartFailureReason::NetworkFailure,
+                    format!("cannot create docker network {name}: {e}"),
+                );
+            }
+        }
+        if restart {
+            match self.id.clone() {
+                Some(id) => self.send(cx, Req::start(&id), What::Start),
+                None => self.fail_start(cx, StartFailureReason::LaunchFailure, GONE.into()),
+            }
+        } else {
+            self.create(cx);
+        }
+    }
+
     fn create(&mut self, cx: &mut Cx) {
         let Some(mut spec) = self.spec.clone() else {
             return;
         };
+        if spec.endpoint.is_some() && !self.network_ready {
+            return self.ensure_network(cx);
+        }
         let shared = self.shared.borrow();
         if shared.api.is_some_and(|a| a.has_stop_timeout()) {
             spec.stop_timeout = Some(shared.stop_timeout.as_secs());
+        }
+        if let Some(e) = spec.endpoint.as_mut() {
+            e.endpoint_mac = shared.api.is_some_and(|a| a.has_endpoint_mac());
         }
         drop(shared);
         let name = cx.inst.id.clone();
@@ -696,6 +789,20 @@ impl Docker {
                 // Started once its id is on disk, so it is never lost.
                 self.recording = true;
                 self.write_id(cx, &id);
+            }
+            Ok(r)
+                if r.status == 404
+                    && !self.network_retried
+                    && self.spec.as_ref().is_some_and(|s| s.endpoint.is_some())
+                    && api::error_message(r.status, &r.body).contains("network") =>
+            {
+                // The network went between its create and ours (the
+                // last instance of its bridge was deleted meanwhile):
+                // once more, network first.
+                warn!("instance {inst}: its docker network is gone; creating it again");
+                self.network_retried = true;
+                self.network_ready = false;
+                self.create(cx);
             }
             Ok(r) if r.status == 409 && !self.stale_removed => {
                 // The name is taken: a container left by an earlier START of
@@ -1158,6 +1265,10 @@ impl Docker {
     }
 }
 
+/// Why a RESTART cannot start the container.
+const GONE: &str =
+    "the container no longer exists (removed outside the launcher); delete the instance";
+
 /// The first 12 characters of an id, as docker prints them.
 fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
@@ -1175,14 +1286,16 @@ impl Driver for Docker {
         self.stop_poll();
         self.op = Op::Start { restart };
         let inst = cx.inst.id.clone();
+        let tenant = self.tenant_network(cx);
+        self.network = tenant.as_ref().map(|(n, _)| n.clone());
+        self.network_ready = false;
+        self.network_retried = false;
         if restart {
             match self.id.clone() {
+                // The container names its network: make sure it is there.
+                Some(_) if self.network.is_some() => self.ensure_network(cx),
                 Some(id) => self.send(cx, Req::start(&id), What::Start),
-                None => self.fail_start(
-                    cx,
-                    StartFailureReason::LaunchFailure,
-                    "the container no longer exists (removed outside the launcher); delete the instance".into(),
-                ),
+                None => self.fail_start(cx, StartFailureReason::LaunchFailure, GONE.into()),
             }
             return;
         }
@@ -1221,6 +1334,7 @@ impl Driver for Docker {
             mem_mb: c.mem_mb,
             cpus: c.cpus,
             stop_timeout: None,
+            endpoint: tenant.map(|(_, e)| e),
         });
         self.stale_removed = false;
         let image = c.docker_image.clone();

@@ -49,6 +49,10 @@ pub(crate) struct Daemon {
     pub start_error: Option<String>,
     /// Requests matching this substring are never answered.
     pub hang: Option<String>,
+    /// Docker networks by name: id, driver and create body.
+    pub networks: BTreeMap<String, (String, String, String)>,
+    /// The next network create is refused with this status and message.
+    pub network_error: Option<(u16, String)>,
 }
 
 impl Default for Daemon {
@@ -63,6 +67,8 @@ impl Default for Daemon {
             log: Vec::new(),
             start_error: None,
             hang: None,
+            networks: BTreeMap::new(),
+            network_error: None,
         }
     }
 }
@@ -194,6 +200,70 @@ impl Daemon {
                 out.extend_from_slice(b"0\r\n\r\n");
                 Answer::Now(out)
             }
+            ("POST", ["networks", "create"]) => {
+                if let Some((status, m)) = self.network_error.take() {
+                    return message(status, &m);
+                }
+                #[derive(serde::Deserialize)]
+                struct N {
+                    #[serde(rename = "Name")]
+                    name: String,
+                    #[serde(rename = "Driver")]
+                    driver: String,
+                }
+                let body = String::from_utf8_lossy(&r.body).into_owned();
+                let n: N = match crate::http::parse_json(body.as_bytes()) {
+                    Ok(n) => n,
+                    Err(e) => return message(400, &e.to_string()),
+                };
+                if self.networks.contains_key(&n.name) {
+                    return message(409, &format!("network with name {} already exists", n.name));
+                }
+                let id = format!("{:064x}", 0xbeef0000u64 + u64::from(self.next_id));
+                self.next_id += 1;
+                self.networks.insert(n.name, (id.clone(), n.driver, body));
+                reply(201, &format!("{{\"Id\":\"{id}\",\"Warning\":\"\"}}\n"))
+            }
+            ("GET", ["networks"]) => {
+                let items: Vec<String> = self
+                    .networks
+                    .iter()
+                    .map(|(name, (id, driver, _))| {
+                        format!(
+                            "{{\"Name\":{},\"Id\":\"{id}\",\"Driver\":{}}}",
+                            quote(name),
+                            quote(driver)
+                        )
+                    })
+                    .collect();
+                reply(200, &format!("[{}]\n", items.join(",")))
+            }
+            (m, ["networks", key]) => {
+                let key = crate::http::percent_decode(key, false).unwrap_or_default();
+                let found = self
+                    .networks
+                    .iter()
+                    .find(|(name, (id, _, _))| **name == key || *id == key)
+                    .map(|(name, (id, driver, _))| (name.clone(), id.clone(), driver.clone()));
+                let Some((name, id, driver)) = found else {
+                    return message(404, &format!("network {key} not found"));
+                };
+                match m {
+                    "DELETE" => {
+                        self.networks.remove(&name);
+                        no_content()
+                    }
+                    "GET" => reply(
+                        200,
+                        &format!(
+                            "{{\"Name\":{},\"Id\":\"{id}\",\"Driver\":{},\"Options\":{{}},\"Containers\":{{}}}}\n",
+                            quote(&name),
+                            quote(&driver)
+                        ),
+                    ),
+                    _ => message(404, "page not found"),
+                }
+            }
             ("POST", ["containers", "create"]) => {
                 let name = r.query_param("name").unwrap_or_default();
                 if self.find(&name).is_some() {
@@ -203,12 +273,19 @@ impl Daemon {
                     );
                 }
                 let body = String::from_utf8_lossy(&r.body).into_owned();
+                #[derive(serde::Deserialize, Default)]
+                struct H {
+                    #[serde(rename = "NetworkMode", default)]
+                    network_mode: Option<String>,
+                }
                 #[derive(serde::Deserialize)]
                 struct B {
                     #[serde(rename = "Image")]
                     image: String,
                     #[serde(rename = "Labels", default)]
                     labels: BTreeMap<String, String>,
+                    #[serde(rename = "HostConfig", default)]
+                    host_config: H,
                 }
                 let b: B = match crate::http::parse_json(body.as_bytes()) {
                     Ok(b) => b,
@@ -216,6 +293,11 @@ impl Daemon {
                 };
                 if !self.images.contains(&b.image) {
                     return message(404, &format!("No such image: {}", b.image));
+                }
+                if let Some(n) = b.host_config.network_mode {
+                    if !self.networks.contains_key(&n) {
+                        return message(404, &format!("network {n} not found"));
+                    }
                 }
                 let id = format!("{:064x}", 0xc0ffee0000u64 + u64::from(self.next_id));
                 self.next_id += 1;
@@ -317,6 +399,8 @@ pub(crate) struct Inst {
     pub cfg: InstanceConfig,
     pub dir: PathBuf,
     pub drv: Docker,
+    /// The network attachment the manager hands the driver.
+    pub vnic: Option<crate::driver::Vnic>,
     pub outcomes: Vec<Outcome>,
     /// Forgotten by the manager (deleted): its answers are dropped.
     pub gone: bool,
@@ -430,6 +514,7 @@ impl Bench {
             cfg,
             drv: Docker::new(self.shared.clone(), dir.clone()),
             dir,
+            vnic: None,
             outcomes: Vec::new(),
             gone: false,
         });
@@ -496,6 +581,7 @@ impl Bench {
                 &mut inst.outcomes,
                 &mut self.jobs,
             );
+            cx.vnic = inst.vnic.as_ref();
             f(&mut inst.drv, &mut cx);
         }
         self.settle();

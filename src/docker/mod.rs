@@ -17,8 +17,8 @@
 //! scripted daemon that also plays the shell (`fake.rs`); the end-to-end
 //! tests (`tests/docker_*.rs`) run a real, private dockerd.
 
-mod api;
-mod call;
+pub(crate) mod api;
+pub(crate) mod call;
 pub mod cgroup;
 mod driver;
 
@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     /// The launcher's instances directory, written into a label so that
     /// launchers sharing a daemon never take each other's containers.
     pub instances_dir: String,
+    /// The network and IPAM driver of tenant networks: the launcher's
+    /// plugin (`--docker-plugin-name`).
+    pub plugin: String,
     down: bool,
     server: String,
     /// Containers of deleted instances may be left behind (a DELETE that
@@ -77,6 +80,7 @@ impl Shared {
             stop_timeout,
             sample_interval,
             instances_dir,
+            plugin: "ciao".to_string(),
             down: false,
             server: String::new(),
             sweep_due: true,

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::driver::ID_FILE;
 use super::fake::Bench;
-use crate::driver::{Driver, Outcome, Usage};
+use crate::driver::{DockerNetwork, Driver, Outcome, Usage, Vnic};
 use crate::payloads::StartFailureReason;
 
 const UD: &[u8] =
@@ -668,4 +668,122 @@ fn recovered_instances_share_one_negotiation_and_one_sweep() {
     assert_eq!(count("ciao.instances-dir"), 1, "one sweep: {log:?}");
     assert_eq!(b.daemon.containers.len(), 2, "nothing swept");
     assert!(b.daemon.containers.iter().all(|c| c.running));
+}
+
+/// Instance 0 with the veth pair the launcher made for it.
+fn networked(tag: &str) -> Bench {
+    let mut b = Bench::new(tag, Duration::from_secs(5));
+    b.cfg().network.private_ip = "172.16.5.7".into();
+    b.insts[0].vnic = Some(Vnic::Veth {
+        host: "svn_7".into(),
+        peer: "svp_7".into(),
+        mac: [2, 0, 0xac, 0x10, 5, 7],
+        mtu: 1400,
+        network: DockerNetwork {
+            name: NET.into(),
+            bridge_alias: "br_t_172.16.5.0/24_c_192.168.42.21".into(),
+            subnet: "172.16.5.0/24".into(),
+            gateway: "172.16.5.1".into(),
+        },
+    });
+    b
+}
+
+const NET: &str = "ciao_t_172.16.5.0-24_c_192.168.42.21";
+
+/// With networking: the tenant network is created first (driver and IPAM
+/// driver the plugin), then the container on it with its MAC and IP; an
+/// existing network (409) is fine; RESTART makes sure the network is
+/// there before the start.
+#[test]
+fn a_networked_container_is_created_on_its_tenant_network() {
+    let mut b = networked("net");
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    let d = &b.daemon;
+    let paths: Vec<&str> = d.log.iter().map(|(_, p, _)| p.as_str()).collect();
+    let net = paths
+        .iter()
+        .position(|p| p.ends_with("/networks/create"))
+        .unwrap();
+    let create = paths
+        .iter()
+        .position(|p| p.contains("/containers/create"))
+        .unwrap();
+    assert!(net < create, "{paths:?}");
+    let (_, driver, body) = &d.networks[NET];
+    assert_eq!(driver, "ciao");
+    assert!(body.contains(r#""IPAM":{"Driver":"ciao","Options":null,"Config":[{"Subnet":"172.16.5.0/24","Gateway":"172.16.5.1"}]}"#), "{body}");
+    assert!(body.contains(r#""Options":{"bridge":"br_t_172.16.5.0/24_c_192.168.42.21"}"#));
+    let c = d.container(ID).unwrap();
+    assert!(
+        c.body.contains(r#""MacAddress":"02:00:ac:10:05:07""#),
+        "{}",
+        c.body
+    );
+    assert!(c.body.contains(&format!(r#""NetworkMode":"{NET}""#)));
+    // API 1.41: the MAC is not in the endpoint settings.
+    assert!(c.body.ends_with(&format!(
+        r#""NetworkingConfig":{{"EndpointsConfig":{{"{NET}":{{"IPAMConfig":{{"IPv4Address":"172.16.5.7"}}}}}}}}}}"#
+    )), "{}", c.body);
+
+    // RESTART: the network is checked (409: exists), then the start.
+    b.call(|d, cx| d.stop(cx, false));
+    b.take();
+    let n = b.daemon.log.len();
+    b.call(|d, cx| d.start(cx, true, &[], &[]));
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    let after: Vec<&str> = b.daemon.log[n..]
+        .iter()
+        .map(|(_, p, _)| p.as_str())
+        .collect();
+    assert!(
+        after[0].ends_with("/networks/create") && after[1].ends_with("/start"),
+        "{after:?}"
+    );
+
+    // A second container on the same network: 409, then created.
+    let mut b = networked("net2");
+    b.daemon.api = "1.45";
+    b.start(UD, MD);
+    b.take();
+    let who = b.add("67d86208-b46c-4465-9018-e14087d415f0");
+    b.insts[who].vnic = b.insts[0].vnic.clone();
+    b.start_on(who, UD, MD);
+    assert_eq!(b.take_of(who), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(b.daemon.networks.len(), 1);
+    assert_eq!(b.daemon.count("POST", "/networks/create"), 2);
+    // API 1.44 and later: the MAC in the endpoint settings too.
+    let c = b.daemon.container(ID).unwrap();
+    assert!(
+        c.body
+            .contains(r#""IPv4Address":"172.16.5.7"},"MacAddress":"02:00:ac:10:05:07"}"#),
+        "{}",
+        c.body
+    );
+}
+
+/// The network vanished between its create and the container's (the
+/// bridge's last other instance was deleted meanwhile): created once
+/// more. A network that cannot be created fails the START with
+/// network_failure, and no container is made.
+#[test]
+fn network_failures_and_races() {
+    let mut b = networked("race2");
+    // dockerd says it exists (409), but it is gone by the container create.
+    b.daemon.network_error = Some((409, format!("network with name {NET} already exists")));
+    b.daemon.networks.clear();
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(b.daemon.count("POST", "/networks/create"), 2);
+    assert_eq!(b.daemon.count("POST", "/containers/create"), 2);
+    assert!(b.daemon.networks.contains_key(NET));
+
+    let mut b = networked("netfail");
+    b.daemon.network_error = Some((500, "plugin \"ciao\" not found".into()));
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::NetworkFailure);
+    assert!(d.contains("plugin") && d.contains(NET), "{d}");
+    assert_eq!(b.daemon.count("POST", "/containers/create"), 0);
 }

@@ -22,8 +22,29 @@ pub struct InstanceKey {
     pub generation: u64,
 }
 
+impl InstanceKey {
+    /// The key of the node itself: the launcher's own node-level work
+    /// (removal of docker networks, the bridge forwarding rule) uses the
+    /// same executors as the instances, under this key. No instance has
+    /// it: ids are never empty and generations start at 1.
+    pub fn node() -> InstanceKey {
+        InstanceKey {
+            id: Rc::from(""),
+            generation: 0,
+        }
+    }
+
+    /// True for [`InstanceKey::node`].
+    pub fn is_node(&self) -> bool {
+        self.generation == 0 && self.id.is_empty()
+    }
+}
+
 impl fmt::Display for InstanceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_node() {
+            return f.write_str("node");
+        }
         f.write_str(&self.id)
     }
 }
@@ -94,6 +115,8 @@ pub enum Res {
     /// docker: the sweep's look at the instance directory of left-over
     /// container `n` (is it still there?).
     Leftover(u32),
+    /// node: step `n` of the bridge forwarding rule (an `iptables` child).
+    Iptables(u8),
 }
 
 /// A job done once for the whole node, however many instances need it.

@@ -95,6 +95,33 @@ pub enum Vnic {
         device: PathBuf,
         queues: u8,
     },
+    /// A container's veth pair: `host` (`svn_x`) is on the tenant bridge,
+    /// `peer` (`svp_x`, MAC `mac`, MTU `mtu` like `host`) waits in the
+    /// host's namespace for dockerd to move it into the container through
+    /// the launcher's network plugin, which finds it by the host end's
+    /// alias. `network` is the docker network of the tenant bridge.
+    Veth {
+        host: String,
+        peer: String,
+        mac: crate::net::link::Mac,
+        mtu: u32,
+        network: DockerNetwork,
+    },
+}
+
+/// The docker network of one tenant bridge (docs/networking.md): its name
+/// is derived from the bridge's subnet tuple, so it is the same after a
+/// reboot (the original used the bridge's random link name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DockerNetwork {
+    /// `crate::net::names::docker_network_name` of the tuple.
+    pub name: String,
+    /// The bridge's alias `br_T`: the plugin's `bridge` option.
+    pub bridge_alias: String,
+    /// The subnet's network address and prefix, e.g. `172.16.5.0/24`.
+    pub subnet: String,
+    /// The subnet's gateway (network address + 1), e.g. `172.16.5.1`.
+    pub gateway: String,
 }
 
 /// The context of one driver call: the instance, the time, and where its

@@ -171,7 +171,6 @@ impl Writer {
     }
 
     /// `true` or `false`.
-    #[cfg(test)]
     pub(crate) fn bool(&mut self, v: bool) -> &mut Self {
         self.sep();
         self.out.push_str(if v { "true" } else { "false" });
@@ -179,7 +178,6 @@ impl Writer {
     }
 
     /// `null`.
-    #[cfg(test)]
     pub(crate) fn null(&mut self) -> &mut Self {
         self.sep();
         self.out.push_str("null");

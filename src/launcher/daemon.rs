@@ -16,16 +16,20 @@ use mio::{Events, Poll, Token};
 
 use super::capacity::Limits;
 use super::config::{self, LauncherConfig};
+use super::dockernet::{DockerNet, Fetched};
 use super::files::{self, Files};
 use super::io::Io;
 use super::manager::Manager;
+use super::netfilter::{self, BridgeForward};
 use super::network::Network;
 use super::nodestats::{self, NodeStats};
 use super::outbox::{self, Outbox};
 use super::service::Service;
 use super::state::{Found, STATE_FILE};
 use super::timers::Timers;
-use crate::driver::{DriverFactory, Effect, Input, Key, NetOp, Outgoing, Routed, Timer, TimerOp};
+use crate::driver::{
+    DriverFactory, Effect, Input, InstanceKey, Key, NetOp, Outgoing, Routed, Timer, TimerOp,
+};
 use crate::payloads;
 use crate::ssntp::client::{Client, ClientEvent, ClientSettings};
 use crate::ssntp::frame::{self, Command, Event, Frame, Op, Status};
@@ -136,6 +140,10 @@ pub(crate) struct Daemon {
     connected_to: Option<String>,
     /// Tenant networking (`-network=true`).
     network: Option<Network>,
+    /// The node's docker network housekeeping (`-network=true`).
+    dockernet: Option<DockerNet>,
+    /// The bridge forwarding rule (`-network=true`).
+    bridge_forward: Option<BridgeForward>,
     /// Why the loop must end with a failure (networking could not be set
     /// up at the first connection).
     fatal: Option<String>,
@@ -193,12 +201,19 @@ impl Daemon {
         let mut manager = Manager::new(instances, limits, factory);
         manager.set_network(cfg.network);
         let network = if cfg.network {
-            let n = Network::open(cfg.networking_dir(), node_uuid.to_string())
-                .map_err(|e| fail(e.to_string()))?;
+            let n = Network::open(
+                cfg.networking_dir(),
+                node_uuid.to_string(),
+                cfg.container_mtu,
+            )
+            .map_err(|e| fail(e.to_string()))?;
             Some(n)
         } else {
             None
         };
+        let dockernet = network
+            .is_some()
+            .then(|| DockerNet::new(cfg.docker_socket.clone(), &cfg.docker_plugin_name));
         let now = Instant::now();
         // Recovery before the first connection, so the first STATS is complete.
         manager.recover(found, now);
@@ -222,6 +237,8 @@ impl Daemon {
             outbox: Outbox::default(),
             connected_to: None,
             hostname: sys::procfs::hostname(),
+            dockernet,
+            bridge_forward: network.is_some().then(BridgeForward::new),
             network,
             fatal: None,
             _locks: locks,
@@ -234,6 +251,11 @@ impl Daemon {
         let mut events = Events::with_capacity(256);
         let mut now = Instant::now();
         let mut service = Service::new(notifier);
+        if let Some(bf) = self.bridge_forward.as_mut() {
+            // A fast local read; the iptables children run on the loop.
+            let sysctl = std::fs::read_to_string(netfilter::SYSCTL).ok();
+            bf.start(sysctl.as_deref(), self.cfg.bridge_forward);
+        }
         self.execute(now);
         self.poll_client(true, now);
         loop {
@@ -276,8 +298,22 @@ impl Daemon {
         let deadline = now + HARD_RESET_DEADLINE;
         let mut events = Events::with_capacity(64);
         self.execute(now);
+        // Once the instances are gone (their unplugs queued the removal
+        // of their docker networks): the networks of ours that are left,
+        // and the forwarding rule; then the links.
+        let mut node_swept = false;
         let result = loop {
-            if self.manager.is_empty() {
+            if self.manager.is_empty() && !node_swept {
+                node_swept = true;
+                if let Some(d) = self.dockernet.as_mut() {
+                    d.sweep();
+                }
+                if let (Some(bf), true) = (self.bridge_forward.as_mut(), self.cfg.bridge_forward) {
+                    bf.remove();
+                }
+                self.execute(now);
+            }
+            if self.manager.is_empty() && self.node_idle() {
                 if let Some(net) = self.network.as_mut() {
                     match net.hard_reset_sweep() {
                         Ok(removed) => info!("hard reset: {removed} more link(s) removed"),
@@ -288,10 +324,15 @@ impl Daemon {
                 break Ok(());
             }
             if now >= deadline {
-                break Err(fail(format!(
-                    "hard reset: {} instance(s) could not be deleted in time",
-                    self.manager.len()
-                )));
+                break Err(fail(if self.manager.is_empty() {
+                    "hard reset: docker networks or the forwarding rule could not be removed in time"
+                        .to_string()
+                } else {
+                    format!(
+                        "hard reset: {} instance(s) could not be deleted in time",
+                        self.manager.len()
+                    )
+                }));
             }
             let next = self.next_deadline().map_or(deadline, |d| d.min(deadline));
             now = self.wait(&mut events, Some(next.saturating_duration_since(now)))?;
@@ -338,12 +379,11 @@ impl Daemon {
         }
         self.io.tick(self.poll.registry(), now, &mut inputs);
         for (key, input) in inputs {
-            self.manager.on_input(&key, input, now);
+            self.route(&key, input, now);
         }
         self.poll_client(client_ready, now);
         for key in self.timers.expired(now) {
-            self.manager
-                .on_input(&key.inst, Input::Timer(key.what), now);
+            self.route(&key.inst, Input::Timer(key.what), now);
         }
         if self.client.is_some() && now >= self.next_tick {
             self.next_tick = now + self.cfg.stats_interval;
@@ -389,7 +429,9 @@ impl Daemon {
         // a thousand state files' bytes in memory at once.
         let mut inputs: VecDeque<Routed> = VecDeque::new();
         loop {
-            for e in self.manager.take_effects() {
+            let mut effects = self.manager.take_effects();
+            effects.extend(self.node_effects(now));
+            for e in effects {
                 match e {
                     Effect::Send(out) => self.send_outgoing(out),
                     Effect::Timer(op) => self.timer(op),
@@ -400,7 +442,7 @@ impl Daemon {
             }
             if let Some((key, input)) = inputs.pop_front() {
                 self.burst += 1;
-                self.manager.on_input(&key, input, now);
+                self.route(&key, input, now);
             } else {
                 // Answers only when the batch had to be synced here.
                 self.files.flush(self.poll.registry(), &mut inputs);
@@ -420,10 +462,63 @@ impl Daemon {
         }
     }
 
-    /// Executes a change to an instance's links (answered at once).
+    /// Hands an answer to the core it belongs to: the node's own work
+    /// (docker networks, the forwarding rule) or an instance.
+    fn route(&mut self, key: &InstanceKey, input: Input, now: Instant) {
+        if !key.is_node() {
+            self.manager.on_input(key, input, now);
+            return;
+        }
+        if BridgeForward::owns(&input) {
+            if let Some(bf) = self.bridge_forward.as_mut() {
+                bf.input(input);
+            }
+            return;
+        }
+        let (Some(d), net) = (self.dockernet.as_mut(), self.network.as_ref()) else {
+            return;
+        };
+        if d.owns(&input) {
+            d.input(now, input, &|t| net.is_some_and(|n| n.tuple_in_use(t)));
+        }
+        for fetched in d.take_fetched() {
+            on_networks_fetched(fetched);
+        }
+    }
+
+    /// The node's own requests (docker networks, iptables), to execute
+    /// like the instances'.
+    fn node_effects(&mut self, now: Instant) -> Vec<Effect> {
+        let mut effects = Vec::new();
+        if let Some(d) = self.dockernet.as_mut() {
+            let net = self.network.as_ref();
+            d.pump(now, &|t| net.is_some_and(|n| n.tuple_in_use(t)));
+            effects.extend(d.take_effects());
+        }
+        if let Some(bf) = self.bridge_forward.as_mut() {
+            effects.extend(bf.take_effects());
+        }
+        effects
+    }
+
+    /// True when the node's own work is done.
+    fn node_idle(&self) -> bool {
+        self.dockernet.as_ref().is_none_or(DockerNet::idle)
+            && self.bridge_forward.as_ref().is_none_or(BridgeForward::idle)
+    }
+
+    /// Executes a change to an instance's links (answered at once); the
+    /// docker networks of tuples left without instances go next.
     fn net(&mut self, op: NetOp, inputs: &mut VecDeque<Routed>) {
         match self.network.as_mut() {
-            Some(n) => inputs.push_back(n.apply(op)),
+            Some(n) => {
+                inputs.push_back(n.apply(op));
+                if let Some(d) = self.dockernet.as_mut() {
+                    for (name, tuple) in n.take_emptied() {
+                        d.remove(name, tuple);
+                    }
+                }
+            }
             None => inputs.push_back((
                 op.key.inst,
                 Input::Net {
@@ -710,6 +805,21 @@ impl Daemon {
             stat.to_yaml().into_bytes(),
         );
         self.send(&f);
+    }
+}
+
+/// Where the docker networks of ours arrive when
+/// `DockerNet::fetch_networks` was asked for them: the hook for the
+/// plugin's rebuild of its state from dockerd (docs/networking.md). Until
+/// the plugin is wired here, the result is only logged.
+fn on_networks_fetched(fetched: Result<Fetched, String>) {
+    match fetched {
+        Ok(f) => info!(
+            "docker networks fetched: {} of ours ({} bytes listed)",
+            f.networks.len(),
+            f.list.len()
+        ),
+        Err(e) => warn!("{e}"),
     }
 }
 

@@ -198,16 +198,10 @@ impl Manager {
         self.network = on;
     }
 
-    /// True when instance `id` gets links: networking is on and it is a
-    /// VM (container networking is not built yet: containers join
-    /// docker's default network, as with `-network=false`; see
-    /// docs/networking.md).
+    /// True when instance `id` gets links: networking is on (a VM gets a
+    /// tap or macvtap, a container a veth pair; docs/networking.md).
     fn networked(&self, id: &str) -> bool {
-        self.network
-            && self
-                .instances
-                .get(id)
-                .is_some_and(|i| !i.config.is_container())
+        self.network && self.instances.contains_key(id)
     }
 
     /// The configuration of every instance whose state file was read
@@ -284,11 +278,21 @@ impl Manager {
                     State::Quarantined => Usage::UNKNOWN,
                     _ => inst.driver.usage(&inst.config, now),
                 };
+                // A container has no SSH port (B17 in
+                // docs/compatibility.md): its concentrator forwards none.
+                let (ssh_ip, ssh_port) = if inst.config.is_container() {
+                    (String::new(), 0)
+                } else {
+                    (
+                        inst.config.ssh_ip().to_string(),
+                        i64::from(inst.config.ssh_port),
+                    )
+                };
                 InstanceStat {
                     instance_uuid: id.clone(),
                     state: inst.state.wire().as_str().to_string(),
-                    ssh_ip: inst.config.ssh_ip().to_string(),
-                    ssh_port: i64::from(inst.config.ssh_port),
+                    ssh_ip,
+                    ssh_port,
                     memory_usage_mb: u.memory_mb,
                     disk_usage_mb: u.disk_mb,
                     cpu_usage: u.cpu_percent,
@@ -590,7 +594,7 @@ impl Manager {
         };
         inst.op = Some(Op::Start);
         inst.trace = trace;
-        let refused = if self.network && !cmd.instance.is_container() {
+        let refused = if self.network {
             cmd.check_image()
                 .and_then(|()| cmd.check_networking())
                 .and_then(|()| cmd.check_network_ids())
@@ -2069,6 +2073,56 @@ mod tests {
         assert!(f.errors().is_empty());
     }
 
+    /// A networked container: its veth pair is made before the driver
+    /// starts; STOP and RESTART keep it (RESTART finds it again);
+    /// DELETE removes the container, then the links, then the files.
+    /// STATS report no SSH address or port for it (B17).
+    #[test]
+    fn a_container_gets_links_like_a_vm() {
+        let mut f = net_fx("ctr");
+        let yaml = start_net_yaml("ac01", "img").replace(
+            "  vm_type: qemu\n  image_uuid: img\n",
+            "  vm_type: docker\n  docker_image: busybox\n",
+        );
+        f.cmd(Command::Start, yaml);
+        assert_eq!(
+            f.took_log(),
+            [
+                "plug ac01",
+                "start ac01 restart=false",
+                "attach ac01 svn_ac01"
+            ]
+        );
+        f.fire("ac01", BOOT);
+        assert_eq!(f.state("ac01"), Some("active"));
+        let st = f.m.stats(f.now);
+        assert_eq!((st[0].ssh_ip.as_str(), st[0].ssh_port), ("", 0));
+        f.simple(Command::Stop, "ac01");
+        f.fire("ac01", STOP);
+        assert!(f.net.plugged.contains("ac01"), "STOP keeps the veth pair");
+        f.took_log();
+        f.simple(Command::Restart, "ac01");
+        assert_eq!(
+            f.took_log(),
+            [
+                "plug ac01",
+                "start ac01 restart=true",
+                "attach ac01 svn_ac01"
+            ]
+        );
+        f.fire("ac01", BOOT);
+        f.simple(Command::Delete, "ac01");
+        f.fire("ac01", STOP);
+        f.fire("ac01", DESTROY);
+        assert_eq!(
+            f.took_log(),
+            ["stop ac01 urgent=true", "destroy ac01", "unplug ac01"]
+        );
+        assert!(!f.exists("ac01") && f.net.plugged.is_empty());
+        assert_eq!(f.deleted(), ["ac01"]);
+        assert!(f.errors().is_empty());
+    }
+
     /// B4 fixed: a START that fails after its vnic was made removes the
     /// links, then the files, then reports the failure; commands queued
     /// behind it are refused.
@@ -2158,11 +2212,14 @@ mod tests {
             ]
         );
         assert!(!f.exists("ab05") && !f.exists("ab06"));
-        // Containers get no links yet: they start as with -network=false.
+        // Containers are checked the same way.
         let ctr = start_yaml("ab07", "busybox", true) + "  networking:\n    vnic_mac: zz\n";
         f.cmd(Command::Start, ctr);
-        assert_eq!(f.took_log(), ["start ab07 restart=false"]);
-        assert!(f.errors().is_empty());
+        assert!(f.took_log().is_empty());
+        assert_eq!(
+            f.errors(),
+            [err(ErrorCode::StartFailure, "ab07", "invalid_data")]
+        );
         // Without networking the same payloads start.
         let mut g = fx("chk2", no_limits());
         g.cmd(

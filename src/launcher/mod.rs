@@ -5,10 +5,12 @@
 mod capacity;
 pub mod config;
 pub(crate) mod daemon;
+mod dockernet;
 mod durable;
 mod files;
 mod io;
 mod manager;
+mod netfilter;
 mod network;
 pub mod nodestats;
 mod outbox;

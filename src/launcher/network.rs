@@ -26,9 +26,10 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::BTreeMap;
 
-use crate::driver::{Input, NetAction, NetOp, Routed, Vnic};
+use crate::driver::{DockerNetwork, Input, NetAction, NetOp, Routed, Vnic};
 use crate::net::discovery::{self, Discovery};
 use crate::net::link::Link;
+use crate::net::names::{self, Alias, Tuple};
 use crate::net::rtnl::Rtnl;
 use crate::net::tapdev;
 use crate::net::topology::{self, Plan, Topology, Want};
@@ -86,6 +87,11 @@ pub(crate) struct Network {
     /// Tenant events not yet handed to a connection, oldest first.
     events: Vec<Kept>,
     agent_uuid: String,
+    /// `--container-mtu`.
+    container_mtu: u32,
+    /// Tuples whose last instance went since the last
+    /// [`Network::take_emptied`]: their docker networks go too.
+    emptied: Vec<Tuple>,
 }
 
 /// A random value for link names.
@@ -105,7 +111,11 @@ fn rand_u32() -> u32 {
 impl Network {
     /// Opens the rtnetlink socket and reads the events kept by an earlier
     /// run. Nothing is discovered or changed yet.
-    pub(crate) fn open(dir: PathBuf, agent_uuid: String) -> Result<Network, NetworkError> {
+    pub(crate) fn open(
+        dir: PathBuf,
+        agent_uuid: String,
+        container_mtu: u32,
+    ) -> Result<Network, NetworkError> {
         let rtnl = Rtnl::open().map_err(|e| NetworkError::Kernel(e.to_string()))?;
         let events = match std::fs::read(dir.join(EVENTS_FILE)) {
             Ok(bytes) => match serde_yaml::from_slice::<Vec<Kept>>(&bytes) {
@@ -131,6 +141,8 @@ impl Network {
             wants: BTreeMap::new(),
             events,
             agent_uuid,
+            container_mtu,
+            emptied: Vec::new(),
         })
     }
 
@@ -196,8 +208,20 @@ impl Network {
     /// removed, what recorded instances miss is made again.
     fn rebuild(&mut self, records: &[(String, InstanceConfig)]) -> Result<(), NetworkError> {
         self.wants = wants(records).into_iter().collect();
+        let links = self.links()?;
         let rebuilt = self.rebuilt()?;
         info!("network topology: {}", rebuilt.summary);
+        // An orphan bridge's tuple has no instance: its docker network
+        // goes with it.
+        for op in &rebuilt.orphans {
+            let alias = links
+                .iter()
+                .find(|l| l.name == op.name())
+                .and_then(|l| Alias::parse(l.alias.as_deref()?));
+            if let Some(Alias::Bridge(t)) = alias {
+                self.emptied.push(t);
+            }
+        }
         for p in &rebuilt.problems {
             warn!("network topology: {p}");
         }
@@ -231,9 +255,8 @@ impl Network {
             Some(n) => (n.compute_ip, n.compute_link.clone()),
             None => (Ipv4Addr::UNSPECIFIED, String::new()),
         };
-        Ok(Topology::rebuild(
-            ip,
-            &link,
+        Ok(Topology::rebuild_from(
+            Topology::new(ip, &link).with_container_mtu(self.container_mtu),
             &links,
             &records,
             &mut rand_u32,
@@ -331,6 +354,18 @@ impl Network {
                     queues: CNCI_QUEUES,
                 }
             }
+            Want::Vnic(v) if v.container => {
+                let Some(peer) = names::peer_name(&plan.vnic_name) else {
+                    return Err(format!("veth {} has no peer name", plan.vnic_name));
+                };
+                Vnic::Veth {
+                    host: plan.vnic_name.clone(),
+                    peer,
+                    mac: v.mac,
+                    mtu: self.container_mtu,
+                    network: docker_network(&v.tuple),
+                }
+            }
             Want::Vnic(v) => Vnic::Tap {
                 name: plan.vnic_name.clone(),
                 mac: v.mac,
@@ -345,10 +380,32 @@ impl Network {
         };
         let plan = t.unplug(id);
         self.wants.remove(id);
-        if plan.ops.is_empty() {
-            return Ok(());
+        if !plan.ops.is_empty() {
+            self.execute(&plan)?;
         }
-        self.execute(&plan)
+        // Also when its bridge was gone already (a reboot): the docker
+        // network outlives the links.
+        if let Some(tuple) = plan.emptied() {
+            self.emptied.push(tuple.clone());
+        }
+        Ok(())
+    }
+
+    /// The tuples left without any instance since the last call (their
+    /// docker networks are to be removed), with their network names.
+    pub(crate) fn take_emptied(&mut self) -> Vec<(String, Tuple)> {
+        std::mem::take(&mut self.emptied)
+            .into_iter()
+            .map(|t| (names::docker_network_name(&t), t))
+            .collect()
+    }
+
+    /// True when an instance wants the tuple's bridge again (a docker
+    /// network about to be removed must then stay).
+    pub(crate) fn tuple_in_use(&self, tuple: &Tuple) -> bool {
+        self.topology
+            .as_ref()
+            .is_some_and(|t| t.tuple_in_use(tuple))
     }
 
     /// STATS `networks`: one entry per compute address.
@@ -481,10 +538,19 @@ impl Network {
 fn wants(records: &[(String, InstanceConfig)]) -> Vec<(String, Want)> {
     records
         .iter()
-        // Containers get no links yet (docs/networking.md).
-        .filter(|(_, c)| !c.is_container())
         .filter_map(|(id, c)| topology::want(c).ok().map(|w| (id.clone(), w)))
         .collect()
+}
+
+/// The docker network of a tuple's bridge, as the container driver
+/// creates it.
+fn docker_network(tuple: &Tuple) -> DockerNetwork {
+    DockerNetwork {
+        name: names::docker_network_name(tuple),
+        bridge_alias: Alias::Bridge(tuple.clone()).to_string(),
+        subnet: tuple.network_cidr(),
+        gateway: tuple.gateway().map(|g| g.to_string()).unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
@@ -506,7 +572,7 @@ mod tests {
         let dir = tmp("events");
         let payload = "tenant_added:\n  agent_uuid: a\n  subnet_key: 331948\n";
         {
-            let mut n = Network::open(dir.clone(), "a".into()).unwrap();
+            let mut n = Network::open(dir.clone(), "a".into(), 1400).unwrap();
             n.keep(TenantEventKind::Added, payload);
             n.keep(
                 TenantEventKind::Removed,
@@ -518,7 +584,7 @@ mod tests {
             n.deliver(|_, _| false);
             assert!(n.has_events());
         }
-        let mut n = Network::open(dir.clone(), "a".into()).unwrap();
+        let mut n = Network::open(dir.clone(), "a".into(), 1400).unwrap();
         assert!(n.has_events());
         // The first goes out, then the link drops again.
         let mut sent = Vec::new();
@@ -535,7 +601,7 @@ mod tests {
             [(TenantEventKind::Added, payload.as_bytes().to_vec())]
         );
         drop(n);
-        let mut n = Network::open(dir.clone(), "a".into()).unwrap();
+        let mut n = Network::open(dir.clone(), "a".into(), 1400).unwrap();
         let mut rest = Vec::new();
         n.deliver(|k, _| {
             rest.push(k);
@@ -553,7 +619,7 @@ mod tests {
         let dir = tmp("corrupt");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join(EVENTS_FILE), b"- kind: [unclosed\n\x00\xff").unwrap();
-        let n = Network::open(dir.clone(), "a".into()).unwrap();
+        let n = Network::open(dir.clone(), "a".into(), 1400).unwrap();
         assert!(!n.has_events());
         let _ = std::fs::remove_dir_all(&dir);
     }

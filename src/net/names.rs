@@ -243,6 +243,37 @@ impl fmt::Display for Tuple {
     }
 }
 
+impl Tuple {
+    /// The subnet's network address and prefix (`172.16.5.0/24`, also
+    /// for a subnet received as `172.16.5.7/24`): what docker's IPAM is
+    /// given.
+    pub fn network_cidr(&self) -> String {
+        match ipv4_network(&self.subnet) {
+            Ok((net, prefix)) => format!("{net}/{prefix}"),
+            // Unreachable: `Tuple::new` checked the subnet.
+            Err(_) => self.subnet.clone(),
+        }
+    }
+}
+
+/// The name of the docker network of a tuple's bridge:
+/// `ciao_<tenant>_<subnet>_<concentrator uuid>_<concentrator ip>` with the
+/// subnet as received and its `/` written `-` (`172.16.5.0-24`). It
+/// depends on the tuple only, so a bridge made again after a reboot
+/// (under a new random link name) has the same network, which the
+/// containers created before still name (the original named the network
+/// after the bridge's link name). Every field is hex, digits, dots or
+/// `-`, which docker accepts in a name; one tuple, one name.
+pub fn docker_network_name(tuple: &Tuple) -> String {
+    format!(
+        "ciao_{}_{}_{}_{}",
+        tuple.tenant(),
+        tuple.subnet().replace('/', "-"),
+        tuple.concentrator_uuid(),
+        tuple.concentrator_ip()
+    )
+}
+
 /// An IPv4 address in canonical dotted-quad form only (what `Display` writes).
 fn canonical_ipv4(s: &str) -> Option<Ipv4Addr> {
     s.parse::<Ipv4Addr>().ok().filter(|ip| ip.to_string() == s)
@@ -337,6 +368,25 @@ mod tests {
             "cncivnic_11111111-2222-4333-8444-555555555555_0a0b0c0d-0000-4000-8000-000000000020"
         );
         assert_eq!(Alias::parse(&cnci.to_string()), Some(cnci));
+    }
+
+    /// The docker network of a tuple: deterministic, docker's characters
+    /// only, the masked subnet for IPAM.
+    #[test]
+    fn docker_networks() {
+        let t = tuple();
+        assert_eq!(
+            docker_network_name(&t),
+            "ciao_11111111-2222-4333-8444-555555555555_172.16.5.0-24_0a0b0c0d-0000-4000-8000-000000000030_192.168.42.21"
+        );
+        assert_eq!(docker_network_name(&t), docker_network_name(&tuple()));
+        assert!(docker_network_name(&t)
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)));
+        assert_eq!(t.network_cidr(), "172.16.5.0/24");
+        let odd = Tuple::new(TENANT, "172.16.5.7/24", CONC, t.concentrator_ip()).unwrap();
+        assert_eq!(odd.network_cidr(), "172.16.5.0/24");
+        assert_ne!(docker_network_name(&odd), docker_network_name(&t));
     }
 
     #[test]

@@ -29,8 +29,8 @@ use super::names::{fresh_name, peer_name, Alias, NameError, Prefix, Tuple, MAX_A
 use crate::payloads::ident::{is_hex_id, parse_ip, parse_mac, to_ipv4};
 use crate::payloads::{InstanceConfig, StartFailureReason, TenantEvent, TenantEventKind};
 
-/// The MTU of both ends of a container's veth pair (the concentrator's
-/// DHCP tells VMs the same).
+/// The default MTU of both ends of a container's veth pair
+/// (`--container-mtu`; the concentrator's DHCP tells VMs the same).
 pub const CONTAINER_MTU: u32 = 1400;
 
 /// The transmit queue length of a concentrator's macvtap.
@@ -275,6 +275,17 @@ pub struct Plan {
     change: Change,
 }
 
+impl Plan {
+    /// The tuple an unplug leaves without any instance on this node: its
+    /// bridge and tunnel go with the plan, and so must its docker network.
+    pub fn emptied(&self) -> Option<&Tuple> {
+        match &self.change {
+            Change::Unplug { subnet, .. } => subnet.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// What [`Topology::commit`] records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Change {
@@ -370,6 +381,8 @@ struct Cnci {
 pub struct Topology {
     compute_ip: Ipv4Addr,
     parent: String,
+    /// The MTU of containers' veth pairs.
+    container_mtu: u32,
     subnets: BTreeMap<Tuple, Subnet>,
     members: BTreeMap<String, Member>,
     cncis: BTreeMap<String, Cnci>,
@@ -457,8 +470,9 @@ fn create(ops: &mut Vec<LinkOp>, name: &str, kind: NewLink, alias: &Alias) {
     });
 }
 
-/// The operations making a tap, or a veth pair for a container.
-fn vnic_ops(ops: &mut Vec<LinkOp>, name: &str, want: &VnicWant, bridge: &str) {
+/// The operations making a tap, or a veth pair for a container (both
+/// ends with MTU `mtu`, the peer with the container's MAC).
+fn vnic_ops(ops: &mut Vec<LinkOp>, name: &str, want: &VnicWant, bridge: &str, mtu: u32) {
     let alias = want.alias();
     if let (true, Some(peer)) = (want.container, peer_name(name)) {
         let veth = NewLink::Veth { peer: peer.clone() };
@@ -470,7 +484,7 @@ fn vnic_ops(ops: &mut Vec<LinkOp>, name: &str, want: &VnicWant, bridge: &str) {
         for n in [name, &peer] {
             ops.push(LinkOp::SetMtu {
                 name: n.to_string(),
-                mtu: CONTAINER_MTU,
+                mtu,
             });
         }
     } else {
@@ -503,11 +517,24 @@ impl Topology {
         Topology {
             compute_ip,
             parent: parent.to_string(),
+            container_mtu: CONTAINER_MTU,
             subnets: BTreeMap::new(),
             members: BTreeMap::new(),
             cncis: BTreeMap::new(),
             names: BTreeSet::new(),
         }
+    }
+
+    /// The MTU of the veth pairs made from now on (both ends).
+    pub fn with_container_mtu(mut self, mtu: u32) -> Topology {
+        self.container_mtu = mtu;
+        self
+    }
+
+    /// True while an instance on this node wants the tuple's bridge: its
+    /// docker network must stay.
+    pub fn tuple_in_use(&self, tuple: &Tuple) -> bool {
+        self.members.values().any(|m| m.want.tuple == *tuple)
     }
 
     /// Replaces the set of link names in use (new names avoid them) with
@@ -604,7 +631,7 @@ impl Topology {
         let mut vnics = Vec::new();
         for (instance, want) in &s.new {
             let name = self.fresh(Prefix::Vnic, &mut reserved, rand, want.container)?;
-            vnic_ops(&mut ops, &name, want, &bridge);
+            vnic_ops(&mut ops, &name, want, &bridge, self.container_mtu);
             what.push(format!("vnic {name} of instance {instance}"));
             vnics.push((instance.to_string(), (*want).clone(), name));
         }
@@ -951,7 +978,18 @@ impl Topology {
         records: &[(String, Want)],
         rand: &mut dyn FnMut() -> u32,
     ) -> Rebuild {
-        Rebuilder::new(Topology::new(compute_ip, parent), records).run(links, rand)
+        Topology::rebuild_from(Topology::new(compute_ip, parent), links, records, rand)
+    }
+
+    /// [`Topology::rebuild`] onto an empty topology with its own settings
+    /// (the container MTU).
+    pub fn rebuild_from(
+        empty: Topology,
+        links: &[Link],
+        records: &[(String, Want)],
+        rand: &mut dyn FnMut() -> u32,
+    ) -> Rebuild {
+        Rebuilder::new(empty, records).run(links, rand)
     }
 }
 
@@ -1633,6 +1671,97 @@ mod tests {
         k.apply(&mut t, &del).unwrap();
         assert_eq!(k.links.len(), 2, "eth0 and the foreign svp_5");
         assert!(!t.names.contains("svp_6") && t.names.contains("svp_5"));
+    }
+
+    /// A VM and a container on one subnet share one bridge and tunnel
+    /// (one TenantAdded); the veth pair gets the configured MTU; the
+    /// tuple is emptied (bridge, tunnel and docker network go) only with
+    /// the last instance of either kind; a rebuild finds the veth again
+    /// by its alias.
+    #[test]
+    fn a_vm_and_a_container_share_one_bridge() {
+        let mut k = Kernel::with_eth0();
+        let mut t = topology().with_container_mtu(1300);
+        let mut rand = rand_from(&[]);
+        let vm_plan = t.plug("v", &vm("v", 7), &mut rand).unwrap();
+        assert!(vm_plan.event.is_some());
+        k.apply(&mut t, &vm_plan).unwrap();
+        let c_plan = t.plug("c", &container("c", 8), &mut rand).unwrap();
+        assert!(c_plan.event.is_none(), "the bridge exists: no TenantAdded");
+        assert!(!c_plan.ops.iter().any(|op| matches!(
+            op,
+            LinkOp::Create {
+                kind: NewLink::Bridge | NewLink::Gretap { .. },
+                ..
+            }
+        )));
+        k.apply(&mut t, &c_plan).unwrap();
+        assert_eq!(k.named("sbr").len(), 1);
+        assert_eq!(k.named("sgt").len(), 1);
+        let host = &c_plan.vnic_name;
+        let peer = peer_name(host).unwrap();
+        let bridge = k.named("sbr")[0].index;
+        let h = k.named(host)[0].clone();
+        assert_eq!(
+            (h.kind.as_deref(), h.master, h.mtu),
+            (Some("veth"), Some(bridge), 1300)
+        );
+        assert!(h.flags & IFF_UP != 0);
+        assert_eq!(h.alias, Some(format!("vnic_{T}##172.16.5.8")));
+        let p = k.named(&peer)[0].clone();
+        assert_eq!(
+            (p.mac, p.mtu, p.master),
+            (Some([2, 0, 0xac, 0x10, 5, 8]), 1300, None)
+        );
+        assert!(
+            p.flags & IFF_UP == 0,
+            "docker brings the peer up in the container"
+        );
+        let tuple = match vm("v", 7) {
+            Want::Vnic(w) => w.tuple,
+            Want::Cnci(_) => unreachable!(),
+        };
+
+        // A rebuild (launcher restarted) adopts both, repairs nothing.
+        let wants = [("v", vm("v", 7)), ("c", container("c", 8))];
+        let r = Topology::rebuild_from(
+            Topology::new(CN_IP, "eth0").with_container_mtu(1300),
+            &k.links,
+            &records(&wants),
+            &mut rand,
+        );
+        assert!(
+            r.repairs.is_empty() && r.orphans.is_empty(),
+            "{}",
+            r.summary
+        );
+        assert_eq!(r.topology.vnic_of("c"), Some(host.as_str()));
+
+        // The container goes first: the tuple stays in use.
+        let del = t.unplug("c");
+        assert_eq!(del.ops, vec![LinkOp::Delete { name: host.clone() }]);
+        assert_eq!(del.emptied(), None);
+        k.apply(&mut t, &del).unwrap();
+        assert!(k.named("svp").is_empty(), "the peer goes with its pair");
+        assert!(t.tuple_in_use(&tuple));
+        // The VM last: bridge, tunnel and the docker network go.
+        let del = t.unplug("v");
+        assert_eq!(del.emptied(), Some(&tuple));
+        k.apply(&mut t, &del).unwrap();
+        assert!(!t.tuple_in_use(&tuple));
+        assert_eq!(k.links.len(), 1, "only eth0 is left");
+        // And the other way round: the container is the last one.
+        let mut t = topology();
+        for (i, w) in [("c", container("c", 8)), ("v", vm("v", 7))] {
+            let plan = t.plug(i, &w, &mut rand).unwrap();
+            k.apply(&mut t, &plan).unwrap();
+        }
+        let del = t.unplug("v");
+        k.apply(&mut t, &del).unwrap();
+        let del = t.unplug("c");
+        assert_eq!(del.emptied(), Some(&tuple));
+        k.apply(&mut t, &del).unwrap();
+        assert_eq!(k.links.len(), 1);
     }
 
     #[test]

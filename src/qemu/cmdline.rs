@@ -124,7 +124,8 @@ fn queue_count(queues: u8) -> u32 {
 pub fn network_args(vnic: Option<&Vnic>, vhost: bool) -> Vec<OsString> {
     let vhost = if vhost { "on" } else { "off" };
     let (netdev, device) = match vnic {
-        None => {
+        // A veth pair is a container's; a VM never gets one.
+        None | Some(Vnic::Veth { .. }) => {
             return ["-net", "nic,model=virtio", "-net", "user"]
                 .map(OsString::from)
                 .to_vec()
@@ -176,6 +177,11 @@ pub(crate) fn describe_vnic(v: &Vnic) -> String {
             queue_count(*queues),
             mac_text(mac)
         ),
+        Vnic::Veth {
+            host, peer, mac, ..
+        } => {
+            format!("veth {host}/{peer}, MAC {}", mac_text(mac))
+        }
     }
 }
 

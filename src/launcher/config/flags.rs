@@ -34,6 +34,8 @@ const FLAGS: [Flag; 28] = [
     Flag::value("with-ui"),
     Flag::value("ovmf"),
     Flag::value("docker-socket"),
+    Flag::value("container-mtu"),
+    Flag::bool("bridge-forward"),
     Flag::value("ceph_id"),
     Flag::value("ceph-conf"),
     Flag::value("ceph-timeout"),
@@ -233,6 +235,16 @@ fn set_value(cfg: &mut LauncherConfig, name: &str, v: &OsStr) -> Result<(), Stri
         }
         "ovmf" => cfg.ovmf = opt_path(v),
         "docker-socket" => cfg.docker_socket = req_path(v)?,
+        "container-mtu" => {
+            let n: u32 = text(v)?
+                .parse()
+                .map_err(|_| "expected a number of bytes".to_string())?;
+            // 68: IPv4's minimum; 65535: what a veth takes.
+            if !(68..=65_535).contains(&n) {
+                return Err("must be between 68 and 65535".into());
+            }
+            cfg.container_mtu = n;
+        }
         "ceph_id" => {
             let s = text(v)?;
             cfg.ceph_id = (!s.is_empty()).then(|| s.to_string());
@@ -286,6 +298,7 @@ fn set_value(cfg: &mut LauncherConfig, name: &str, v: &OsStr) -> Result<(), Stri
 fn set_bool(cfg: &mut LauncherConfig, name: &str, b: bool) {
     match name {
         "network" => cfg.network = b,
+        "bridge-forward" => cfg.bridge_forward = b,
         "hard-reset" => cfg.hard_reset = b,
         "simulation" => cfg.simulation = b,
         "logtostderr" => cfg.logtostderr = b,
@@ -367,6 +380,9 @@ mod tests {
             Path::new("/var/lib/ciao/local/uuid-storage/role/client")
         );
         assert!(c.network);
+        assert_eq!(c.container_mtu, 1400);
+        assert!(c.bridge_forward);
+        assert_eq!(c.docker_plugin_name, "ciao");
         assert_eq!(c.virtualisation, Virtualisation::Kvm);
         assert_eq!(c.with_ui, UiMode::None);
         assert_eq!(c.stats_interval, Duration::from_secs(30));
@@ -507,6 +523,8 @@ mod tests {
         assert!(bad(&["--simulation-delay", "10-5"]).contains("MIN is larger"));
         assert!(bad(&["--simulation-delay", "x"]).contains("MS or MIN-MAX"));
         assert!(bad(&["--max-message-size", "10"]).contains("between"));
+        assert!(bad(&["--container-mtu", "67"]).contains("between 68 and 65535"));
+        assert!(bad(&["--container-mtu", "x"]).contains("number of bytes"));
         assert!(bad(&["--server", "host:99999"]).contains("bad port"));
         assert!(bad(&["--server", "[::1"]).contains("']'"));
         assert!(bad(&["-stderrthreshold", "LOUD"]).contains("INFO, WARNING"));
@@ -540,6 +558,9 @@ mod tests {
             "65536",
             "--docker-socket",
             "/run/d.sock",
+            "--container-mtu",
+            "9000",
+            "-bridge-forward=false",
             "--ovmf",
             "/fw/OVMF.fd",
             "--connect-timeout",
@@ -578,6 +599,8 @@ mod tests {
         assert_eq!(c.simulation_delay.max, Duration::ZERO);
         assert_eq!(c.max_message_size, 65536);
         assert_eq!(c.docker_socket, Path::new("/run/d.sock"));
+        assert_eq!(c.container_mtu, 9000);
+        assert!(!c.bridge_forward);
         assert_eq!(c.ovmf_path(), Some(PathBuf::from("/fw/OVMF.fd")));
         assert_eq!(c.connect_timeout, Duration::from_secs(5));
         assert_eq!(c.keepalive, Duration::from_secs(4));

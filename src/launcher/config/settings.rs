@@ -11,6 +11,11 @@ use log::LevelFilter;
 pub(crate) const DEFAULT_DATA_ROOT: &str = "/var/lib/ciao";
 /// Default `--docker-socket`.
 pub(crate) const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
+/// The default name of the launcher's docker network plugin (the
+/// original's).
+pub(crate) const DEFAULT_DOCKER_PLUGIN_NAME: &str = "ciao";
+/// Default `--container-mtu` (the original's fixed value).
+pub(crate) const DEFAULT_CONTAINER_MTU: u32 = crate::net::topology::CONTAINER_MTU;
 /// Default `--max-message-size`: 16 MiB per gob message, checked from
 /// the length prefix before buffering (docs/compatibility.md, S10.8).
 pub(crate) const DEFAULT_MAX_MESSAGE_SIZE: usize = 16 * 1024 * 1024;
@@ -101,6 +106,14 @@ pub struct LauncherConfig {
     pub ovmf: Option<PathBuf>,
     /// `--docker-socket`.
     pub docker_socket: PathBuf,
+    /// The docker network and IPAM driver name of the launcher's plugin
+    /// (docs/networking.md).
+    pub docker_plugin_name: String,
+    /// `--container-mtu`: MTU of both ends of a container's veth pair.
+    pub container_mtu: u32,
+    /// `--bridge-forward`: let bridged tenant traffic through iptables'
+    /// FORWARD chain when the kernel filters bridged frames.
+    pub bridge_forward: bool,
     /// `-ceph_id` (`None` when empty: taken from the cluster config).
     pub ceph_id: Option<String>,
     /// `--stats-interval`.
@@ -154,6 +167,9 @@ impl Default for LauncherConfig {
             with_ui: UiMode::None,
             ovmf: None,
             docker_socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
+            docker_plugin_name: DEFAULT_DOCKER_PLUGIN_NAME.to_string(),
+            container_mtu: DEFAULT_CONTAINER_MTU,
+            bridge_forward: true,
             ceph_id: None,
             stats_interval: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(30),

@@ -47,9 +47,10 @@ Instances:
         Directory for everything the launcher writes: instances/, images/,
         logs/, local/ (node UUID) and lock/. Default: /var/lib/ciao.
   -network BOOL
-        Set up tenant networking for VMs (described under Networking in
-        the manual). With -network=false no link is touched, VMs get qemu
-        user-mode networking and STATS report no NICs. Default: true.
+        Set up tenant networking for VMs and containers (described under
+        Networking in the manual). With -network=false no link is touched,
+        VMs get qemu user-mode networking, containers docker's default
+        network, and STATS report no NICs. Default: true.
   -qemu-virtualisation MODE
         kvm, auto (kvm when /dev/kvm opens, else software) or software (TCG
         emulation, slow). Default: kvm.
@@ -62,6 +63,15 @@ Instances:
         /usr/share/OVMF/OVMF_CODE.fd.
   --docker-socket PATH
         Docker Engine API socket. Default: /var/run/docker.sock.
+  --container-mtu BYTES
+        MTU of both ends of a container's veth pair on its tenant bridge
+        (68-65535). Default: 1400.
+  --bridge-forward BOOL
+        When the kernel passes bridged frames through iptables
+        (br_netfilter), insert once at start-up an iptables FORWARD rule
+        accepting traffic between the launcher's tenant bridges (sbr_+);
+        -hard-reset removes it. With false the launcher leaves iptables
+        alone. Default: true.
   -ceph_id ID
         Ceph client id for volumes. Default: none (taken from the cluster
         configuration, storage.ceph_id).
