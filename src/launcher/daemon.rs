@@ -22,6 +22,7 @@ use super::manager::Manager;
 use super::network::Network;
 use super::nodestats::{self, NodeStats};
 use super::outbox::{self, Outbox};
+use super::plugin_server::PluginServer;
 use super::service::Service;
 use super::state::{Found, STATE_FILE};
 use super::timers::Timers;
@@ -136,6 +137,9 @@ pub(crate) struct Daemon {
     connected_to: Option<String>,
     /// Tenant networking (`-network=true`).
     network: Option<Network>,
+    /// The docker network plugin (compute nodes with networking): served
+    /// from start-up, whatever the SSNTP link does.
+    plugin: Option<PluginServer>,
     /// Why the loop must end with a failure (networking could not be set
     /// up at the first connection).
     fatal: Option<String>,
@@ -200,6 +204,11 @@ impl Daemon {
         } else {
             None
         };
+        let plugin = if cfg.network && !cfg.hard_reset && own_role & role::AGENT != 0 {
+            PluginServer::start(&cfg, poll.registry()).map_err(|e| fail(e.to_string()))?
+        } else {
+            None
+        };
         let now = Instant::now();
         // Recovery before the first connection, so the first STATS is complete.
         manager.recover(found, now);
@@ -224,6 +233,7 @@ impl Daemon {
             connected_to: None,
             hostname: sys::procfs::hostname(),
             network,
+            plugin,
             fatal: None,
             _locks: locks,
         })
@@ -333,11 +343,19 @@ impl Daemon {
                 }
                 CLIENT | RESOLVER => client_ready = true,
                 SYNCER => self.files.on_wake(&mut inputs),
+                t if PluginServer::owns(t) => {
+                    if let Some(p) = self.plugin.as_mut() {
+                        p.on_event(self.poll.registry(), t, now);
+                    }
+                }
                 t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
                 t => debug!("event for unknown token {t:?}"),
             }
         }
         self.io.tick(self.poll.registry(), now, &mut inputs);
+        if let Some(p) = self.plugin.as_mut() {
+            p.tick(self.poll.registry(), now);
+        }
         for (key, input) in inputs {
             self.manager.on_input(&key, input, now);
         }
@@ -473,6 +491,7 @@ impl Daemon {
             self.client.as_ref().and_then(|c| c.deadline()),
             self.timers.earliest(),
             self.io.deadline(),
+            self.plugin.as_ref().and_then(PluginServer::deadline),
         ]
         .into_iter()
         .flatten()

@@ -62,6 +62,15 @@ Instances:
         /usr/share/OVMF/OVMF_CODE.fd.
   --docker-socket PATH
         Docker Engine API socket. Default: /var/run/docker.sock.
+  --docker-plugin MODE
+        Where the ciao docker network and IPAM plugin listens, with
+        -network=true on a compute node: unix (the root-only socket
+        /run/docker/plugins/NAME.sock), unix:PATH, tcp (127.0.0.1:9999 and
+        the spec file /etc/docker/plugins/NAME.json, as the original did),
+        tcp:ADDR (a loopback address) or none. Default: unix.
+  --docker-plugin-name NAME
+        The plugin's docker driver and IPAM driver name, which the docker
+        networks of tenant subnets use. Default: ciao.
   -ceph_id ID
         Ceph client id for volumes. Default: none (taken from the cluster
         configuration, storage.ceph_id).
