@@ -556,7 +556,8 @@ fn bind_unix(path: &Path) -> Result<UnixListener, String> {
 /// The spec file dockerd finds a TCP plugin by.
 fn write_spec(path: &Path, name: &str, addr: std::net::SocketAddr) -> Result<(), String> {
     if let Some(dir) = path.parent() {
-        sys::fs::mkdir_p(dir, 0o755).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        sys::fs::mkdir_p(dir, 0o755)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut text = String::from("{\"Name\":");
     crate::http::json::write_string(&mut text, name);

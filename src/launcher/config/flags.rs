@@ -153,9 +153,7 @@ pub(crate) fn parse_server(s: &str) -> Result<ServerAddr, String> {
 /// only: the plugin has no authentication) or `none`.
 fn parse_docker_plugin(s: &str) -> Result<DockerPlugin, String> {
     let loopback = |a: &str| -> Result<DockerPlugin, String> {
-        let addr: std::net::SocketAddr = a
-            .parse()
-            .map_err(|_| format!("{a:?} is not IP:PORT"))?;
+        let addr: std::net::SocketAddr = a.parse().map_err(|_| format!("{a:?} is not IP:PORT"))?;
         if !addr.ip().is_loopback() {
             return Err(format!("{a:?} is not a loopback address"));
         }
@@ -182,8 +180,7 @@ fn check_plugin_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && s
-            .chars()
+        && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(())
@@ -676,7 +673,9 @@ mod tests {
             Some(PathBuf::from("/etc/docker/plugins/ciao.json"))
         );
         assert_eq!(
-            p(&["--docker-plugin", "tcp:[::1]:7"]).unwrap().docker_plugin,
+            p(&["--docker-plugin", "tcp:[::1]:7"])
+                .unwrap()
+                .docker_plugin,
             DockerPlugin::Tcp("[::1]:7".parse().unwrap())
         );
         assert_eq!(

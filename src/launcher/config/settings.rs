@@ -242,8 +242,7 @@ impl LauncherConfig {
         match &self.docker_plugin {
             DockerPlugin::Unix(Some(p)) => Some(p.clone()),
             DockerPlugin::Unix(None) => Some(
-                PathBuf::from(PLUGIN_SOCKET_DIR)
-                    .join(format!("{}.sock", self.docker_plugin_name)),
+                PathBuf::from(PLUGIN_SOCKET_DIR).join(format!("{}.sock", self.docker_plugin_name)),
             ),
             _ => None,
         }
