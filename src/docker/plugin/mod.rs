@@ -121,13 +121,13 @@ impl fmt::Display for PluginError {
         match self {
             PluginError::Decode(e) | PluginError::Bad(e) | PluginError::Link(e) => f.write_str(e),
             PluginError::UnknownNetwork(id) => {
-                write!(f, "network {id:?} is not known to the ciao plugin")
+                write!(f, "network {} is not known to the ciao plugin", shown(id))
             }
             PluginError::UnknownEndpoint(id) => {
-                write!(f, "endpoint {id:?} is not known to the ciao plugin")
+                write!(f, "endpoint {} is not known to the ciao plugin", shown(id))
             }
             PluginError::UnknownPool(id) => {
-                write!(f, "pool {id:?} is not a ciao pool")
+                write!(f, "pool {} is not a ciao pool", shown(id))
             }
             PluginError::Full(what) => {
                 write!(f, "the ciao plugin keeps at most {MAX_ENTRIES} {what}")
@@ -137,6 +137,15 @@ impl fmt::Display for PluginError {
 }
 
 impl std::error::Error for PluginError {}
+
+/// A value from a request as error messages show it: quoted, and cut
+/// after 64 characters (replies and log lines stay short).
+fn shown(s: &str) -> String {
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{:?}...", &s[..i]),
+        None => format!("{s:?}"),
+    }
+}
 
 /// The PoolID prefix: `ciao/<subnet>`.
 const POOL_PREFIX: &str = "ciao/";
@@ -268,7 +277,7 @@ impl Plugin {
             _ => {
                 return Reply {
                     status: 404,
-                    body: Body::error(family, &format!("{path:?} is not a plugin call")),
+                    body: Body::error(family, &format!("{} is not a plugin call", shown(path))),
                     changed: false,
                 }
             }
@@ -288,9 +297,14 @@ impl Plugin {
             return Err(PluginError::Bad("NetworkID is missing".into()));
         }
         let bridge = req.bridge().map_err(PluginError::Bad)?;
-        if !bridge.starts_with("br_") || bridge.len() > crate::net::names::MAX_ALIAS_LEN {
+        let alias_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | '/');
+        if !bridge.starts_with("br_")
+            || bridge.len() > crate::net::names::MAX_ALIAS_LEN
+            || !bridge.chars().all(alias_chars)
+        {
             return Err(PluginError::Bad(format!(
-                "network option bridge {bridge:?} is not a ciao bridge alias (br_...)"
+                "network option bridge {} is not a ciao bridge alias (br_...)",
+                shown(bridge)
             )));
         }
         let data = req
@@ -299,14 +313,16 @@ impl Plugin {
             .and_then(|d| d.first())
             .ok_or_else(|| PluginError::Bad("the network has no IPv4 data".into()))?;
         let pool = data.pool.as_deref().unwrap_or_default();
-        let (net, prefix) = cidr4(pool)
-            .ok_or_else(|| PluginError::Bad(format!("IPv4 pool {pool:?} is not a subnet")))?;
+        let (net, prefix) = cidr4(pool).ok_or_else(|| {
+            PluginError::Bad(format!("IPv4 pool {} is not a subnet", shown(pool)))
+        })?;
         let gw = data.gateway.as_deref().unwrap_or_default();
         let gateway = match (cidr4(gw), ip4(gw)) {
             (Some((ip, _)), _) | (None, Some(ip)) => ip,
             _ => {
                 return Err(PluginError::Bad(format!(
-                    "IPv4 gateway {gw:?} is not an address"
+                    "IPv4 gateway {} is not an address",
+                    shown(gw)
                 )))
             }
         };
@@ -369,8 +385,9 @@ impl Plugin {
             .networks
             .get(&req.network_id)
             .ok_or_else(|| PluginError::UnknownNetwork(req.network_id.clone()))?;
-        let (ip, _) = cidr4(address)
-            .ok_or_else(|| PluginError::Bad(format!("address {address:?} is not IPv4 CIDR")))?;
+        let (ip, _) = cidr4(address).ok_or_else(|| {
+            PluginError::Bad(format!("address {} is not IPv4 CIDR", shown(address)))
+        })?;
         let vnic = vnic_alias(&network.bridge, ip);
         veth(links, &vnic)?;
         if !self.state.endpoints.contains_key(&req.endpoint_id)
@@ -477,8 +494,8 @@ fn request_pool(body: &[u8]) -> Result<Reply, PluginError> {
             "a ciao network needs a subnet (docker network create --subnet)".into(),
         ));
     }
-    let (net, prefix) =
-        cidr4(pool).ok_or_else(|| PluginError::Bad(format!("pool {pool:?} is not a subnet")))?;
+    let (net, prefix) = cidr4(pool)
+        .ok_or_else(|| PluginError::Bad(format!("pool {} is not a subnet", shown(pool))))?;
     if req
         .sub_pool
         .as_deref()
@@ -506,8 +523,8 @@ fn request_address(body: &[u8]) -> Result<Reply, PluginError> {
             "Request does not have IP address; the ciao IPAM driver assigns no addresses".into(),
         ));
     }
-    let ip =
-        ip4(address).ok_or_else(|| PluginError::Bad(format!("address {address:?} is not IPv4")))?;
+    let ip = ip4(address)
+        .ok_or_else(|| PluginError::Bad(format!("address {} is not IPv4", shown(address))))?;
     if masked(ip, prefix) != net {
         return Err(PluginError::Bad(format!(
             "address {ip} is not in pool {net}/{prefix}"

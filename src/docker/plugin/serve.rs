@@ -3,6 +3,7 @@
 //! apart from the shell so that the fuzz target drives exactly what the
 //! launcher serves.
 
+use super::endpoints::{Body, Family};
 use super::{LinkLookup, Plugin, CONTENT_TYPE};
 use crate::http::{error_response, Request, RequestLimits, RequestParser, Response, CONTINUE};
 
@@ -73,9 +74,9 @@ pub(crate) fn respond(
     keep_alive: bool,
 ) -> (Vec<u8>, bool) {
     if req.method != "POST" {
-        let body = format!(
-            "{{\"Err\":\"method {} not allowed: plugin calls are POST\"}}",
-            req.method.escape_default()
+        let body = Body::error(
+            Family::Network,
+            &format!("method {} not allowed: plugin calls are POST", req.method),
         );
         let r = Response::new(405)
             .with_header("Allow", "POST")

@@ -624,3 +624,22 @@ fn fuzz_entry_runs_the_captured_calls() {
     }
     super::fuzz::fuzz_requests(&data);
 }
+
+/// Values echoed in error messages are cut short, and a bridge alias has
+/// only the characters of an alias (found by fuzzing: a path of brackets
+/// echoed whole made a reply our own JSON reader refused).
+#[test]
+fn echoed_values_are_short() {
+    let mut p = created();
+    let long = format!("/{}", "[".repeat(500));
+    let r = call(&mut p, &long, "");
+    assert_eq!(r.status, 404);
+    assert!(r.body.len() < 120, "{}", r.body);
+    assert!(parse_json::<serde_yaml::Value>(r.body.as_bytes()).is_ok());
+    let r = call(
+        &mut p,
+        "/NetworkDriver.CreateNetwork",
+        r#"{"NetworkID":"n2","Options":{"com.docker.network.generic":{"bridge":"br_[x]"}},"IPv4Data":[{"Pool":"10.0.0.0/8","Gateway":"10.0.0.1"}]}"#,
+    );
+    assert!(err_of(&r).contains("not a ciao bridge alias"), "{}", r.body);
+}
