@@ -97,3 +97,8 @@ fn fuzz_corpus_netlink_reply() {
         let _ = ciao::net::rtnl::decode::parse(d);
     });
 }
+
+#[test]
+fn fuzz_corpus_docker_plugin() {
+    replay("docker_plugin", ciao::docker::plugin::fuzz::fuzz_requests);
+}

@@ -19,7 +19,7 @@ use ciao::payloads::{ErrorReport, Stat, TenantEvent, TenantEventKind};
 use ciao::ssntp::frame::{Command, ErrorCode, Event};
 use ciao_test_support::cmd;
 use ciao_test_support::lab;
-use ciao_test_support::netnode::{blank_image, NetNode, NodeOptions, PHYS, PHYS_IP};
+use ciao_test_support::netnode::{self, blank_image, NetNode, NodeOptions, PHYS, PHYS_IP};
 use ciao_test_support::netns::{summary, LinkInfo, Netns, TapPeer, WAIT};
 use ciao_test_support::qemu::{alive, qemu_pid, tun_ifaces};
 
@@ -239,7 +239,11 @@ const QEMU: [&str; 2] = ["-network=true", "-qemu-virtualisation=software"];
 /// a tmpfs (and keeps the QMP socket paths short).
 fn lab_node(tag: &str) -> NetNode {
     let opts = NodeOptions {
-        flags: Vec::new(),
+        // A docker plugin of the node's own (parallel tests, one /run).
+        flags: vec![format!(
+            "--docker-plugin-name={}",
+            netnode::unique_plugin_name()
+        )],
         base: "/run".into(),
         ..NodeOptions::default()
     };

@@ -9,6 +9,8 @@
 //!   passes, the driver looks at the container and polls again).
 //! * [`cgroup`]: memory and CPU of a running container from its cgroup
 //!   files, without asking dockerd.
+//! * [`plugin`]: the ciao network and IPAM plugin dockerd calls for
+//!   containers on tenant networks (served by the launcher's loop).
 //! * [`driver`]: the per-container step machine ([`Docker`]): image check
 //!   and pull, create, start, exit detection, graceful stop, restart,
 //!   delete, statistics, recovery, and what happens while dockerd is down.
@@ -21,6 +23,7 @@ pub(crate) mod api;
 pub(crate) mod call;
 pub mod cgroup;
 mod driver;
+pub mod plugin;
 
 use std::cell::RefCell;
 use std::path::PathBuf;

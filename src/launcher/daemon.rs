@@ -24,6 +24,7 @@ use super::netfilter::{self, BridgeForward};
 use super::network::Network;
 use super::nodestats::{self, NodeStats};
 use super::outbox::{self, Outbox};
+use super::plugin_server::PluginServer;
 use super::service::Service;
 use super::state::{Found, STATE_FILE};
 use super::timers::Timers;
@@ -144,6 +145,9 @@ pub(crate) struct Daemon {
     dockernet: Option<DockerNet>,
     /// The bridge forwarding rule (`-network=true`).
     bridge_forward: Option<BridgeForward>,
+    /// The docker network plugin (compute nodes with networking): served
+    /// from start-up, whatever the SSNTP link does.
+    plugin: Option<PluginServer>,
     /// Why the loop must end with a failure (networking could not be set
     /// up at the first connection).
     fatal: Option<String>,
@@ -211,9 +215,23 @@ impl Daemon {
         } else {
             None
         };
-        let dockernet = network
+        let mut dockernet = network
             .is_some()
             .then(|| DockerNet::new(cfg.docker_socket.clone(), &cfg.docker_plugin_name));
+        // Served in a hard reset too: dockerd calls the plugin while it
+        // removes the networks of ours.
+        let mut plugin = if cfg.network && own_role & role::AGENT != 0 {
+            PluginServer::start(&cfg, poll.registry()).map_err(|e| fail(e.to_string()))?
+        } else {
+            None
+        };
+        // A plugin without its state file learns dockerd's networks of ours
+        // before dockerd needs it to know them.
+        if let (Some(p), Some(d)) = (plugin.as_mut(), dockernet.as_mut()) {
+            if p.take_needs_rebuild() {
+                d.fetch_networks();
+            }
+        }
         let now = Instant::now();
         // Recovery before the first connection, so the first STATS is complete.
         manager.recover(found, now);
@@ -240,6 +258,7 @@ impl Daemon {
             dockernet,
             bridge_forward: network.is_some().then(BridgeForward::new),
             network,
+            plugin,
             fatal: None,
             _locks: locks,
         })
@@ -373,11 +392,19 @@ impl Daemon {
                 }
                 CLIENT | RESOLVER => client_ready = true,
                 SYNCER => self.files.on_wake(&mut inputs),
+                t if PluginServer::owns(t) => {
+                    if let Some(p) = self.plugin.as_mut() {
+                        p.on_event(self.poll.registry(), t, now);
+                    }
+                }
                 t if Io::owns(t) => self.io.on_event(self.poll.registry(), t, now, &mut inputs),
                 t => debug!("event for unknown token {t:?}"),
             }
         }
         self.io.tick(self.poll.registry(), now, &mut inputs);
+        if let Some(p) = self.plugin.as_mut() {
+            p.tick(self.poll.registry(), now);
+        }
         for (key, input) in inputs {
             self.route(&key, input, now);
         }
@@ -482,7 +509,7 @@ impl Daemon {
             d.input(now, input, &|t| net.is_some_and(|n| n.tuple_in_use(t)));
         }
         for fetched in d.take_fetched() {
-            on_networks_fetched(fetched);
+            on_networks_fetched(self.plugin.as_mut(), fetched);
         }
     }
 
@@ -567,6 +594,7 @@ impl Daemon {
             self.client.as_ref().and_then(|c| c.deadline()),
             self.timers.earliest(),
             self.io.deadline(),
+            self.plugin.as_ref().and_then(PluginServer::deadline),
         ]
         .into_iter()
         .flatten()
@@ -809,17 +837,26 @@ impl Daemon {
 }
 
 /// Where the docker networks of ours arrive when
-/// `DockerNet::fetch_networks` was asked for them: the hook for the
-/// plugin's rebuild of its state from dockerd (docs/networking.md). Until
-/// the plugin is wired here, the result is only logged.
-fn on_networks_fetched(fetched: Result<Fetched, String>) {
+/// `DockerNet::fetch_networks` was asked for them (the plugin's state file
+/// was missing or unreadable at start-up): the plugin's state is rebuilt
+/// from them (docs/networking.md).
+fn on_networks_fetched(plugin: Option<&mut PluginServer>, fetched: Result<Fetched, String>) {
+    let Some(plugin) = plugin else {
+        return;
+    };
     match fetched {
-        Ok(f) => info!(
-            "docker networks fetched: {} of ours ({} bytes listed)",
-            f.networks.len(),
-            f.list.len()
+        Ok(f) => {
+            let bodies: Vec<Vec<u8>> = f.networks.into_iter().map(|(_, body)| body).collect();
+            let (state, problems) = crate::docker::plugin::rebuild::rebuild(plugin.name(), &bodies);
+            for p in problems {
+                warn!("docker plugin {}: rebuild from dockerd: {p}", plugin.name());
+            }
+            plugin.install_rebuilt(state);
+        }
+        Err(e) => warn!(
+            "docker plugin {}: cannot rebuild its state from dockerd: {e}",
+            plugin.name()
         ),
-        Err(e) => warn!("{e}"),
     }
 }
 

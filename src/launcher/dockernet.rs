@@ -130,7 +130,6 @@ impl DockerNet {
     /// comes out of [`DockerNet::take_fetched`] (the daemon hands it to
     /// its `on_networks_fetched` hook). Asked for by the plugin's
     /// start-up when its state file is missing or unreadable.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn fetch_networks(&mut self) {
         self.queue.push_back(Task::Fetch);
     }

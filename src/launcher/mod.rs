@@ -1,6 +1,6 @@
 //! The launcher daemon: the instance manager (a pure core) and the shell
 //! that runs it (`daemon`, with its executors `io`, `files`, `network`
-//! and `timers`).
+//! and `timers`, and the docker plugin's server `plugin_server`).
 
 mod capacity;
 pub mod config;
@@ -14,6 +14,7 @@ mod netfilter;
 mod network;
 pub mod nodestats;
 mod outbox;
+mod plugin_server;
 mod service;
 mod state;
 mod timers;

@@ -14,13 +14,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::settings::{
-    LauncherConfig, ServerAddr, Severity, SimDelay, UiMode, Virtualisation, DEFAULT_SSNTP_PORT,
+    DockerPlugin, LauncherConfig, ServerAddr, Severity, SimDelay, UiMode, Virtualisation,
+    DEFAULT_SSNTP_PORT, PLUGIN_TCP_DEFAULT,
 };
 use super::usage::USAGE;
 use crate::cli::{debug_quote, scan, Flag, FlagError, Setting};
 
 /// Every flag, in the order of [`USAGE`] (which also lists help).
-const FLAGS: [Flag; 28] = [
+const FLAGS: [Flag; 32] = [
     Flag::value("cacert"),
     Flag::value("cert"),
     Flag::value("server"),
@@ -36,6 +37,8 @@ const FLAGS: [Flag; 28] = [
     Flag::value("docker-socket"),
     Flag::value("container-mtu"),
     Flag::bool("bridge-forward"),
+    Flag::value("docker-plugin"),
+    Flag::value("docker-plugin-name"),
     Flag::value("ceph_id"),
     Flag::value("ceph-conf"),
     Flag::value("ceph-timeout"),
@@ -150,6 +153,46 @@ pub(crate) fn parse_server(s: &str) -> Result<ServerAddr, String> {
     })
 }
 
+/// `--docker-plugin`: `unix`, `unix:PATH`, `tcp`, `tcp:ADDR` (loopback
+/// only: the plugin has no authentication) or `none`.
+fn parse_docker_plugin(s: &str) -> Result<DockerPlugin, String> {
+    let loopback = |a: &str| -> Result<DockerPlugin, String> {
+        let addr: std::net::SocketAddr = a.parse().map_err(|_| format!("{a:?} is not IP:PORT"))?;
+        if !addr.ip().is_loopback() {
+            return Err(format!("{a:?} is not a loopback address"));
+        }
+        Ok(DockerPlugin::Tcp(addr))
+    };
+    match s {
+        "unix" => Ok(DockerPlugin::Unix(None)),
+        "tcp" => loopback(PLUGIN_TCP_DEFAULT),
+        "none" => Ok(DockerPlugin::Off),
+        _ => {
+            if let Some(p) = s.strip_prefix("unix:") {
+                return Ok(DockerPlugin::Unix(Some(req_path(OsStr::new(p))?)));
+            }
+            if let Some(a) = s.strip_prefix("tcp:") {
+                return loopback(a);
+            }
+            Err("unix, unix:PATH, tcp, tcp:ADDR or none expected".into())
+        }
+    }
+}
+
+/// `--docker-plugin-name`: a docker driver name that is also a file name.
+fn check_plugin_name(s: &str) -> Result<(), String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("1 to 64 letters, digits, '_', '-' or '.', starting with a letter or digit".into())
+    }
+}
+
 fn parse_severity(s: &str) -> Option<Severity> {
     match s.to_ascii_uppercase().as_str() {
         "INFO" | "0" => Some(Severity::Info),
@@ -244,6 +287,12 @@ fn set_value(cfg: &mut LauncherConfig, name: &str, v: &OsStr) -> Result<(), Stri
                 return Err("must be between 68 and 65535".into());
             }
             cfg.container_mtu = n;
+        }
+        "docker-plugin" => cfg.docker_plugin = parse_docker_plugin(text(v)?)?,
+        "docker-plugin-name" => {
+            let s = text(v)?;
+            check_plugin_name(s)?;
+            cfg.docker_plugin_name = s.to_string();
         }
         "ceph_id" => {
             let s = text(v)?;
@@ -617,6 +666,59 @@ mod tests {
         assert!(c.data_root.is_absolute() && c.data_root.ends_with("rel"));
         assert_eq!(p(&["-v", "1"]).unwrap().level_filter(), LevelFilter::Debug);
         assert_eq!(p(&["-v", "-3"]).unwrap().level_filter(), LevelFilter::Info);
+    }
+
+    #[test]
+    fn docker_plugin_forms() {
+        let c = p(&[]).unwrap();
+        assert_eq!(c.docker_plugin, DockerPlugin::Unix(None));
+        assert_eq!(c.docker_plugin_name, "ciao");
+        assert_eq!(
+            c.docker_plugin_socket(),
+            Some(PathBuf::from("/run/docker/plugins/ciao.sock"))
+        );
+        assert_eq!(c.docker_plugin_spec(), None);
+        assert_eq!(
+            c.docker_plugin_state(),
+            Path::new("/var/lib/ciao/networking/docker-plugin.yaml")
+        );
+        let c = p(&["--docker-plugin-name", "ciaot1x2"]).unwrap();
+        assert_eq!(
+            c.docker_plugin_socket(),
+            Some(PathBuf::from("/run/docker/plugins/ciaot1x2.sock"))
+        );
+        let c = p(&["--docker-plugin=unix:/tmp/p.sock"]).unwrap();
+        assert_eq!(c.docker_plugin_socket(), Some(PathBuf::from("/tmp/p.sock")));
+        let c = p(&["--docker-plugin", "tcp"]).unwrap();
+        assert_eq!(
+            c.docker_plugin,
+            DockerPlugin::Tcp("127.0.0.1:9999".parse().unwrap())
+        );
+        assert_eq!(c.docker_plugin_socket(), None);
+        assert_eq!(
+            c.docker_plugin_spec(),
+            Some(PathBuf::from("/etc/docker/plugins/ciao.json"))
+        );
+        assert_eq!(
+            p(&["--docker-plugin", "tcp:[::1]:7"])
+                .unwrap()
+                .docker_plugin,
+            DockerPlugin::Tcp("[::1]:7".parse().unwrap())
+        );
+        assert_eq!(
+            p(&["--docker-plugin", "none"]).unwrap().docker_plugin,
+            DockerPlugin::Off
+        );
+        assert!(bad(&["--docker-plugin", "tcp:0.0.0.0:9999"]).contains("not a loopback"));
+        assert!(bad(&["--docker-plugin", "tcp:x"]).contains("not IP:PORT"));
+        assert!(bad(&["--docker-plugin", "unix:"]).contains("must not be empty"));
+        assert!(bad(&["--docker-plugin", "udp"]).contains("unix, unix:PATH"));
+        for name in ["", "../x", "a/b", ".x", "x y"] {
+            assert!(
+                bad(&["--docker-plugin-name", name]).contains("letters, digits"),
+                "{name:?}"
+            );
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@ mod usage;
 pub(crate) use flags::parse_or_exit;
 pub use flags::FLAG_NAMES;
 pub use log_setup::setup_logging;
-pub use settings::LauncherConfig;
+pub use settings::{DockerPlugin, LauncherConfig};
 pub(crate) use settings::{UiMode, Virtualisation};
 pub use usage::USAGE;
 

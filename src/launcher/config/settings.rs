@@ -11,9 +11,6 @@ use log::LevelFilter;
 pub(crate) const DEFAULT_DATA_ROOT: &str = "/var/lib/ciao";
 /// Default `--docker-socket`.
 pub(crate) const DEFAULT_DOCKER_SOCKET: &str = "/var/run/docker.sock";
-/// The default name of the launcher's docker network plugin (the
-/// original's).
-pub(crate) const DEFAULT_DOCKER_PLUGIN_NAME: &str = "ciao";
 /// Default `--container-mtu` (the original's fixed value).
 pub(crate) const DEFAULT_CONTAINER_MTU: u32 = crate::net::topology::CONTAINER_MTU;
 /// Default `--max-message-size`: 16 MiB per gob message, checked from
@@ -67,6 +64,28 @@ pub enum Severity {
 /// from the CA certificate.
 pub(crate) use crate::ssntp::tls::ServerAddr;
 
+/// `--docker-plugin`: where the ciao docker network and IPAM plugin
+/// listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DockerPlugin {
+    /// A Unix socket: `path`, or `/run/docker/plugins/<name>.sock` when
+    /// `None` (where dockerd looks for plugins).
+    Unix(Option<PathBuf>),
+    /// TCP on a loopback address, announced by the spec file
+    /// `/etc/docker/plugins/<name>.json` (the original's way, on
+    /// 127.0.0.1:9999).
+    Tcp(std::net::SocketAddr),
+    /// No plugin.
+    Off,
+}
+
+/// Where dockerd looks for plugin sockets.
+pub(crate) const PLUGIN_SOCKET_DIR: &str = "/run/docker/plugins";
+/// Where dockerd looks for plugin spec files (the first of its list).
+pub(crate) const PLUGIN_SPEC_DIR: &str = "/etc/docker/plugins";
+/// The original plugin's address (`--docker-plugin tcp`).
+pub(crate) const PLUGIN_TCP_DEFAULT: &str = "127.0.0.1:9999";
+
 /// `--simulation-delay`: a random delay in `min..=max`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SimDelay {
@@ -106,14 +125,15 @@ pub struct LauncherConfig {
     pub ovmf: Option<PathBuf>,
     /// `--docker-socket`.
     pub docker_socket: PathBuf,
-    /// The docker network and IPAM driver name of the launcher's plugin
-    /// (docs/networking.md).
-    pub docker_plugin_name: String,
     /// `--container-mtu`: MTU of both ends of a container's veth pair.
     pub container_mtu: u32,
     /// `--bridge-forward`: let bridged tenant traffic through iptables'
     /// FORWARD chain when the kernel filters bridged frames.
     pub bridge_forward: bool,
+    /// `--docker-plugin`.
+    pub docker_plugin: DockerPlugin,
+    /// `--docker-plugin-name`: the plugin's driver name.
+    pub docker_plugin_name: String,
     /// `-ceph_id` (`None` when empty: taken from the cluster config).
     pub ceph_id: Option<String>,
     /// `--stats-interval`.
@@ -167,9 +187,10 @@ impl Default for LauncherConfig {
             with_ui: UiMode::None,
             ovmf: None,
             docker_socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
-            docker_plugin_name: DEFAULT_DOCKER_PLUGIN_NAME.to_string(),
             container_mtu: DEFAULT_CONTAINER_MTU,
             bridge_forward: true,
+            docker_plugin: DockerPlugin::Unix(None),
+            docker_plugin_name: crate::docker::plugin::DEFAULT_NAME.to_string(),
             ceph_id: None,
             stats_interval: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(30),
@@ -226,6 +247,30 @@ impl LauncherConfig {
     /// (docs/networking.md).
     pub fn networking_dir(&self) -> PathBuf {
         self.data_root.join("networking")
+    }
+
+    /// `<networking dir>/docker-plugin.yaml`: the docker plugin's state.
+    pub fn docker_plugin_state(&self) -> PathBuf {
+        self.networking_dir()
+            .join(crate::docker::plugin::STATE_FILE)
+    }
+
+    /// The plugin's Unix socket (`None` unless it listens on one).
+    pub fn docker_plugin_socket(&self) -> Option<PathBuf> {
+        match &self.docker_plugin {
+            DockerPlugin::Unix(Some(p)) => Some(p.clone()),
+            DockerPlugin::Unix(None) => Some(
+                PathBuf::from(PLUGIN_SOCKET_DIR).join(format!("{}.sock", self.docker_plugin_name)),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The plugin's spec file (`None` unless it listens on TCP).
+    pub fn docker_plugin_spec(&self) -> Option<PathBuf> {
+        matches!(self.docker_plugin, DockerPlugin::Tcp(_)).then(|| {
+            PathBuf::from(PLUGIN_SPEC_DIR).join(format!("{}.json", self.docker_plugin_name))
+        })
     }
 
     /// The single-instance lock, `<data-root>/lock/client-agent.lock`.

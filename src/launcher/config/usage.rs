@@ -72,6 +72,15 @@ Instances:
         accepting traffic between the launcher's tenant bridges (sbr_+);
         -hard-reset removes it. With false the launcher leaves iptables
         alone. Default: true.
+  --docker-plugin MODE
+        Where the ciao docker network and IPAM plugin listens, with
+        -network=true on a compute node: unix (the root-only socket
+        /run/docker/plugins/NAME.sock), unix:PATH, tcp (127.0.0.1:9999 and
+        the spec file /etc/docker/plugins/NAME.json, as the original did),
+        tcp:ADDR (a loopback address) or none. Default: unix.
+  --docker-plugin-name NAME
+        The plugin's docker driver and IPAM driver name, which the docker
+        networks of tenant subnets use. Default: ciao.
   -ceph_id ID
         Ceph client id for volumes. Default: none (taken from the cluster
         configuration, storage.ceph_id).

@@ -193,6 +193,14 @@ pub fn cluster_config(compute_net: &str, mgmt_net: &str) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A docker plugin name no other test of any process uses at the same
+/// time: `ciaot<pid>x<n>`.
+pub fn unique_plugin_name() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("ciaot{}x{n}", std::process::id())
+}
+
 /// How to make a [`NetNode`].
 pub struct NodeOptions {
     /// The `configure` payload the server sends (see [`cluster_config`]).
@@ -207,12 +215,17 @@ pub struct NodeOptions {
 }
 
 impl Default for NodeOptions {
-    /// phys0's network as compute and management network, `-network=true`,
-    /// the system's temporary directory.
+    /// phys0's network as compute and management network, `-network=true`
+    /// with a docker plugin name of the node's own (its socket is
+    /// `/run/docker/plugins/<name>.sock`, shared by every namespace), the
+    /// system's temporary directory.
     fn default() -> Self {
         NodeOptions {
             config: cluster_config(PHYS_NET, PHYS_NET),
-            flags: vec!["-network=true".into()],
+            flags: vec![
+                "-network=true".into(),
+                format!("--docker-plugin-name={}", unique_plugin_name()),
+            ],
             base: std::env::temp_dir(),
         }
     }
