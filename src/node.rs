@@ -77,6 +77,9 @@ impl DriverFactory for Factory {
                     cfg.stop_timeout,
                 );
                 settings.ceph_id = cfg.ceph_id.clone().unwrap_or_default();
+                settings.ceph_conf = cfg.ceph_conf.clone();
+                settings.ceph_timeout = cfg.ceph_timeout;
+                settings.detach_timeout = cfg.detach_timeout;
                 if cfg.with_ui != config::UiMode::None {
                     warn!("qemu: -with-ui nc is not supported for VMs; serial consoles go to <instance dir>/console.log");
                 }

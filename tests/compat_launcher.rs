@@ -434,9 +434,4 @@ fn exit_statuses_of_start_up() {
     );
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.pem"));
-
-    // Volumes need ceph, which this build does not support: said at once.
-    let o = run(&["-ceph_id=admin", &data, "-logtostderr"], d);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("-ceph_id is not supported"));
 }

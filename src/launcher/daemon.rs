@@ -152,7 +152,6 @@ impl Daemon {
         signals: SignalFd,
         factory: Box<dyn DriverFactory>,
     ) -> Result<Daemon, StartupError> {
-        refuse_unfinished_flags(&cfg)?;
         let mut locks = Vec::new();
         if !cfg.simulation {
             let path = cfg.agent_lock_path();
@@ -827,15 +826,4 @@ fn trace_report(frames: &[Frame], own: Uuid, own_role: u32) -> String {
             .collect(),
     };
     report.to_yaml()
-}
-
-/// Flags whose features arrive with later work are refused clearly rather
-/// than silently ignored.
-fn refuse_unfinished_flags(cfg: &LauncherConfig) -> Result<(), StartupError> {
-    if cfg.ceph_id.is_some() {
-        return Err(fail(
-            "-ceph_id is not supported yet (no ceph volume support)".into(),
-        ));
-    }
-    Ok(())
 }

@@ -13,6 +13,7 @@
 //! - [`vm`]: one VM's step machine, a [`crate::driver::Driver`].
 //! - [`cpu`]: the CPU figure of the statistics.
 //! - [`host`]: the few inline reads of files and `/proc`, behind a trait.
+//! - [`volumes`]: the names a ceph volume has inside qemu.
 
 mod cmdline;
 mod cpu;
@@ -20,6 +21,7 @@ mod host;
 mod qmp;
 mod settings;
 mod vm;
+mod volumes;
 
 pub use cmdline::network_args;
 pub use host::RealHost;

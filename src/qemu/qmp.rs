@@ -61,8 +61,12 @@ impl fmt::Display for Version {
 pub(crate) enum QmpEvent {
     /// Capabilities negotiated: commands can be sent.
     Ready { version: Version },
-    /// A command completed.
-    Return { id: u64, command: String },
+    /// A command completed; `value` is what it returned (`query-*`).
+    Return {
+        id: u64,
+        command: String,
+        value: Value,
+    },
     /// A command failed (`class: desc`).
     Error {
         id: u64,
@@ -326,6 +330,7 @@ impl Qmp {
                         None => events.push(QmpEvent::Return {
                             id: p.id,
                             command: p.command,
+                            value: v.get("return").cloned().unwrap_or(Value::Null),
                         }),
                     }
                 } else {
@@ -491,7 +496,8 @@ mod tests {
             ev[0],
             QmpEvent::Return {
                 id: b,
-                command: "device_del".into()
+                command: "device_del".into(),
+                value: Value::Mapping(Default::default()),
             }
         );
         assert!(matches!(&ev[1], QmpEvent::Event { name, .. } if name == "POWERDOWN"));

@@ -35,6 +35,15 @@ pub struct Settings {
     pub stop_timeout: Duration,
     /// Ceph client id for volume drives ("" when none).
     pub ceph_id: String,
+    /// The ceph configuration qemu's librbd reads (`None`: its default
+    /// search, `$CEPH_CONF` then `/etc/ceph/ceph.conf`).
+    pub ceph_conf: Option<PathBuf>,
+    /// How long librbd may take to reach the cluster: a hot-plug's
+    /// `blockdev-add` gets this plus the QMP deadline (10 s).
+    pub ceph_timeout: Duration,
+    /// How long a guest gets to release a hot-unplugged volume (the
+    /// `DEVICE_DELETED` event) before the detach fails (30 s).
+    pub detach_timeout: Duration,
     /// Deadline of `qemu-img`, `xorriso` and the qemu launch (60 s).
     pub tool_deadline: Duration,
     /// Deadline of a QMP connect, handshake or reply (10 s).
@@ -56,6 +65,9 @@ impl Settings {
             ovmf,
             stop_timeout,
             ceph_id: String::new(),
+            ceph_conf: None,
+            ceph_timeout: Duration::from_secs(10),
+            detach_timeout: Duration::from_secs(30),
             tool_deadline: Duration::from_secs(60),
             qmp_deadline: Duration::from_secs(10),
             kill_deadline: Duration::from_secs(10),

@@ -20,7 +20,7 @@ use super::usage::USAGE;
 use crate::cli::{debug_quote, scan, Flag, FlagError, Setting};
 
 /// Every flag, in the order of [`USAGE`] (which also lists help).
-const FLAGS: [Flag; 26] = [
+const FLAGS: [Flag; 29] = [
     Flag::value("cacert"),
     Flag::value("cert"),
     Flag::value("server"),
@@ -35,6 +35,9 @@ const FLAGS: [Flag; 26] = [
     Flag::value("ovmf"),
     Flag::value("docker-socket"),
     Flag::value("ceph_id"),
+    Flag::value("ceph-conf"),
+    Flag::value("ceph-timeout"),
+    Flag::value("detach-timeout"),
     Flag::value("stats-interval"),
     Flag::value("stop-timeout"),
     Flag::bool("hard-reset"),
@@ -235,6 +238,9 @@ fn set_value(cfg: &mut LauncherConfig, name: &str, v: &OsStr) -> Result<(), Stri
             let s = text(v)?;
             cfg.ceph_id = (!s.is_empty()).then(|| s.to_string());
         }
+        "ceph-conf" => cfg.ceph_conf = opt_path(v),
+        "ceph-timeout" => cfg.ceph_timeout = seconds(v, 1)?,
+        "detach-timeout" => cfg.detach_timeout = seconds(v, 1)?,
         "stats-interval" => cfg.stats_interval = seconds(v, 1)?,
         "stop-timeout" => cfg.stop_timeout = seconds(v, 0)?,
         "simulation-delay" => {

@@ -103,6 +103,12 @@ pub struct LauncherConfig {
     pub docker_socket: PathBuf,
     /// `-ceph_id` (`None` when empty: taken from the cluster config).
     pub ceph_id: Option<String>,
+    /// `--ceph-conf` (`None`: librbd's default search).
+    pub ceph_conf: Option<PathBuf>,
+    /// `--ceph-timeout`.
+    pub ceph_timeout: Duration,
+    /// `--detach-timeout`.
+    pub detach_timeout: Duration,
     /// `--stats-interval`.
     pub stats_interval: Duration,
     /// `--stop-timeout`.
@@ -148,6 +154,9 @@ impl Default for LauncherConfig {
             ovmf: None,
             docker_socket: PathBuf::from(DEFAULT_DOCKER_SOCKET),
             ceph_id: None,
+            ceph_conf: None,
+            ceph_timeout: Duration::from_secs(10),
+            detach_timeout: Duration::from_secs(30),
             stats_interval: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(30),
             hard_reset: false,

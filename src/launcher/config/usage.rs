@@ -65,6 +65,15 @@ Instances:
   -ceph_id ID
         Ceph client id for volumes. Default: none (taken from the cluster
         configuration, storage.ceph_id).
+  --ceph-conf PATH
+        Ceph configuration (monitors, keyring) for qemu's librbd. Default:
+        librbd's own search ($CEPH_CONF, /etc/ceph/ceph.conf).
+  --ceph-timeout SECONDS
+        How long reaching the ceph cluster may take before a volume fails
+        (at least 1). Default: 10.
+  --detach-timeout SECONDS
+        How long a guest gets to release a hot-unplugged volume before the
+        detach fails and the volume stays attached (at least 1). Default: 30.
   --stats-interval SECONDS
         Period of the STATUS and STATS reports (at least 1); instance
         changes are reported sooner. Default: 30.
