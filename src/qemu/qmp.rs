@@ -61,11 +61,11 @@ impl fmt::Display for Version {
 pub(crate) enum QmpEvent {
     /// Capabilities negotiated: commands can be sent.
     Ready { version: Version },
-    /// A command completed; `value` is what it returned (`query-*`).
+    /// A command completed, with what it returned.
     Return {
         id: u64,
         command: String,
-        value: Value,
+        data: Value,
     },
     /// A command failed (`class: desc`).
     Error {
@@ -330,7 +330,7 @@ impl Qmp {
                         None => events.push(QmpEvent::Return {
                             id: p.id,
                             command: p.command,
-                            value: v.get("return").cloned().unwrap_or(Value::Null),
+                            data: v.get("return").cloned().unwrap_or(Value::Null),
                         }),
                     }
                 } else {
@@ -497,7 +497,7 @@ mod tests {
             QmpEvent::Return {
                 id: b,
                 command: "device_del".into(),
-                value: Value::Mapping(Default::default()),
+                data: Value::Mapping(Default::default()),
             }
         );
         assert!(matches!(&ev[1], QmpEvent::Event { name, .. } if name == "POWERDOWN"));

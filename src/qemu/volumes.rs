@@ -19,21 +19,6 @@ pub(crate) fn device_id(uuid: &str) -> String {
     format!("device_{uuid}")
 }
 
-/// The volume a device id names, if it is one of ours.
-pub(crate) fn volume_of_device(id: &str) -> Option<&str> {
-    id.strip_prefix("device_")
-        .filter(|u| crate::payloads::ident::is_hex_id(u))
-}
-
-/// True for a node name [`node_name`] can make (qemu's own names start
-/// with `#`).
-pub(crate) fn is_volume_node(name: &str) -> bool {
-    name.len() <= MAX_NODE_NAME
-        && name
-            .strip_prefix('v')
-            .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,12 +30,5 @@ mod tests {
         assert_eq!(node_name(u).len(), 31);
         assert_eq!(node_name("cccc0001"), "vcccc0001");
         assert_eq!(device_id(u), format!("device_{u}"));
-        assert_eq!(volume_of_device(&device_id(u)), Some(u));
-        assert_eq!(volume_of_device("device_../x"), None);
-        assert_eq!(volume_of_device("net0"), None);
-        assert!(is_volume_node(&node_name(u)));
-        assert!(!is_volume_node("#block123"));
-        assert!(!is_volume_node("v"));
-        assert!(!is_volume_node("vx"));
     }
 }

@@ -10,6 +10,12 @@
 #     openstack/latest/meta_data.json and the first line of openstack/latest/user_data;
 #   - counts its boots in BOOTS.TXT on its own root disk (so a RESTART on the same disk shows
 #     boots=2) and writes CIAO.TXT there;
+#   - lists its block devices on ttyS0, in the kernel's order, one line each:
+#     "CIAO-TEST-GUEST disk <vdX> sectors=<n> data=<first line>", the data part only for a disk
+#     whose first bytes are "CIAO-VOLUME ..." (a volume a test prepared); on each such disk it
+#     writes "CIAO-GUEST-WROTE hostname=<h> boots=<n> disk=<vdX>" at byte 1 MiB (fsync'd), then
+#     prints "CIAO-TEST-GUEST disks: <vda vdb ...>";
+#   - then reports disks that appear or go later: "CIAO-TEST-GUEST hotplug added|removed <vdX>";
 #   - prints "CIAO-TEST-GUEST hostname=<h> boots=<n> userdata=<first line>" on ttyS0;
 #   - powers off when the ACPI power button is pressed, after appending shutdown=clean to
 #     CIAO.TXT; if the user-data holds the word "ciao-test-ignore-acpi" it ignores the button
@@ -98,6 +104,34 @@ if [ -f /mnt/root/syslinux.cfg ]; then
   # it the writes may stay in qemu's qcow2 cache and die with a killed qemu.
   echo $n | dd of=/mnt/root/BOOTS.TXT conv=fsync 2>/dev/null
 fi
+# Block devices, in the kernel's order; prepared volumes are read and marked.
+all=""
+for d in /dev/vd?; do
+  v=${d#/dev/}
+  all="$all $v"
+  sectors=$(cat /sys/block/$v/size 2>/dev/null)
+  first=$(dd if=$d bs=64 count=1 2>/dev/null | tr -c 'A-Za-z0-9 =._:-' '\n' | head -1)
+  case "$first" in
+    CIAO-VOLUME*)
+      echo "CIAO-TEST-GUEST disk $v sectors=$sectors data=$first" > /dev/ttyS0
+      echo "CIAO-GUEST-WROTE hostname=$host boots=$n disk=$v" | dd of=$d bs=512 seek=2048 conv=notrunc,fsync 2>/dev/null
+      ;;
+    *) echo "CIAO-TEST-GUEST disk $v sectors=$sectors" > /dev/ttyS0;;
+  esac
+done
+echo "CIAO-TEST-GUEST disks:$all" > /dev/ttyS0
+# Hot-plug: a disk that appears or goes later is reported at once.
+(
+  known="$all"
+  while true; do
+    now=""
+    for d in /dev/vd?; do [ -b "$d" ] && now="$now ${d#/dev/}"; done
+    for v in $now; do case " $known " in *" $v "*) ;; *) echo "CIAO-TEST-GUEST hotplug added $v" > /dev/ttyS0;; esac; done
+    for v in $known; do case " $now " in *" $v "*) ;; *) echo "CIAO-TEST-GUEST hotplug removed $v" > /dev/ttyS0;; esac; done
+    known="$now"
+    sleep 0.2 2>/dev/null || sleep 1
+  done
+) &
 # The power button's event device is opened before the marker is printed:
 # a test presses the button as soon as it sees the marker, and a press
 # before the open would be lost (the guest would then ignore the STOP).

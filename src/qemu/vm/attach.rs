@@ -19,7 +19,7 @@ use serde_yaml::Value;
 use super::{Phase, QemuDriver};
 use crate::driver::{Cx, Outcome, Timer};
 use crate::http::json::Writer;
-use crate::qemu::volumes::{device_id, is_volume_node, node_name, volume_of_device};
+use crate::qemu::volumes::{device_id, node_name};
 
 /// The ceph pool of every volume (as the original).
 const POOL: &str = "rbd";
@@ -567,6 +567,21 @@ fn names(result: &Result<Value, String>, key: &str, keep: impl Fn(&Value) -> boo
         .collect()
 }
 
+/// The volume a device id names, if it is one of ours.
+pub(crate) fn volume_of_device(id: &str) -> Option<&str> {
+    id.strip_prefix("device_")
+        .filter(|u| crate::payloads::ident::is_hex_id(u))
+}
+
+/// True for a name [`node_name`] can make: `v` and hex digits, at most 31
+/// characters (qemu's own node names start with `#`).
+pub(crate) fn is_volume_node(name: &str) -> bool {
+    name.len() <= 31
+        && name
+            .strip_prefix('v')
+            .is_some_and(|h| !h.is_empty() && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// qemu's answer when a node or device is not there.
 fn not_found(error: &str) -> bool {
     error.contains("DeviceNotFound")
@@ -624,6 +639,18 @@ mod tests {
                 node: false
             }]
         );
+    }
+
+    #[test]
+    fn our_names() {
+        let u = "69e84267-ed01-4738-b15f-b47de06b62e7";
+        assert_eq!(volume_of_device(&device_id(u)), Some(u));
+        assert_eq!(volume_of_device("device_../x"), None);
+        assert_eq!(volume_of_device("net0"), None);
+        assert!(is_volume_node(&node_name(u)));
+        assert!(!is_volume_node("#block123"));
+        assert!(!is_volume_node("v"));
+        assert!(!is_volume_node("vx"));
     }
 
     #[test]

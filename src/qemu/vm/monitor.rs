@@ -159,10 +159,10 @@ impl QemuDriver {
                 QmpEvent::Return {
                     id: rid,
                     command,
-                    value,
+                    data,
                 } => {
                     debug!("{id}: QMP {command} ({rid}) done");
-                    self.volume_reply(cx, rid, &Ok(value));
+                    self.volume_reply(cx, rid, &Ok(data));
                 }
                 QmpEvent::Error {
                     id: rid,

@@ -14,6 +14,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+pub mod ceph;
 pub mod certgen;
 pub mod docker;
 pub mod lab;

@@ -257,6 +257,9 @@ pub struct VmNode {
     pub path_prefix: Option<PathBuf>,
     pub tmp: TempDir,
     starts: u32,
+    /// The network namespace the launcher and its server run in (`None`:
+    /// the test's own).
+    netns: Option<String>,
 }
 
 impl Drop for VmNode {
@@ -277,8 +280,25 @@ impl VmNode {
         extra: &[&str],
         path_prefix: Option<PathBuf>,
     ) -> VmNode {
-        // A short path: the QMP socket path must stay under 108 bytes.
         let _ = tag;
+        Self::build(bin, guest, extra, path_prefix, None)
+    }
+
+    /// A node whose launcher (and so every qemu it starts) and server run
+    /// inside the network namespace `ns` (where the test's ceph monitor
+    /// listens, `crate::ceph`).
+    pub fn new_in(bin: &str, guest: &Path, extra: &[&str], ns: &crate::netns::Netns) -> VmNode {
+        Self::build(bin, guest, extra, None, Some(ns))
+    }
+
+    fn build(
+        bin: &str,
+        guest: &Path,
+        extra: &[&str],
+        path_prefix: Option<PathBuf>,
+        ns: Option<&crate::netns::Netns>,
+    ) -> VmNode {
+        // A short path: the QMP socket path must stay under 108 bytes.
         let tmp = loop {
             let p = std::env::temp_dir().join(format!(
                 "cq{}-{}",
@@ -292,7 +312,11 @@ impl VmNode {
         let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
         let ca = tls::load_ca(&certs.ca_pem_path).unwrap();
         let id = tls::load_identity(&certs.server_pem_path).unwrap();
-        let server = TestServer::start(tls::server_config(&ca, &id).unwrap(), Options::default());
+        let server_tls = tls::server_config(&ca, &id).unwrap();
+        let server = match ns {
+            Some(ns) => ns.on_thread(move || TestServer::start(server_tls, Options::default())),
+            None => TestServer::start(server_tls, Options::default()),
+        };
         let data = tmp.path().join("data");
         std::fs::create_dir_all(data.join("images")).unwrap();
         std::os::unix::fs::symlink(guest, data.join("images").join(GUEST_IMAGE)).unwrap();
@@ -307,6 +331,7 @@ impl VmNode {
             path_prefix,
             tmp,
             starts: 0,
+            netns: ns.map(|n| n.name.clone()),
         };
         n.start_launcher();
         n
@@ -328,7 +353,15 @@ impl VmNode {
             .path()
             .join(format!("launcher-{}.log", self.starts));
         let f = std::fs::File::create(&log).unwrap();
-        let mut c = Command::new(&self.bin);
+        let mut c = match &self.netns {
+            // `ip netns exec` execs the launcher: the child is the launcher.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, &self.bin]);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
         c.args(&args)
             .stdin(Stdio::null())
             .stdout(f.try_clone().unwrap())
