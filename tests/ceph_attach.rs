@@ -167,8 +167,8 @@ fn hot_attach_and_detach_on_a_running_vm() {
     let v2 = ceph::uuid();
     let v3 = ceph::uuid();
     c.create_with(&v1, 16, b"CIAO-VOLUME hot\n").unwrap();
-    c.create_with(&v2, 16, b"CIAO-VOLUME later\n").unwrap();
-    c.create(&v3, 16).unwrap();
+    c.create_with(&v2, 16, b"CIAO-VOLUME two\n").unwrap();
+    c.create_with(&v3, 16, b"CIAO-VOLUME later\n").unwrap();
     let mut n = node(&c, &guest, &["--stop-timeout=60", "--detach-timeout=20"]);
     n.send(Command::Start, start_payload(A, "hot", false, 128, ""));
     n.wait_state(A, "active", BOOT);
@@ -234,33 +234,24 @@ fn hot_attach_and_detach_on_a_running_vm() {
         "ids in their own fields"
     );
 
-    // Stopped: only the record changes; the next RESTART has the new set.
-    n.send(Command::Stop, cmd("stop", A));
-    n.wait_state(A, "exited", LONG);
-    detach(&n, A, &v1);
+    // A second volume, then kill -9 of the launcher. Meanwhile, in qemu:
+    // a half-finished detach of v1 (device gone, node left) and a
+    // half-finished attach of v3 (hot-plugged, never recorded).
     attach(&n, A, &v2);
-    wait_volumes(&n, A, &[&v2], LONG);
-    assert_eq!(c.watchers(&v2).unwrap(), 0, "not opened while stopped");
-    n.send(Command::Restart, cmd("restart", A));
-    n.wait_state(A, "active", BOOT);
-    n.wait_console(A, "CIAO-TEST-GUEST hostname=hot boots=2", BOOT);
-    let console = n.console(A);
-    assert!(
-        console.contains("data=CIAO-VOLUME later"),
-        "the guest sees the volume attached while stopped:\n{console}"
-    );
-    assert_eq!(c.watchers(&v2).unwrap(), 1);
-    assert_eq!(c.watchers(&v1).unwrap(), 0);
-
-    // kill -9 of the launcher with v2 attached; meanwhile a half-finished
-    // attach of v3 is left in qemu (hot-plugged, never recorded).
+    wait_volumes(&n, A, &[&v1, &v2], LONG);
+    let added = count(&n, A, "CIAO-TEST-GUEST hotplug added");
     n.kill9();
     let mut q = Qmp::connect(&n.instance_dir(A).join("socket"));
     let blocks = q.call("query-block", "{}");
-    assert!(
-        blocks.contains(&format!("device_{v2}")),
-        "qemu has the recorded volume: {blocks}"
-    );
+    for v in [&v1, &v2] {
+        assert!(
+            blocks.contains(&format!("device_{v}")),
+            "qemu has {v}: {blocks}"
+        );
+    }
+    let r = q.call("device_del", &format!("{{\"id\":\"device_{v1}\"}}"));
+    assert!(r.contains("\"return\""), "{r}");
+    wait_count(&n, A, "CIAO-TEST-GUEST hotplug removed", 6, LONG);
     let node3 = format!("v{}", &v3.replace('-', "")[..20]);
     let r = q.call(
         "blockdev-add",
@@ -275,31 +266,53 @@ fn hot_attach_and_detach_on_a_running_vm() {
         &format!("{{\"driver\":\"virtio-blk-pci\",\"drive\":\"{node3}\",\"id\":\"device_{v3}\"}}"),
     );
     assert!(r.contains("\"return\""), "{r}");
-    wait_for(LONG, "v3 open", || {
-        (c.watchers(&v3).unwrap() == 1).then_some(())
-    });
+    wait_count(&n, A, "CIAO-TEST-GUEST hotplug added", added + 1, LONG);
+    assert_eq!(c.watchers(&v3).unwrap(), 1);
     drop(q);
     let t0 = Instant::now();
     n.start_launcher();
-    wait_volumes(&n, A, &[&v2], LONG);
     n.wait_state(A, "active", LONG);
-    wait_for(LONG, "the unrecorded volume detached", || {
-        (c.watchers(&v3).unwrap() == 0).then_some(())
+    wait_volumes(&n, A, &[&v1, &v2], LONG);
+    wait_for(LONG, "qemu in line with the record", || {
+        let w = |v: &str| c.watchers(v).unwrap();
+        (w(&v1) == 1 && w(&v2) == 1 && w(&v3) == 0).then_some(())
     });
     eprintln!(
-        "re-adopted with its recorded volume, the stray one detached, in {:?}",
+        "re-adopted and brought in line with its record (v1 attached again, v3 detached) in {:?}",
         t0.elapsed()
     );
-    assert_eq!(c.watchers(&v2).unwrap(), 1, "the recorded one stays");
+    // The guest saw v1 come back and v3 go.
+    wait_count(&n, A, "CIAO-TEST-GUEST hotplug added", added + 2, LONG);
+    wait_count(&n, A, "CIAO-TEST-GUEST hotplug removed", 7, LONG);
     let log = n.log();
     assert!(log.contains("not recorded: detaching it"), "{log}");
+    assert!(log.contains("is not in qemu: attaching it"), "{log}");
+
+    // Stopped: only the record changes; the next RESTART has the new set
+    // (the boot-time drives come from the instance's volume list).
+    n.send(Command::Stop, cmd("stop", A));
+    n.wait_state(A, "exited", LONG);
+    detach(&n, A, &v1);
+    attach(&n, A, &v3);
+    wait_volumes(&n, A, &[&v2, &v3], LONG);
+    assert_eq!(c.watchers(&v3).unwrap(), 0, "not opened while stopped");
+    n.send(Command::Restart, cmd("restart", A));
+    n.wait_state(A, "active", BOOT);
+    n.wait_console(A, "CIAO-TEST-GUEST hostname=hot boots=2", BOOT);
+    let console = n.console(A);
+    assert!(
+        console.contains("data=CIAO-VOLUME later"),
+        "the guest sees the volume attached while stopped:\n{console}"
+    );
+    assert_eq!(c.watchers(&v3).unwrap(), 1);
+    assert_eq!(c.watchers(&v1).unwrap(), 0);
 
     n.send(Command::Delete, cmd("delete", A));
     n.server.expect_frame(LONG, "InstanceDeleted", |f| {
         f.op == Op::Event(ciao::ssntp::frame::Event::InstanceDeleted)
     });
-    wait_for(LONG, "v2 closed", || {
-        (c.watchers(&v2).unwrap() == 0).then_some(())
+    wait_for(LONG, "images closed", || {
+        (c.watchers(&v2).unwrap() + c.watchers(&v3).unwrap() == 0).then_some(())
     });
 }
 

@@ -115,6 +115,30 @@ fn running() -> T {
     t
 }
 
+/// A launcher restart finds the VM's qemu running and re-adopts it.
+fn readopt(t: &mut T) {
+    let argv: Vec<String> = cmdline::qemu_argv(
+        &t.vm.cfg,
+        &Launch {
+            dir: &t.vm.dir,
+            accel: &Accel::Software,
+            ovmf: None,
+            ceph_id: "",
+            vnic: None,
+            vhost: false,
+        },
+    )
+    .iter()
+    .map(|a| a.to_string_lossy().into_owned())
+    .collect();
+    t.fake
+        .pidfiles
+        .borrow_mut()
+        .insert(t.vm.dir.join("qemu.pid"), 4242);
+    t.fake.pids.borrow_mut().insert(4242, argv);
+    let _ = t.call(|d, cx| d.recover(cx, false));
+}
+
 fn failed(o: &[Outcome]) -> String {
     match o {
         [Outcome::Volume(Err(e))] => e.clone(),
@@ -301,26 +325,7 @@ fn recovery_brings_the_vm_in_line_with_its_record() {
         uuid: recorded.into(),
         bootable: false,
     });
-    let argv: Vec<String> = cmdline::qemu_argv(
-        &t.vm.cfg,
-        &Launch {
-            dir: &t.vm.dir,
-            accel: &Accel::Software,
-            ovmf: None,
-            ceph_id: "",
-            vnic: None,
-            vhost: false,
-        },
-    )
-    .iter()
-    .map(|a| a.to_string_lossy().into_owned())
-    .collect();
-    t.fake
-        .pidfiles
-        .borrow_mut()
-        .insert(t.vm.dir.join("qemu.pid"), 4242);
-    t.fake.pids.borrow_mut().insert(4242, argv);
-    let _ = t.call(|d, cx| d.recover(cx, false));
+    readopt(&mut t);
     // A half-finished detach of the recorded volume (device gone, node
     // left), a half-finished attach of VOL (device, no record), a stray
     // node.
@@ -359,25 +364,6 @@ fn a_recovered_vm_that_matches_its_record() {
         uuid: VOL.into(),
         bootable: false,
     });
-    let argv: Vec<String> = cmdline::qemu_argv(
-        &t.vm.cfg,
-        &Launch {
-            dir: &t.vm.dir,
-            accel: &Accel::Software,
-            ovmf: None,
-            ceph_id: "",
-            vnic: None,
-            vhost: false,
-        },
-    )
-    .iter()
-    .map(|a| a.to_string_lossy().into_owned())
-    .collect();
-    t.fake
-        .pidfiles
-        .borrow_mut()
-        .insert(t.vm.dir.join("qemu.pid"), 4242);
-    t.fake.pids.borrow_mut().insert(4242, argv);
-    let _ = t.call(|d, cx| d.recover(cx, false));
+    readopt(&mut t);
     t.qmp_up_repaired(&[&device_id(VOL)], &[&node_name(VOL)]);
 }
