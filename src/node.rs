@@ -96,6 +96,7 @@ impl DriverFactory for Factory {
                 settings.ceph_id = ceph_id;
                 settings.ceph_conf = cfg.ceph_conf.clone();
                 settings.ceph_timeout = cfg.ceph_timeout;
+                settings.detach_timeout = cfg.detach_timeout;
                 if cfg.with_ui == config::UiMode::Nc {
                     info!("qemu: -with-ui nc: each VM's serial console listens on a TCP port of 127.0.0.1 (logged when the VM runs)");
                     settings.console = crate::qemu::Console::Tcp;

@@ -194,7 +194,7 @@ fn the_readme_session() {
     assert_eq!(s.ok(&["startf", container.to_str().unwrap()]), "");
     let header = "UUID\t\t\t\t\tStatus\tSSH\t\t\tMem\tDisk\tCPU\tVolumes\n";
     let both_active = format!(
-        "{header}{CONTAINER}\tactive\t192.168.200.200:61518\t1 MB\t1000 MB\t0%\t[]\n\
+        "{header}{CONTAINER}\tactive\t:0\t\t\t1 MB\t1000 MB\t0%\t[]\n\
          {LEGACY}\tactive\t192.168.42.21:35050\t37 MB\t0 MB\t0%\t[]\n"
     );
     wait_for(LONG, "both instances active", || {
@@ -230,7 +230,7 @@ fn the_readme_session() {
 
     assert_eq!(s.ok(&["stop", LEGACY]), "");
     let stopped = format!(
-        "{header}{CONTAINER}\tactive\t192.168.200.200:61518\t1 MB\t1000 MB\t0%\t[]\n\
+        "{header}{CONTAINER}\tactive\t:0\t\t\t1 MB\t1000 MB\t0%\t[]\n\
          {LEGACY}\texited\t192.168.42.21:35050\t-1 MB\t0 MB\t-1%\t[]\n"
     );
     wait_for(LONG, "the legacy VM exited", || {

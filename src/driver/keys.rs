@@ -69,6 +69,8 @@ pub enum Timer {
     VmQmp,
     /// qemu: try to connect to QMP again.
     VmReconnect,
+    /// qemu: the guest did not release a hot-unplugged volume in time.
+    VmVolume,
     /// docker: take a statistics sample.
     CtrSample,
     /// docker: look for the container again after dockerd was unreachable.

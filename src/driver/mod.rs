@@ -46,6 +46,10 @@ pub enum Outcome {
     Exited,
     /// DELETE: everything the driver owned is gone.
     Destroyed,
+    /// A volume hot-plug or hot-unplug asked through [`Driver::attach`] or
+    /// [`Driver::detach`] is over: done, or why not (the instance is as it
+    /// was before, as far as the driver could tell).
+    Volume(Result<(), String>),
 }
 
 impl Outcome {
@@ -281,6 +285,23 @@ pub trait Driver {
     fn recover(&mut self, cx: &mut Cx, stopped: bool);
     /// An answer from the shell.
     fn input(&mut self, cx: &mut Cx, input: Input);
+    /// Hot-plugs volume `uuid` into the running instance. Reports
+    /// `Volume`. Drivers that cannot refuse (the manager never asks them:
+    /// containers take volumes only at creation).
+    fn attach(&mut self, cx: &mut Cx, uuid: &str) {
+        let _ = uuid;
+        cx.outcome(Outcome::Volume(Err(
+            "volumes cannot be attached to this instance while it runs".into(),
+        )));
+    }
+    /// Hot-unplugs volume `uuid` from the running instance. Reports
+    /// `Volume`.
+    fn detach(&mut self, cx: &mut Cx, uuid: &str) {
+        let _ = uuid;
+        cx.outcome(Outcome::Volume(Err(
+            "volumes cannot be detached from this instance while it runs".into(),
+        )));
+    }
     /// Current resource use (cheap; called for every STATS).
     fn usage(&mut self, config: &InstanceConfig, now: Instant) -> Usage;
 }

@@ -65,6 +65,10 @@ enum Cmd {
     Stop,
     Restart,
     Delete,
+    /// AttachVolume of this volume.
+    Attach(String),
+    /// DetachVolume of this volume.
+    Detach(String),
 }
 
 impl Cmd {
@@ -74,6 +78,8 @@ impl Cmd {
             Cmd::Stop => "STOP",
             Cmd::Restart => "RESTART",
             Cmd::Delete => "DELETE",
+            Cmd::Attach(_) => "AttachVolume",
+            Cmd::Detach(_) => "DetachVolume",
         }
     }
 }
@@ -90,6 +96,50 @@ enum Op {
         stopping: bool,
     },
     Recover,
+    /// AttachVolume or DetachVolume ([`Instance::volume`] says which).
+    Volume,
+}
+
+/// An AttachVolume or DetachVolume in progress (docs/storage.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct VolumeWork {
+    uuid: String,
+    attach: bool,
+    stage: VolumeStage,
+    /// The volume list before the change, while the file is being saved.
+    before: Option<Vec<payloads::VolumeConfig>>,
+}
+
+/// Where an AttachVolume or DetachVolume is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VolumeStage {
+    /// The driver hot-plugs (or hot-unplugs) the volume on the running
+    /// instance.
+    Plug,
+    /// The state file is being rewritten with the new volume list; `hot`:
+    /// the running instance was changed already, and is changed back if
+    /// the file cannot be written (the original left it attached: B15 in
+    /// docs/compatibility.md).
+    Save { hot: bool },
+    /// The save failed (`state_failure` sent): the driver undoes the
+    /// hot-plug (or hot-unplug), so the instance matches its file again.
+    Undo,
+}
+
+/// Why an AttachVolume or DetachVolume is refused; each maps to the
+/// reason of the matching failure frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum VolumeFault {
+    InvalidPayload,
+    InvalidData,
+    NoInstance,
+    InstanceFailure,
+    NotSupported,
+    /// `already_attached` (attach) or `not_attached` (detach).
+    AlreadyDone,
+    /// `attach_failure` or `detach_failure`.
+    Failed,
+    StateFailure,
 }
 
 /// What a new instance's START keeps until its state is durable: only
@@ -119,6 +169,8 @@ enum Pending {
     Plug(Option<Box<Boot>>),
     /// The instance's links are being removed; `then` says what follows.
     Unplug(AfterUnplug),
+    /// The state file is being rewritten for [`Instance::volume`].
+    Volume,
 }
 
 /// What follows the removal of an instance's links.
@@ -147,6 +199,8 @@ struct Instance {
     quarantine: Option<String>,
     /// Its network attachment, once made (this run).
     vnic: Option<Vnic>,
+    /// The AttachVolume or DetachVolume in progress (with `Op::Volume`).
+    volume: Option<VolumeWork>,
 }
 
 /// What the manager asks of the shell besides effects.
@@ -363,6 +417,7 @@ impl Manager {
             trace: None,
             quarantine: None,
             vnic: None,
+            volume: None,
         };
         self.instances.insert(id.to_string(), inst);
         self.instances.get_mut(id)
@@ -403,8 +458,8 @@ impl Manager {
                     self.fail_delete("", e.fault.into());
                 }
             },
-            frame::Op::Command(Command::AttachVolume) => self.on_volume(f, true),
-            frame::Op::Command(Command::DetachVolume) => self.on_volume(f, false),
+            frame::Op::Command(Command::AttachVolume) => self.on_volume(f, true, now),
+            frame::Op::Command(Command::DetachVolume) => self.on_volume(f, false, now),
             other => info!(
                 "ignoring command {} (not handled by a launcher)",
                 other.operand_name()
@@ -412,53 +467,34 @@ impl Manager {
         }
     }
 
-    /// Volumes need ceph support, which this launcher does not have yet:
-    /// every request gets its documented failure, never silence.
-    fn on_volume(&mut self, f: Frame, attach: bool) {
-        use payloads::{AttachVolumeFailureReason as A, DetachVolumeFailureReason as D};
+    /// AttachVolume or DetachVolume: refused on receipt (empty ids, as
+    /// the original), or queued with the instance's other commands.
+    fn on_volume(&mut self, f: Frame, attach: bool, now: Instant) {
         let parsed = if attach {
             payloads::parse_attach_volume(&f.payload)
         } else {
             payloads::parse_detach_volume(&f.payload)
         };
-        let (inst, vol, known) = match &parsed {
-            Ok(c) => (
-                c.instance_uuid.clone(),
-                c.volume_uuid.clone(),
-                self.instances.contains_key(&c.instance_uuid),
-            ),
-            Err(_) => (String::new(), String::new(), false),
-        };
-        let payload = match (&parsed, attach) {
-            (Err(e), true) => {
-                payloads::AttachVolumeFailure::new("", "", A::from(e.fault)).to_yaml()
+        match parsed {
+            Ok(c) => {
+                let cmd = if attach {
+                    Cmd::Attach(c.volume_uuid)
+                } else {
+                    Cmd::Detach(c.volume_uuid)
+                };
+                self.enqueue(c.instance_uuid, cmd, now);
             }
-            (Err(e), false) => {
-                payloads::DetachVolumeFailure::new("", "", D::from(e.fault)).to_yaml()
+            Err(e) => {
+                warn!("{} refused: {}", volume_verb(attach), e.detail);
+                let fault = match e.fault {
+                    crate::payloads::errors::ReceiptFault::InvalidPayload => {
+                        VolumeFault::InvalidPayload
+                    }
+                    crate::payloads::errors::ReceiptFault::InvalidData => VolumeFault::InvalidData,
+                };
+                self.fail_volume(attach, "", "", fault);
             }
-            (Ok(_), true) if !known => {
-                payloads::AttachVolumeFailure::new(&inst, &vol, A::NoInstance).to_yaml()
-            }
-            (Ok(_), false) if !known => {
-                payloads::DetachVolumeFailure::new(&inst, &vol, D::NoInstance).to_yaml()
-            }
-            (Ok(_), true) => {
-                payloads::AttachVolumeFailure::new(&inst, &vol, A::NotSupported).to_yaml()
-            }
-            (Ok(_), false) => {
-                payloads::DetachVolumeFailure::new(&inst, &vol, D::NotSupported).to_yaml()
-            }
-        };
-        warn!(
-            "{} of volume {vol:?} to instance {inst:?} refused: volume support is not available",
-            if attach { "attach" } else { "detach" }
-        );
-        let operand = if attach {
-            ErrorCode::AttachVolumeFailure
-        } else {
-            ErrorCode::DetachVolumeFailure
-        };
-        self.send(operand, payload);
+        }
     }
 
     fn on_start(&mut self, f: Frame, now: Instant) {
@@ -505,6 +541,8 @@ impl Manager {
                 Cmd::Stop => self.fail_stop(&id, StopFailureReason::NoInstance),
                 Cmd::Restart => self.fail_restart(&id, RestartFailureReason::NoInstance),
                 Cmd::Delete => self.fail_delete(&id, DeleteFailureReason::NoInstance),
+                Cmd::Attach(v) => self.fail_volume(true, &id, &v, VolumeFault::NoInstance),
+                Cmd::Detach(v) => self.fail_volume(false, &id, &v, VolumeFault::NoInstance),
                 Cmd::Start(..) => unreachable!("START creates unknown instances"),
             }
             return;
@@ -570,6 +608,8 @@ impl Manager {
                         self.fail_restart(id, RestartFailureReason::AlreadyRunning)
                     }
                 },
+                Cmd::Attach(v) => self.begin_volume(id, v, true, now),
+                Cmd::Detach(v) => self.begin_volume(id, v, false, now),
                 Cmd::Delete => {
                     let running = state == State::Active;
                     inst.op = Some(Op::Delete { stopping: running });
@@ -584,6 +624,218 @@ impl Manager {
                 }
             }
         }
+    }
+
+    /// An AttachVolume or DetachVolume reached the head of the queue. On a
+    /// running instance the driver hot-plugs first and the state file is
+    /// rewritten after; on a stopped one only the file changes (the next
+    /// RESTART boots with the new list). Success is reported by the next
+    /// STATS, after the file is durable.
+    fn begin_volume(&mut self, id: &str, uuid: String, attach: bool, now: Instant) {
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
+        let recorded = inst.config.volumes.iter().find(|v| v.uuid == uuid);
+        let refused = if inst.state == State::Quarantined {
+            Some((VolumeFault::InstanceFailure, "its state cannot be read"))
+        } else if inst.config.is_container() {
+            Some((
+                VolumeFault::NotSupported,
+                "containers get volumes only when they are created",
+            ))
+        } else if attach && recorded.is_some() {
+            Some((VolumeFault::AlreadyDone, "the volume is attached already"))
+        } else if !attach && recorded.is_none() {
+            Some((VolumeFault::AlreadyDone, "the volume is not attached"))
+        } else if !attach
+            && recorded.is_some_and(|v| v.bootable)
+            && inst.config.image_uuid.is_empty()
+        {
+            Some((VolumeFault::Failed, "the instance boots from this volume"))
+        } else if inst.state == State::Pending {
+            // Not reachable: a pending instance is busy with its START or
+            // its recovery, so its queue waits.
+            Some((VolumeFault::Failed, "the instance is starting"))
+        } else {
+            None
+        };
+        if let Some((fault, why)) = refused {
+            warn!("{} of {uuid} on {id} refused: {why}", volume_verb(attach));
+            self.fail_volume(attach, id, &uuid, fault);
+            return;
+        }
+        inst.op = Some(Op::Volume);
+        info!("{} of volume {uuid} on instance {id}", volume_verb(attach));
+        if inst.state == State::Active {
+            inst.volume = Some(VolumeWork {
+                uuid: uuid.clone(),
+                attach,
+                stage: VolumeStage::Plug,
+                before: None,
+            });
+            if attach {
+                self.drive(id, now, |d, cx| d.attach(cx, &uuid));
+            } else {
+                self.drive(id, now, |d, cx| d.detach(cx, &uuid));
+            }
+        } else {
+            inst.volume = Some(VolumeWork {
+                uuid,
+                attach,
+                stage: VolumeStage::Save { hot: false },
+                before: None,
+            });
+            self.save_volumes(id);
+        }
+    }
+
+    /// Records the volume change of [`Instance::volume`] in the table and
+    /// rewrites the state file.
+    fn save_volumes(&mut self, id: &str) {
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
+        let Some(work) = inst.volume.as_mut() else {
+            return;
+        };
+        work.before = Some(inst.config.volumes.clone());
+        change_volumes(&mut inst.config, &work.uuid, work.attach);
+        inst.pending = Some(Pending::Volume);
+        let bytes = StateFile::new(inst.config.clone(), inst.stopped).encode();
+        self.write_state(id, bytes);
+    }
+
+    /// The state file of a volume change is durable (or not).
+    fn saved_volumes(&mut self, id: &str, result: Result<(), FileError>, now: Instant) {
+        let Some(inst) = self.instances.get_mut(id) else {
+            return;
+        };
+        let Some(work) = inst.volume.as_mut() else {
+            return;
+        };
+        let verb = volume_verb(work.attach);
+        let uuid = work.uuid.clone();
+        match result {
+            Ok(()) => {
+                info!("{verb} of volume {uuid} on instance {id} done");
+                inst.volume = None;
+                self.wants.stats = true;
+                self.done(id, now);
+            }
+            Err(e) => {
+                error!("{verb} of volume {uuid} on instance {id} failed (state_failure): cannot save its state: {e}");
+                // The table follows the file again.
+                if let Some(before) = work.before.take() {
+                    inst.config.volumes = before;
+                }
+                let attach = work.attach;
+                let hot = work.stage == (VolumeStage::Save { hot: true });
+                self.fail_volume(attach, id, &uuid, VolumeFault::StateFailure);
+                if !hot {
+                    self.end_volume(id, now);
+                    return;
+                }
+                if let Some(w) = self.instances.get_mut(id).and_then(|i| i.volume.as_mut()) {
+                    w.stage = VolumeStage::Undo;
+                }
+                info!("instance {id}: undoing the {verb} of volume {uuid}");
+                if attach {
+                    self.drive(id, now, |d, cx| d.detach(cx, &uuid));
+                } else {
+                    self.drive(id, now, |d, cx| d.attach(cx, &uuid));
+                }
+            }
+        }
+    }
+
+    /// The driver finished a hot-plug, a hot-unplug or the undo of one.
+    fn volume_outcome(&mut self, id: &str, result: Result<(), String>, now: Instant) {
+        let Some(work) = self.instances.get_mut(id).and_then(|i| i.volume.clone()) else {
+            debug!("instance {id}: a volume outcome with no volume work");
+            return;
+        };
+        let verb = volume_verb(work.attach);
+        match (work.stage, result) {
+            (VolumeStage::Plug, Ok(())) => {
+                if let Some(w) = self.instances.get_mut(id).and_then(|i| i.volume.as_mut()) {
+                    w.stage = VolumeStage::Save { hot: true };
+                }
+                self.save_volumes(id);
+            }
+            (VolumeStage::Plug, Err(e)) => {
+                let reason = if work.attach {
+                    "attach_failure"
+                } else {
+                    "detach_failure"
+                };
+                error!(
+                    "{verb} of volume {} on instance {id} failed ({reason}): {e}",
+                    work.uuid
+                );
+                self.fail_volume(work.attach, id, &work.uuid, VolumeFault::Failed);
+                self.end_volume(id, now);
+            }
+            (VolumeStage::Undo, r) => {
+                match r {
+                    Ok(()) => info!("instance {id}: the {verb} of volume {} is undone", work.uuid),
+                    Err(e) => error!(
+                        "instance {id}: cannot undo the {verb} of volume {}: {e}; the running instance differs from its state file until it stops (a launcher restart brings it in line)",
+                        work.uuid
+                    ),
+                }
+                self.end_volume(id, now);
+            }
+            (VolumeStage::Save { .. }, _) => {
+                debug!("instance {id}: a volume outcome while its state is being saved")
+            }
+        }
+    }
+
+    /// The volume operation is over: the next queued command.
+    fn end_volume(&mut self, id: &str, now: Instant) {
+        if let Some(inst) = self.instances.get_mut(id) {
+            inst.volume = None;
+        }
+        self.done(id, now);
+    }
+
+    /// Sends an AttachVolumeFailure or DetachVolumeFailure, with the ids
+    /// in their own fields (the original swapped them for most detach
+    /// errors: B11 in docs/compatibility.md).
+    fn fail_volume(&mut self, attach: bool, id: &str, vol: &str, fault: VolumeFault) {
+        use payloads::{AttachVolumeFailureReason as A, DetachVolumeFailureReason as D};
+        let (op, payload) = if attach {
+            let r = match fault {
+                VolumeFault::InvalidPayload => A::InvalidPayload,
+                VolumeFault::InvalidData => A::InvalidData,
+                VolumeFault::NoInstance => A::NoInstance,
+                VolumeFault::InstanceFailure => A::InstanceFailure,
+                VolumeFault::NotSupported => A::NotSupported,
+                VolumeFault::AlreadyDone => A::AlreadyAttached,
+                VolumeFault::Failed => A::AttachFailure,
+                VolumeFault::StateFailure => A::StateFailure,
+            };
+            (
+                ErrorCode::AttachVolumeFailure,
+                payloads::AttachVolumeFailure::new(id, vol, r).to_yaml(),
+            )
+        } else {
+            let r = match fault {
+                VolumeFault::InvalidPayload => D::InvalidPayload,
+                VolumeFault::InvalidData => D::InvalidData,
+                VolumeFault::NoInstance => D::NoInstance,
+                VolumeFault::InstanceFailure => D::InstanceFailure,
+                VolumeFault::NotSupported => D::NotSupported,
+                VolumeFault::AlreadyDone => D::NotAttached,
+                VolumeFault::Failed => D::DetachFailure,
+                VolumeFault::StateFailure => D::StateFailure,
+            };
+            (
+                ErrorCode::DetachVolumeFailure,
+                payloads::DetachVolumeFailure::new(id, vol, r).to_yaml(),
+            )
+        };
+        self.send(op, payload);
     }
 
     /// START of a new instance: the directory first (an existing one
@@ -800,7 +1052,7 @@ impl Manager {
         self.fail_start(id, reason);
         self.forget(id);
         for c in queued {
-            self.refuse_orphan(id, c);
+            self.refuse_orphan(id, c, true);
         }
     }
 
@@ -927,6 +1179,7 @@ impl Manager {
                 self.wants.stats = true;
                 self.done(id, now);
             }
+            (Pending::Volume, Res::State) => self.saved_volumes(id, result, now),
             (Pending::Remove, Res::Dir) => match result {
                 Ok(()) => self.deleted(id),
                 Err(e) => {
@@ -1075,16 +1328,27 @@ impl Manager {
                 }
             }
             Outcome::Destroyed => self.finish_delete(id),
+            Outcome::Volume(result) => self.volume_outcome(id, result, now),
         }
     }
 
-    /// A command queued behind a START that failed: its instance is gone.
-    fn refuse_orphan(&mut self, id: &str, c: Cmd) {
+    /// A command queued behind a START that failed (`failed_start`) or a
+    /// DELETE: its instance is gone.
+    fn refuse_orphan(&mut self, id: &str, c: Cmd, failed_start: bool) {
+        // A volume command for an instance whose START failed gets the
+        // original's reason for that case.
+        let gone = if failed_start {
+            VolumeFault::InstanceFailure
+        } else {
+            VolumeFault::NoInstance
+        };
         match c {
             Cmd::Stop => self.fail_stop(id, StopFailureReason::NoInstance),
             Cmd::Restart => self.fail_restart(id, RestartFailureReason::NoInstance),
             Cmd::Delete => self.fail_delete(id, DeleteFailureReason::NoInstance),
             Cmd::Start(..) => self.fail_start(id, StartFailureReason::InstanceExists),
+            Cmd::Attach(v) => self.fail_volume(true, id, &v, gone),
+            Cmd::Detach(v) => self.fail_volume(false, id, &v, gone),
         }
     }
 
@@ -1124,7 +1388,7 @@ impl Manager {
         );
         self.wants.status = true;
         for c in queued {
-            self.refuse_orphan(id, c);
+            self.refuse_orphan(id, c, false);
         }
     }
 
@@ -1203,6 +1467,29 @@ impl Manager {
     }
 }
 
+/// Adds (`attach`) or removes volume `uuid` in an instance's record.
+fn change_volumes(config: &mut InstanceConfig, uuid: &str, attach: bool) {
+    if attach {
+        if !config.volumes.iter().any(|v| v.uuid == uuid) {
+            config.volumes.push(payloads::VolumeConfig {
+                uuid: uuid.to_string(),
+                bootable: false,
+            });
+        }
+    } else {
+        config.volumes.retain(|v| v.uuid != uuid);
+    }
+}
+
+/// For log lines.
+fn volume_verb(attach: bool) -> &'static str {
+    if attach {
+        "AttachVolume"
+    } else {
+        "DetachVolume"
+    }
+}
+
 /// What an instance holds, for capacity accounting.
 fn resources(c: &InstanceConfig) -> Resources {
     Resources {
@@ -1229,6 +1516,8 @@ mod tests {
     const BOOT: Timer = Timer::SimBoot;
     const STOP: Timer = Timer::VmStop;
     const DESTROY: Timer = Timer::CtrRetry;
+    /// Completes a hot-plug or hot-unplug (a volume named `bad…` fails).
+    const VOLUME: Timer = Timer::VmVolume;
 
     type Log = Rc<RefCell<Vec<String>>>;
 
@@ -1238,6 +1527,8 @@ mod tests {
     struct Scripted {
         log: Log,
         running: bool,
+        /// The volume being hot-plugged or hot-unplugged.
+        volume: Option<String>,
     }
 
     impl Driver for Scripted {
@@ -1291,8 +1582,32 @@ mod tests {
                     cx.outcome(Outcome::Exited)
                 }
                 Input::Timer(DESTROY) => cx.outcome(Outcome::Destroyed),
+                Input::Timer(VOLUME) => {
+                    let v = self.volume.take().unwrap_or_default();
+                    cx.outcome(Outcome::Volume(if v.starts_with("bad") {
+                        Err("scripted".into())
+                    } else {
+                        Ok(())
+                    }))
+                }
                 other => panic!("unexpected input {other:?}"),
             }
+        }
+        fn attach(&mut self, cx: &mut Cx, uuid: &str) {
+            assert!(self.running, "hot-plug on a running instance only");
+            let id = cx.inst.id.clone();
+            self.log.borrow_mut().push(format!("hot-plug {id} {uuid}"));
+            self.volume = Some(uuid.into());
+            cx.arm(VOLUME, Duration::from_secs(1));
+        }
+        fn detach(&mut self, cx: &mut Cx, uuid: &str) {
+            assert!(self.running, "hot-unplug on a running instance only");
+            let id = cx.inst.id.clone();
+            self.log
+                .borrow_mut()
+                .push(format!("hot-unplug {id} {uuid}"));
+            self.volume = Some(uuid.into());
+            cx.arm(VOLUME, Duration::from_secs(1));
         }
         fn usage(&mut self, _c: &InstanceConfig, _now: Instant) -> Usage {
             Usage::UNKNOWN
@@ -1306,6 +1621,7 @@ mod tests {
             Box::new(Scripted {
                 log: self.0.clone(),
                 running: false,
+                volume: None,
             })
         }
     }
@@ -1706,7 +2022,7 @@ mod tests {
     #[test]
     fn defect_17_volume_errors_have_the_right_ids_and_no_instance() {
         let mut f = fx("d17", no_limits());
-        f.start("aa01", "img");
+        f.cmd(Command::Start, start_yaml("aa01", "img", true));
         f.fire("aa01", BOOT);
         let mut volume = |op: Command, payload: String| -> (ErrorCode, VolumeErrorReport) {
             f.frames.clear();
@@ -2228,4 +2544,6 @@ mod tests {
         );
         assert_eq!(g.took_log(), ["start ab05 restart=false"]);
     }
+
+    mod volumes;
 }

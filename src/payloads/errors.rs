@@ -133,9 +133,6 @@ reason_enum!(
 
 reason_enum!(
     /// AttachVolumeFailure reasons (ERROR operand 8).
-    // The protocol's whole table: volumes are not supported here, so some
-    // reasons are never sent.
-    #[allow(dead_code)]
     pub(crate) AttachVolumeFailureReason {
         NoInstance => "no_instance", "Instance does not exist";
         InvalidPayload => "invalid_payload", "YAML payload is corrupt";
@@ -150,9 +147,6 @@ reason_enum!(
 
 reason_enum!(
     /// DetachVolumeFailure reasons (ERROR operand 9).
-    // The protocol's whole table: volumes are not supported here, so some
-    // reasons are never sent.
-    #[allow(dead_code)]
     pub(crate) DetachVolumeFailureReason {
         NoInstance => "no_instance", "Instance does not exist";
         InvalidPayload => "invalid_payload", "YAML payload is corrupt";

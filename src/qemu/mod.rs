@@ -15,6 +15,7 @@
 //! - [`vm`]: one VM's step machine, a [`crate::driver::Driver`].
 //! - [`cpu`]: the CPU figure of the statistics.
 //! - [`host`]: the few inline reads of files and `/proc`, behind a trait.
+//! - [`volumes`]: the names a ceph volume has inside qemu.
 
 mod cmdline;
 mod cpu;

@@ -52,6 +52,9 @@ pub struct Settings {
     pub ceph_timeout: Duration,
     /// Where serial consoles go.
     pub console: Console,
+    /// How long a guest gets to release a hot-unplugged volume (the
+    /// `DEVICE_DELETED` event) before the detach fails (30 s).
+    pub detach_timeout: Duration,
     /// Deadline of `qemu-img`, `xorriso` and the qemu launch (60 s).
     pub tool_deadline: Duration,
     /// Deadline of a QMP connect, handshake or reply (10 s).
@@ -76,6 +79,7 @@ impl Settings {
             ceph_conf: None,
             ceph_timeout: Duration::from_secs(10),
             console: Console::File,
+            detach_timeout: Duration::from_secs(30),
             tool_deadline: Duration::from_secs(60),
             qmp_deadline: Duration::from_secs(10),
             kill_deadline: Duration::from_secs(10),

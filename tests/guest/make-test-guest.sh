@@ -15,6 +15,7 @@
 #     whose first bytes are "CIAO-VOLUME ..." (a volume a test prepared); on each such disk it
 #     writes "CIAO-GUEST-WROTE hostname=<h> boots=<n> disk=<vdX>" at byte 1 MiB (fsync'd), then
 #     prints "CIAO-TEST-GUEST disks: <vda vdb ...>";
+#   - then reports disks that appear or go later: "CIAO-TEST-GUEST hotplug added|removed <vdX>";
 #   - prints "CIAO-TEST-GUEST hostname=<h> boots=<n> userdata=<first line>" on ttyS0;
 #   - powers off when the ACPI power button is pressed, after appending shutdown=clean to
 #     CIAO.TXT; if the user-data holds the word "ciao-test-ignore-acpi" it ignores the button
@@ -119,6 +120,18 @@ for d in /dev/vd?; do
   esac
 done
 echo "CIAO-TEST-GUEST disks:$all" > /dev/ttyS0
+# Hot-plug: a disk that appears or goes later is reported at once.
+(
+  known="$all"
+  while true; do
+    now=""
+    for d in /dev/vd?; do [ -b "$d" ] && now="$now ${d#/dev/}"; done
+    for v in $now; do case " $known " in *" $v "*) ;; *) echo "CIAO-TEST-GUEST hotplug added $v" > /dev/ttyS0;; esac; done
+    for v in $known; do case " $now " in *" $v "*) ;; *) echo "CIAO-TEST-GUEST hotplug removed $v" > /dev/ttyS0;; esac; done
+    known="$now"
+    sleep 0.2 2>/dev/null || sleep 1
+  done
+) &
 # The power button's event device is opened before the marker is printed:
 # a test presses the button as soon as it sees the marker, and a press
 # before the open would be lost (the guest would then ignore the STOP).

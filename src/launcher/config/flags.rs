@@ -21,7 +21,7 @@ use super::usage::USAGE;
 use crate::cli::{debug_quote, scan, Flag, FlagError, Setting};
 
 /// Every flag, in the order of [`USAGE`] (which also lists help).
-const FLAGS: [Flag; 32] = [
+const FLAGS: [Flag; 33] = [
     Flag::value("cacert"),
     Flag::value("cert"),
     Flag::value("server"),
@@ -42,6 +42,7 @@ const FLAGS: [Flag; 32] = [
     Flag::value("ceph_id"),
     Flag::value("ceph-conf"),
     Flag::value("ceph-timeout"),
+    Flag::value("detach-timeout"),
     Flag::value("stats-interval"),
     Flag::value("stop-timeout"),
     Flag::bool("hard-reset"),
@@ -300,6 +301,7 @@ fn set_value(cfg: &mut LauncherConfig, name: &str, v: &OsStr) -> Result<(), Stri
         }
         "ceph-conf" => cfg.ceph_conf = opt_path(v),
         "ceph-timeout" => cfg.ceph_timeout = seconds(v, 1)?,
+        "detach-timeout" => cfg.detach_timeout = seconds(v, 1)?,
         "stats-interval" => cfg.stats_interval = seconds(v, 1)?,
         "stop-timeout" => cfg.stop_timeout = seconds(v, 0)?,
         "simulation-delay" => {

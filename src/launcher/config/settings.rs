@@ -136,6 +136,8 @@ pub struct LauncherConfig {
     pub docker_plugin_name: String,
     /// `-ceph_id` (`None` when empty: taken from the cluster config).
     pub ceph_id: Option<String>,
+    /// `--detach-timeout`.
+    pub detach_timeout: Duration,
     /// `--stats-interval`.
     pub stats_interval: Duration,
     /// `--stop-timeout`.
@@ -192,6 +194,7 @@ impl Default for LauncherConfig {
             docker_plugin: DockerPlugin::Unix(None),
             docker_plugin_name: crate::docker::plugin::DEFAULT_NAME.to_string(),
             ceph_id: None,
+            detach_timeout: Duration::from_secs(30),
             stats_interval: Duration::from_secs(30),
             stop_timeout: Duration::from_secs(30),
             hard_reset: false,

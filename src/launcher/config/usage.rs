@@ -92,6 +92,9 @@ Instances:
         How long a VM's qemu may wait for the ceph monitors when it opens
         its volumes; an unreachable cluster then fails the START with
         launch_failure within about this time. Default: 10.
+  --detach-timeout SECONDS
+        How long a guest gets to release a hot-unplugged volume before the
+        detach fails and the volume stays attached (at least 1). Default: 30.
   --stats-interval SECONDS
         Period of the STATUS and STATS reports (at least 1); instance
         changes are reported sooner. Default: 30.

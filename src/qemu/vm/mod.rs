@@ -16,6 +16,7 @@
 //! (`stop(urgent)`) starts at `quit`. Recovery re-adopts a running qemu
 //! through its pidfile.
 
+mod attach;
 mod monitor;
 mod start;
 mod stop;
@@ -115,6 +116,11 @@ pub struct QemuDriver {
     /// The last sample: the manager asks twice per STATS (capacity, then
     /// the list); a second read within the CPU window reuses it.
     last_usage: Option<(Instant, Usage)>,
+    /// The volume hot-plug or hot-unplug in progress.
+    volume: Option<attach::VolumeOp>,
+    /// After a re-adoption: the devices being brought in line with the
+    /// recorded volumes.
+    repair: Option<attach::Repair>,
 }
 
 impl QemuDriver {
@@ -138,6 +144,8 @@ impl QemuDriver {
             cpu: CpuMeter::default(),
             urgent: false,
             last_usage: None,
+            volume: None,
+            repair: None,
         }
     }
 
@@ -177,6 +185,7 @@ impl Driver for QemuDriver {
             Input::Timer(Timer::VmStop) => self.stop_timer(cx),
             Input::Timer(Timer::VmQmp) => self.qmp_timer(cx),
             Input::Timer(Timer::VmReconnect) => self.reconnect_timer(cx),
+            Input::Timer(Timer::VmVolume) => self.volume_timer(cx),
             Input::Job {
                 job: Job::CpuModel,
                 lead,
@@ -216,6 +225,14 @@ impl Driver for QemuDriver {
             Input::Closed { res: Res::Qmp } => self.qmp_closed(cx),
             other => debug!("{}: unexpected input {other:?}", cx.inst),
         }
+    }
+
+    fn attach(&mut self, cx: &mut Cx, uuid: &str) {
+        self.hot_attach(cx, uuid);
+    }
+
+    fn detach(&mut self, cx: &mut Cx, uuid: &str) {
+        self.hot_detach(cx, uuid);
     }
 
     fn usage(&mut self, config: &InstanceConfig, now: Instant) -> Usage {

@@ -26,6 +26,7 @@ impl QemuDriver {
     }
 
     pub(super) fn close_qmp(&mut self, cx: &mut Cx) {
+        self.volume_lost(cx, "the QMP connection closed");
         self.qmp = None;
         if std::mem::take(&mut self.qmp_open) {
             cx.close(Res::Qmp);
@@ -125,7 +126,7 @@ impl QemuDriver {
     }
 
     /// Sends what the session has to say and keeps its deadline armed.
-    fn flush_qmp(&mut self, cx: &mut Cx) {
+    pub(super) fn flush_qmp(&mut self, cx: &mut Cx) {
         let Some(q) = self.qmp.as_mut() else { return };
         let bytes = q.take_output();
         let deadline = q.deadline();
@@ -150,7 +151,10 @@ impl QemuDriver {
                     if self.shared.borrow().settings.console == Console::Tcp {
                         self.console_query = self.qmp_command(cx, "query-chardev");
                     }
-                    if self.phase == Phase::Booting {
+                    if self.phase == Phase::Booting && self.purpose == Purpose::Recover {
+                        // The record decides which volumes it has.
+                        self.begin_repair(cx);
+                    } else if self.phase == Phase::Booting {
                         self.running(cx);
                     } else if self.phase == Phase::Running {
                         info!("{id}: QMP reconnected");
@@ -166,6 +170,7 @@ impl QemuDriver {
                         self.console_query = None;
                         log_console(&id, &data);
                     }
+                    self.volume_reply(cx, rid, &Ok(data));
                 }
                 QmpEvent::Error {
                     id: rid,
@@ -173,13 +178,23 @@ impl QemuDriver {
                     error,
                 } => {
                     warn!("{id}: QMP {command} failed: {error}");
-                    self.command_failed(cx, rid);
+                    if !self.volume_reply(cx, rid, &Err(error)) {
+                        self.command_failed(cx, rid);
+                    }
                 }
                 QmpEvent::Timeout { id: rid, command } => {
                     warn!("{id}: QMP {command} got no answer in time");
-                    self.command_failed(cx, rid);
+                    let e = Err(format!("{command}: no answer in time"));
+                    if !self.volume_reply(cx, rid, &e) {
+                        self.command_failed(cx, rid);
+                    }
                 }
-                QmpEvent::Event { name, data } => log_event(&id, &name, &data),
+                QmpEvent::Event { name, data } => {
+                    log_event(&id, &name, &data);
+                    if name == "DEVICE_DELETED" {
+                        self.device_deleted(cx, &data);
+                    }
+                }
                 QmpEvent::Ignored { line, why } => debug!("{id}: QMP line ignored ({why}): {line}"),
                 QmpEvent::Failed { why } => {
                     self.qmp_lost(cx, &why);
@@ -217,7 +232,7 @@ impl QemuDriver {
         }
     }
 
-    fn running(&mut self, cx: &mut Cx) {
+    pub(super) fn running(&mut self, cx: &mut Cx) {
         self.phase = Phase::Running;
         self.cpu.reset();
         self.last_usage = None;

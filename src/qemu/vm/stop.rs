@@ -205,6 +205,9 @@ impl QemuDriver {
     /// The VM process is gone (pidfd), or given up on.
     fn gone(&mut self, cx: &mut Cx, error: &str) {
         let id = cx.inst.id.clone();
+        // Told after the exit, so the manager sees the VM stopped first.
+        let volume = self.volume.take();
+        self.repair = None;
         let pid = self.pid.take();
         self.last_usage = None;
         self.close_qmp(cx);
@@ -250,5 +253,6 @@ impl QemuDriver {
             Phase::Killing => cx.outcome(Outcome::Destroyed),
             _ => {}
         }
+        self.volume_after_exit(cx, volume);
     }
 }

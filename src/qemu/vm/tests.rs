@@ -915,7 +915,8 @@ fn recovery() {
     assert!(e
         .iter()
         .any(|x| matches!(x, Effect::Io(IoOp::Watch { pid: 4242, .. }))));
-    t.qmp_up();
+    // Running once its volumes are checked against the record (none).
+    t.qmp_up_repaired(&[], &[]);
 
     // PID reused by another program.
     let mut t = T::new(Virtualisation::Software);
@@ -936,6 +937,8 @@ fn recovery() {
     let (_, o) = t.call(|d, cx| d.recover(cx, true));
     assert_eq!(o, vec![Outcome::Exited]);
 }
+
+mod attach;
 
 #[test]
 fn qmp_never_answers_at_start() {
