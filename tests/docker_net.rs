@@ -255,7 +255,7 @@ fn modprobe(name: &str) -> bool {
 }
 
 fn load_modules() {
-    for m in ["ip_gre", "bridge", "veth", "br_netfilter"] {
+    for m in ["ip_gre", "bridge", "veth"] {
         assert!(modprobe(m), "modprobe {m} failed");
     }
 }
@@ -607,6 +607,8 @@ fn lab_dockerd_filtering_on_tenant_traffic_flows() {
     if !lab::inside(TEST) {
         return;
     }
+    // What a production dockerd's bridge driver loads.
+    assert!(modprobe("br_netfilter"), "modprobe br_netfilter failed");
     let mut dn = lab_docker_node(TEST, "dkf", true, &[]);
     let spec = ContainerSpec::example();
     let conc = Concentrator::build(&dn.node.ns, &spec.subnet);
@@ -1101,5 +1103,81 @@ fn lab_figures_start_to_running() {
         "FIGURES {TEST}: START to running, median of 10: networked {:.0} ms, without networking {:.0} ms (all: {net:.0?} / {plain:.0?})",
         median(&mut net.clone()),
         median(&mut plain.clone())
+    );
+}
+
+/// `launcher_lets_bridged_traffic_through_when_dockerd_filters`: with
+/// dockerd's filtering on (FORWARD policy DROP, br_netfilter active on
+/// this kernel), the launcher inserts at start-up a FORWARD rule for its
+/// bridges (`sbr_+`), so two namespaces on a bridge named like ours ping
+/// each other; `-hard-reset` removes the rule. On this machine's kernel
+/// (the launcher is simulated: no tenant START needed).
+#[test]
+fn launcher_lets_bridged_traffic_through_when_dockerd_filters() {
+    const TEST: &str = "launcher_lets_bridged_traffic_through_when_dockerd_filters";
+    let Some(mut dn) = DockerNode::new(
+        LAUNCHER,
+        TEST,
+        "dkw",
+        DockerNodeOptions {
+            iptables: true,
+            flags: vec!["-simulation".into()],
+            ..DockerNodeOptions::default()
+        },
+    ) else {
+        return;
+    };
+    let rule = "-A FORWARD -i sbr_+ -o sbr_+ -j ACCEPT";
+    let name = dn.node.ns.name.clone();
+    let forward = || {
+        let o = std::process::Command::new("ip")
+            .args(["netns", "exec", &name, "iptables", "-S", "FORWARD"])
+            .output()
+            .expect("ip netns exec iptables");
+        out_text(&o)
+    };
+    let ns = &dn.node.ns;
+    assert!(forward().contains("-P FORWARD DROP"), "{}", forward());
+    // Two namespaces on a bridge named like the launcher's.
+    let (a, b) = (Netns::new("dkwa").unwrap(), Netns::new("dkwb").unwrap());
+    ns.ip(&["link", "add", "sbr_w0", "type", "bridge"]);
+    ns.ip(&["link", "set", "sbr_w0", "up"]);
+    for (peer, addr) in [(&a, "203.0.113.33/27"), (&b, "203.0.113.34/27")] {
+        let port = format!("p{}", &peer.name[..3]);
+        ns.ip(&[
+            "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &peer.name,
+        ]);
+        ns.ip(&["link", "set", &port, "master", "sbr_w0"]);
+        ns.ip(&["link", "set", &port, "up"]);
+        peer.ip(&["addr", "add", addr, "dev", "eth0"]);
+        peer.ip(&["link", "set", "eth0", "up"]);
+    }
+    let argv = ping_argv("203.0.113.34", 1);
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    if ns
+        .read_sys("/proc/sys/net/bridge/bridge-nf-call-iptables")
+        .as_deref()
+        == Some("1")
+    {
+        assert!(!ping_ok(&a.exec(&argv)), "dropped before the launcher runs");
+    }
+    dn.node.start_launcher();
+    assert!(forward().contains(rule), "{}\n{}", forward(), dn.node.log());
+    let o = a.exec(&argv);
+    assert!(
+        ping_ok(&o),
+        "bridged ping with the launcher's rule: {}",
+        out_text(&o)
+    );
+    dn.node.stop_launcher();
+    let args = dn
+        .node
+        .launcher_args(&["-hard-reset", "-logtostderr", "-v=1"]);
+    let (code, out) = dn.node.run_launcher(args);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !forward().contains(rule),
+        "-hard-reset removes it: {}",
+        forward()
     );
 }
