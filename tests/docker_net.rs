@@ -58,9 +58,10 @@ const CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 /// `#[ignore]`d inner tests below inside it.
 #[test]
 fn docker_lab() {
+    // Under software emulation a dockerd takes 5-45 s to start or stop.
     let boot = lab::Boot {
         mem_mb: 1024,
-        ..lab::Boot::default()
+        timeout: Duration::from_secs(600),
     };
     lab::run_suite("docker_lab", CACHE, &boot);
 }
@@ -971,7 +972,11 @@ fn plugin_answers_while_ssntp_is_down() {
     }
     let plugin = unique_name();
     let _files = PluginFiles(plugin.clone());
-    let mut n = match NetNode::new(LAUNCHER, "dkd", NodeOptions::default()) {
+    let opts = NodeOptions {
+        flags: vec!["-network=true".into()],
+        ..NodeOptions::default()
+    };
+    let mut n = match NetNode::new(LAUNCHER, "dkd", opts) {
         Ok(n) => n,
         Err(why) => {
             skip_or_fail(TEST, &why);
@@ -1142,13 +1147,12 @@ fn launcher_lets_bridged_traffic_through_when_dockerd_filters() {
     let (a, b) = (Netns::new("dkwa").unwrap(), Netns::new("dkwb").unwrap());
     ns.ip(&["link", "add", "sbr_w0", "type", "bridge"]);
     ns.ip(&["link", "set", "sbr_w0", "up"]);
-    for (peer, addr) in [(&a, "203.0.113.33/27"), (&b, "203.0.113.34/27")] {
-        let port = format!("p{}", &peer.name[..3]);
+    for (port, peer, addr) in [("pa", &a, "203.0.113.33/27"), ("pb", &b, "203.0.113.34/27")] {
         ns.ip(&[
-            "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &peer.name,
+            "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", &peer.name,
         ]);
-        ns.ip(&["link", "set", &port, "master", "sbr_w0"]);
-        ns.ip(&["link", "set", &port, "up"]);
+        ns.ip(&["link", "set", port, "master", "sbr_w0"]);
+        ns.ip(&["link", "set", port, "up"]);
         peer.ip(&["addr", "add", addr, "dev", "eth0"]);
         peer.ip(&["link", "set", "eth0", "up"]);
     }

@@ -22,13 +22,13 @@ use crate::unix_http::{Request, Server};
 /// Where dockerd looks for plugin sockets.
 pub const PLUGIN_DIR: &str = "/run/docker/plugins";
 
-/// A unique plugin name for this process (`ciaot<pid>x<n>`): tests that
+/// A unique plugin name for this process (`ciaot<pid>y<n>`): tests that
 /// run in parallel never share a socket.
 pub fn unique_name() -> String {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     format!(
-        "ciaot{}x{}",
+        "ciaot{}y{}",
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
