@@ -256,7 +256,7 @@ fn modprobe(name: &str) -> bool {
 }
 
 fn load_modules() {
-    for m in ["ip_gre", "bridge", "veth"] {
+    for m in ["ip_gre", "bridge", "veth", "tun"] {
         assert!(modprobe(m), "modprobe {m} failed");
     }
 }
