@@ -110,17 +110,7 @@ pub struct NetworkSummary {
 }
 
 /// A reply of the Engine API.
-#[derive(Debug)]
-pub struct ApiReply {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl ApiReply {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
+pub type ApiReply = crate::unix_http::Reply;
 
 impl Dockerd {
     /// Starts a private daemon with the test image imported, or returns
@@ -319,10 +309,7 @@ impl Dockerd {
 
     /// One Engine API request (unversioned path: the daemon's own version).
     pub fn api(&self, method: &str, path: &str, body: &[u8]) -> Result<ApiReply, String> {
-        call(&self.socket, method, path, body, Duration::from_secs(60)).map(|r| ApiReply {
-            status: r.status,
-            body: r.body,
-        })
+        call(&self.socket, method, path, body, Duration::from_secs(60))
     }
 
     /// The network namespace the daemon runs in (while it runs).

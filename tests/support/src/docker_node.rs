@@ -18,7 +18,7 @@ use std::process::{Command, Output, Stdio};
 
 use crate::docker::{Dockerd, DockerdOptions, EXAMPLE_IMAGE};
 use crate::netnode::{NetNode, NodeOptions, PHYS, PHYS_IP};
-use crate::netns::Netns;
+use crate::netns::{LinkInfo, Netns};
 use crate::stub_plugin::{socket_of, unique_name, PluginFiles};
 
 /// The concentrator's underlay address (the node's is [`PHYS_IP`]).
@@ -144,32 +144,31 @@ impl Drop for DockerNode {
     }
 }
 
-/// The GRE key of a tenant subnet as a concentrator computes it: the
-/// network address's four bytes read as a little-endian u32.
-pub fn subnet_key(subnet: &str) -> u32 {
+/// A CIDR subnet's network address (as a u32) and prefix length.
+fn network_of(subnet: &str) -> (u32, u32) {
     let (addr, len) = subnet.split_once('/').expect("a CIDR subnet");
     let len: u32 = len.parse().expect("a prefix length");
     let o: Vec<u8> = addr.split('.').map(|x| x.parse().unwrap()).collect();
     let a = u32::from_be_bytes([o[0], o[1], o[2], o[3]]);
-    let net = if len == 0 {
-        0
-    } else {
-        a & (u32::MAX << (32 - len))
-    };
-    u32::from_le_bytes(net.to_be_bytes())
+    (
+        if len == 0 {
+            0
+        } else {
+            a & (u32::MAX << (32 - len))
+        },
+        len,
+    )
+}
+
+/// The GRE key of a tenant subnet as a concentrator computes it: the
+/// network address's four bytes read as a little-endian u32.
+pub fn subnet_key(subnet: &str) -> u32 {
+    u32::from_le_bytes(network_of(subnet).0.to_be_bytes())
 }
 
 /// The subnet's gateway (network address + 1) and its prefix length.
 pub fn gateway_of(subnet: &str) -> (String, u32) {
-    let (addr, len) = subnet.split_once('/').expect("a CIDR subnet");
-    let len: u32 = len.parse().expect("a prefix length");
-    let o: Vec<u8> = addr.split('.').map(|x| x.parse().unwrap()).collect();
-    let a = u32::from_be_bytes([o[0], o[1], o[2], o[3]]);
-    let net = if len == 0 {
-        0
-    } else {
-        a & (u32::MAX << (32 - len))
-    };
+    let (net, len) = network_of(subnet);
     let g = (net + 1).to_be_bytes();
     (format!("{}.{}.{}.{}", g[0], g[1], g[2], g[3]), len)
 }
@@ -365,16 +364,8 @@ pub struct Eth0 {
 /// Reads `eth0` and the default route in the container `name`'s
 /// namespace.
 pub fn container_eth0(d: &Dockerd, name: &str) -> Eth0 {
-    let link = d.in_container(name, &["ip", "-o", "link", "show", "eth0"]);
-    let link = out_text(&link);
-    let words: Vec<&str> = link.split_whitespace().collect();
-    let after = |k: &str| {
-        words
-            .iter()
-            .position(|w| *w == k)
-            .and_then(|i| words.get(i + 1))
-            .map(|s| s.to_string())
-    };
+    let link = out_text(&d.in_container(name, &["ip", "-o", "link", "show", "eth0"]));
+    let link = link.lines().find_map(LinkInfo::parse);
     let addr = out_text(&d.in_container(name, &["ip", "-o", "-4", "addr", "show", "eth0"]));
     let addr = addr
         .split_whitespace()
@@ -390,8 +381,11 @@ pub fn container_eth0(d: &Dockerd, name: &str) -> Eth0 {
         .and_then(|i| rw.get(i + 1))
         .map(|s| s.to_string());
     Eth0 {
-        mac: after("link/ether").unwrap_or_default(),
-        mtu: after("mtu").and_then(|m| m.parse().ok()).unwrap_or(0),
+        mac: link
+            .as_ref()
+            .and_then(|l| l.mac.clone())
+            .unwrap_or_default(),
+        mtu: link.as_ref().map_or(0, |l| l.mtu),
         addr,
         gateway,
     }
