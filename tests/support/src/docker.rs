@@ -17,17 +17,25 @@
 //! any network namespace, so the launcher under test talks to it as before.
 //! The mount namespace stays shared: the daemon's mounts live under its
 //! temporary root, and the clean-up below checks them.
+//!
+//! [`DockerdOptions`] can instead put the daemon into a namespace the test
+//! made (the tenant-networking tests: dockerd finds a remote driver's veth
+//! by name in its own namespace, so the launcher under test and the daemon
+//! must share one), give it another base directory (the kernel lab's /tmp
+//! is an overlay, where overlay2 cannot work: /run is a tmpfs), and leave
+//! its packet filtering on (as a production dockerd: FORWARD policy DROP).
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use ciao::http::{parse_json, write_request, ResponseParser};
+use ciao::http::parse_json;
 
+use crate::unix_http::call;
 use crate::{find_program, skip_or_fail};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -53,6 +61,32 @@ fn static_busybox() -> Result<PathBuf, String> {
     Err("no busybox (install busybox-static)".into())
 }
 
+/// How to run a private dockerd.
+#[derive(Debug, Clone)]
+pub struct DockerdOptions {
+    /// Where its directory (`ciao-dk-…`: data root, exec root, socket,
+    /// log) is made.
+    pub base: PathBuf,
+    /// The network namespace it runs in (a file such as
+    /// `/run/netns/<name>`); `None`: a fresh one of its own.
+    pub netns: Option<PathBuf>,
+    /// Leave dockerd's packet filtering on (`--iptables=true`, as a
+    /// production daemon: it sets the FORWARD policy to DROP).
+    pub iptables: bool,
+}
+
+impl Default for DockerdOptions {
+    /// The system's temporary directory, a namespace of its own, no
+    /// packet filtering.
+    fn default() -> Self {
+        DockerdOptions {
+            base: std::env::temp_dir(),
+            netns: None,
+            iptables: false,
+        }
+    }
+}
+
 /// A running private dockerd.
 pub struct Dockerd {
     pub root: PathBuf,
@@ -60,26 +94,33 @@ pub struct Dockerd {
     pub log: PathBuf,
     dockerd: PathBuf,
     child: Option<Child>,
+    opts: DockerdOptions,
     _serial: MutexGuard<'static, ()>,
 }
 
-/// A reply of the Engine API.
-#[derive(Debug)]
-pub struct ApiReply {
-    pub status: u16,
-    pub body: Vec<u8>,
+/// One network as `GET /networks` lists it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct NetworkSummary {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Id")]
+    pub id: String,
+    #[serde(rename = "Driver")]
+    pub driver: String,
 }
 
-impl ApiReply {
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
+/// A reply of the Engine API.
+pub type ApiReply = crate::unix_http::Reply;
 
 impl Dockerd {
     /// Starts a private daemon with the test image imported, or returns
     /// `None` after [`skip_or_fail`].
     pub fn require(test: &str) -> Option<Dockerd> {
+        Dockerd::require_with(test, DockerdOptions::default())
+    }
+
+    /// [`Dockerd::require`] with options.
+    pub fn require_with(test: &str, opts: DockerdOptions) -> Option<Dockerd> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             skip_or_fail(test, "not root (dockerd needs root)");
@@ -97,7 +138,9 @@ impl Dockerd {
             return None;
         }
         let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        let root = PathBuf::from(format!("/tmp/ciao-dk-{}-{}", std::process::id(), unique()));
+        let root = opts
+            .base
+            .join(format!("ciao-dk-{}-{}", std::process::id(), unique()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(root.join("daemon.json"), "{}\n").unwrap();
@@ -107,6 +150,7 @@ impl Dockerd {
             root,
             dockerd,
             child: None,
+            opts,
             _serial: serial,
         };
         if let Err(e) = d.start() {
@@ -126,21 +170,40 @@ impl Dockerd {
             .append(true)
             .open(&self.log)
             .map_err(|e| e.to_string())?;
+        if self.opts.iptables {
+            self.forwarding_off_once();
+        }
         let r = &self.root;
         let mut command = Command::new(&self.dockerd);
-        // SAFETY: runs in the forked child before exec; unshare(2) is a
-        // single system call (async-signal-safe) and touches no memory of
-        // the parent. The new network namespace holds only a loopback
-        // device, so nothing the daemon does to networks reaches the host.
+        // Opened here, used in the child: pre_exec may not allocate.
+        let netns = match &self.opts.netns {
+            Some(p) => Some(File::open(p).map_err(|e| format!("{}: {e}", p.display()))?),
+            None => None,
+        };
+        let fd = netns.as_ref().map(|f| f.as_raw_fd());
+        // SAFETY: runs in the forked child before exec; setns(2) and
+        // unshare(2) are single system calls (async-signal-safe) and touch
+        // no memory of the parent; `fd` stays open in the parent until the
+        // spawn returned. Either namespace is the test's own, so nothing
+        // the daemon does to networks reaches the host.
         unsafe {
-            command.pre_exec(|| {
-                if libc::unshare(libc::CLONE_NEWNET) == 0 {
+            command.pre_exec(move || {
+                let r = match fd {
+                    Some(fd) => libc::setns(fd, libc::CLONE_NEWNET),
+                    None => libc::unshare(libc::CLONE_NEWNET),
+                };
+                if r == 0 {
                     Ok(())
                 } else {
                     Err(std::io::Error::last_os_error())
                 }
             });
         }
+        let filtering: &[&str] = if self.opts.iptables {
+            &[]
+        } else {
+            &["--iptables=false", "--ip-masq=false"]
+        };
         let child = command
             .arg(format!("--config-file={}", r.join("daemon.json").display()))
             .arg(format!("--data-root={}", r.join("data").display()))
@@ -149,16 +212,16 @@ impl Dockerd {
             .arg(format!("--host=unix://{}", self.socket.display()))
             .args([
                 "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
                 "--userland-proxy=false",
                 "--shutdown-timeout=1",
             ])
+            .args(filtering)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             .spawn()
             .map_err(|e| format!("{}: {e}", self.dockerd.display()))?;
+        drop(netns);
         self.child = Some(child);
         let end = Instant::now() + Duration::from_secs(60);
         loop {
@@ -177,6 +240,37 @@ impl Dockerd {
                 return Err("dockerd did not answer within 60 s".into());
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// A production host forwards nothing until dockerd turns forwarding
+    /// on, and only then does dockerd set the FORWARD policy to DROP; a
+    /// namespace made here may have inherited forwarding on (this
+    /// machine's kernel copies it), so it is switched off before the
+    /// daemon's first start.
+    fn forwarding_off_once(&self) {
+        let Some(ns) = &self.opts.netns else {
+            return;
+        };
+        if self.root.join("forwarding-reset").exists() {
+            return;
+        }
+        let _ = std::fs::write(self.root.join("forwarding-reset"), "");
+        let st = Command::new("nsenter")
+            .arg(format!("--net={}", ns.display()))
+            .args(["sh", "-c", "echo 0 > /proc/sys/net/ipv4/ip_forward"])
+            .status();
+        assert!(
+            st.is_ok_and(|s| s.success()),
+            "cannot switch forwarding off in {}",
+            ns.display()
+        );
+    }
+
+    /// Removes every container (`rm -f`).
+    pub fn remove_all(&self) {
+        for id in self.containers() {
+            let _ = self.api("DELETE", &format!("/containers/{id}?force=1&v=1"), b"");
         }
     }
 
@@ -215,30 +309,63 @@ impl Dockerd {
 
     /// One Engine API request (unversioned path: the daemon's own version).
     pub fn api(&self, method: &str, path: &str, body: &[u8]) -> Result<ApiReply, String> {
-        let mut s = UnixStream::connect(&self.socket).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(60))).ok();
-        let ct = if body.is_empty() {
-            vec![]
-        } else {
-            vec![("Content-Type", "application/json")]
-        };
-        s.write_all(&write_request(method, path, "docker", &ct, body))
-            .map_err(|e| e.to_string())?;
-        let mut p = ResponseParser::new(method);
-        let mut buf = vec![0u8; 64 << 10];
-        loop {
-            if let Some(r) = p.response().map_err(|e| e.to_string())? {
-                return Ok(ApiReply {
-                    status: r.status,
-                    body: r.body,
-                });
-            }
-            match s.read(&mut buf) {
-                Ok(0) => p.eof(),
-                Ok(n) => p.feed(&buf[..n]),
-                Err(e) => return Err(e.to_string()),
-            }
+        call(&self.socket, method, path, body, Duration::from_secs(60))
+    }
+
+    /// The network namespace the daemon runs in (while it runs).
+    pub fn netns_file(&self) -> Option<PathBuf> {
+        match &self.opts.netns {
+            Some(p) => Some(p.clone()),
+            None => self
+                .pid()
+                .map(|p| PathBuf::from(format!("/proc/{p}/ns/net"))),
         }
+    }
+
+    /// The docker networks (`GET /networks`).
+    pub fn networks(&self) -> Vec<NetworkSummary> {
+        match self.api("GET", "/networks", b"") {
+            Ok(r) if r.status == 200 => parse_json(&r.body).unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The process id of a running container's first process.
+    pub fn container_pid(&self, name: &str) -> Option<i32> {
+        #[derive(serde::Deserialize)]
+        struct I {
+            #[serde(rename = "State")]
+            state: S,
+        }
+        #[derive(serde::Deserialize)]
+        struct S {
+            #[serde(rename = "Pid")]
+            pid: i32,
+        }
+        let text = self.inspect(name)?;
+        let i: I = parse_json(text.as_bytes()).ok()?;
+        (i.state.pid > 0).then_some(i.state.pid)
+    }
+
+    /// `argv` (a program of this machine, e.g. `ip` or `busybox ping`) run
+    /// in the network namespace of the running container `name`
+    /// (`nsenter --net`), whatever its status.
+    pub fn in_container(&self, name: &str, argv: &[&str]) -> Output {
+        let pid = self
+            .container_pid(name)
+            .unwrap_or_else(|| panic!("container {name} is not running"));
+        Command::new("nsenter")
+            .arg(format!("--net=/proc/{pid}/ns/net"))
+            .args(argv)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run nsenter: {e}"))
+    }
+
+    /// `docker restart` (`POST /containers/<name>/restart`): the reply.
+    pub fn restart(&self, name: &str) -> ApiReply {
+        self.api("POST", &format!("/containers/{name}/restart?t=1"), b"")
+            .unwrap_or_else(|e| panic!("restart {name}: {e}"))
     }
 
     /// `docker inspect` of a container, as JSON text.
@@ -325,9 +452,7 @@ impl Dockerd {
 impl Drop for Dockerd {
     fn drop(&mut self) {
         if self.child.is_some() {
-            for id in self.containers() {
-                let _ = self.api("DELETE", &format!("/containers/{id}?force=1&v=1"), b"");
-            }
+            self.remove_all();
         }
         self.stop();
         if std::thread::panicking() {

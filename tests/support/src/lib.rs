@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 pub mod ceph;
 pub mod certgen;
 pub mod docker;
+pub mod docker_node;
 pub mod lab;
 pub mod netnode;
 pub mod netns;
@@ -24,6 +25,8 @@ pub mod proc;
 pub mod qemu;
 pub mod rawtls;
 pub mod ssntp_server;
+pub mod stub_plugin;
+pub mod unix_http;
 
 /// A missing prerequisite (root, qemu, dockerd, ...): under `CI=true` the
 /// test fails (CI installs everything, so a skip there would hide a broken
