@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
-use log::info;
+use log::{info, warn};
 
 use crate::driver::{Driver, DriverFactory, Simulated};
 use crate::launcher::config::{self, LauncherConfig};
@@ -97,6 +97,7 @@ impl DriverFactory for Factory {
                 settings.ceph_conf = cfg.ceph_conf.clone();
                 settings.ceph_timeout = cfg.ceph_timeout;
                 settings.detach_timeout = cfg.detach_timeout;
+                settings.hotplug_conf = write_hotplug_conf(cfg);
                 if cfg.with_ui == config::UiMode::Nc {
                     info!("qemu: -with-ui nc: each VM's serial console listens on a TCP port of 127.0.0.1 (logged when the VM runs)");
                     settings.console = crate::qemu::Console::Tcp;
@@ -115,6 +116,57 @@ impl DriverFactory for Factory {
         let effective = self.ceph_id();
         if let Some(q) = &self.qemu {
             q.borrow_mut().settings.ceph_id = effective;
+        }
+    }
+}
+
+/// Writes `DATA-ROOT/ceph/hotplug.conf`: the operator's ceph configuration
+/// with librbd's monitor timeouts appended, for hot attaches
+/// (`crate::qemu::volumes::hotplug_conf`, docs/storage.md). Written once,
+/// when the first VM is made, so a changed ceph configuration reaches hot
+/// attaches after a restart of the launcher. `None` when the operator's
+/// configuration cannot be read: hot attaches then name it (or librbd's
+/// default) as it is, without the bounded timeouts.
+fn write_hotplug_conf(cfg: &LauncherConfig) -> Option<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let operator = cfg
+        .ceph_conf
+        .clone()
+        .or_else(|| std::env::var_os("CEPH_CONF").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from("/etc/ceph/ceph.conf"));
+    let text = match std::fs::read_to_string(&operator) {
+        Ok(t) => t,
+        Err(e) => {
+            info!(
+                "qemu: no ceph configuration at {} ({e}): hot-attached volumes use librbd's default timeouts",
+                operator.display()
+            );
+            return None;
+        }
+    };
+    let dir = cfg.data_root.join("ceph");
+    let path = dir.join("hotplug.conf");
+    let tmp = dir.join("hotplug.conf.tmp");
+    let written = std::fs::create_dir_all(&dir).and_then(|()| {
+        // It may name keys: not world-readable.
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(crate::qemu::hotplug_conf(&text, cfg.ceph_timeout).as_bytes())?;
+        std::fs::rename(&tmp, &path)
+    });
+    match written {
+        Ok(()) => Some(path),
+        Err(e) => {
+            warn!(
+                "qemu: cannot write {}: {e}; hot-attached volumes use librbd's default timeouts",
+                path.display()
+            );
+            None
         }
     }
 }

@@ -318,12 +318,16 @@ fn hot_attach_and_detach_on_a_running_vm() {
 
 #[test]
 fn a_guest_that_ignores_hot_unplug() {
-    let Some((_g, guest, c)) = setup("a_guest_that_ignores_hot_unplug") else {
+    let Some((_g, guest, mut c)) = setup("a_guest_that_ignores_hot_unplug") else {
         return;
     };
     let v1 = ceph::uuid();
     c.create(&v1, 16).unwrap();
-    let n = node(&c, &guest, &["--stop-timeout=3", "--detach-timeout=5"]);
+    let n = node(
+        &c,
+        &guest,
+        &["--stop-timeout=3", "--detach-timeout=5", "--ceph-timeout=3"],
+    );
     // A disk with no OS: the firmware finds nothing to boot, and nothing
     // answers the ACPI eject (or the power button).
     std::fs::write(n.data.join("images/blank"), vec![0u8; 1 << 20]).unwrap();
@@ -364,6 +368,34 @@ fn a_guest_that_ignores_hot_unplug() {
     assert_eq!(c.watchers(&v1).unwrap(), 0);
     // Stopped: the detach is only a record change now.
     detach(&n, B, &v1);
+    wait_volumes(&n, B, &[], LONG);
+
+    // A dead cluster: a hot attach fails within --ceph-timeout (the
+    // launcher's hot-plug configuration bounds librbd's wait, which
+    // would otherwise hold qemu's monitor for 300 s), and the VM still
+    // answers STOP at once.
+    n.send(Command::Restart, cmd("restart", B));
+    n.wait_state(B, "active", BOOT);
+    c.kill_monitor();
+    let t0 = Instant::now();
+    attach(&n, B, &v1);
+    assert_eq!(
+        volume_error(&n, LONG),
+        (
+            ErrorCode::AttachVolumeFailure,
+            B.to_string(),
+            v1.clone(),
+            "attach_failure".to_string()
+        )
+    );
+    let took = t0.elapsed();
+    eprintln!("hot attach with the monitor dead: attach_failure after {took:?}");
+    // librbd gives up after 3 s; the launcher's own deadline would be 13 s.
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let t0 = Instant::now();
+    n.send(Command::Stop, cmd("stop", B));
+    n.wait_state(B, "exited", LONG);
+    eprintln!("STOP after the failed attach: {:?}", t0.elapsed());
     wait_volumes(&n, B, &[], LONG);
 }
 

@@ -29,3 +29,4 @@ pub use cmdline::network_args;
 pub use host::RealHost;
 pub use settings::{Console, Settings, Shared, Virtualisation};
 pub use vm::QemuDriver;
+pub(crate) use volumes::hotplug_conf;

@@ -52,6 +52,10 @@ pub struct Settings {
     pub ceph_timeout: Duration,
     /// Where serial consoles go.
     pub console: Console,
+    /// The configuration a hot attach's `blockdev-add` names: the
+    /// operator's plus librbd's timeouts (`None`: [`Self::ceph_conf`] as
+    /// it is). See [`crate::qemu::volumes::hotplug_conf`].
+    pub hotplug_conf: Option<PathBuf>,
     /// How long a guest gets to release a hot-unplugged volume (the
     /// `DEVICE_DELETED` event) before the detach fails (30 s).
     pub detach_timeout: Duration,
@@ -79,6 +83,7 @@ impl Settings {
             ceph_conf: None,
             ceph_timeout: Duration::from_secs(10),
             console: Console::File,
+            hotplug_conf: None,
             detach_timeout: Duration::from_secs(30),
             tool_deadline: Duration::from_secs(60),
             qmp_deadline: Duration::from_secs(10),

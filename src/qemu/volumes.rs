@@ -49,6 +49,31 @@ pub(crate) struct Ceph<'a> {
     pub timeout: Duration,
 }
 
+/// The ceph configuration a hot attach's `blockdev-add` reads: the
+/// operator's (`operator`, as read from its file) with a `[client]`
+/// section appended that bounds librbd's waits for the monitors.
+///
+/// `blockdev-add` of qemu's rbd driver takes no librados options (the
+/// `rbd:` file name of a boot-time drive does), so the timeouts must come
+/// from a configuration file, or an unreachable cluster would hold qemu's
+/// monitor for librbd's default 300 s. A section that appears twice is
+/// merged by ceph's parser, the later value winning, so the appended
+/// section overrides only the two timeouts.
+pub(crate) fn hotplug_conf(operator: &str, timeout: Duration) -> String {
+    let secs = timeout.as_secs().max(1);
+    let mut s = String::with_capacity(operator.len() + 160);
+    s.push_str(operator);
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s.push_str("\n# Added by ciao-launcher for hot-plugged volumes (--ceph-timeout).\n");
+    s.push_str("[client]\n");
+    s.push_str(&format!(
+        "client_mount_timeout = {secs}\nrados_mon_op_timeout = {secs}\n"
+    ));
+    s
+}
+
 /// 64-bit FNV-1a: short, stable, good enough to tell volume ids apart.
 fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
@@ -248,5 +273,13 @@ mod tests {
         assert!(!a.join(" ").contains("bootindex"));
         let many = vec![VolumeConfig::default(); MAX_VOLUMES + 1];
         assert!(all_volume_args(&many, &c, false).is_err());
+    }
+
+    #[test]
+    fn hotplug_conf_appends_the_timeouts() {
+        let c = hotplug_conf("[global]\nmon host = 127.0.0.1:1", Duration::from_secs(7));
+        assert!(c.starts_with("[global]\nmon host = 127.0.0.1:1\n\n"));
+        assert!(c.ends_with("[client]\nclient_mount_timeout = 7\nrados_mon_op_timeout = 7\n"));
+        assert!(hotplug_conf("", Duration::ZERO).contains("client_mount_timeout = 1\n"));
     }
 }
