@@ -21,6 +21,7 @@ mod api;
 mod call;
 pub mod cgroup;
 mod driver;
+mod volumes;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use log::{error, info};
 use api::Api;
 
 pub(crate) use driver::Docker;
+pub(crate) use volumes::Rbd;
 
 /// What every container driver of one launcher shares: where dockerd is,
 /// which API version it was found to speak, and whether it is down (so an
@@ -59,6 +61,8 @@ pub(crate) struct Shared {
     /// Why the last negotiation failed, for the instances that waited for
     /// it (`None` after a success).
     pub negotiation_failure: Option<call::CallError>,
+    /// How volumes are mapped (`rbd`: ceph id, configuration, deadline).
+    pub rbd: Rbd,
 }
 
 /// The shared state, as the factory hands it to each driver.
@@ -81,6 +85,10 @@ impl Shared {
             server: String::new(),
             sweep_due: true,
             negotiation_failure: None,
+            rbd: Rbd {
+                deadline: Duration::from_secs(60),
+                ..Rbd::default()
+            },
         }
     }
 

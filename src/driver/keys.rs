@@ -94,6 +94,14 @@ pub enum Res {
     /// docker: the sweep's look at the instance directory of left-over
     /// container `n` (is it still there?).
     Leftover(u32),
+    /// docker: the `rbd` or `mount`/`umount` of a volume step.
+    Volume,
+    /// docker: a volume's mount point.
+    VolumeDir,
+    /// docker: the record of the devices the launcher mapped.
+    VolumeRecord,
+    /// docker: the mount table (`/proc/self/mountinfo`).
+    Mounts,
 }
 
 /// A job done once for the whole node, however many instances need it.
