@@ -662,26 +662,7 @@ pub(crate) fn parse_mountinfo(text: &str) -> Vec<Mount> {
 
 /// The kernel writes space, tab, newline and backslash as `\ooo`.
 fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let oct = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match (b[i], oct) {
-            (b'\\', Some(d)) => {
-                let v = (d[0] - b'0') as u32 * 64 + (d[1] - b'0') as u32 * 8 + (d[2] - b'0') as u32;
-                out.push(v as u8);
-                i += 4;
-            }
-            (c, _) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&crate::sys::fs::unescape_mountinfo(s.as_bytes())).into_owned()
 }
 
 /// The mounts strictly below `dir`, newest first (the order to unmount).
