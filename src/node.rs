@@ -64,6 +64,7 @@ impl DriverFactory for Factory {
             let d = self.cfg.simulation_delay;
             Box::new(Simulated::new(d.min, d.max, self.seed))
         } else if config.is_container() {
+            let ceph_id = self.ceph_id();
             let cfg = &self.cfg;
             // Samples as often as STATS go out (at most every 30 s), so
             // each STATS carries a fresh figure.
@@ -77,6 +78,11 @@ impl DriverFactory for Factory {
                 shared.plugin = cfg.docker_plugin_name.clone();
                 Rc::new(RefCell::new(shared))
             });
+            {
+                let mut s = shared.borrow_mut();
+                s.rbd.id = ceph_id;
+                s.rbd.conf = cfg.ceph_conf.clone();
+            }
             Box::new(crate::docker::Docker::new(shared.clone(), dir))
         } else {
             let ceph_id = self.ceph_id();
@@ -114,6 +120,9 @@ impl DriverFactory for Factory {
         }
         self.cluster_ceph_id = id.to_string();
         let effective = self.ceph_id();
+        if let Some(d) = &self.docker {
+            d.borrow_mut().rbd.id = effective.clone();
+        }
         if let Some(q) = &self.qemu {
             q.borrow_mut().settings.ceph_id = effective;
         }

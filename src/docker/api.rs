@@ -437,6 +437,9 @@ pub(crate) struct CreateSpec {
     pub stop_timeout: Option<u64>,
     /// The tenant network (none: docker's default network).
     pub endpoint: Option<Endpoint>,
+    /// `HostConfig.Binds`: `<host path>:<container path>`, read-write
+    /// (the container's volumes).
+    pub binds: Vec<String>,
 }
 
 impl CreateSpec {
@@ -462,7 +465,7 @@ impl CreateSpec {
         }
         w.end_object();
         w.key("HostConfig").begin_object();
-        w.key("Binds").begin_array().end_array();
+        w.key("Binds").strings(&self.binds);
         if self.mem_mb > 0 {
             w.key("Memory").int(self.mem_mb.saturating_mul(1 << 20));
         }
@@ -855,10 +858,11 @@ mod tests {
             cpus: 2,
             stop_timeout: Some(30),
             endpoint: None,
+            binds: vec!["/var/lib/ciao/instances/67d8/volumes/ab-12:/volumes/ab-12".into()],
         };
         assert_eq!(
             spec.body(),
-            r#"{"Hostname":"ciao","Image":"ubuntu:latest","Cmd":["/bin/bash","-c","while true; do sleep \"60\"; done"],"StopTimeout":30,"Labels":{"ciao.instance-uuid":"67d8","ciao.instances-dir":"/var/lib/ciao/instances"},"HostConfig":{"Binds":[],"Memory":16777216,"CpuPeriod":100000,"CpuQuota":200000}}"#
+            r#"{"Hostname":"ciao","Image":"ubuntu:latest","Cmd":["/bin/bash","-c","while true; do sleep \"60\"; done"],"StopTimeout":30,"Labels":{"ciao.instance-uuid":"67d8","ciao.instances-dir":"/var/lib/ciao/instances"},"HostConfig":{"Binds":["/var/lib/ciao/instances/67d8/volumes/ab-12:/volumes/ab-12"],"Memory":16777216,"CpuPeriod":100000,"CpuQuota":200000}}"#
         );
         let bare = CreateSpec {
             instance_uuid: "u".into(),

@@ -34,6 +34,7 @@ use log::{debug, error, info, trace, warn};
 use super::api::{self, CreateSpec, Endpoint, Inspect, Listed, NetworkSpec, Req, Stats, Waited};
 use super::call::{CallError, Calls, Event, Reply};
 use super::cgroup::{self, CgroupFiles};
+use super::volumes::{Done, Volumes};
 use super::SharedRef;
 use crate::driver::{
     Cx, Driver, FileAction, FileError, Input, Job, Outcome, Res, Timer, Turn, Usage, Vnic,
@@ -158,6 +159,10 @@ pub(crate) struct Docker {
     /// → the container it decides about and its instance.
     leftovers: BTreeMap<u32, (String, String)>,
     next_leftover: u32,
+    /// The container's ceph volumes on the host (docs/storage.md).
+    volumes: Volumes,
+    /// DELETE waits for the volumes' release before `Destroyed`.
+    destroy_after_release: bool,
 }
 
 impl Docker {
@@ -165,6 +170,8 @@ impl Docker {
     pub(crate) fn new(shared: SharedRef, dir: PathBuf) -> Docker {
         Docker {
             shared,
+            volumes: Volumes::new(dir.clone()),
+            destroy_after_release: false,
             dir,
             recording: false,
             leftovers: BTreeMap::new(),
@@ -268,8 +275,19 @@ impl Docker {
         self.take_sample(cx);
     }
 
-    /// The container is not running (any more): tell the manager once.
+    /// The container is not running (any more): tell the manager once,
+    /// and let go of its volumes.
     fn report_exited(&mut self, cx: &mut Cx) {
+        self.report_unknown(cx);
+        if !cx.config.volumes.is_empty() && !matches!(self.op, Op::Destroy { .. }) {
+            let rbd = self.shared.borrow().rbd.clone();
+            self.volumes.release(cx, &rbd);
+        }
+    }
+
+    /// The container is not known to run (dockerd cannot say): reported
+    /// exited, but its volumes stay mounted (it may still be using them).
+    fn report_unknown(&mut self, cx: &mut Cx) {
         let was = self.alive;
         self.alive = false;
         self.calls.cancel(cx, |w| {
@@ -376,12 +394,71 @@ impl Docker {
         }
         let Some(id) = self.id.clone() else { return };
         match result {
-            Ok(()) => self.send(cx, Req::start(&id), What::Start),
+            Ok(()) => self.launch(cx, &id),
             Err(e) => {
                 self.id = None;
                 self.roll_back(cx, &id, format!("cannot record the container id: {e}"));
             }
         }
+    }
+
+    /// Starts the container, once its volumes are mapped and mounted.
+    fn launch(&mut self, cx: &mut Cx, id: &str) {
+        if cx.config.volumes.is_empty() {
+            self.send(cx, Req::start(id), What::Start);
+            return;
+        }
+        let uuids = cx.config.volumes.iter().map(|v| v.uuid.clone()).collect();
+        let rbd = self.shared.borrow().rbd.clone();
+        self.volumes.attach(cx, &rbd, uuids);
+    }
+
+    /// A volume job is over.
+    fn on_volumes(&mut self, cx: &mut Cx, done: Done) {
+        let inst = cx.inst.id.clone();
+        match done {
+            Done::Attached => {
+                if matches!(self.op, Op::Start { .. }) {
+                    let id = self.target(cx);
+                    self.send(cx, Req::start(&id), What::Start);
+                } else {
+                    // The START was overtaken (DELETE): undo.
+                    let rbd = self.shared.borrow().rbd.clone();
+                    self.volumes.release(cx, &rbd);
+                }
+            }
+            Done::AttachFailed(e) => {
+                if matches!(self.op, Op::Start { .. }) {
+                    self.fail_start(
+                        cx,
+                        StartFailureReason::LaunchFailure,
+                        format!("cannot attach its volumes: {e}"),
+                    );
+                }
+            }
+            Done::Released(result) => {
+                if let Err(e) = result {
+                    error!("instance {inst}: volumes not fully released: {e}");
+                }
+                if self.destroy_after_release && !self.volumes.busy() {
+                    self.destroy_after_release = false;
+                    cx.outcome(Outcome::Destroyed);
+                }
+            }
+            Done::Recovered => {}
+        }
+    }
+
+    /// The container is removed: its volumes are released (everything
+    /// mounted below the instance directory), then `Destroyed`.
+    fn destroyed(&mut self, cx: &mut Cx) {
+        if cx.config.volumes.is_empty() {
+            cx.outcome(Outcome::Destroyed);
+            return;
+        }
+        self.destroy_after_release = true;
+        let rbd = self.shared.borrow().rbd.clone();
+        self.volumes.release(cx, &rbd);
     }
 
     /// A START failed after its container was created: the container is
@@ -452,7 +529,7 @@ impl Docker {
         match why {
             Look::Recover => {
                 error!("instance {inst}: cannot find out whether its container runs ({e}); reported exited until dockerd answers");
-                self.report_exited(cx);
+                self.report_unknown(cx);
                 self.start_poll(cx);
             }
             Look::Poll => {
@@ -742,7 +819,7 @@ impl Docker {
         }
         if restart {
             match self.id.clone() {
-                Some(id) => self.send(cx, Req::start(&id), What::Start),
+                Some(id) => self.launch(cx, &id),
                 None => self.fail_start(cx, StartFailureReason::LaunchFailure, GONE.into()),
             }
         } else {
@@ -835,6 +912,7 @@ impl Docker {
             }
             Ok(r) if r.status == 404 => {
                 self.id = None;
+                self.release_volumes(cx);
                 self.fail_start(
                     cx,
                     StartFailureReason::LaunchFailure,
@@ -843,12 +921,22 @@ impl Docker {
             }
             other => {
                 let e = describe(&other);
+                self.release_volumes(cx);
                 self.fail_start(
                     cx,
                     StartFailureReason::LaunchFailure,
                     format!("cannot start the container: {e}"),
                 );
             }
+        }
+    }
+
+    /// Unmounts and unmaps the volumes (in the background: a later
+    /// START, RESTART or DELETE waits for it).
+    fn release_volumes(&mut self, cx: &mut Cx) {
+        if !cx.config.volumes.is_empty() {
+            let rbd = self.shared.borrow().rbd.clone();
+            self.volumes.release(cx, &rbd);
         }
     }
 
@@ -947,7 +1035,7 @@ impl Docker {
                     Ok(_) => self.report_exited(cx),
                     Err(e) => {
                         error!("instance {inst}: cannot reach its container ({e}); reported exited until dockerd answers");
-                        self.report_exited(cx);
+                        self.report_unknown(cx);
                         self.start_poll(cx);
                     }
                 }
@@ -1115,7 +1203,7 @@ impl Docker {
                     "instance {inst}: cannot kill the container ({}); reported exited, and checked again when dockerd answers",
                     describe(&other)
                 );
-                self.report_exited(cx);
+                self.report_unknown(cx);
                 self.start_poll(cx);
             }
         }
@@ -1135,7 +1223,7 @@ impl Docker {
                 }
                 self.op = Op::Idle;
                 self.id = None;
-                cx.outcome(Outcome::Destroyed);
+                self.destroyed(cx);
             }
             other => {
                 let e = describe(&other);
@@ -1156,7 +1244,7 @@ impl Docker {
                          remove it by hand (docker rm -f {target})"
                     );
                     self.op = Op::Idle;
-                    cx.outcome(Outcome::Destroyed);
+                    self.destroyed(cx);
                 }
             }
         }
@@ -1294,7 +1382,7 @@ impl Driver for Docker {
             match self.id.clone() {
                 // The container names its network: make sure it is there.
                 Some(_) if self.network.is_some() => self.ensure_network(cx),
-                Some(id) => self.send(cx, Req::start(&id), What::Start),
+                Some(id) => self.launch(cx, &id),
                 None => self.fail_start(cx, StartFailureReason::LaunchFailure, GONE.into()),
             }
             return;
@@ -1305,14 +1393,6 @@ impl Driver for Docker {
                 cx,
                 StartFailureReason::ImageFailure,
                 "cannot attach bootable volumes to containers".into(),
-            );
-        }
-        if !c.volumes.is_empty() {
-            return self.fail_start(
-                cx,
-                StartFailureReason::ImageFailure,
-                "containers with volumes need ceph support, which this launcher does not have"
-                    .into(),
             );
         }
         if !api::valid_reference(&c.docker_image) {
@@ -1335,6 +1415,11 @@ impl Driver for Docker {
             cpus: c.cpus,
             stop_timeout: None,
             endpoint: tenant.map(|(_, e)| e),
+            binds: c
+                .volumes
+                .iter()
+                .map(|v| Volumes::bind(&self.dir, &v.uuid))
+                .collect(),
         });
         self.stale_removed = false;
         let image = c.docker_image.clone();
@@ -1370,6 +1455,7 @@ impl Driver for Docker {
         self.queued.clear();
         self.calls.cancel(cx, |_| true);
         self.op = Op::Destroy { attempt: 0 };
+        self.destroy_after_release = false;
         let id = self.target(cx);
         self.send(cx, Req::remove(&id), What::Remove);
     }
@@ -1378,6 +1464,11 @@ impl Driver for Docker {
         // The real state is reported whether or not an operator had
         // stopped it (a container started by hand is running).
         self.op = Op::Recover;
+        if !cx.config.volumes.is_empty() {
+            let uuids = cx.config.volumes.iter().map(|v| v.uuid.clone()).collect();
+            let rbd = self.shared.borrow().rbd.clone();
+            self.volumes.recover(cx, &rbd, uuids);
+        }
         cx.file(
             Res::ContainerId,
             FileAction::Read {
@@ -1387,6 +1478,13 @@ impl Driver for Docker {
     }
 
     fn input(&mut self, cx: &mut Cx, input: Input) {
+        if Volumes::owns(&input) {
+            let rbd = self.shared.borrow().rbd.clone();
+            if let Some(done) = self.volumes.input(cx, &rbd, input) {
+                self.on_volumes(cx, done);
+            }
+            return;
+        }
         if self.calls.owns(&input) {
             let mut events = Vec::new();
             self.calls.input(cx, input, &mut events);

@@ -447,6 +447,77 @@ pub(crate) struct Bench {
     inbox: VecDeque<(InstanceKey, Input)>,
     /// Inside [`Bench::pump`].
     pumping: bool,
+    /// The host's side of the volume tools (`rbd`, `mount`, `umount`).
+    pub host: Host,
+}
+
+/// A scripted host for the volume steps: the children the driver runs
+/// and the mount table they change.
+#[derive(Debug, Default)]
+pub(crate) struct Host {
+    /// Every command line run, in order (the `rbd` options left out).
+    pub log: Vec<String>,
+    /// Mounts: (mount point, device), in mount order.
+    pub mounts: Vec<(String, String)>,
+    /// Mapped images: (image, device).
+    pub mapped: Vec<(String, String)>,
+    /// Commands whose line contains this fail (status 32).
+    pub fail: Option<String>,
+    next_device: u32,
+}
+
+impl Host {
+    /// Runs one command line: (status, stdout).
+    fn run(&mut self, argv: &[String]) -> (i32, String) {
+        let args: Vec<&str> = argv
+            .iter()
+            .map(String::as_str)
+            .filter(|a| !matches!(*a, "--id" | "ciao" | "-o" | "noudev"))
+            .collect();
+        let line = args.join(" ");
+        self.log.push(line.clone());
+        if self.fail.as_deref().is_some_and(|f| line.contains(f)) {
+            return (32, String::new());
+        }
+        match args.as_slice() {
+            ["rbd", "showmapped", ..] => {
+                let items: Vec<String> = self
+                    .mapped
+                    .iter()
+                    .map(|(n, d)| format!(r#"{{"pool":"rbd","name":"{n}","device":"{d}"}}"#))
+                    .collect();
+                (0, format!("[{}]", items.join(",")))
+            }
+            ["rbd", "map", name] => {
+                let d = format!("/dev/rbd{}", self.next_device);
+                self.next_device += 1;
+                self.mapped.push((name.to_string(), d.clone()));
+                (0, format!("{d}\n"))
+            }
+            ["rbd", "unmap", dev] => {
+                self.mapped.retain(|(_, d)| d != dev);
+                (0, String::new())
+            }
+            ["mount", dev, point] => {
+                self.mounts.push((point.to_string(), dev.to_string()));
+                (0, String::new())
+            }
+            ["umount", point] => {
+                self.mounts.retain(|(p, _)| p != point);
+                (0, String::new())
+            }
+            other => panic!("unexpected command {other:?}"),
+        }
+    }
+
+    /// `/proc/self/mountinfo` for the mounts.
+    fn mountinfo(&self) -> Vec<u8> {
+        let mut t = String::from("22 1 8:1 / / rw - ext4 /dev/sda1 rw\n");
+        for (i, (p, d)) in self.mounts.iter().enumerate() {
+            t.push_str(&format!("{} 22 254:{i} / {p} rw - ext4 {d} rw\n", 30 + i));
+        }
+        t.into_bytes()
+    }
 }
 
 impl Bench {
@@ -478,6 +549,7 @@ impl Bench {
             closed: 0,
             inbox: VecDeque::new(),
             pumping: false,
+            host: Host::default(),
         };
         b.add("67d86208-b46c-4465-9018-e14087d415f");
         b
@@ -703,6 +775,24 @@ impl Bench {
                 self.timers.remove(&key);
             }
             Effect::File(op) => self.file_op(op),
+            Effect::Io(IoOp::Spawn { key, argv, .. }) => {
+                let argv: Vec<String> = argv
+                    .iter()
+                    .map(|a| a.to_string_lossy().into_owned())
+                    .collect();
+                let (code, stdout) = self.host.run(&argv);
+                self.deliver(
+                    &key.inst,
+                    Input::Exited {
+                        res: key.what,
+                        status: Some(crate::sys::pidfd::ChildStatus::Exited(code)),
+                        timed_out: false,
+                        stdout: stdout.into_bytes(),
+                        stderr: Vec::new(),
+                        error: String::new(),
+                    },
+                );
+            }
             other => panic!("unexpected effect {other:?}"),
         }
     }
@@ -780,6 +870,9 @@ impl Bench {
                     self.files.insert(path.clone(), (bytes, mode));
                     durable_write = durable;
                     Ok(Vec::new())
+                }
+                FileAction::Read { .. } if path == Path::new("/proc/self/mountinfo") => {
+                    Ok(self.host.mountinfo())
                 }
                 FileAction::Read { .. } => match self.files.get(&path) {
                     Some((bytes, _)) => Ok(bytes.clone()),

@@ -24,6 +24,7 @@ pub(crate) mod call;
 pub mod cgroup;
 mod driver;
 pub mod plugin;
+mod volumes;
 
 use std::cell::RefCell;
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ use log::{error, info};
 use api::Api;
 
 pub(crate) use driver::Docker;
+pub(crate) use volumes::Rbd;
 
 /// What every container driver of one launcher shares: where dockerd is,
 /// which API version it was found to speak, and whether it is down (so an
@@ -65,6 +67,8 @@ pub(crate) struct Shared {
     /// Why the last negotiation failed, for the instances that waited for
     /// it (`None` after a success).
     pub negotiation_failure: Option<call::CallError>,
+    /// How volumes are mapped (`rbd`: ceph id, configuration, deadline).
+    pub rbd: Rbd,
 }
 
 /// The shared state, as the factory hands it to each driver.
@@ -88,6 +92,10 @@ impl Shared {
             server: String::new(),
             sweep_due: true,
             negotiation_failure: None,
+            rbd: Rbd {
+                deadline: Duration::from_secs(60),
+                ..Rbd::default()
+            },
         }
     }
 

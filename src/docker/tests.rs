@@ -389,7 +389,7 @@ fn daemon_down_and_back() {
 }
 
 #[test]
-fn volumes_are_refused() {
+fn bootable_volumes_are_refused() {
     let mut b = Bench::new("vol", Duration::from_secs(5));
     b.cfg().volumes.push(crate::payloads::VolumeConfig {
         uuid: "aaaa".into(),
@@ -399,6 +399,183 @@ fn volumes_are_refused() {
     let (r, d) = failed(&mut b);
     assert_eq!(r, StartFailureReason::ImageFailure);
     assert!(d.contains("bootable"), "{d}");
+    assert!(b.host.log.is_empty());
+}
+
+fn with_volumes(tag: &str) -> Bench {
+    let mut b = Bench::new(tag, Duration::from_secs(5));
+    for v in ["aa01", "bb02"] {
+        b.cfg().volumes.push(crate::payloads::VolumeConfig {
+            uuid: v.into(),
+            bootable: false,
+        });
+    }
+    b
+}
+
+/// The mount points below the instance directory, in mount order.
+fn mounted(b: &Bench) -> Vec<String> {
+    let dir = b.dir().display().to_string();
+    b.host
+        .mounts
+        .iter()
+        .map(|(p, d)| format!("{} {d}", p.replace(&dir, "DIR")))
+        .collect()
+}
+
+/// START maps and mounts each volume in order before the container
+/// starts, binds them at /volumes/<uuid>; STOP unmounts and unmaps in
+/// reverse; RESTART attaches again; DELETE releases after the removal.
+#[test]
+fn volumes_are_mounted_before_the_start_and_released_after() {
+    let mut b = with_volumes("vols");
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    let dir = b.dir().display().to_string();
+    let log =
+        |b: &Bench| -> Vec<String> { b.host.log.iter().map(|l| l.replace(&dir, "DIR")).collect() };
+    assert_eq!(
+        log(&b),
+        [
+            "rbd showmapped --format json",
+            "rbd map aa01",
+            "mount /dev/rbd0 DIR/volumes/aa01",
+            "rbd map bb02",
+            "mount /dev/rbd1 DIR/volumes/bb02",
+        ]
+    );
+    assert_eq!(
+        mounted(&b),
+        ["DIR/volumes/aa01 /dev/rbd0", "DIR/volumes/bb02 /dev/rbd1"]
+    );
+    let c = b.daemon.container(ID).unwrap();
+    assert!(
+        c.body.contains(&format!(
+            r#""Binds":["{dir}/volumes/aa01:/volumes/aa01","{dir}/volumes/bb02:/volumes/bb02"]"#
+        )),
+        "{}",
+        c.body
+    );
+    let record = b.file(&b.dir().join("rbd-mapped")).unwrap().0.clone();
+    assert_eq!(
+        String::from_utf8_lossy(&record),
+        "aa01 /dev/rbd0\nbb02 /dev/rbd1\n"
+    );
+    // STOP: reverse order, then the record goes.
+    b.host.log.clear();
+    b.call(|d, cx| d.stop(cx, false));
+    b.settle_waits();
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    assert_eq!(
+        log(&b),
+        [
+            "umount DIR/volumes/bb02",
+            "umount DIR/volumes/aa01",
+            "rbd unmap /dev/rbd1",
+            "rbd unmap /dev/rbd0",
+        ]
+    );
+    assert!(b.host.mapped.is_empty() && b.host.mounts.is_empty());
+    assert!(b.file(&b.dir().join("rbd-mapped")).is_none());
+    // RESTART: attached again before the start.
+    b.host.log.clear();
+    b.call(|d, cx| d.start(cx, true, &[], &[]));
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(log(&b).len(), 5);
+    assert_eq!(mounted(&b).len(), 2);
+    // DELETE of the running container: killed, released, removed.
+    b.host.log.clear();
+    b.call(|d, cx| d.stop(cx, true));
+    b.settle_waits();
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    b.call(|d, cx| d.destroy(cx));
+    assert_eq!(b.take(), vec![Outcome::Destroyed]);
+    assert!(
+        b.host.mapped.is_empty() && b.host.mounts.is_empty(),
+        "{:?}",
+        b.host
+    );
+    assert!(b.daemon.container(ID).is_none());
+}
+
+/// A mount that fails: what was done is undone in reverse (B14), a
+/// mapping found in place is not unmapped (B15), and the container is
+/// never started: launch_failure.
+#[test]
+fn a_failed_volume_unwinds_and_never_starts_the_container() {
+    let mut b = with_volumes("volfail");
+    b.host.mapped.push(("bb02".into(), "/dev/rbd9".into()));
+    b.host.fail = Some("mount /dev/rbd9".into());
+    b.start(UD, MD);
+    let (r, d) = failed(&mut b);
+    assert_eq!(r, StartFailureReason::LaunchFailure);
+    assert!(d.contains("bb02"), "{d}");
+    let dir = b.dir().display().to_string();
+    let log: Vec<String> = b.host.log.iter().map(|l| l.replace(&dir, "DIR")).collect();
+    assert_eq!(
+        log,
+        [
+            "rbd showmapped --format json",
+            "rbd map aa01",
+            "mount /dev/rbd0 DIR/volumes/aa01",
+            "mount /dev/rbd9 DIR/volumes/bb02",
+            "umount DIR/volumes/aa01",
+            "rbd unmap /dev/rbd0",
+        ]
+    );
+    assert_eq!(
+        b.host.mapped,
+        [("bb02".to_string(), "/dev/rbd9".to_string())]
+    );
+    assert_eq!(b.daemon.count("POST", "/start"), 0);
+    // The instance stays (launch_failure): a RESTART tries again.
+    b.host.fail = None;
+    b.host.log.clear();
+    b.call(|d, cx| d.start(cx, true, &[], &[]));
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    assert_eq!(mounted(&b).len(), 2);
+}
+
+/// An unmount that fails at DELETE: the device stays mapped and the
+/// mount stays, so the manager's removal refuses to touch the directory.
+#[test]
+fn a_busy_volume_is_left_mounted_and_mapped_at_delete() {
+    let mut b = with_volumes("volbusy");
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    b.host.fail = Some("umount".into());
+    b.call(|d, cx| d.stop(cx, true));
+    b.settle_waits();
+    b.call(|d, cx| d.destroy(cx));
+    let out = b.take();
+    assert_eq!(out.last(), Some(&Outcome::Destroyed), "{out:?}");
+    assert_eq!(mounted(&b).len(), 2);
+    assert_eq!(b.host.mapped.len(), 2);
+    assert!(!b.host.log.iter().any(|l| l.contains("unmap")));
+}
+
+/// Recovery of a running container: its mounts are found and its
+/// record read; when it is found stopped instead, they are released.
+#[test]
+fn recovery_finds_mounted_volumes_and_releases_them_when_stopped() {
+    let mut b = with_volumes("volrec");
+    b.start(UD, MD);
+    assert_eq!(b.take(), vec![Outcome::Launched, Outcome::Running]);
+    b.restart_launcher();
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Running]);
+    assert_eq!(mounted(&b).len(), 2);
+    // Launcher restarted again, the container exited meanwhile.
+    b.restart_launcher();
+    b.daemon.containers[0].running = false;
+    b.host.log.clear();
+    b.call(|d, cx| d.recover(cx, false));
+    assert_eq!(b.take(), vec![Outcome::Exited]);
+    assert!(
+        b.host.mounts.is_empty() && b.host.mapped.is_empty(),
+        "{:?}",
+        b.host
+    );
 }
 
 #[test]

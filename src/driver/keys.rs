@@ -119,6 +119,14 @@ pub enum Res {
     Leftover(u32),
     /// node: step `n` of the bridge forwarding rule (an `iptables` child).
     Iptables(u8),
+    /// docker: the `rbd` or `mount`/`umount` of a volume step.
+    Volume,
+    /// docker: a volume's mount point.
+    VolumeDir,
+    /// docker: the record of the devices the launcher mapped.
+    VolumeRecord,
+    /// docker: the mount table (`/proc/self/mountinfo`).
+    Mounts,
 }
 
 /// A job done once for the whole node, however many instances need it.

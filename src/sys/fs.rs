@@ -119,30 +119,32 @@ pub fn parse_mountinfo_points(text: &[u8]) -> Vec<PathBuf> {
     text.split(|&b| b == b'\n')
         .filter_map(|line| line.split(|&b| b == b' ').nth(4))
         .filter(|f| !f.is_empty())
-        .map(|f| {
-            let mut out = Vec::with_capacity(f.len());
-            let mut i = 0;
-            while i < f.len() {
-                let oct = f
-                    .get(i + 1..i + 4)
-                    .filter(|o| f[i] == b'\\' && o.iter().all(|c| (b'0'..=b'7').contains(c)));
-                match oct {
-                    Some(o) => {
-                        let v = (o[0] - b'0') as u32 * 64
-                            + (o[1] - b'0') as u32 * 8
-                            + (o[2] - b'0') as u32;
-                        out.push(v as u8);
-                        i += 4;
-                    }
-                    None => {
-                        out.push(f[i]);
-                        i += 1;
-                    }
-                }
-            }
-            PathBuf::from(std::ffi::OsStr::from_bytes(&out))
-        })
+        .map(|f| PathBuf::from(std::ffi::OsStr::from_bytes(&unescape_mountinfo(f))))
         .collect()
+}
+
+/// A mountinfo field with the kernel's octal escapes (`\040` for a space,
+/// `\134` for a backslash…) decoded.
+pub(crate) fn unescape_mountinfo(f: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(f.len());
+    let mut i = 0;
+    while i < f.len() {
+        let oct = f
+            .get(i + 1..i + 4)
+            .filter(|o| f[i] == b'\\' && o.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(o) => {
+                let v = (o[0] - b'0') as u32 * 64 + (o[1] - b'0') as u32 * 8 + (o[2] - b'0') as u32;
+                out.push(v as u8);
+                i += 4;
+            }
+            None => {
+                out.push(f[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 fn crossing_error(p: &Path) -> io::Error {

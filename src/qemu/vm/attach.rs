@@ -182,7 +182,7 @@ impl QemuDriver {
         if !s.ceph_id.is_empty() {
             w.key("user").string(&s.ceph_id);
         }
-        if let Some(conf) = &s.ceph_conf {
+        if let Some(conf) = s.hotplug_conf.as_ref().or(s.ceph_conf.as_ref()) {
             w.key("conf").string(&conf.to_string_lossy());
         }
         w.end_object();
