@@ -239,6 +239,10 @@ fn hot_attach_and_detach_on_a_running_vm() {
     // half-finished attach of v3 (hot-plugged, never recorded).
     attach(&n, A, &v2);
     wait_volumes(&n, A, &[&v1, &v2], LONG);
+    // The guest must have seen both disks arrive (5 cycles + v1 + v2)
+    // before one of them goes: an add and a removal within one look of
+    // its disk watcher would show neither.
+    wait_count(&n, A, "CIAO-TEST-GUEST hotplug added", 7, LONG);
     let added = count(&n, A, "CIAO-TEST-GUEST hotplug added");
     n.kill9();
     let mut q = Qmp::connect(&n.instance_dir(A).join("socket"));

@@ -307,11 +307,25 @@ fn every_simulation_error_reason_and_the_launcher_keeps_serving() {
     n.send(Command::Delete, cmd("delete", "bbbb0003"));
     n.expect_error(DF, "bbbb0003", "no_instance", "DELETE unknown");
 
-    // Attach/detach are refused with their documented errors, never ignored.
+    // Attach/detach answer with their documented errors, never ignored:
+    // simulation records an attach (docs/storage.md), so a second one of
+    // the same volume is already_attached, and a detach of another volume
+    // is not_attached.
     let attach = format!("attach_volume:\n  instance_uuid: {a}\n  volume_uuid: cccc0001\n");
+    n.send(Command::AttachVolume, attach.clone().into_bytes());
     n.send(Command::AttachVolume, attach.into_bytes());
     let e = n.error(ErrorCode::AttachVolumeFailure, "attach");
-    assert_eq!(e.reason, "not_supported");
+    assert_eq!(
+        (e.instance_uuid.as_str(), e.reason.as_str()),
+        (a, "already_attached")
+    );
+    let detach = format!("detach_volume:\n  instance_uuid: {a}\n  volume_uuid: cccc0002\n");
+    n.send(Command::DetachVolume, detach.into_bytes());
+    let e = n.error(ErrorCode::DetachVolumeFailure, "detach");
+    assert_eq!(
+        (e.instance_uuid.as_str(), e.reason.as_str()),
+        (a, "not_attached")
+    );
 
     // Still serving: a new instance starts and the old one deletes.
     let b = "aaaa0004";
