@@ -20,10 +20,21 @@
 //!   FORWARD policy DROP with br_netfilter active drops the bridged
 //!   traffic until `-i sbr_+ -o sbr_+ -j ACCEPT` is inserted.
 //!
+//! * `plugin_answers_while_ssntp_is_down`: the launcher's plugin answers
+//!   before any connection and through SSNTP reconnects.
+//! * `launcher_lets_bridged_traffic_through_when_dockerd_filters`: the
+//!   launcher's FORWARD rule at start-up, removed by `-hard-reset`.
+//!
 //! Inside the kernel lab (Debian's kernel, which has `ip_gre`), one boot
 //! for all of them (`docker_lab`, see tests/lab/README.md), the launcher's
 //! container networking for real, with a dockerd inside the lab and a
-//! hand-built concentrator namespace at the far end of the gretap.
+//! hand-built concentrator namespace at the far end of the gretap:
+//! `lab_containers_on_a_tenant_network` (one node and one dockerd through
+//! the containers' whole life: START, kill -9, dockerd restarted, RESTART,
+//! a VM in the same bridge, DELETE),
+//! `lab_start_completes_while_dockerd_waits_for_the_plugin` (a dockerd
+//! stand-in that calls the plugin before it answers), and the opt-in
+//! `lab_figures_start_to_running`.
 //!
 //! Root, dockerd, busybox-static and ip are needed; elsewhere each test
 //! prints `SKIPPED:` (and fails under CI=true).
@@ -1105,7 +1116,7 @@ fn lab_figures_start_to_running() {
         eprintln!("{TEST}: not measured (set CIAO_FIGURES=1)");
         return;
     }
-    let mut dn = lab_docker_node(TEST, "dkm", false, &[]);
+    let mut dn = lab_docker_node(TEST, "dkm", false, &["--stop-timeout=1"]);
     let base = ContainerSpec::example();
     dn.node.start_launcher();
     let (mut net, mut plain) = (Vec::new(), Vec::new());
