@@ -2439,6 +2439,40 @@ mod tests {
         assert!(f.errors().is_empty());
     }
 
+    /// A networked container that died under the launcher (dockerd
+    /// stopped or restarted: its namespace took the veth pair along) is
+    /// exited with its links recorded; its RESTART asks for the links
+    /// again before the driver starts (the network side makes a lost pair
+    /// anew: `Topology::lost_links`).
+    #[test]
+    fn a_container_that_died_is_plugged_again_at_restart() {
+        let mut f = net_fx("died");
+        let yaml = start_net_yaml("ac02", "img").replace(
+            "  vm_type: qemu\n  image_uuid: img\n",
+            "  vm_type: docker\n  docker_image: busybox\n",
+        );
+        f.cmd(Command::Start, yaml);
+        let key = f.fire("ac02", BOOT);
+        f.took_log();
+        // No STOP: the container exits on its own.
+        f.m.on_input(&key.inst, Input::Timer(STOP), f.now);
+        f.pump();
+        assert_eq!(f.state("ac02"), Some("exited"));
+        assert!(f.took_log().is_empty());
+        f.simple(Command::Restart, "ac02");
+        assert_eq!(
+            f.took_log(),
+            [
+                "plug ac02",
+                "start ac02 restart=true",
+                "attach ac02 svn_ac02"
+            ]
+        );
+        f.fire("ac02", BOOT);
+        assert_eq!(f.state("ac02"), Some("active"));
+        assert!(f.errors().is_empty());
+    }
+
     /// B4 fixed: a START that fails after its vnic was made removes the
     /// links, then the files, then reports the failure; commands queued
     /// behind it are refused.
