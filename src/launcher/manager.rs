@@ -2339,6 +2339,14 @@ mod tests {
             + "  tenant_uuid: 11111111-2222-4333-8444-555555555555\n  networking:\n    vnic_mac: 02:00:ac:10:05:07\n    vnic_uuid: 0a0b0c0d-0000-4000-8000-000000000020\n    concentrator_uuid: 0a0b0c0d-0000-4000-8000-000000000030\n    concentrator_ip: 192.168.42.21\n    subnet: 172.16.5.0/24\n    private_ip: 172.16.5.7\n"
     }
 
+    /// A networked container's START.
+    fn start_net_container_yaml(id: &str) -> String {
+        start_net_yaml(id, "img").replace(
+            "  vm_type: qemu\n  image_uuid: img\n",
+            "  vm_type: docker\n  docker_image: busybox\n",
+        )
+    }
+
     fn net_fx(tag: &str) -> Fx {
         let mut f = fx(tag, no_limits());
         f.m.set_network(true);
@@ -2396,11 +2404,7 @@ mod tests {
     #[test]
     fn a_container_gets_links_like_a_vm() {
         let mut f = net_fx("ctr");
-        let yaml = start_net_yaml("ac01", "img").replace(
-            "  vm_type: qemu\n  image_uuid: img\n",
-            "  vm_type: docker\n  docker_image: busybox\n",
-        );
-        f.cmd(Command::Start, yaml);
+        f.cmd(Command::Start, start_net_container_yaml("ac01"));
         assert_eq!(
             f.took_log(),
             [
@@ -2436,6 +2440,36 @@ mod tests {
         );
         assert!(!f.exists("ac01") && f.net.plugged.is_empty());
         assert_eq!(f.deleted(), ["ac01"]);
+        assert!(f.errors().is_empty());
+    }
+
+    /// A networked container that died under the launcher (dockerd
+    /// stopped or restarted: its namespace took the veth pair along) is
+    /// exited with its links recorded; its RESTART asks for the links
+    /// again before the driver starts (the network side makes a lost pair
+    /// anew: `Topology::lost_links`).
+    #[test]
+    fn a_container_that_died_is_plugged_again_at_restart() {
+        let mut f = net_fx("died");
+        f.cmd(Command::Start, start_net_container_yaml("ac02"));
+        let key = f.fire("ac02", BOOT);
+        f.took_log();
+        // No STOP: the container exits on its own.
+        f.m.on_input(&key.inst, Input::Timer(STOP), f.now);
+        f.pump();
+        assert_eq!(f.state("ac02"), Some("exited"));
+        assert!(f.took_log().is_empty());
+        f.simple(Command::Restart, "ac02");
+        assert_eq!(
+            f.took_log(),
+            [
+                "plug ac02",
+                "start ac02 restart=true",
+                "attach ac02 svn_ac02"
+            ]
+        );
+        f.fire("ac02", BOOT);
+        assert_eq!(f.state("ac02"), Some("active"));
         assert!(f.errors().is_empty());
     }
 

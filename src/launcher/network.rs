@@ -321,9 +321,31 @@ impl Network {
         let Some(t) = self.topology.as_ref() else {
             return Err("the node's network is not discovered yet".into());
         };
-        let plan = t
+        let mut plan = t
             .plug(id, &want, &mut rand_u32)
             .map_err(|e| e.to_string())?;
+        if plan.ops.is_empty() {
+            // A RESTART of an instance whose links were made: the kernel
+            // may have lost them since (a dead container's namespace takes
+            // its veth pair along). Then the bookkeeping follows the
+            // kernel again and the plan makes what is missing, as the
+            // repair at start-up does (bridge and tunnel too, and a
+            // TenantAdded when both were gone).
+            let links = self.links().map_err(|e| e.to_string())?;
+            let lost = self
+                .topology
+                .as_ref()
+                .is_some_and(|t| t.lost_links(id, &links));
+            if lost {
+                warn!("instance {id}: its links are gone from the kernel; making them again");
+                self.resync();
+                if let Some(t) = self.topology.as_ref() {
+                    plan = t
+                        .plug(id, &want, &mut rand_u32)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
         self.wants.insert(id.to_string(), want.clone());
         if let Err(e) = self.execute(&plan) {
             self.wants.remove(id);

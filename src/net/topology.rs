@@ -552,6 +552,38 @@ impl Topology {
             .or_else(|| self.cncis.get(instance).map(|c| c.name.as_str()))
     }
 
+    /// True when a link recorded for `instance` (its vnic or macvtap, its
+    /// tuple's bridge and tunnel) is not in the dump `links` under its name
+    /// with its alias: the kernel lost it behind the launcher's back (a
+    /// container's namespace dies with its veth's end inside and takes
+    /// the whole pair). The bookkeeping must then be read again
+    /// ([`Topology::rebuild`]) before [`Topology::plug`] can make it anew.
+    pub fn lost_links(&self, instance: &str, links: &[Link]) -> bool {
+        let present = |name: &str, alias: Alias| {
+            links
+                .iter()
+                .any(|l| l.name == name && our_alias(l).as_ref() == Some(&alias))
+        };
+        if let Some(m) = self.members.get(instance) {
+            let tuple = &m.want.tuple;
+            let s = self.subnets.get(tuple);
+            let vnic = m.vnic.as_deref().map(|v| (v, m.want.alias()));
+            let bridge = s
+                .and_then(|s| s.bridge.as_deref())
+                .map(|b| (b, Alias::Bridge(tuple.clone())));
+            let tunnel = s
+                .and_then(|s| s.tunnel.as_deref())
+                .map(|t| (t, Alias::Tunnel(tuple.clone())));
+            return [vnic, bridge, tunnel]
+                .into_iter()
+                .flatten()
+                .any(|(name, alias)| !present(name, alias));
+        }
+        self.cncis
+            .get(instance)
+            .is_some_and(|c| !present(&c.name, c.want.alias()))
+    }
+
     /// A fresh name avoiding the names in use and those already reserved.
     fn fresh(
         &self,
@@ -1762,6 +1794,96 @@ mod tests {
         assert_eq!(del.emptied(), Some(&tuple));
         k.apply(&mut t, &del).unwrap();
         assert_eq!(k.links.len(), 1);
+    }
+
+    /// The RESTART of a container whose veth pair died with its namespace
+    /// (dockerd stopped or restarted): the plan says "exists", the dump
+    /// says it is lost; read again, the plug makes the pair anew with the
+    /// same alias, MAC and MTU, in the bridge, up. When the bridge and the
+    /// tunnel are gone too, they come back with a TenantAdded.
+    #[test]
+    fn a_lost_veth_pair_is_made_again_at_restart() {
+        let mut k = Kernel::with_eth0();
+        let mut t = topology().with_container_mtu(1300);
+        let mut rand = rand_from(&[]);
+        let wants = [("v", vm("v", 7)), ("c", container("c", 8))];
+        for (i, w) in &wants {
+            let plan = t.plug(i, w, &mut rand).unwrap();
+            k.apply(&mut t, &plan).unwrap();
+        }
+        let old = t.vnic_of("c").unwrap().to_string();
+        assert!(!t.lost_links("c", &k.links) && !t.lost_links("v", &k.links));
+        assert!(!t.lost_links("unknown", &k.links));
+        // The pair goes as a whole; the VM's tap stays.
+        k.delete(&old).unwrap();
+        assert!(t.lost_links("c", &k.links));
+        assert!(!t.lost_links("v", &k.links));
+        // The bookkeeping alone still believes it exists.
+        assert!(t.plug("c", &wants[1].1, &mut rand).unwrap().ops.is_empty());
+        // A link with the recorded name but not ours is not the pair.
+        k.add(&old, Some("dummy"), None);
+        assert!(t.lost_links("c", &k.links));
+        k.delete(&old).unwrap();
+
+        let reread = |k: &Kernel, rand: &mut dyn FnMut() -> u32| {
+            Topology::rebuild_from(
+                Topology::new(CN_IP, "eth0").with_container_mtu(1300),
+                &k.links,
+                &records(&wants),
+                rand,
+            )
+            .topology
+        };
+        let mut t = reread(&k, &mut rand);
+        let plan = t.plug("c", &wants[1].1, &mut rand).unwrap();
+        assert_eq!(plan.event, None, "bridge and tunnel are there");
+        assert!(!plan.ops.iter().any(|op| matches!(
+            op,
+            LinkOp::Create {
+                kind: NewLink::Bridge | NewLink::Gretap { .. },
+                ..
+            }
+        )));
+        k.apply(&mut t, &plan).unwrap();
+        let host = k.named(&plan.vnic_name)[0].clone();
+        let bridge = k.named("sbr")[0].index;
+        assert_eq!(host.alias, Some(format!("vnic_{T}##172.16.5.8")));
+        assert_eq!(
+            (host.kind.as_deref(), host.master, host.mtu),
+            (Some("veth"), Some(bridge), 1300)
+        );
+        assert!(host.flags & IFF_UP != 0);
+        let peer = k.named(&peer_name(&plan.vnic_name).unwrap())[0].clone();
+        assert_eq!((peer.mac, peer.mtu), (Some([2, 0, 0xac, 0x10, 5, 8]), 1300));
+        assert!(!t.lost_links("c", &k.links));
+        assert_whole(&k, &t, &wants);
+
+        // Everything of the subnet gone (a reboot of the links behind
+        // the launcher's back): bridge and tunnel come back, the VM's tap
+        // is put in the new bridge, and a TenantAdded goes out.
+        for prefix in ["svn", "sgt", "sbr"] {
+            let names: Vec<String> = k.named(prefix).iter().map(|l| l.name.clone()).collect();
+            for n in names {
+                let _ = k.delete(&n);
+            }
+        }
+        assert!(t.lost_links("c", &k.links) && t.lost_links("v", &k.links));
+        let mut t = reread(&k, &mut rand);
+        let plan = t.plug("c", &wants[1].1, &mut rand).unwrap();
+        assert_eq!(
+            plan.event.as_ref().map(|e| e.kind),
+            Some(TenantEventKind::Added)
+        );
+        k.apply(&mut t, &plan).unwrap();
+        assert_eq!(k.named("sbr").len(), 1);
+        assert_eq!(k.named("sgt").len(), 1);
+        assert!(!t.lost_links("c", &k.links));
+        // The VM's RESTART then makes its tap, without another event.
+        assert!(t.lost_links("v", &k.links) || t.vnic_of("v").is_none());
+        let plan = t.plug("v", &wants[0].1, &mut rand).unwrap();
+        assert_eq!(plan.event, None);
+        k.apply(&mut t, &plan).unwrap();
+        assert_whole(&k, &t, &wants);
     }
 
     #[test]
