@@ -17,21 +17,18 @@
 //! Without root, qemu or ceph the VM tests print `SKIPPED: ...` (they fail
 //! under `CI=true`).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::Command as Process;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ciao::payloads::VolumeErrorReport;
 use ciao::ssntp::frame::{Command, ErrorCode, Op};
-use ciao_test_support::ceph::{self, Cluster, CEPH_ID};
-use ciao_test_support::certgen::{self, CertSet, KeyKind};
+use ciao_test_support::ceph::{self, CEPH_ID};
 use ciao_test_support::cmd;
-use ciao_test_support::proc::{wait_for, Proc, TempDir};
-use ciao_test_support::qemu::{self, start_payload, VmNode, BOOT, GUEST_IMAGE, LONG};
-use ciao_test_support::skip_or_fail;
+use ciao_test_support::proc::wait_for;
+use ciao_test_support::qemu::{start_payload, VmNode, BOOT, GUEST_IMAGE, LONG};
+use ciao_test_support::server_session::{Binaries, Session};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 const SERVER: &str = env!("CARGO_BIN_EXE_ciao-launcher-server");
@@ -41,27 +38,6 @@ const GUEST_CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 
 const A: &str = "a1a1a1a1-b46c-4465-9018-fe14087d415f";
 const B: &str = "b2b2b2b2-b46c-4465-9018-fe14087d415f";
-
-/// The qemu prerequisites and the guest, then a cluster; `None`: skipped.
-fn setup(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, PathBuf, Cluster)> {
-    let (g, guest) = qemu::setup(test, GUEST_CACHE)?;
-    if let Some(why) = ceph::missing() {
-        skip_or_fail(test, &why);
-        return None;
-    }
-    let c = Cluster::start("ca").unwrap_or_else(|e| panic!("{test}: ceph cluster: {e}"));
-    eprintln!("{test}: ceph cluster up in {:?}", c.started_in);
-    Some((g, guest, c))
-}
-
-/// A node in the cluster's namespace, told where the cluster is.
-fn node(c: &Cluster, guest: &Path, extra: &[&str]) -> VmNode {
-    let conf = format!("--ceph-conf={}", c.conf().display());
-    let id = format!("-ceph_id={CEPH_ID}");
-    let mut flags = vec![conf.as_str(), id.as_str()];
-    flags.extend_from_slice(extra);
-    VmNode::new_in(LAUNCHER, guest, &flags, &c.ns)
-}
 
 fn volume_cmd(kind: &str, id: &str, vol: &str) -> Vec<u8> {
     format!("{kind}:\n  instance_uuid: {id}\n  volume_uuid: {vol}\n").into_bytes()
@@ -160,7 +136,9 @@ impl Qmp {
 
 #[test]
 fn hot_attach_and_detach_on_a_running_vm() {
-    let Some((_g, guest, c)) = setup("hot_attach_and_detach_on_a_running_vm") else {
+    let Some((_g, guest, c)) =
+        ceph::vm_setup("hot_attach_and_detach_on_a_running_vm", GUEST_CACHE, "ca")
+    else {
         return;
     };
     let v1 = ceph::uuid();
@@ -169,7 +147,11 @@ fn hot_attach_and_detach_on_a_running_vm() {
     c.create_with(&v1, 16, b"CIAO-VOLUME hot\n").unwrap();
     c.create_with(&v2, 16, b"CIAO-VOLUME two\n").unwrap();
     c.create_with(&v3, 16, b"CIAO-VOLUME later\n").unwrap();
-    let mut n = node(&c, &guest, &["--stop-timeout=60", "--detach-timeout=20"]);
+    let mut n = c.vm_node(
+        LAUNCHER,
+        &guest,
+        &["--stop-timeout=60", "--detach-timeout=20"],
+    );
     n.send(Command::Start, start_payload(A, "hot", false, 128, ""));
     n.wait_state(A, "active", BOOT);
     n.wait_console(A, "CIAO-TEST-GUEST hostname=hot boots=1", BOOT);
@@ -322,13 +304,15 @@ fn hot_attach_and_detach_on_a_running_vm() {
 
 #[test]
 fn a_guest_that_ignores_hot_unplug() {
-    let Some((_g, guest, mut c)) = setup("a_guest_that_ignores_hot_unplug") else {
+    let Some((_g, guest, mut c)) =
+        ceph::vm_setup("a_guest_that_ignores_hot_unplug", GUEST_CACHE, "ca")
+    else {
         return;
     };
     let v1 = ceph::uuid();
     c.create(&v1, 16).unwrap();
-    let n = node(
-        &c,
+    let n = c.vm_node(
+        LAUNCHER,
         &guest,
         &["--stop-timeout=3", "--detach-timeout=5", "--ceph-timeout=3"],
     );
@@ -415,130 +399,25 @@ const BOOT_VOL: &str = "0b0b0b0b-b46c-4465-9018-fe14087d415f";
 const V1: &str = "11111111-b46c-4465-9018-fe14087d415f";
 const V2: &str = "22222222-b46c-4465-9018-fe14087d415f";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const BINS: Binaries = Binaries {
+    server: SERVER,
+    launcher: LAUNCHER,
+    ciaolc: CIAOLC,
+};
 
-struct Setup {
-    launcher: Option<Proc>,
-    _server: Proc,
-    certs: CertSet,
-    rest: SocketAddr,
-    ssntp: SocketAddr,
-    tmp: TempDir,
-}
-
-impl Setup {
-    fn new() -> Setup {
-        let tmp = TempDir::new("ceph-attach");
-        let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-        let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let ssntp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let server = Proc::start(
-            SERVER,
-            &[
-                format!("-ca-server-cert={}", certs.ca_pem_path.display()),
-                format!("-server-cert={}", certs.server_pem_path.display()),
-                format!("--ssntp-listen={ssntp}"),
-                format!("-server={rest}"),
-                format!("--data-root={}", tmp.path().join("server").display()),
-                "-disk-limit=false".into(),
-                "-mem-limit=false".into(),
-            ],
-            tmp.path(),
-            "server",
-        );
-        let s = Setup {
-            launcher: None,
-            _server: server,
-            certs,
-            rest,
-            ssntp,
-            tmp,
-        };
-        wait_for(LONG, "the REST API", || TcpStream::connect(s.rest).ok());
-        s
-    }
-
-    fn data(&self) -> PathBuf {
-        self.tmp.path().join("launcher")
-    }
-
-    fn start_launcher(&mut self) {
-        let data = self.data();
-        self.launcher = Some(Proc::start(
-            LAUNCHER,
-            &[
-                format!("-cacert={}", self.certs.ca_pem_path.display()),
-                format!("-cert={}", self.certs.client_pem_path.display()),
-                format!("--server={}", self.ssntp),
-                format!("--data-root={}", data.display()),
-                "-simulation".into(),
-                "--simulation-delay=100".into(),
-                "--stats-interval=1".into(),
-                "-network=false".into(),
-                "-logtostderr".into(),
-            ],
-            self.tmp.path(),
-            "launcher",
-        ));
-        let id = wait_for(LONG, "the launcher's UUID file", || {
-            std::fs::read_to_string(data.join("local/uuid-storage/role/client/0x14")).ok()
-        });
-        wait_for(LONG, "the launcher to be listed", || {
-            (self.ok(&["clients"]) == format!("{id}\n")).then_some(())
-        });
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let mut a = vec!["-server".to_string(), self.rest.to_string()];
-        a.extend(args.iter().map(|s| s.to_string()));
-        let o = Process::new(CIAOLC).args(&a).output().unwrap();
-        assert!(
-            o.status.success(),
-            "ciaolc {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    /// POSTs `body` to `path`; the status line of the answer.
-    fn post(&self, path: &str, body: &[u8]) -> String {
-        let mut t = TcpStream::connect(self.rest).unwrap();
-        t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        t.write_all(head.as_bytes()).unwrap();
-        t.write_all(body).unwrap();
-        let mut reply = Vec::new();
-        let _ = t.read_to_end(&mut reply);
-        String::from_utf8_lossy(&reply)
+/// The `istats` row of `id`, once `pred` holds for it.
+fn istats_until(s: &Session, id: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    wait_for(LONG, what, || {
+        s.ok(&["istats"])
             .lines()
-            .next()
-            .unwrap_or("")
-            .to_string()
-    }
-
-    /// The `istats` row of `id`, once `pred` holds for it.
-    fn istats_until(&self, id: &str, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        wait_for(LONG, what, || {
-            self.ok(&["istats"])
-                .lines()
-                .find(|l| l.starts_with(id))
-                .filter(|l| pred(l))
-                .map(str::to_string)
-        })
-    }
+            .find(|l| l.starts_with(id))
+            .filter(|l| pred(l))
+            .map(str::to_string)
+    })
 }
 
 /// Drains until every `(instance, volume, reason)` arrived; what arrived.
-fn drain_until(s: &Setup, want: &[(&str, &str, &str)]) -> String {
+fn drain_until(s: &Session, want: &[(&str, &str, &str)]) -> String {
     let mut all = String::new();
     wait_for(LONG, "every volume failure", || {
         let o = s.ok(&["drain"]);
@@ -558,7 +437,7 @@ fn drain_until(s: &Setup, want: &[(&str, &str, &str)]) -> String {
 
 #[test]
 fn every_failure_reason_over_ssntp_with_ciaolc() {
-    let mut s = Setup::new();
+    let mut s = Session::new(BINS, "ceph-attach", &[]);
     // Two instances the launcher finds at start-up: one whose state cannot
     // be read, one stopped VM that boots from a volume.
     let inst = s.data().join("instances");
@@ -569,7 +448,7 @@ fn every_failure_reason_over_ssntp_with_ciaolc() {
         "version: 1\nstopped: true\nconfig:\n  instance_uuid: {BOOTS}\n  vm_type: qemu\n  fw_type: legacy\n  cpus: 1\n  mem_mb: 64\n  volumes:\n  - uuid: {BOOT_VOL}\n    bootable: true\n"
     );
     std::fs::write(inst.join(BOOTS).join("instance.yaml"), &state).unwrap();
-    s.start_launcher();
+    s.start_launcher(&["--stats-interval=1"]);
 
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/payloads");
     s.ok(&[
@@ -581,16 +460,16 @@ fn every_failure_reason_over_ssntp_with_ciaolc() {
         examples.join("start_container.yaml").to_str().unwrap(),
     ]);
     for id in [LEGACY, CONTAINER] {
-        s.istats_until(id, "active", |l| l.contains("\tactive"));
+        istats_until(&s, id, "active", |l| l.contains("\tactive"));
     }
-    let boots = s.istats_until(BOOTS, "the boot-volume VM recovered", |l| {
+    let boots = istats_until(&s, BOOTS, "the boot-volume VM recovered", |l| {
         l.contains("exited")
     });
     assert!(boots.contains(BOOT_VOL), "{boots}");
 
     // Success (simulation records the change) and its STATS.
     assert_eq!(s.ok(&["attach", LEGACY, V1]), "");
-    s.istats_until(LEGACY, "V1 attached", |l| l.contains(V1));
+    istats_until(&s, LEGACY, "V1 attached", |l| l.contains(V1));
 
     s.ok(&["attach", LEGACY, V1]); // already_attached
     s.ok(&["detach", LEGACY, V2]); // not_attached
@@ -644,7 +523,7 @@ fn every_failure_reason_over_ssntp_with_ciaolc() {
         &s,
         &[(LEGACY, V2, "state_failure"), (LEGACY, V1, "state_failure")],
     );
-    let row = s.istats_until(LEGACY, "volumes unchanged", |_| true);
+    let row = istats_until(&s, LEGACY, "volumes unchanged", |_| true);
     assert!(row.contains(V1) && !row.contains(V2), "{row}");
     drop(s.launcher.take());
 }

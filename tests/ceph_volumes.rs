@@ -13,15 +13,13 @@
 //! under `CI=true`).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ciao::ssntp::frame::{Command, ErrorCode};
-use ciao_test_support::ceph::{self, Cluster, CEPH_ID};
+use ciao_test_support::ceph;
 use ciao_test_support::cmd;
 use ciao_test_support::proc::wait_for;
-use ciao_test_support::qemu::{self, start_payload, VmNode, BOOT, GUEST_IMAGE, LONG};
-use ciao_test_support::skip_or_fail;
+use ciao_test_support::qemu::{start_payload, BOOT, GUEST_IMAGE, LONG};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 /// Where the test guest is kept between runs.
@@ -29,27 +27,6 @@ const GUEST_CACHE: &str = env!("CARGO_TARGET_TMPDIR");
 
 const A: &str = "a1a1a1a1-b46c-4465-9018-fe14087d415f";
 const B: &str = "b2b2b2b2-b46c-4465-9018-fe14087d415f";
-
-/// The qemu prerequisites and the guest, then a cluster; `None`: skipped.
-fn setup(test: &str) -> Option<(std::sync::MutexGuard<'static, ()>, PathBuf, Cluster)> {
-    let (g, guest) = qemu::setup(test, GUEST_CACHE)?;
-    if let Some(why) = ceph::missing() {
-        skip_or_fail(test, &why);
-        return None;
-    }
-    let c = Cluster::start("cv").unwrap_or_else(|e| panic!("{test}: ceph cluster: {e}"));
-    eprintln!("{test}: ceph cluster up in {:?}", c.started_in);
-    Some((g, guest, c))
-}
-
-/// A node in the cluster's namespace, told where the cluster is.
-fn node(c: &Cluster, guest: &Path, extra: &[&str]) -> VmNode {
-    let conf = format!("--ceph-conf={}", c.conf().display());
-    let id = format!("-ceph_id={CEPH_ID}");
-    let mut flags = vec![conf.as_str(), id.as_str(), "--stop-timeout=60"];
-    flags.extend_from_slice(extra);
-    VmNode::new_in(LAUNCHER, guest, &flags, &c.ns)
-}
 
 /// `start_payload` with a `storage` list (`(id, boot)`), without the
 /// backing image when `image` is false.
@@ -92,13 +69,13 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[test]
 fn two_volumes_in_order() {
-    let Some((_g, guest, c)) = setup("two_volumes_in_order") else {
+    let Some((_g, guest, c)) = ceph::vm_setup("two_volumes_in_order", GUEST_CACHE, "cv") else {
         return;
     };
     let (v1, v2) = (ceph::uuid(), ceph::uuid());
     c.create_with(&v1, 16, b"CIAO-VOLUME first\n").unwrap();
     c.create_with(&v2, 16, b"CIAO-VOLUME second\n").unwrap();
-    let n = node(&c, &guest, &[]);
+    let n = c.vm_node(LAUNCHER, &guest, &["--stop-timeout=60"]);
 
     let t0 = Instant::now();
     n.send(
@@ -159,12 +136,12 @@ fn two_volumes_in_order() {
 
 #[test]
 fn boot_from_volume() {
-    let Some((_g, guest, c)) = setup("boot_from_volume") else {
+    let Some((_g, guest, c)) = ceph::vm_setup("boot_from_volume", GUEST_CACHE, "cv") else {
         return;
     };
     let boot = ceph::uuid();
     c.import(&guest, &boot).unwrap();
-    let n = node(&c, &guest, &[]);
+    let n = c.vm_node(LAUNCHER, &guest, &["--stop-timeout=60"]);
     n.send(
         Command::Start,
         payload_with_volumes(B, "bfv", &[(&boot, true)], false),
@@ -197,12 +174,14 @@ fn boot_from_volume() {
 
 #[test]
 fn dead_monitor_fails_the_start_in_time() {
-    let Some((_g, guest, mut c)) = setup("dead_monitor_fails_the_start_in_time") else {
+    let Some((_g, guest, mut c)) =
+        ceph::vm_setup("dead_monitor_fails_the_start_in_time", GUEST_CACHE, "cv")
+    else {
         return;
     };
     let v = ceph::uuid();
     c.create(&v, 16).unwrap();
-    let n = node(&c, &guest, &["--ceph-timeout=3"]);
+    let n = c.vm_node(LAUNCHER, &guest, &["--stop-timeout=60", "--ceph-timeout=3"]);
 
     // Refused on receipt, before any ceph is involved.
     let mut bad = String::from_utf8(payload_with_volumes(B, "x", &[("", false)], true)).unwrap();
@@ -270,13 +249,17 @@ fn dead_monitor_fails_the_start_in_time() {
 /// catching a hang.
 #[test]
 fn start_to_active_with_and_without_volumes() {
-    let Some((_g, guest, c)) = setup("start_to_active_with_and_without_volumes") else {
+    let Some((_g, guest, c)) = ceph::vm_setup(
+        "start_to_active_with_and_without_volumes",
+        GUEST_CACHE,
+        "cv",
+    ) else {
         return;
     };
     let (v1, v2) = (ceph::uuid(), ceph::uuid());
     c.create(&v1, 16).unwrap();
     c.create(&v2, 16).unwrap();
-    let n = node(&c, &guest, &[]);
+    let n = c.vm_node(LAUNCHER, &guest, &["--stop-timeout=60"]);
     let median = |vols: &[(&str, bool)]| {
         let mut times = Vec::new();
         for _ in 0..5 {

@@ -4,17 +4,18 @@
 //! reaches a client byte for byte and what `drain` shows.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use ciao::ssntp::frame::{self, ErrorCode, Event, Frame, Op, Status};
 use ciao::ssntp::role;
 use ciao::ssntp::uuid::Uuid;
-use ciao_test_support::certgen::{self, CertSet, KeyKind};
-use ciao_test_support::proc::{wait_for, Proc, TempDir};
+use ciao_test_support::certgen::{self, KeyKind};
+use ciao_test_support::proc::{wait_for, TempDir};
 use ciao_test_support::rawtls::{Outcome, RawClient};
+use ciao_test_support::server_session::{free_port, Binaries, Session};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ciao-launcher-server");
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
@@ -23,151 +24,39 @@ const LONG: Duration = Duration::from_secs(30);
 const LEGACY: &str = "d7d86208-b46c-4465-9018-fe14087d415f";
 const CONTAINER: &str = "67d86208-b46c-4465-9018-e14087d415f";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+const BINS: Binaries = Binaries {
+    server: SERVER,
+    launcher: LAUNCHER,
+    ciaolc: CIAOLC,
+};
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/payloads")
 }
 
-/// Field order: processes end before the directory goes.
-struct Setup {
-    launcher: Option<Proc>,
-    _server: Proc,
-    certs: CertSet,
-    rest: SocketAddr,
-    ssntp: SocketAddr,
-    tmp: TempDir,
+/// The server, its log verbose.
+fn session(tag: &str) -> Session {
+    Session::new(BINS, tag, &["-v=2", "-alsologtostderr"])
 }
 
-impl Setup {
-    fn new(tag: &str) -> Setup {
-        let tmp = TempDir::new(tag);
-        let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-        let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let ssntp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let server = Proc::start(
-            SERVER,
-            &[
-                format!("-ca-server-cert={}", certs.ca_pem_path.display()),
-                format!("-server-cert={}", certs.server_pem_path.display()),
-                format!("--ssntp-listen={ssntp}"),
-                format!("-server={rest}"),
-                format!("--data-root={}", tmp.path().join("server").display()),
-                "-disk-limit=false".into(),
-                "-mem-limit=false".into(),
-                "-v=2".into(),
-                "-alsologtostderr".into(),
-            ],
-            tmp.path(),
-            "server",
-        );
-        let s = Setup {
-            launcher: None,
-            _server: server,
-            certs,
-            rest,
-            ssntp,
-            tmp,
-        };
-        wait_for(LONG, "the REST API", || TcpStream::connect(s.rest).ok());
-        s
-    }
+/// A raw agent connected to the server.
+fn connect_agent(s: &Session, cert: &Path) -> (RawClient, Uuid) {
+    let uuid = Uuid::random();
+    (connect_agent_as(s, cert, uuid), uuid)
+}
 
-    fn start_launcher(&mut self) -> String {
-        let data = self.tmp.path().join("launcher");
-        self.launcher = Some(Proc::start(
-            LAUNCHER,
-            &[
-                format!("-cacert={}", self.certs.ca_pem_path.display()),
-                format!("-cert={}", self.certs.client_pem_path.display()),
-                format!("--server={}", self.ssntp),
-                format!("--data-root={}", data.display()),
-                "-simulation".into(),
-                "--simulation-delay=100".into(),
-                "-network=false".into(),
-                "-logtostderr".into(),
-            ],
-            self.tmp.path(),
-            "launcher",
-        ));
-        let id = wait_for(LONG, "the launcher's UUID file", || {
-            std::fs::read_to_string(data.join("local/uuid-storage/role/client/0x14")).ok()
-        });
-        wait_for(LONG, "the launcher to be listed", || {
-            (self.ok(&["clients"]) == format!("{id}\n")).then_some(())
-        });
-        id
+/// A raw agent connected to the server with the given UUID.
+fn connect_agent_as(s: &Session, cert: &Path, uuid: Uuid) -> RawClient {
+    let mut c = RawClient::connect(s.ssntp, &s.certs.ca_pem_path, cert).unwrap();
+    c.send_connect(uuid, role::AGENT | role::NETAGENT).unwrap();
+    match c.next(LONG) {
+        Outcome::Value(v) => assert_eq!(v.into_connected().op, Op::Status(Status::Connected)),
+        other => panic!("{other:?}"),
     }
-
-    fn ciaolc(&self, args: &[&str]) -> Output {
-        let mut a = vec!["-server".to_string(), self.rest.to_string()];
-        a.extend(args.iter().map(|s| s.to_string()));
-        Command::new(CIAOLC).args(&a).output().unwrap()
-    }
-
-    /// Runs ciaolc and returns stdout; panics with stderr on failure.
-    fn ok(&self, args: &[&str]) -> String {
-        let o = self.ciaolc(args);
-        assert!(
-            o.status.success(),
-            "ciaolc {args:?} failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).unwrap()
-    }
-
-    /// A raw agent connected to the server.
-    fn agent(&self, cert: &Path) -> (RawClient, Uuid) {
-        let uuid = Uuid::random();
-        (self.agent_as(cert, uuid), uuid)
-    }
-
-    /// A raw agent connected to the server with the given UUID.
-    fn agent_as(&self, cert: &Path, uuid: Uuid) -> RawClient {
-        let mut c = RawClient::connect(self.ssntp, &self.certs.ca_pem_path, cert).unwrap();
-        c.send_connect(uuid, role::AGENT | role::NETAGENT).unwrap();
-        match c.next(LONG) {
-            Outcome::Value(v) => assert_eq!(v.into_connected().op, Op::Status(Status::Connected)),
-            other => panic!("{other:?}"),
-        }
-        wait_for(LONG, "the agent to be listed", || {
-            self.ok(&["clients"])
-                .contains(&uuid.to_string())
-                .then_some(())
-        });
-        c
-    }
-
-    /// The server's log so far.
-    fn server_log(&self) -> String {
-        self._server.output()
-    }
-
-    /// POSTs `body` to `path` and returns the status line of the answer.
-    fn post(&self, path: &str, body: &[u8]) -> String {
-        let mut t = TcpStream::connect(self.rest).unwrap();
-        t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            body.len()
-        );
-        t.write_all(head.as_bytes()).unwrap();
-        // The server may answer (413) and close before the body is written.
-        let _ = t.write_all(body);
-        let mut reply = Vec::new();
-        let _ = t.read_to_end(&mut reply);
-        String::from_utf8_lossy(&reply)
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_string()
-    }
+    wait_for(LONG, "the agent to be listed", || {
+        s.ok(&["clients"]).contains(&uuid.to_string()).then_some(())
+    });
+    c
 }
 
 fn next_frame(c: &mut RawClient) -> Frame {
@@ -185,8 +74,8 @@ fn send(c: &mut RawClient, f: &Frame) {
 
 #[test]
 fn the_readme_session() {
-    let mut s = Setup::new("session");
-    let id = s.start_launcher();
+    let mut s = session("session");
+    let id = s.start_launcher(&[]);
     assert_eq!(s.ok(&["clients"]), format!("{id}\n"));
     let legacy = examples().join("start_legacy.yaml");
     let container = examples().join("start_container.yaml");
@@ -261,8 +150,8 @@ fn the_readme_session() {
 
 #[test]
 fn commands_reach_the_client_byte_for_byte() {
-    let s = Setup::new("bytes");
-    let (mut agent, uuid) = s.agent(&s.certs.client_pem_path);
+    let s = session("bytes");
+    let (mut agent, uuid) = connect_agent(&s, &s.certs.client_pem_path);
     let u = uuid.to_string();
     let mut files: Vec<PathBuf> = std::fs::read_dir(examples())
         .unwrap()
@@ -316,8 +205,8 @@ fn commands_reach_the_client_byte_for_byte() {
 
 #[test]
 fn drain_shows_events_and_errors_in_the_spec_yaml() {
-    let s = Setup::new("drain");
-    let (mut agent, uuid) = s.agent(&s.certs.client_pem_path);
+    let s = session("drain");
+    let (mut agent, uuid) = connect_agent(&s, &s.certs.client_pem_path);
     let me = uuid.0;
     let frames = [
         Frame::new(
@@ -372,9 +261,9 @@ fn drain_shows_events_and_errors_in_the_spec_yaml() {
 
 #[test]
 fn client_selects_among_two_launchers_and_errors_are_clear() {
-    let s = Setup::new("select");
-    let (mut a, ua) = s.agent(&s.certs.client_pem_path);
-    let (mut b, ub) = s.agent(&s.certs.client_pem_path);
+    let s = session("select");
+    let (mut a, ua) = connect_agent(&s, &s.certs.client_pem_path);
+    let (mut b, ub) = connect_agent(&s, &s.certs.client_pem_path);
     for (c, u) in [(&mut a, ua), (&mut b, ub)] {
         let stat = format!(
             "node_uuid: {u}\nstatus: READY\nmem_total_mb: 100\nmem_available_mb: 50\ndisk_total_mb: 10\n\
@@ -512,8 +401,8 @@ fn server_exits_when_its_rest_port_is_taken() {
 /// the launcher, which answers it on the same connection.
 #[test]
 fn a_body_the_launcher_would_refuse_is_refused_and_the_largest_accepted_reaches_it() {
-    let mut s = Setup::new("bigbody");
-    let id = s.start_launcher();
+    let mut s = session("bigbody");
+    let id = s.start_launcher(&[]);
     let refused = s.post("/start", &vec![b'x'; 16 << 20]);
     assert!(refused.starts_with("HTTP/1.1 413"), "{refused}");
     let largest = (16 << 20) - (4 << 10);
@@ -537,8 +426,8 @@ fn a_body_the_launcher_would_refuse_is_refused_and_the_largest_accepted_reaches_
 /// wait for it when it disconnects, and are there when it reconnects.
 #[test]
 fn undrained_events_survive_a_reconnect() {
-    let s = Setup::new("held");
-    let (mut agent, uuid) = s.agent(&s.certs.client_pem_path);
+    let s = session("held");
+    let (mut agent, uuid) = connect_agent(&s, &s.certs.client_pem_path);
     let u = uuid.to_string();
     send(
         &mut agent,
@@ -567,7 +456,7 @@ fn undrained_events_survive_a_reconnect() {
     wait_for(LONG, "the agent to be gone", || {
         s.ok(&["clients"]).is_empty().then_some(())
     });
-    let _again = s.agent_as(&s.certs.client_pem_path, uuid);
+    let _again = connect_agent_as(&s, &s.certs.client_pem_path, uuid);
     assert_eq!(
         s.ok(&["drain", "-client", &u]),
         format!("- instance_deleted:\n    instance_uuid: {LEGACY}\n\n")
@@ -582,10 +471,10 @@ fn undrained_events_survive_a_reconnect() {
 /// server forget the launcher.
 #[test]
 fn a_second_session_of_a_uuid_replaces_the_first() {
-    let s = Setup::new("twice");
-    let (mut old, uuid) = s.agent(&s.certs.client_pem_path);
+    let s = session("twice");
+    let (mut old, uuid) = connect_agent(&s, &s.certs.client_pem_path);
     let u = uuid.to_string();
-    let mut new = s.agent_as(&s.certs.client_pem_path, uuid);
+    let mut new = connect_agent_as(&s, &s.certs.client_pem_path, uuid);
     // The server closed the older session.
     match old.next(Duration::from_secs(10)) {
         Outcome::Closed => {}

@@ -8,17 +8,10 @@ use std::time::Duration;
 
 use ciao_test_support::certgen::{self, CertSet, KeyKind};
 use ciao_test_support::proc::{wait_for, Proc, TempDir};
+use ciao_test_support::server_session::{free_port, status_line};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ciao-launcher-server");
 const LONG: Duration = Duration::from_secs(30);
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn args(certs: &CertSet, tmp: &TempDir, rest: SocketAddr) -> Vec<String> {
     vec![
@@ -64,17 +57,7 @@ fn rest_listener_failure_exits_with_the_originals_message() {
 
 /// Sends raw bytes, returns the status line of the answer.
 fn status_of(rest: SocketAddr, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(rest).unwrap();
-    s.set_read_timeout(Some(LONG)).unwrap();
-    // The server may answer and close before the whole request is written.
-    let _ = s.write_all(request);
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
+    status_line(rest, request, LONG)
 }
 
 /// The REST API's HTTP server has limits the original (Go net/http with

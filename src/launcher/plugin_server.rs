@@ -95,11 +95,20 @@ impl Stream {
             Stream::Tcp(s) => s.read(buf),
         }
     }
+}
 
+impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
             Stream::Unix(s) => s.write(buf),
             Stream::Tcp(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Unix(s) => s.flush(),
+            Stream::Tcp(s) => s.flush(),
         }
     }
 }
@@ -386,7 +395,7 @@ impl PluginServer {
         let mut buf = [0u8; READ_CHUNK];
         let mut changed = false;
         let open = loop {
-            if flush(&mut c).is_err() {
+            if sys::nonblock::flush(&mut c.sock, &mut c.out).is_err() {
                 break false;
             }
             if !c.out.is_empty() {
@@ -456,21 +465,6 @@ impl Drop for PluginServer {
             f.remove();
         }
     }
-}
-
-fn flush(c: &mut Conn) -> io::Result<()> {
-    while !c.out.is_empty() {
-        match c.sock.write(&c.out) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                c.out.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// The state file's contents; missing or unreadable: empty, to be rebuilt.

@@ -20,6 +20,7 @@ pub mod fs;
 pub(crate) mod lock;
 pub(crate) mod mem;
 pub(crate) mod netlink;
+pub(crate) mod nonblock;
 pub(crate) mod notify;
 pub(crate) mod pidfd;
 pub mod procfs;

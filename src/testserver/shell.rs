@@ -22,7 +22,7 @@ use crate::ssntp::server::{Server, ServerEvent, ServerSettings};
 use crate::ssntp::uuid::Uuid;
 use crate::ssntp::{role, tls};
 use crate::sys::signals::SignalFd;
-use crate::sys::uuidstore;
+use crate::sys::{nonblock, uuidstore};
 
 const SIGNAL: Token = Token(0);
 const REST: Token = Token(1);
@@ -380,7 +380,7 @@ impl Shell {
             }
             self.serve_requests(&mut c);
         }
-        match flush(&mut c) {
+        match nonblock::flush(&mut c.sock, &mut c.out) {
             Ok(()) => {}
             Err(_) => {
                 let _ = self.poll.registry().deregister(&mut c.sock);
@@ -531,21 +531,6 @@ fn log_refusals(n: u64, latest: Option<std::net::SocketAddr>) {
             REFUSAL_LOG_INTERVAL.as_secs()
         ),
     }
-}
-
-fn flush(c: &mut HttpConn) -> io::Result<()> {
-    while !c.out.is_empty() {
-        match c.sock.write(&c.out) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(n) => {
-                c.out.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// An HTTP response for a REST outcome, with the headers Go's server sends.

@@ -335,6 +335,37 @@ impl T {
         argv
     }
 
+    /// What a launcher restart finds of a VM it had running: qemu's
+    /// pidfile (PID 4242) and, at that PID, the command line the launcher
+    /// gives qemu for this VM.
+    fn our_qemu_running(&self) {
+        let argv: Vec<String> = cmdline::qemu_argv(
+            &self.vm.cfg,
+            &Launch {
+                dir: &self.vm.dir,
+                accel: &Accel::Software,
+                ovmf: None,
+                ceph: crate::qemu::volumes::Ceph {
+                    id: "",
+                    conf: None,
+                    timeout: Duration::from_secs(10),
+                },
+                console: crate::qemu::Console::File,
+                vnic: None,
+                vhost: false,
+            },
+        )
+        .unwrap()
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+        self.fake
+            .pidfiles
+            .borrow_mut()
+            .insert(self.vm.dir.join("qemu.pid"), 4242);
+        self.fake.pids.borrow_mut().insert(4242, argv);
+    }
+
     fn gone(&mut self) -> (Vec<Effect>, Vec<Outcome>) {
         self.fake.pids.borrow_mut().remove(&4242);
         self.input(Input::Gone {
@@ -884,32 +915,7 @@ fn a_stopped_waiter_told_to_lead_still_probes() {
 #[test]
 fn recovery() {
     let mut t = T::new(Virtualisation::Software);
-    let argv: Vec<String> = cmdline::qemu_argv(
-        &t.vm.cfg,
-        &Launch {
-            dir: &t.vm.dir,
-            accel: &Accel::Software,
-            ovmf: None,
-            ceph: crate::qemu::volumes::Ceph {
-                id: "",
-                conf: None,
-                timeout: Duration::from_secs(10),
-            },
-            console: crate::qemu::Console::File,
-            vnic: None,
-            vhost: false,
-        },
-    )
-    .unwrap()
-    .iter()
-    .map(|a| a.to_string_lossy().into_owned())
-    .collect();
-    // A running qemu of ours.
-    t.fake
-        .pidfiles
-        .borrow_mut()
-        .insert(t.vm.dir.join("qemu.pid"), 4242);
-    t.fake.pids.borrow_mut().insert(4242, argv);
+    t.our_qemu_running();
     let (e, o) = t.call(|d, cx| d.recover(cx, false));
     assert!(o.is_empty());
     assert!(e

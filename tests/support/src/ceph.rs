@@ -22,10 +22,13 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use crate::netns::Netns;
 use crate::proc::{rand_u64, TempDir};
+use crate::qemu::{self, VmNode};
+use crate::skip_or_fail;
 
 /// The cephx user the launcher is given (`-ceph_id`).
 pub const CEPH_ID: &str = "ciao";
@@ -82,6 +85,25 @@ pub fn uuid() -> String {
         0x8000 | ((b >> 48) & 0x3fff),
         b & 0xffff_ffff_ffff
     )
+}
+
+/// For a test of VMs with volumes: the qemu prerequisites, the test guest
+/// and the serial lock ([`qemu::setup`]; `cache`: the test's
+/// `CARGO_TARGET_TMPDIR`), then a cluster in a namespace `<tag>…`. `None`:
+/// skipped.
+pub fn vm_setup(
+    test: &str,
+    cache: &str,
+    tag: &str,
+) -> Option<(MutexGuard<'static, ()>, PathBuf, Cluster)> {
+    let (g, guest) = qemu::setup(test, cache)?;
+    if let Some(why) = missing() {
+        skip_or_fail(test, &why);
+        return None;
+    }
+    let c = Cluster::start(tag).unwrap_or_else(|e| panic!("{test}: ceph cluster: {e}"));
+    eprintln!("{test}: ceph cluster up in {:?}", c.started_in);
+    Some((g, guest, c))
 }
 
 /// A running single-node cluster; ended when dropped.
@@ -150,6 +172,17 @@ impl Cluster {
         c.bootstrap()?;
         c.started_in = t0.elapsed();
         Ok(c)
+    }
+
+    /// A node running the launcher `bin` in the cluster's namespace, told
+    /// where the cluster is (`--ceph-conf`, `-ceph_id`); `extra` flags
+    /// after those.
+    pub fn vm_node(&self, bin: &str, guest: &Path, extra: &[&str]) -> VmNode {
+        let conf = format!("--ceph-conf={}", self.conf().display());
+        let id = format!("-ceph_id={CEPH_ID}");
+        let mut flags = vec![conf.as_str(), id.as_str()];
+        flags.extend_from_slice(extra);
+        VmNode::new_in(bin, guest, &flags, &self.ns)
     }
 
     /// The cluster's configuration file (it names the keyring).

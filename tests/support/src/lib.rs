@@ -24,6 +24,7 @@ pub mod netns;
 pub mod proc;
 pub mod qemu;
 pub mod rawtls;
+pub mod server_session;
 pub mod ssntp_server;
 pub mod stub_plugin;
 pub mod unix_http;

@@ -117,31 +117,7 @@ fn running() -> T {
 
 /// A launcher restart finds the VM's qemu running and re-adopts it.
 fn readopt(t: &mut T) {
-    let argv: Vec<String> = cmdline::qemu_argv(
-        &t.vm.cfg,
-        &Launch {
-            dir: &t.vm.dir,
-            accel: &Accel::Software,
-            ovmf: None,
-            ceph: crate::qemu::volumes::Ceph {
-                id: "",
-                conf: None,
-                timeout: std::time::Duration::from_secs(10),
-            },
-            console: crate::qemu::Console::File,
-            vnic: None,
-            vhost: false,
-        },
-    )
-    .unwrap()
-    .iter()
-    .map(|a| a.to_string_lossy().into_owned())
-    .collect();
-    t.fake
-        .pidfiles
-        .borrow_mut()
-        .insert(t.vm.dir.join("qemu.pid"), 4242);
-    t.fake.pids.borrow_mut().insert(4242, argv);
+    t.our_qemu_running();
     let _ = t.call(|d, cx| d.recover(cx, false));
 }
 
