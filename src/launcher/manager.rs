@@ -15,6 +15,8 @@
 //! change is reported to the server only after the file that records it is
 //! durable (the answer to a durable write).
 
+mod boot;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::path::PathBuf;
@@ -22,6 +24,7 @@ use std::time::Instant;
 
 use log::{debug, error, info, warn};
 
+use self::boot::{BootData, BootPack};
 use super::capacity::{Capacity, Limits, Resources};
 use super::state::{self, Found, StateFile, DIR_MODE, STATE_FILE, STATE_MODE};
 use crate::driver::{
@@ -146,8 +149,8 @@ enum VolumeFault {
 /// what the driver needs (the configuration is in the table already), so
 /// a burst of STARTs holds little.
 struct Boot {
-    user_data: Vec<u8>,
-    meta_data: Vec<u8>,
+    /// User data and meta data, packed with other STARTs' (`boot.rs`).
+    data: BootData,
     /// Why the START is refused once its directory exists (checked on
     /// receipt; reported after `instance_exists`, as the original orders
     /// them).
@@ -228,6 +231,8 @@ pub(crate) struct Manager {
     traces: Vec<Frame>,
     /// `-network`: instances get links (docs/networking.md).
     network: bool,
+    /// Where the boot data of STARTs waits for their state files.
+    boots: BootPack,
 }
 
 impl Manager {
@@ -244,6 +249,7 @@ impl Manager {
             effects: Vec::new(),
             traces: Vec::new(),
             network: false,
+            boots: BootPack::default(),
         }
     }
 
@@ -860,8 +866,7 @@ impl Manager {
             ..
         } = *cmd;
         inst.pending = Some(Pending::Create(Box::new(Boot {
-            user_data,
-            meta_data,
+            data: self.boots.pack(&user_data, &meta_data),
             refused,
         })));
         let path = self.root.join(id);
@@ -927,7 +932,7 @@ impl Manager {
         }
         info!("starting instance {id}");
         self.drive(id, now, |d, cx| {
-            d.start(cx, false, &boot.user_data, &boot.meta_data)
+            boot.data.with(|user, meta| d.start(cx, false, user, meta))
         });
     }
 
@@ -1016,7 +1021,7 @@ impl Manager {
                     Some(boot) => {
                         info!("starting instance {id}");
                         self.drive(id, now, |d, cx| {
-                            d.start(cx, false, &boot.user_data, &boot.meta_data)
+                            boot.data.with(|user, meta| d.start(cx, false, user, meta))
                         });
                     }
                     None => self.drive(id, now, |d, cx| d.start(cx, true, &[], &[])),
