@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use ciao_test_support::certgen::{self, CertSet, KeyKind};
 use ciao_test_support::proc::{wait_for, Proc, TempDir};
-use ciao_test_support::server_session::{free_port, status_line};
+use ciao_test_support::server_session::{free_port, free_ports, status_line};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_ciao-launcher-server");
 const LONG: Duration = Duration::from_secs(30);
@@ -17,10 +17,19 @@ fn args(certs: &CertSet, tmp: &TempDir, rest: SocketAddr) -> Vec<String> {
     vec![
         format!("-ca-server-cert={}", certs.ca_pem_path.display()),
         format!("-server-cert={}", certs.server_pem_path.display()),
-        format!("--ssntp-listen=127.0.0.1:{}", free_port()),
+        // Never the REST port (a look-up after it may return it again).
+        format!("--ssntp-listen=127.0.0.1:{}", other_port(rest.port())),
         format!("-server={rest}"),
         format!("--data-root={}", tmp.path().join("server").display()),
     ]
+}
+
+/// A free port that is not `taken`.
+fn other_port(taken: u16) -> u16 {
+    free_ports::<2>()
+        .into_iter()
+        .find(|&p| p != taken)
+        .unwrap_or_else(free_port)
 }
 
 /// A running server with `extra` options, its REST address once it answers.

@@ -34,6 +34,14 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `N` distinct free ports of 127.0.0.1 (held together while found).
+pub fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
 /// Sends `request` as it is to `addr` and reads until the server closes
 /// (at most `timeout` between reads); the status line of the answer, ""
 /// if none. A failed write is not an error: the server may answer and
@@ -72,8 +80,10 @@ impl Session {
     pub fn new(bins: Binaries, tag: &str, server_extra: &[&str]) -> Session {
         let tmp = TempDir::new(tag);
         let certs = certgen::make_ciao_certs(tmp.path(), KeyKind::Rsa);
-        let rest: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let ssntp: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        // Both ports found while both are held: two separate look-ups may
+        // return the same port, and the REST probe below would then reach
+        // the SSNTP listener.
+        let [rest, ssntp] = free_ports::<2>().map(|p| SocketAddr::from(([127, 0, 0, 1], p)));
         let mut args = vec![
             format!("-ca-server-cert={}", certs.ca_pem_path.display()),
             format!("-server-cert={}", certs.server_pem_path.display()),
