@@ -1104,7 +1104,10 @@ fn median(v: &mut [f64]) -> f64 {
 }
 
 /// `lab_figures_start_to_running`: START to a running container, with and
-/// without networking, median of 10 each, same run and same dockerd. A
+/// without networking, median of 10 each (`CIAO_FIGURES_N` others), same
+/// run and same dockerd. With `CIAO_DOCKERD_DEBUG=1` it prints dockerd's
+/// debug log and the launcher's at the end, to read where a start's time
+/// goes (run it alone in the lab: see tests/lab/README.md). A
 /// launcher with networking refuses a START without its networking
 /// section, so the containers without networking are started first by a
 /// launcher with `-network=false`, then the networked ones by one with
@@ -1120,6 +1123,14 @@ fn lab_figures_start_to_running() {
         eprintln!("{TEST}: not measured (set CIAO_FIGURES=1)");
         return;
     }
+    let n: u32 = match std::env::var("CIAO_FIGURES_N") {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| panic!("CIAO_FIGURES_N={v:?}: not a count")),
+        Err(_) => 10,
+    };
     let mut dn = lab_docker_node(TEST, "dkm", false, &["--stop-timeout=1"]);
     let base = ContainerSpec::example();
     let id = |n: u32| format!("67d86208-b46c-4465-9018-e14087d4{n:04x}");
@@ -1133,7 +1144,7 @@ fn lab_figures_start_to_running() {
         .collect();
     dn.node.start_launcher();
     let mut plain = Vec::new();
-    for i in 0..10u32 {
+    for i in 0..n {
         let b = base.another(&id(0x200 + i), "192.168.111.120");
         let p = without_networking(&b.payload());
         plain.push(start_to_running(&dn, &b.id, p).as_secs_f64() * 1e3);
@@ -1142,15 +1153,22 @@ fn lab_figures_start_to_running() {
     dn.node.flags = networked;
     dn.node.start_launcher();
     let mut net = Vec::new();
-    for i in 0..10u32 {
+    for i in 0..n {
         let a = base.another(&id(0x100 + i), &format!("192.168.111.{}", 70 + i));
         net.push(start_to_running(&dn, &a.id, a.payload()).as_secs_f64() * 1e3);
     }
     eprintln!(
-        "FIGURES {TEST}: START to running, median of 10: networked {:.0} ms, without networking {:.0} ms (all: {net:.0?} / {plain:.0?})",
+        "FIGURES {TEST}: START to running, median of {n}: networked {:.0} ms, without networking {:.0} ms (all: {net:.0?} / {plain:.0?})",
         median(&mut net.clone()),
         median(&mut plain.clone())
     );
+    if std::env::var("CIAO_DOCKERD_DEBUG").as_deref() == Ok("1") {
+        eprintln!(
+            "--- launcher log ---\n{}\n--- dockerd log ---\n{}\n--- end of logs ---",
+            dn.node.log(),
+            dn.dockerd.log_text()
+        );
+    }
 }
 
 /// `launcher_lets_bridged_traffic_through_when_dockerd_filters`: with

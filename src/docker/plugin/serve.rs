@@ -33,6 +33,38 @@ pub(crate) struct Served {
     pub(crate) changed: bool,
     /// Requests answered.
     pub(crate) answered: usize,
+    /// What each answered request was, in order (for the shell's log).
+    pub(crate) calls: Vec<Call>,
+}
+
+/// One answered request, as the shell logs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Call {
+    /// The request's path (`/NetworkDriver.Join`).
+    pub(crate) path: String,
+    /// The HTTP status of the reply.
+    pub(crate) status: u16,
+    /// The reply's non-empty `Err` (network driver) or `Error` (IPAM
+    /// driver), if any: the protocol's errors come with status 200.
+    pub(crate) err: Option<String>,
+}
+
+/// The error members of a plugin reply (one per driver family).
+#[derive(serde::Deserialize)]
+struct ErrOnly {
+    #[serde(rename = "Err", default)]
+    err: Option<String>,
+    #[serde(rename = "Error", default)]
+    error: Option<String>,
+}
+
+/// The non-empty error of a reply body, if any.
+fn err_of(body: &[u8]) -> Option<String> {
+    let b = crate::http::parse_json::<ErrOnly>(body).ok()?;
+    [b.err, b.error]
+        .into_iter()
+        .flatten()
+        .find(|e| !e.is_empty())
 }
 
 /// Answers every complete request buffered in `parser`.
@@ -49,7 +81,8 @@ pub(crate) fn serve(
         match parser.next() {
             Ok(Some(req)) => {
                 let keep = req.keep_alive();
-                let (bytes, changed) = respond(plugin, &req, links, keep);
+                let (bytes, changed, call) = respond(plugin, &req, links, keep);
+                s.calls.push(call);
                 s.out.extend_from_slice(&bytes);
                 s.changed |= changed;
                 s.answered += 1;
@@ -65,14 +98,19 @@ pub(crate) fn serve(
     s
 }
 
-/// The response to one request, and whether the state changed. Plugin
-/// calls are POSTs; any other method gets 405.
+/// The response to one request, whether the state changed, and what to
+/// log of it. Plugin calls are POSTs; any other method gets 405.
 pub(crate) fn respond(
     plugin: &mut Plugin,
     req: &Request,
     links: &mut dyn LinkLookup,
     keep_alive: bool,
-) -> (Vec<u8>, bool) {
+) -> (Vec<u8>, bool, Call) {
+    let call = |status: u16, body: &str| Call {
+        path: req.path.clone(),
+        status,
+        err: err_of(body.as_bytes()),
+    };
     if req.method != "POST" {
         let body = Body::error(
             Family::Network,
@@ -81,12 +119,34 @@ pub(crate) fn respond(
         let r = Response::new(405)
             .with_header("Allow", "POST")
             .with_header("Content-Type", CONTENT_TYPE)
-            .with_body(body);
-        return (r.to_bytes(keep_alive, req.method == "HEAD"), false);
+            .with_body(body.clone());
+        let bytes = r.to_bytes(keep_alive, req.method == "HEAD");
+        return (bytes, false, call(405, &body));
     }
     let reply = plugin.handle(&req.path, &req.body, links);
+    let logged = call(reply.status, &reply.body);
     let r = Response::new(reply.status)
         .with_header("Content-Type", CONTENT_TYPE)
         .with_body(reply.body);
-    (r.to_bytes(keep_alive, false), reply.changed)
+    (r.to_bytes(keep_alive, false), reply.changed, logged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::err_of;
+
+    #[test]
+    fn the_error_of_either_family_is_found_and_an_empty_one_is_none() {
+        assert_eq!(
+            err_of(br#"{"Err":"no such network"}"#).as_deref(),
+            Some("no such network")
+        );
+        assert_eq!(
+            err_of(br#"{"Error":"pool exhausted","PoolID":""}"#).as_deref(),
+            Some("pool exhausted")
+        );
+        assert_eq!(err_of(br#"{"Err":"","Value":null}"#), None);
+        assert_eq!(err_of(br#"{"Implements":["NetworkDriver"]}"#), None);
+        assert_eq!(err_of(b"not json"), None);
+    }
 }

@@ -61,6 +61,17 @@ fn static_busybox() -> Result<PathBuf, String> {
     Err("no busybox (install busybox-static)".into())
 }
 
+/// `--debug` when `CIAO_DOCKERD_DEBUG=1` (for a measuring run by hand:
+/// dockerd's debug log shows each step of a container's start, with its
+/// time). Never set in CI: the log grows large.
+fn debug_flag() -> &'static [&'static str] {
+    if std::env::var("CIAO_DOCKERD_DEBUG").as_deref() == Ok("1") {
+        &["--debug"]
+    } else {
+        &[]
+    }
+}
+
 /// How to run a private dockerd.
 #[derive(Debug, Clone)]
 pub struct DockerdOptions {
@@ -216,6 +227,7 @@ impl Dockerd {
                 "--shutdown-timeout=1",
             ])
             .args(filtering)
+            .args(debug_flag())
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
