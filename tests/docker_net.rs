@@ -1226,7 +1226,11 @@ fn launcher_lets_bridged_traffic_through_when_dockerd_filters() {
         assert!(!ping_ok(&a.exec(&argv)), "dropped before the launcher runs");
     }
     dn.node.start_launcher();
-    assert!(forward().contains(rule), "{}\n{}", forward(), dn.node.log());
+    // The rule goes in once the launcher is connected (a child process of
+    // its loop), not before start_launcher returns.
+    ciao_test_support::proc::wait_for(WAIT, "the launcher's FORWARD rule", || {
+        forward().contains(rule).then_some(())
+    });
     let o = a.exec(&argv);
     assert!(
         ping_ok(&o),
