@@ -2358,6 +2358,34 @@ mod tests {
         f
     }
 
+    /// The links are made before the driver starts, which gets them.
+    fn assert_plugged_then_started(f: &mut Fx, id: &str, restart: bool) {
+        assert_eq!(
+            f.took_log(),
+            [
+                format!("plug {id}"),
+                format!("start {id} restart={restart}"),
+                format!("attach {id} svn_{id}")
+            ]
+        );
+    }
+
+    /// DELETE of a running networked instance: the driver stops and
+    /// destroys it, then its links go.
+    fn delete_destroys_then_unplugs(f: &mut Fx, id: &str) {
+        f.simple(Command::Delete, id);
+        f.fire(id, STOP);
+        f.fire(id, DESTROY);
+        assert_eq!(
+            f.took_log(),
+            [
+                format!("stop {id} urgent=true"),
+                format!("destroy {id}"),
+                format!("unplug {id}")
+            ]
+        );
+    }
+
     /// With networking: the vnic is made once the state file is durable
     /// and before the driver starts, which gets it; DELETE removes the
     /// links before the files; STOP keeps them for RESTART.
@@ -2365,14 +2393,7 @@ mod tests {
     fn network_links_follow_the_instance() {
         let mut f = net_fx("net");
         f.cmd(Command::Start, start_net_yaml("ab01", "img"));
-        assert_eq!(
-            f.took_log(),
-            [
-                "plug ab01",
-                "start ab01 restart=false",
-                "attach ab01 svn_ab01"
-            ]
-        );
+        assert_plugged_then_started(&mut f, "ab01", false);
         f.fire("ab01", BOOT);
         assert_eq!(f.state("ab01"), Some("active"));
         f.simple(Command::Stop, "ab01");
@@ -2380,22 +2401,9 @@ mod tests {
         assert_eq!(f.took_log(), ["stop ab01 urgent=false"]);
         assert!(f.net.plugged.contains("ab01"), "STOP keeps the links");
         f.simple(Command::Restart, "ab01");
-        assert_eq!(
-            f.took_log(),
-            [
-                "plug ab01",
-                "start ab01 restart=true",
-                "attach ab01 svn_ab01"
-            ]
-        );
+        assert_plugged_then_started(&mut f, "ab01", true);
         f.fire("ab01", BOOT);
-        f.simple(Command::Delete, "ab01");
-        f.fire("ab01", STOP);
-        f.fire("ab01", DESTROY);
-        assert_eq!(
-            f.took_log(),
-            ["stop ab01 urgent=true", "destroy ab01", "unplug ab01"]
-        );
+        delete_destroys_then_unplugs(&mut f, "ab01");
         assert!(!f.exists("ab01"));
         assert!(f.net.plugged.is_empty());
         assert_eq!(f.deleted(), ["ab01"]);
@@ -2410,14 +2418,7 @@ mod tests {
     fn a_container_gets_links_like_a_vm() {
         let mut f = net_fx("ctr");
         f.cmd(Command::Start, start_net_container_yaml("ac01"));
-        assert_eq!(
-            f.took_log(),
-            [
-                "plug ac01",
-                "start ac01 restart=false",
-                "attach ac01 svn_ac01"
-            ]
-        );
+        assert_plugged_then_started(&mut f, "ac01", false);
         f.fire("ac01", BOOT);
         assert_eq!(f.state("ac01"), Some("active"));
         let st = f.m.stats(f.now);
@@ -2427,22 +2428,9 @@ mod tests {
         assert!(f.net.plugged.contains("ac01"), "STOP keeps the veth pair");
         f.took_log();
         f.simple(Command::Restart, "ac01");
-        assert_eq!(
-            f.took_log(),
-            [
-                "plug ac01",
-                "start ac01 restart=true",
-                "attach ac01 svn_ac01"
-            ]
-        );
+        assert_plugged_then_started(&mut f, "ac01", true);
         f.fire("ac01", BOOT);
-        f.simple(Command::Delete, "ac01");
-        f.fire("ac01", STOP);
-        f.fire("ac01", DESTROY);
-        assert_eq!(
-            f.took_log(),
-            ["stop ac01 urgent=true", "destroy ac01", "unplug ac01"]
-        );
+        delete_destroys_then_unplugs(&mut f, "ac01");
         assert!(!f.exists("ac01") && f.net.plugged.is_empty());
         assert_eq!(f.deleted(), ["ac01"]);
         assert!(f.errors().is_empty());

@@ -73,19 +73,6 @@ struct Attached {
     ipv4_address: String,
 }
 
-/// The ids of the networks in `GET /networks` (`list`) whose driver is
-/// `driver`: the ones to fetch with `GET /networks/<id>`.
-pub fn our_networks(driver: &str, list: &[u8]) -> Result<Vec<String>, RebuildError> {
-    let all: Vec<DockerNetwork> =
-        parse_json(list).map_err(|e| RebuildError::Json(e.to_string()))?;
-    Ok(all
-        .into_iter()
-        .filter(|n| n.driver == driver && !n.id.is_empty())
-        .map(|n| n.id)
-        .take(MAX_ENTRIES)
-        .collect())
-}
-
 /// The state the `GET /networks/<id>` bodies describe. Networks of other
 /// drivers are skipped silently; one of ours that cannot be described (no
 /// `bridge` option, no subnet or gateway) is skipped and reported, and so
