@@ -150,6 +150,10 @@ fn main() {
     let burst_user = (u1 - u0) as f64 / hz as f64;
     let burst_sys = (s1 - s0) as f64 / hz as f64;
     let loaded = status_kib(pid, "VmRSS:");
+    let loaded_anon = status_kib(pid, "RssAnon:");
+    if let Ok(to) = std::env::var("CIAO_BENCH_SMAPS") {
+        let _ = std::fs::copy(format!("/proc/{pid}/smaps"), to);
+    }
 
     // Ticks every second: CPU over 10 s of otherwise idle time / 10.
     let t0 = cpu_ticks(pid);
@@ -209,6 +213,10 @@ fn main() {
         loaded,
         8090.0,
         53944.0,
+    );
+    println!(
+        "  of which anonymous {loaded_anon} kB, file-backed {} kB",
+        loaded.saturating_sub(loaded_anon)
     );
     row(
         "CPU per stats tick, 1000 instances",

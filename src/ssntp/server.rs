@@ -286,7 +286,7 @@ impl Server {
         };
         let mut plain = Vec::new();
         let mut closing = match c.stream.read(&mut plain) {
-            Ok(ReadState::Open) => None,
+            Ok(ReadState::Open | ReadState::More) => None,
             Ok(ReadState::Eof) => Some("peer closed the connection".to_string()),
             Err(e) => Some(e.to_string()),
         };

@@ -19,8 +19,11 @@ const MAX_PENDING: usize = 64 << 20;
 /// What a read produced.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ReadState {
-    /// The connection is still open.
+    /// The connection is still open; everything available was read.
     Open,
+    /// The connection is still open and more may be available at once
+    /// (the read stopped at its budget).
+    More,
     /// The peer closed the connection (TCP EOF or TLS close_notify).
     Eof,
 }
@@ -84,18 +87,21 @@ impl TlsStream {
     /// A TLS error is returned after the alert was queued for sending, so a
     /// final [`flush`](Self::flush) tells the peer why.
     pub(crate) fn read(&mut self, plain: &mut Vec<u8>) -> Result<ReadState, StreamError> {
-        let mut eof = false;
+        self.read_some(plain, usize::MAX)
+    }
+
+    /// Reads until the socket has nothing more or `plain` holds at least
+    /// `budget` bytes; then [`ReadState::More`] says that the socket (or
+    /// TLS records already buffered) may hold more, and the caller must
+    /// come back without waiting for readiness (the socket is
+    /// edge-triggered). A burst of frames is then taken in slices: the
+    /// buffers stay small and other work runs between the slices.
+    pub(crate) fn read_some(
+        &mut self,
+        plain: &mut Vec<u8>,
+        budget: usize,
+    ) -> Result<ReadState, StreamError> {
         loop {
-            match self.tls.read_tls(&mut self.sock) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e.into()),
-            }
             let state = self.tls.process_new_packets().map_err(StreamError::Tls)?;
             let n = state.plaintext_bytes_to_read();
             if n > 0 {
@@ -105,11 +111,19 @@ impl TlsStream {
                 plain.truncate(start + got);
             }
             if state.peer_has_closed() {
-                eof = true;
-                break;
+                return Ok(ReadState::Eof);
+            }
+            if plain.len() >= budget {
+                return Ok(ReadState::More);
+            }
+            match self.tls.read_tls(&mut self.sock) {
+                Ok(0) => return Ok(ReadState::Eof),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(ReadState::Open),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
             }
         }
-        Ok(if eof { ReadState::Eof } else { ReadState::Open })
     }
 
     /// Queues plaintext and pushes what it can.
