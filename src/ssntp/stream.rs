@@ -70,6 +70,9 @@ pub(crate) struct TlsStream {
     registered: Option<Interest>,
 }
 
+/// The largest send queue kept allocated once it has drained.
+const KEEP_PENDING: usize = 16 * 1024;
+
 impl TlsStream {
     /// Wraps a connected (or connecting) socket.
     pub(crate) fn new(sock: TcpStream, tls: impl Into<rustls::Connection>) -> Self {
@@ -155,6 +158,11 @@ impl TlsStream {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e.into()),
             }
+        }
+        if self.pending.is_empty() && self.pending.capacity() > KEEP_PENDING {
+            // A burst's answers grew it (to 300 kB for a thousand STARTs);
+            // kept, it would stay resident for the life of the connection.
+            self.pending = Vec::new();
         }
         let after = self.backlog();
         if after == 0 {
