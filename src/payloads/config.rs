@@ -180,14 +180,14 @@ impl Configure {
         }
     }
 
-    pub(crate) fn to_node(&self) -> Node {
+    pub(crate) fn to_node(&self) -> Node<'_> {
         let c = &self.controller;
-        let service = |s: &ServiceConfig| {
+        fn service(s: &ServiceConfig) -> Node<'_> {
             Node::map([
                 ("type", Node::str(&s.service_type)),
                 ("url", Node::str(&s.url)),
             ])
-        };
+        }
         Node::map([(
             "configure",
             Node::map([

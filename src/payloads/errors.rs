@@ -180,7 +180,7 @@ impl<R: Reason> Failure<R> {
         }
     }
 
-    pub fn to_node(&self) -> Node {
+    pub fn to_node(&self) -> Node<'_> {
         Node::map([
             ("instance_uuid", Node::str(&self.instance_uuid)),
             ("reason", Node::str(self.reason.as_str())),
@@ -220,7 +220,7 @@ impl<R: Reason> VolumeFailure<R> {
         }
     }
 
-    pub(crate) fn to_node(&self) -> Node {
+    pub(crate) fn to_node(&self) -> Node<'_> {
         Node::map([
             ("instance_uuid", Node::str(&self.instance_uuid)),
             ("volume_uuid", Node::str(&self.volume_uuid)),
@@ -247,7 +247,7 @@ impl ErrorReport {
         lenient::decode_bytes(payload)
     }
 
-    pub fn to_node(&self) -> Node {
+    pub fn to_node(&self) -> Node<'_> {
         Node::map([
             ("instance_uuid", Node::str(&self.instance_uuid)),
             ("reason", Node::str(&self.reason)),
@@ -277,7 +277,7 @@ impl VolumeErrorReport {
         lenient::decode_bytes(payload)
     }
 
-    pub fn to_node(&self) -> Node {
+    pub fn to_node(&self) -> Node<'_> {
         Node::map([
             ("instance_uuid", Node::str(&self.instance_uuid)),
             ("volume_uuid", Node::str(&self.volume_uuid)),

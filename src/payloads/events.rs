@@ -29,7 +29,7 @@ impl InstanceDeleted {
     }
 
     /// The whole document, wrapper key included.
-    pub fn to_node(&self) -> Node {
+    pub fn to_node(&self) -> Node<'_> {
         Node::map([(
             "instance_deleted",
             Node::map([("instance_uuid", Node::str(&self.instance_uuid))]),
@@ -109,7 +109,7 @@ impl TenantEvent {
     }
 
     /// The whole document under the wrapper key of `kind`.
-    pub fn to_node(&self, kind: TenantEventKind) -> Node {
+    pub fn to_node(&self, kind: TenantEventKind) -> Node<'_> {
         Node::map([(
             kind.key(),
             Node::map([
@@ -180,8 +180,8 @@ impl TraceReport {
         lenient::decode_bytes(payload)
     }
 
-    pub fn to_node(&self) -> Node {
-        let frame = |f: &TraceFrame| {
+    pub fn to_node(&self) -> Node<'_> {
+        fn frame(f: &TraceFrame) -> Node<'_> {
             Node::map([
                 ("label", Node::str(&f.label)),
                 ("type", Node::str(&f.frame_type)),
@@ -205,7 +205,7 @@ impl TraceReport {
                     ),
                 ),
             ])
-        };
+        }
         Node::map([("frames", Node::Seq(self.frames.iter().map(frame).collect()))])
     }
 

@@ -31,7 +31,7 @@ impl Ready {
         lenient::decode_bytes(payload)
     }
 
-    pub fn to_node(&self) -> Node {
+    pub fn to_node(&self) -> Node<'_> {
         Node::map([
             ("node_uuid", Node::str(&self.node_uuid)),
             ("mem_total_mb", Node::Int(self.mem_total_mb)),
@@ -116,7 +116,7 @@ lenient_struct!(InstanceStat {
 });
 
 impl InstanceStat {
-    pub fn to_node(&self) -> Node {
+    pub fn to_node(&self) -> Node<'_> {
         Node::map([
             ("instance_uuid", Node::str(&self.instance_uuid)),
             ("state", Node::str(&self.state)),
@@ -166,7 +166,7 @@ impl Stat {
         lenient::decode_bytes(payload)
     }
 
-    pub fn to_node(&self) -> Node {
+    pub fn to_node(&self) -> Node<'_> {
         Node::map([
             ("node_uuid", Node::str(&self.node_uuid)),
             ("status", Node::str(&self.status)),

@@ -317,7 +317,7 @@ fn decode_error(operand: ErrorCode, payload: &[u8]) -> Result<DrainEntry, String
 
 impl DrainEntry {
     /// The entry as a YAML node (a list element of `/drain`).
-    pub fn to_node(&self) -> Node {
+    pub fn to_node(&self) -> Node<'_> {
         match self {
             DrainEntry::InstanceDeleted(d) => d.to_node(),
             DrainEntry::TenantAdded(t) => t.to_node(TenantEventKind::Added),
