@@ -18,7 +18,7 @@ echo
 echo "== durable state next to a busy neighbour"
 "$REL/examples/bench-durable" "$REL/ciao-launcher"
 
-for extra in bench/qemu.sh bench/docker.sh; do
+for extra in bench/journal.sh bench/qemu.sh bench/docker.sh; do
   if [ -x "$extra" ]; then
     echo
     echo "== $extra"

@@ -5,7 +5,8 @@
 //! - burst: 1000 STARTs with zero simulated delay, time from the last START
 //!   frame until a STATS shows all 1000 active (target 1 s);
 //! - memory from /proc/PID/status after 2 s idle connected (VmRSS, and
-//!   RssAnon) and 7 s after the last START (VmRSS), in kB, against the targets
+//!   RssAnon) and 7 s after the last START (VmRSS, with its anonymous and
+//!   file-backed parts), in kB, against the targets
 //!   of 0.40x, 0.25x and 0.15x the original launcher's 9648, 1676 and
 //!   53944 kB measured on the same machine kind;
 //! - CPU (user + system of the launcher, its threads and reaped children)
@@ -17,10 +18,13 @@
 //!   the figure grows with recent deletions on the same file system
 //!   (other processes', and this bench's own removal of its directory
 //!   when runs follow each other): compare runs made in the same
-//!   conditions, after a quiet spell;
+//!   conditions, after a quiet spell (`bench/journal.sh` runs it once
+//!   more on a fresh ext4 with a journal, where the check does not exist);
 //! - CPU time of one stats tick at 1000 instances (target 10 ms).
 //!
-//! Usage: bench-sim [PATH-TO-ciao-launcher]
+//! Usage: bench-sim [PATH-TO-ciao-launcher]. The data root is made under
+//! `$TMPDIR` (default /tmp). `CIAO_BENCH_SMAPS=FILE` copies the launcher's
+//! /proc/PID/smaps to FILE at the 1000-instance measurement.
 
 // Stopping the launcher calls libc directly rather than widening `ciao::sys`.
 #![allow(unsafe_code)]
