@@ -114,7 +114,10 @@ pub(crate) struct Client {
 /// Plaintext taken from the connection per [`Client::poll`]: a burst of
 /// frames (a thousand STARTs is 1.5 MB) is handled in slices of about
 /// this size, so its buffers stay small and the loop's other work (child
-/// exits, STATS, the syncer) runs between the slices.
+/// exits, STATS, the syncer) runs between the slices. Without the
+/// at-once return ([`Client::deadline`]) the rest of a burst would wait
+/// for the next readiness edge: `tests/launcher_instances.rs`'s burst
+/// test stalls then.
 const READ_BUDGET: usize = 64 * 1024;
 
 impl Client {
