@@ -754,7 +754,13 @@ pub(crate) fn resolve(s: &str) -> Resolved {
             Resolved::Str
         }
         b'+' | b'-' | b'0'..=b'9' => {
-            let plain: String = s.chars().filter(|&c| c != '_').collect();
+            // Most such strings (UUIDs starting with a digit, plain
+            // numbers) have no `_`: no copy for them.
+            let plain: std::borrow::Cow<'_, str> = if s.contains('_') {
+                s.chars().filter(|&c| c != '_').collect::<String>().into()
+            } else {
+                s.into()
+            };
             if let Some(i) = go_parse_int(&plain) {
                 return Resolved::Int(i);
             }

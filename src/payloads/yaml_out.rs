@@ -333,12 +333,14 @@ fn analyze(s: &str) -> Analysis {
     let (mut break_space, mut space_break) = (false, false);
     let mut preceded_by_whitespace = true;
     let (mut previous_space, mut previous_break) = (false, false);
-    let chars: Vec<char> = s.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        let next = chars.get(i + 1).copied();
+    // One pass with a one-character look-ahead, without collecting the
+    // characters (every string scalar of every STATS comes through here).
+    let mut chars = s.chars().peekable();
+    let mut first = true;
+    while let Some(c) = chars.next() {
+        let next = chars.peek().copied();
         let followed_by_whitespace = !matches!(next, Some(n) if !is_blank(n));
-        let first = i == 0;
-        let last = i + 1 == chars.len();
+        let last = next.is_none();
         if first {
             match c {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
@@ -377,6 +379,7 @@ fn analyze(s: &str) -> Analysis {
             previous_break = false;
         }
         preceded_by_whitespace = is_blank(c) || is_break(c) || c == '\0';
+        first = false;
     }
     let mut a = Analysis {
         block_plain_allowed: true,
