@@ -512,11 +512,13 @@ fn every_failure_reason_over_ssntp_with_ciaolc() {
         );
     }
 
-    // state_failure: the state file cannot be replaced (a directory took
+    // The two found at start-up were moved into the state log.
+    assert!(!inst.join(BOOTS).join("instance.yaml").exists());
+    // state_failure: the state log cannot be appended to (a directory took
     // its place), so the change is neither recorded nor reported.
-    let state_file = inst.join(LEGACY).join("instance.yaml");
-    std::fs::remove_file(&state_file).unwrap();
-    std::fs::create_dir_all(state_file.join("blocker")).unwrap();
+    let state_log = inst.join("state.log");
+    std::fs::remove_file(&state_log).unwrap();
+    std::fs::create_dir_all(state_log.join("blocker")).unwrap();
     s.ok(&["attach", LEGACY, V2]);
     s.ok(&["detach", LEGACY, V1]);
     drain_until(

@@ -104,8 +104,8 @@ fn two_volumes_in_order() {
     for v in [&v1, &v2] {
         assert_eq!(c.watchers(v).unwrap(), 1, "{}", c.status(v).unwrap());
     }
-    // The state file records them.
-    let state = std::fs::read_to_string(n.instance_dir(A).join("instance.yaml")).unwrap();
+    // The state log records them.
+    let state = ciao_test_support::recorded_state(&n.data, A).unwrap();
     assert!(state.contains(&v1) && state.contains(&v2), "{state}");
 
     // STOP: qemu closes the images; the guest's writes are in them.

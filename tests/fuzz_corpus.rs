@@ -87,6 +87,11 @@ fn fuzz_corpus_start_payload() {
 }
 
 #[test]
+fn fuzz_corpus_state_log() {
+    replay("state_log", ciao::launcher::statelog::fuzz);
+}
+
+#[test]
 fn fuzz_corpus_testserver() {
     replay("testserver", ciao::testserver::fuzz::fuzz_script);
 }

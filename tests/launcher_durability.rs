@@ -1,11 +1,10 @@
 //! The order of the system calls that make a state change durable, traced
-//! with `strace -f` on the real `ciao-launcher -simulation`: for each
-//! write of an instance's `instance.yaml`, `fdatasync` of the temporary
-//! file, then its `rename` over `instance.yaml`, then `fsync` of the
-//! instance directory (and of the instances directory when the instance
-//! directory is new) all happen before the launcher's next write to the
-//! SSNTP socket, which carries the report of the change. A kill -9 test
-//! cannot show this (the page cache survives the kill); the trace can.
+//! with `strace -f` on the real `ciao-launcher -simulation`: each append
+//! of records to the state log (`instances/state.log`) is followed by an
+//! `fdatasync` of the log that is over before the launcher's next write to
+//! the SSNTP socket, which carries the report of the change. A kill -9
+//! test cannot show this (the page cache survives the kill); the trace
+//! can.
 
 // Ending the traced launcher calls libc directly rather than widening `ciao::sys`.
 #![allow(unsafe_code)]
@@ -76,80 +75,44 @@ fn end_of(calls: &[Call<'_>], i: usize) -> usize {
         .unwrap_or(usize::MAX)
 }
 
-/// First quoted string of `args`.
-fn first_quoted(args: &str) -> Option<&str> {
-    let start = args.find('"')? + 1;
-    let len = args[start..].find('"')?;
-    Some(&args[start..start + len])
-}
-
-/// Checks the order for every rename of `dir/instance.yaml`; returns how
-/// many there were.
-fn check_order(trace: &str, dir: &Path, port: u16) -> usize {
+/// Checks, for every append to the state log at `log`, that an
+/// `fdatasync` of the log is over before the launcher's next write to the
+/// SSNTP socket; returns how many appends there were.
+fn check_order(trace: &str, log: &Path, port: u16) -> usize {
     let calls: Vec<Call<'_>> = trace.lines().filter_map(parse).collect();
-    let target = format!("{}\"", dir.join("instance.yaml").display());
-    // "<path>": the descriptor of exactly that directory (-yy).
-    let dir_fd = format!("<{}>", dir.display());
-    let parent_fd = format!("<{}>", dir.parent().unwrap().display());
+    // "<path>": a descriptor of exactly that file (-yy).
+    let log_fd = format!("<{}>", log.display());
     let socket = |c: &Call<'_>| {
         matches!(c.name, "write" | "writev" | "sendto" | "sendmsg")
             && c.args.contains("<TCP")
             && c.args.contains(&format!(":{port}]"))
     };
-    let mut renames = 0;
-    for (r, c) in calls.iter().enumerate() {
-        // (An unfinished rename already shows both names.)
-        let is_rename =
-            matches!(c.name, "rename" | "renameat" | "renameat2") && c.args.contains(&target);
-        if !is_rename {
+    let mut appends = 0;
+    for (w, c) in calls.iter().enumerate() {
+        if !(matches!(c.name, "write" | "writev") && c.args.contains(&log_fd)) {
             continue;
         }
-        renames += 1;
-        let tmp = first_quoted(c.args).expect("the temporary file's name");
-        assert!(
-            tmp.contains(".instance.yaml.tmp-"),
-            "renamed from a temporary file: {tmp}"
-        );
-        // fdatasync of that temporary file, over before the rename.
-        let synced = calls[..r]
-            .iter()
-            .enumerate()
-            .rev()
-            .find(|(_, c)| c.name == "fdatasync" && c.args.contains(&format!("<{tmp}>")))
-            .map(|(i, _)| end_of(&calls, i))
-            .unwrap_or_else(|| panic!("no fdatasync of {tmp} before its rename"));
-        assert!(synced < r, "fdatasync of {tmp} is over before the rename");
-        // fsync of the directory after the rename; the instances
-        // directory too for a new instance's first state file.
-        let dir_synced = (r + 1..calls.len())
-            .find(|&i| calls[i].name == "fsync" && calls[i].args.contains(&dir_fd))
+        appends += 1;
+        let written = end_of(&calls, w);
+        let synced = (w + 1..calls.len())
+            .find(|&i| calls[i].name == "fdatasync" && calls[i].args.contains(&log_fd))
             .map(|i| end_of(&calls, i))
-            .unwrap_or_else(|| panic!("no fsync of {} after rename {renames}", dir.display()));
-        let first_report = (r + 1..calls.len())
+            .unwrap_or_else(|| panic!("no fdatasync of the log after append {appends}"));
+        let first_report = (written + 1..calls.len())
             .find(|&i| socket(&calls[i]))
-            .unwrap_or_else(|| panic!("no write to the SSNTP socket after rename {renames}"));
+            .unwrap_or_else(|| panic!("no write to the SSNTP socket after append {appends}"));
         assert!(
-            dir_synced < first_report,
-            "rename {renames}: the directory is synced (line {dir_synced}) before the next \
-             frame is written (line {first_report})"
+            synced < first_report,
+            "append {appends}: the log is synced (line {synced}) before the next frame is \
+             written (line {first_report})"
         );
-        if renames == 1 {
-            let parent_synced = (r + 1..calls.len())
-                .find(|&i| calls[i].name == "fsync" && calls[i].args.contains(&parent_fd))
-                .map(|i| end_of(&calls, i))
-                .expect("fsync of the instances directory after a new instance's first state");
-            assert!(
-                parent_synced < first_report,
-                "the new directory's name is durable"
-            );
-        }
     }
-    renames
+    appends
 }
 
 #[test]
-fn state_is_synced_renamed_and_its_directory_synced_before_the_report() {
-    let test = "state_is_synced_renamed_and_its_directory_synced_before_the_report";
+fn the_state_log_is_synced_before_the_report() {
+    let test = "the_state_log_is_synced_before_the_report";
     if which("strace").is_none() {
         skip_or_fail(test, "strace is not installed");
         return;
@@ -208,7 +171,7 @@ fn state_is_synced_renamed_and_its_directory_synced_before_the_report() {
     };
     server.send(uuid, Command::Start, start.into_bytes());
     server.expect_stats(LONG, "the instance active", state("active"));
-    // A quiet link: the next frame after the STOP's rename is its report.
+    // A quiet link: the next frame after the STOP's append is its report.
     std::thread::sleep(Duration::from_millis(300));
     server.send(uuid, Command::Stop, cmd("stop", ID));
     server.expect_stats(LONG, "the instance exited", state("exited"));
@@ -228,8 +191,8 @@ fn state_is_synced_renamed_and_its_directory_synced_before_the_report() {
     });
 
     let text = std::fs::read_to_string(&trace).unwrap();
-    let dir = data.join("instances").join(ID);
-    let n = check_order(&text, &dir, server.addr.port());
+    let log = data.join("instances").join("state.log");
+    let n = check_order(&text, &log, server.addr.port());
     let relevant: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -240,7 +203,7 @@ fn state_is_synced_renamed_and_its_directory_synced_before_the_report() {
         .collect();
     assert!(
         n >= 2,
-        "the START's and the STOP's state writes were traced ({n})\n{}",
+        "the START's and the STOP's appends were traced ({n})\n{}",
         relevant.join("\n")
     );
 }
@@ -266,25 +229,22 @@ fn which(name: &str) -> Option<std::path::PathBuf> {
 }
 
 /// The checker itself, on a hand-written trace: the right order passes,
-/// a report written before the directory's fsync is caught.
+/// a report written before the log's fdatasync is over is caught.
 #[test]
-fn the_checker_catches_a_report_before_the_directory_sync() {
-    let good = r#"10 00:00:00.000001 write(9</d/i/.instance.yaml.tmp-1-0>, "x", 1) = 1
-11 00:00:00.000002 fdatasync(9</d/i/.instance.yaml.tmp-1-0>) = 0
-11 00:00:00.000003 rename("/d/i/.instance.yaml.tmp-1-0", "/d/i/instance.yaml" <unfinished ...>
-10 00:00:00.000003 write(4</d/log>, "x", 1) = 1
-11 00:00:00.000003 <... rename resumed>) = 0
-11 00:00:00.000004 fsync(9</d/i> <unfinished ...>
-10 00:00:00.000005 write(4<anon_inode:[eventfd]>, "\1", 8) = 8
-11 00:00:00.000006 <... fsync resumed>) = 0
-11 00:00:00.000007 fsync(9</d>) = 0
-10 00:00:00.000008 sendto(3<TCP:[127.0.0.1:5->127.0.0.1:8888]>, "\27", 1, MSG_NOSIGNAL, NULL, 0) = 1
+fn the_checker_catches_a_report_before_the_sync() {
+    let good = r#"10 00:00:00.000001 write(9</d/instances/state.log>, "x", 1) = 1
+11 00:00:00.000002 fdatasync(9</d/instances/state.log> <unfinished ...>
+10 00:00:00.000003 write(4<anon_inode:[eventfd]>, "\1", 8) = 8
+10 00:00:00.000004 write(7</d/instances/.state.log.tmp>, "x", 1) = 1
+11 00:00:00.000005 <... fdatasync resumed>) = 0
+10 00:00:00.000006 sendto(3<TCP:[127.0.0.1:5->127.0.0.1:8888]>, "\27", 1, MSG_NOSIGNAL, NULL, 0) = 1
 "#;
-    assert_eq!(check_order(good, Path::new("/d/i"), 8888), 1);
+    let log = Path::new("/d/instances/state.log");
+    assert_eq!(check_order(good, log, 8888), 1);
     let bad = good.replace(
-        "10 00:00:00.000005 write(4<anon_inode:[eventfd]>",
-        "10 00:00:00.000005 sendto(3<TCP:[127.0.0.1:5->127.0.0.1:8888]>",
+        "10 00:00:00.000003 write(4<anon_inode:[eventfd]>",
+        "10 00:00:00.000003 sendto(3<TCP:[127.0.0.1:5->127.0.0.1:8888]>",
     );
-    let caught = std::panic::catch_unwind(|| check_order(&bad, Path::new("/d/i"), 8888));
-    assert!(caught.is_err(), "a frame before the fsync must fail");
+    let caught = std::panic::catch_unwind(|| check_order(&bad, log, 8888));
+    assert!(caught.is_err(), "a frame before the sync must fail");
 }

@@ -14,6 +14,7 @@ use ciao::ssntp::uuid::Uuid;
 use ciao_test_support::certgen::{self, CertSet, KeyKind};
 use ciao_test_support::proc::{Proc, TempDir};
 use ciao_test_support::ssntp_server::{Options, TestServer};
+use ciao_test_support::{record_state, recorded_state};
 
 const LAUNCHER: &str = env!("CARGO_BIN_EXE_ciao-launcher");
 const LONG: Duration = Duration::from_secs(30);
@@ -175,11 +176,23 @@ fn start_stop_restart_delete() {
         (37, 0),
         "simulated usage is Mem/10, Cpus/10"
     );
-    let state_file = n.instance_dir(id).join("instance.yaml");
-    let mode = std::os::unix::fs::PermissionsExt::mode(
-        &std::fs::metadata(&state_file).unwrap().permissions(),
+    assert!(
+        recorded_state(&n.data, id).is_some(),
+        "its state is recorded"
     );
-    assert_eq!(mode & 0o077, 0, "state file must not be readable by others");
+    assert!(
+        !n.instance_dir(id).exists(),
+        "a simulated instance keeps no files: no directory"
+    );
+    let state_log = n.data.join("instances").join("state.log");
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&state_log).unwrap().permissions(),
+    );
+    assert_eq!(
+        mode & 0o077,
+        0,
+        "the state log must not be readable by others"
+    );
 
     n.send(Command::Stop, example("stop_legacy.yaml").into_bytes());
     n.stats_until("exited after STOP", |s| is(s, id, "exited"));
@@ -201,7 +214,10 @@ fn start_stop_restart_delete() {
         matches!(f.op, Op::Status(_))
     });
     n.stats_until("gone", |s| !s.contains_key(id));
-    assert!(!n.instance_dir(id).exists(), "instance directory removed");
+    assert!(
+        recorded_state(&n.data, id).is_none(),
+        "its state is removed"
+    );
 }
 
 #[test]
@@ -353,13 +369,9 @@ fn kill_9_then_restart_recovers_50_instances_and_quarantines_a_corrupt_one() {
             && ids[20..].iter().all(|id| is(s, id, "active"))
     });
     n.kill9();
-    // Corrupt one state file while the launcher is down.
+    // Corrupt one state while the launcher is down.
     let bad = &ids[30];
-    std::fs::write(
-        n.instance_dir(bad).join("instance.yaml"),
-        b"version: [oops\n",
-    )
-    .unwrap();
+    record_state(&n.data, bad, b"version: [oops\n");
     n.start_launcher();
     let stat = n.stats_until("all 50 reported", |s| s.len() == 50);
     let states: HashMap<_, _> = stat
@@ -439,7 +451,7 @@ fn sigterm_leaves_instances_running_and_recovery_reports_them() {
     let mut l = n.launcher.take().unwrap();
     l.signal(libc::SIGTERM);
     assert_eq!(l.wait_exit(LONG).and_then(|s| s.code()), Some(0));
-    assert!(n.instance_dir(id).join("instance.yaml").exists());
+    assert!(recorded_state(&n.data, id).is_some());
     n.start_launcher();
     n.stats_until("recovered active", |s| is(s, id, "active"));
 }
@@ -623,7 +635,7 @@ fn hostile_resources_and_state_files_are_refused() {
     n.stats_until("a active", |s| is(s, a, "active") && s.len() == 1);
     n.kill9();
 
-    let state = std::fs::read_to_string(n.instance_dir(a).join("instance.yaml")).unwrap();
+    let state = recorded_state(&n.data, a).unwrap();
     let unfinished = n.instance_dir("aaaa0010");
     std::fs::create_dir_all(&unfinished).unwrap();
     std::fs::write(unfinished.join(".instance.yaml.tmp-4242-7"), "version: 1\n").unwrap();
@@ -750,7 +762,7 @@ fn a_read_only_data_root_fails_delete_and_stop_and_reports_full() {
         "invalid_data",
         "STOP on a read-only root",
     );
-    assert!(n.instance_dir(a).join("instance.yaml").exists());
+    assert!(recorded_state(&n.data, a).is_some());
 
     fs.remount("rw");
     n.kill9();
@@ -768,7 +780,7 @@ fn a_read_only_data_root_fails_delete_and_stop_and_reports_full() {
         matches!(f.op, Op::Error(_) | Op::Event(Event::InstanceDeleted))
     });
     assert_eq!(ev.op, Op::Event(Event::InstanceDeleted));
-    assert!(!n.instance_dir(a).exists());
+    assert!(recorded_state(&n.data, a).is_none());
     drop(n);
     drop(fs);
 }

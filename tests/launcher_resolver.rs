@@ -357,9 +357,8 @@ fn a_hanging_name_lookup_does_not_stall_the_loop() {
     });
     // The loop keeps running: the STOP completes, and lookups miss their
     // deadline and are retried (twice) while the first one still hangs.
-    let state_file = data.join("instances").join(INSTANCE).join("instance.yaml");
     wait_for(LONG, "the stop to be recorded", || {
-        let s = std::fs::read_to_string(&state_file).ok()?;
+        let s = ciao_test_support::recorded_state(&data, INSTANCE)?;
         s.lines().any(|l| l.trim() == "stopped: true").then_some(())
     });
     wait_for(LONG, "two lookups timing out while DNS hangs", || {

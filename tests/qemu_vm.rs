@@ -91,10 +91,13 @@ fn legacy_vm_lifecycle() {
         "socket",
         "qemu.pid",
         "console.log",
-        "instance.yaml",
     ] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
+    assert!(
+        ciao_test_support::recorded_state(&n.data, A).is_some(),
+        "its state is in the state log"
+    );
     assert!(
         !dir.join("clr-cloud-init").exists(),
         "the config drive staging area is removed"

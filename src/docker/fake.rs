@@ -888,6 +888,14 @@ impl Bench {
                     self.dirs.retain(|p| !p.starts_with(&path));
                     Ok(Vec::new())
                 }
+                // The manager's; a driver never asks for one.
+                FileAction::Record { .. } => fail(io::ErrorKind::Unsupported),
+                FileAction::CheckAbsent { .. }
+                    if self.dirs.contains(&path) || self.files.contains_key(&path) =>
+                {
+                    fail(io::ErrorKind::AlreadyExists)
+                }
+                FileAction::CheckAbsent { .. } => Ok(Vec::new()),
             }
         };
         if durable_write {

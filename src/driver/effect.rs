@@ -108,6 +108,13 @@ pub enum FileAction {
         mode: u32,
         durable: bool,
     },
+    /// Append a record (a frame of `launcher::statelog`) to the state log
+    /// durably, about the instance whose directory is `dir`: answered once
+    /// the log is on disk, like a durable write. The manager's only.
+    Record { dir: PathBuf, frame: Vec<u8> },
+    /// Succeed if nothing exists at `path` (`AlreadyExists` otherwise):
+    /// [`FileAction::CreateDir`]'s check without making anything.
+    CheckAbsent { path: PathBuf },
     /// Read a small file; the answer carries its bytes.
     Read { path: PathBuf },
     /// Remove a file; a missing one is fine.
@@ -123,6 +130,8 @@ impl FileAction {
         match self {
             FileAction::CreateDir { path, .. }
             | FileAction::Write { path, .. }
+            | FileAction::Record { dir: path, .. }
+            | FileAction::CheckAbsent { path }
             | FileAction::Read { path }
             | FileAction::RemoveFile { path }
             | FileAction::RemoveTree { path } => path,

@@ -304,6 +304,12 @@ pub trait Driver {
     }
     /// Current resource use (cheap; called for every STATS).
     fn usage(&mut self, config: &InstanceConfig, now: Instant) -> Usage;
+    /// Whether the instance keeps files in its directory (made before its
+    /// start, removed at its deletion). Without files and without a vnic
+    /// no directory is made: the state log alone remembers the instance.
+    fn keeps_files(&self) -> bool {
+        true
+    }
 }
 
 /// Makes the driver of a new or recovered instance, for its directory.

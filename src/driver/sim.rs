@@ -5,10 +5,11 @@ use std::time::{Duration, Instant};
 use super::{Cx, Driver, Input, Outcome, Timer, Usage};
 use crate::payloads::InstanceConfig;
 
-/// The fake virtualiser of `-simulation` (`docs/architecture.md`, simulation): only the
-/// VM/container layer is fake; directories, state files, stats, capacity
-/// and frames are real. A launch succeeds at once and the instance is up
-/// after a random delay; STOP makes it exit (the original panicked).
+/// The fake virtualiser of `-simulation` (`docs/architecture.md`,
+/// simulation): only the VM/container layer is fake; the state log,
+/// stats, capacity and frames are real (it keeps no files, so it gets no
+/// directory). A launch succeeds at once and the instance is up after a
+/// random delay; STOP makes it exit (the original panicked).
 pub(crate) struct Simulated {
     delay_min: Duration,
     delay_max: Duration,
@@ -94,5 +95,10 @@ impl Driver for Simulated {
             disk_mb: config.disk_mb / 10,
             cpu_percent: config.cpus / 10,
         }
+    }
+
+    /// A simulated instance has no files: no directory is made for it.
+    fn keeps_files(&self) -> bool {
+        false
     }
 }

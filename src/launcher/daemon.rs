@@ -26,7 +26,6 @@ use super::nodestats::{self, NodeStats};
 use super::outbox::{self, Outbox};
 use super::plugin_server::PluginServer;
 use super::service::Service;
-use super::state::{Found, STATE_FILE};
 use super::timers::Timers;
 use crate::driver::{
     DriverFactory, Effect, Input, InstanceKey, Key, NetOp, Outgoing, Routed, Timer, TimerOp,
@@ -198,10 +197,7 @@ impl Daemon {
             disk_limit: false,
             max_instances,
         };
-        let found = files::scan(&instances, STATE_FILE)
-            .into_iter()
-            .map(|(id, bytes)| Found::classify(id, bytes))
-            .collect();
+        let (found, state_log) = files::recover(&instances).map_err(fail)?;
         let mut manager = Manager::new(instances, limits, factory);
         manager.set_network(cfg.network);
         let network = if cfg.network {
@@ -247,7 +243,7 @@ impl Daemon {
             manager,
             timers: Timers::new(),
             io: Io::new(),
-            files: Files::new(SYNCER),
+            files: Files::new(SYNCER, state_log),
             stats_due: None,
             last_ready: None,
             unwritable: false,
@@ -361,6 +357,10 @@ impl Daemon {
         };
         self.files
             .flush_at_exit(self.poll.registry(), EXIT_SYNC_LIMIT);
+        if result.is_ok() {
+            // Every instance is gone: so is what remembered them.
+            self.files.remove_log();
+        }
         result
     }
 

@@ -10,6 +10,12 @@
 //! directory, not one round of syncs per file. A file written twice
 //! before its batch leaves is written once, and both writers are answered.
 //!
+//! Records of the state log (`statelog.rs`) ride in the same batches:
+//! the loop appends a batch's records in one write when the batch leaves,
+//! and the syncer syncs the log once for all of them. A record names its
+//! instance's directory, so it is ordered against the operations on that
+//! tree like a write of a file in it.
+//!
 //! Every other operation runs at once on the loop, unless it touches a
 //! path (the same path, or one inside the other) that a staged, in-flight
 //! or deferred operation touches: then it is deferred, and run once those
@@ -35,6 +41,45 @@ pub(crate) struct Staged<K> {
     pub waiting: Vec<K>,
 }
 
+/// The state log records of a batch.
+#[derive(Debug)]
+pub(crate) struct Records<K> {
+    /// The frames, in order.
+    pub bytes: Vec<u8>,
+    /// The instance directory of each record, in order.
+    pub dirs: Vec<PathBuf>,
+    /// Who waits, in order.
+    pub waiting: Vec<K>,
+}
+
+impl<K> Default for Records<K> {
+    fn default() -> Self {
+        Records {
+            bytes: Vec::new(),
+            dirs: Vec::new(),
+            waiting: Vec::new(),
+        }
+    }
+}
+
+/// The log part of a batch leaving for the syncer: what to append, and
+/// the directories to sync after the log.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct LogBatch {
+    pub bytes: Vec<u8>,
+    pub dirs: Vec<PathBuf>,
+}
+
+/// What a finished batch answers.
+#[derive(Debug)]
+pub(crate) struct Finished<K> {
+    /// Each file with its result.
+    pub files: Vec<(Staged<K>, io::Result<()>)>,
+    /// The waiters of the records, all answered with `log`.
+    pub records: Vec<K>,
+    pub log: io::Result<()>,
+}
+
 /// A deferred operation with what it touches.
 #[derive(Debug)]
 struct Deferred<T> {
@@ -51,7 +96,9 @@ pub(crate) struct Batches<K, T> {
     /// Where each path of `next` is in it.
     in_next: HashMap<PathBuf, usize>,
     flying: Option<Vec<Staged<K>>>,
-    /// Every path of `next` and `flying`, with how many of the two hold
+    next_log: Records<K>,
+    flying_log: Records<K>,
+    /// Every path of `next` and `flying` (a record's: its directory), with how many of the two hold
     /// it: a burst of 1000 writes is checked against in O(log n), not
     /// by a walk over all of them for each operation.
     batched: BTreeMap<PathBuf, usize>,
@@ -67,6 +114,8 @@ impl<K, T> Default for Batches<K, T> {
             next: Vec::new(),
             in_next: HashMap::new(),
             flying: None,
+            next_log: Records::default(),
+            flying_log: Records::default(),
             batched: BTreeMap::new(),
             deferred: VecDeque::new(),
             fresh: BTreeSet::new(),
@@ -136,6 +185,15 @@ impl<K, T> Batches<K, T> {
         None
     }
 
+    /// Adds the log record `frame` about the instance whose directory is
+    /// `dir` to the next batch.
+    pub(crate) fn stage_record(&mut self, dir: PathBuf, frame: &[u8], who: K) {
+        self.next_log.bytes.extend_from_slice(frame);
+        *self.batched.entry(dir.clone()).or_default() += 1;
+        self.next_log.dirs.push(dir);
+        self.next_log.waiting.push(who);
+    }
+
     /// Directory `dir` was made.
     pub(crate) fn created_dir(&mut self, dir: PathBuf) {
         self.fresh.insert(dir);
@@ -148,9 +206,11 @@ impl<K, T> Batches<K, T> {
 
     /// The next batch as a job for the syncer, unless one is in flight or
     /// nothing is staged. Each file's directory is synced after the
-    /// renames, and its parent too when the directory is new.
-    pub(crate) fn take_job(&mut self) -> Option<Job> {
-        if self.flying.is_some() || self.next.is_empty() {
+    /// renames, and its parent too when the directory is new; the log
+    /// records, if any, come back apart (the caller appends them and adds
+    /// the log to the job), with the parents of their new directories.
+    pub(crate) fn take_job(&mut self) -> Option<(Job, Option<LogBatch>)> {
+        if self.flying.is_some() || (self.next.is_empty() && self.next_log.waiting.is_empty()) {
             return None;
         }
         let batch = std::mem::take(&mut self.next);
@@ -166,6 +226,14 @@ impl<K, T> Batches<K, T> {
                 synced_new.push(dir.to_path_buf());
             }
         }
+        let records = std::mem::take(&mut self.next_log);
+        let mut log_dirs = BTreeSet::new();
+        for dir in &records.dirs {
+            if self.fresh.contains(dir) {
+                log_dirs.insert(dir.parent().unwrap_or(Path::new(".")).to_path_buf());
+                synced_new.push(dir.clone());
+            }
+        }
         for d in synced_new {
             self.fresh.remove(&d);
         }
@@ -175,9 +243,24 @@ impl<K, T> Batches<K, T> {
                 .map(|s| (s.tmp.clone(), s.path.clone()))
                 .collect(),
             dirs: dirs.into_iter().collect(),
+            log: None,
+        };
+        let Records {
+            bytes,
+            dirs: record_dirs,
+            waiting,
+        } = records;
+        let log = (!waiting.is_empty()).then(|| LogBatch {
+            bytes,
+            dirs: log_dirs.into_iter().collect(),
+        });
+        self.flying_log = Records {
+            bytes: Vec::new(),
+            dirs: record_dirs,
+            waiting,
         };
         self.flying = Some(batch);
-        Some(job)
+        Some((job, log))
     }
 
     /// True while a batch is with the syncer.
@@ -185,29 +268,47 @@ impl<K, T> Batches<K, T> {
         self.flying.is_some()
     }
 
-    /// The batch in flight is done (`done`: one result per file): each of
-    /// its files with its result. A result the syncer did not give (it
-    /// ended) is an error.
-    pub(crate) fn finished(&mut self, done: Done) -> Vec<(Staged<K>, io::Result<()>)> {
-        let batch = self.flying.take().unwrap_or_default();
-        for s in &batch {
-            if let Some(n) = self.batched.get_mut(&s.path) {
-                *n -= 1;
-                if *n == 0 {
-                    self.batched.remove(&s.path);
-                }
+    fn unbatch(&mut self, path: &Path) {
+        if let Some(n) = self.batched.get_mut(path) {
+            *n -= 1;
+            if *n == 0 {
+                self.batched.remove(path);
             }
         }
-        let mut done = done.into_iter();
-        batch
+    }
+
+    /// The batch in flight is done (`done`: one result per file, and the
+    /// log's): each of its files with its result, and the waiters of its
+    /// records with the log's. A result the syncer did not give (it
+    /// ended) is an error.
+    pub(crate) fn finished(&mut self, done: Done) -> Finished<K> {
+        let batch = self.flying.take().unwrap_or_default();
+        for s in &batch {
+            self.unbatch(&s.path);
+        }
+        let records = std::mem::take(&mut self.flying_log);
+        for d in &records.dirs {
+            self.unbatch(d);
+        }
+        let mut results = done.files.into_iter();
+        let files = batch
             .into_iter()
             .map(|s| {
-                let r = done
+                let r = results
                     .next()
                     .unwrap_or_else(|| Err(io::Error::other("lost from the write batch")));
                 (s, r)
             })
-            .collect()
+            .collect();
+        let log = done
+            .log
+            .map(|l| l.result)
+            .unwrap_or_else(|| Err(io::Error::other("the state log was not synced")));
+        Finished {
+            files,
+            records: records.waiting,
+            log,
+        }
     }
 
     /// Deferred operations, for the log at exit.
@@ -219,6 +320,7 @@ impl<K, T> Batches<K, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::syncer::LogDone;
 
     type B = Batches<&'static str, &'static str>;
 
@@ -227,7 +329,10 @@ mod tests {
     }
 
     fn ok(n: usize) -> Done {
-        (0..n).map(|_| Ok(())).collect()
+        Done {
+            files: (0..n).map(|_| Ok(())).collect(),
+            log: None,
+        }
     }
 
     /// A burst: one job, one fdatasync per file, each directory once, and
@@ -240,7 +345,7 @@ mod tests {
         assert_eq!(b.stage(p("/i/a/s"), p("/i/a/.s1"), "w1"), None);
         assert_eq!(b.stage(p("/i/b/s"), p("/i/b/.s1"), "w2"), None);
         assert_eq!(b.stage(p("/i/b/d"), p("/i/b/.d1"), "w3"), None);
-        let job = b.take_job().unwrap();
+        let job = b.take_job().unwrap().0;
         assert_eq!(
             job.files,
             [
@@ -260,13 +365,14 @@ mod tests {
         assert!(b.take_job().is_none(), "one batch in flight");
         let answers = b.finished(ok(3));
         let who: Vec<_> = answers
+            .files
             .iter()
             .flat_map(|(s, _)| s.waiting.clone())
             .collect();
         assert_eq!(who, ["w1", "w2", "w3"]);
         // The new directories' names are synced: not again.
         b.stage(p("/i/a/s"), p("/i/a/.s2"), "w4");
-        assert_eq!(b.take_job().unwrap().dirs, [(p("/i/a"), vec![0])]);
+        assert_eq!(b.take_job().unwrap().0.dirs, [(p("/i/a"), vec![0])]);
     }
 
     /// The same file twice in a batch: written once, both answered; the
@@ -276,10 +382,10 @@ mod tests {
         let mut b = B::default();
         b.stage(p("/d/s"), p("/d/.1"), "first");
         assert_eq!(b.stage(p("/d/s"), p("/d/.2"), "second"), Some(p("/d/.1")));
-        let job = b.take_job().unwrap();
+        let job = b.take_job().unwrap().0;
         assert_eq!(job.files, [(p("/d/.2"), p("/d/s"))]);
         let answers = b.finished(ok(1));
-        assert_eq!(answers[0].0.waiting, ["first", "second"]);
+        assert_eq!(answers.files[0].0.waiting, ["first", "second"]);
     }
 
     /// A later write of a file in flight goes into the next batch, which
@@ -288,23 +394,26 @@ mod tests {
     fn a_later_write_waits_for_the_batch_in_flight() {
         let mut b = B::default();
         b.stage(p("/d/s"), p("/d/.1"), "first");
-        let first = b.take_job().unwrap();
+        let first = b.take_job().unwrap().0;
         assert!(!b.must_wait(&p("/d/s"), true), "staged, not deferred");
         b.stage(p("/d/s"), p("/d/.2"), "second");
         assert!(b.take_job().is_none(), "not while the first is in flight");
         assert!(b.in_flight());
         assert_eq!(first.files, [(p("/d/.1"), p("/d/s"))]);
-        let answers = b.finished(vec![Err(io::Error::other("disk"))]);
-        assert!(answers[0].1.is_err());
-        assert_eq!(answers[0].0.waiting, ["first"]);
+        let answers = b.finished(Done {
+            files: vec![Err(io::Error::other("disk"))],
+            log: None,
+        });
+        assert!(answers.files[0].1.is_err());
+        assert_eq!(answers.files[0].0.waiting, ["first"]);
         assert!(b.must_wait(&p("/d/s"), false), "still staged in the next");
         assert!(b.must_wait(&p("/d"), false));
         assert!(!b.must_wait(&p("/d/t"), false));
-        let second = b.take_job().unwrap();
+        let second = b.take_job().unwrap().0;
         assert_eq!(second.files, [(p("/d/.2"), p("/d/s"))]);
         // A short result (the syncer ended) fails the rest.
-        let answers = b.finished(Vec::new());
-        assert!(answers[0].1.is_err());
+        let answers = b.finished(Done::default());
+        assert!(answers.files[0].1.is_err());
         assert!(!b.must_wait(&p("/d/s"), false), "nothing pending any more");
     }
 
@@ -356,5 +465,49 @@ mod tests {
         b.created_dir(p("/i/c/x"));
         b.removed_tree(&p("/i/c"));
         assert!(b.fresh.is_empty());
+    }
+
+    /// Records ride in the batch: appended together, answered with the
+    /// log's result, ordered against their instance's tree, and the
+    /// parent of a new instance directory is synced after the log.
+    #[test]
+    fn records_ride_in_the_batch() {
+        let mut b = B::default();
+        b.created_dir(p("/i/a"));
+        b.stage_record(p("/i/a"), b"one", "r1");
+        b.stage_record(p("/i/b"), b"two", "r2");
+        assert!(
+            b.must_wait(&p("/i/a"), false),
+            "rm -rf waits for the record"
+        );
+        assert!(!b.must_wait(&p("/i/c"), false));
+        let (job, log) = b.take_job().unwrap();
+        assert!(job.files.is_empty() && job.dirs.is_empty());
+        assert_eq!(
+            log,
+            Some(LogBatch {
+                bytes: b"onetwo".to_vec(),
+                dirs: vec![p("/i")],
+            })
+        );
+        b.stage_record(p("/i/a"), b"three", "r3");
+        assert!(b.take_job().is_none(), "one batch in flight");
+        let done = b.finished(Done {
+            files: Vec::new(),
+            log: Some(LogDone {
+                result: Ok(()),
+                rewritten: None,
+            }),
+        });
+        assert_eq!(done.records, ["r1", "r2"]);
+        assert!(done.log.is_ok() && done.files.is_empty());
+        assert!(b.must_wait(&p("/i/a"), false), "r3 is still staged");
+        let (_, log) = b.take_job().unwrap();
+        assert_eq!(log.unwrap().dirs, Vec::<PathBuf>::new(), "/i was synced");
+        // A job the syncer never ran fails its records.
+        let done = b.finished(Done::default());
+        assert_eq!(done.records, ["r3"]);
+        assert!(done.log.is_err());
+        assert!(!b.must_wait(&p("/i/a"), false));
     }
 }

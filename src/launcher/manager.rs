@@ -26,7 +26,7 @@ use log::{debug, error, info, warn};
 
 use self::boot::{BootData, BootPack};
 use super::capacity::{Capacity, Limits, Resources};
-use super::state::{self, Found, StateFile, DIR_MODE, STATE_FILE, STATE_MODE};
+use super::state::{self, Found, StateFile, DIR_MODE};
 use crate::driver::{
     Cx, Driver, DriverFactory, Effect, FileAction, FileError, FileOp, Input, InstanceKey, Jobs,
     Key, NetAction, NetOp, Outcome, Outgoing, Res, Usage, Vnic,
@@ -710,11 +710,11 @@ impl Manager {
         work.before = Some(inst.config.volumes.clone());
         change_volumes(&mut inst.config, &work.uuid, work.attach);
         inst.pending = Some(Pending::Volume);
-        let bytes = StateFile::new(inst.config.clone(), inst.stopped).encode();
-        self.write_state(id, bytes);
+        let record = StateFile::new(inst.config.clone(), inst.stopped).record(id);
+        self.record(id, record);
     }
 
-    /// The state file of a volume change is durable (or not).
+    /// The state of a volume change is durable (or not).
     fn saved_volumes(&mut self, id: &str, result: Result<(), FileError>, now: Instant) {
         let Some(inst) = self.instances.get_mut(id) else {
             return;
@@ -873,14 +873,18 @@ impl Manager {
             refused,
         })));
         let path = self.root.join(id);
-        self.file(
-            id,
-            Res::Dir,
+        let action = if inst.driver.keeps_files() || self.networked(id) {
             FileAction::CreateDir {
                 path,
                 mode: DIR_MODE,
-            },
-        );
+            }
+        } else {
+            // Nothing will be kept in a directory: none is made (a new
+            // inode costs more than the rest of a START), but one left
+            // there refuses the START all the same.
+            FileAction::CheckAbsent { path }
+        };
+        self.file(id, Res::Dir, action);
     }
 
     /// The instance directory of a START was made (or not).
@@ -913,16 +917,16 @@ impl Manager {
         let Some(inst) = self.instances.get_mut(id) else {
             return;
         };
-        let bytes = StateFile::new(inst.config.clone(), false).encode();
+        let record = StateFile::new(inst.config.clone(), false).record(id);
         inst.pending = Some(Pending::Create(boot));
-        self.write_state(id, bytes);
+        self.record(id, record);
     }
 
-    /// The state file of a START is durable (or not): the driver starts.
+    /// The state of a START is durable (or not): the driver starts.
     fn saved_new(&mut self, id: &str, boot: Boot, result: Result<(), FileError>, now: Instant) {
         if let Err(e) = result {
             error!("START of {id} failed (image_failure): cannot write its state: {e}");
-            self.remove_dir(id);
+            self.discard(id);
             self.fail_start(id, StartFailureReason::ImageFailure);
             self.forget(id);
             return;
@@ -1056,7 +1060,7 @@ impl Manager {
             .get_mut(id)
             .map(|i| i.queue.drain(..).collect())
             .unwrap_or_default();
-        self.remove_dir(id);
+        self.discard(id);
         self.fail_start(id, reason);
         self.forget(id);
         for c in queued {
@@ -1076,18 +1080,18 @@ impl Manager {
         }
     }
 
-    fn write_state(&mut self, id: &str, bytes: Vec<u8>) {
-        let path = self.root.join(id).join(STATE_FILE);
-        self.file(
-            id,
-            Res::State,
-            FileAction::Write {
-                path,
-                bytes,
-                mode: STATE_MODE,
-                durable: true,
-            },
-        );
+    /// Appends `frame` to the state log; the answer comes once it is
+    /// durable.
+    fn record(&mut self, id: &str, frame: Vec<u8>) {
+        let dir = self.root.join(id);
+        self.file(id, Res::State, FileAction::Record { dir, frame });
+    }
+
+    /// Removes what a START that failed after its state was recorded left:
+    /// its directory and its state (nobody waits for the answers).
+    fn discard(&mut self, id: &str) {
+        self.remove_dir(id);
+        self.record(id, state::removal(id));
     }
 
     /// Removes the instance directory; the answer ends a DELETE (an
@@ -1189,13 +1193,29 @@ impl Manager {
             }
             (Pending::Volume, Res::State) => self.saved_volumes(id, result, now),
             (Pending::Remove, Res::Dir) => match result {
-                Ok(()) => self.deleted(id),
+                Ok(()) => {
+                    // Then its state: a crash before that brings back an
+                    // instance that was never reported deleted.
+                    if let Some(inst) = self.instances.get_mut(id) {
+                        inst.pending = Some(Pending::Remove);
+                    }
+                    self.record(id, state::removal(id));
+                }
                 Err(e) => {
                     // Never reported deleted while its files remain: they
                     // would bring it back at the next start (O30 in
                     // docs/compatibility.md). It stays, as it is (exited or
                     // quarantined); a later DELETE tries again.
                     error!("DELETE of {id} failed (invalid_data): cannot remove its files: {e}");
+                    self.fail_delete(id, DeleteFailureReason::InvalidData);
+                    self.wants.stats = true;
+                    self.done(id, now);
+                }
+            },
+            (Pending::Remove, Res::State) => match result {
+                Ok(()) => self.deleted(id),
+                Err(e) => {
+                    error!("DELETE of {id} failed (invalid_data): its files are gone, but its removal cannot be recorded: {e}");
                     self.fail_delete(id, DeleteFailureReason::InvalidData);
                     self.wants.stats = true;
                     self.done(id, now);
@@ -1407,8 +1427,8 @@ impl Manager {
             return;
         };
         inst.pending = Some(Pending::Save { then });
-        let bytes = StateFile::new(inst.config.clone(), inst.stopped).encode();
-        self.write_state(id, bytes);
+        let record = StateFile::new(inst.config.clone(), inst.stopped).record(id);
+        self.record(id, record);
     }
 
     /// The current operation finished: run the next queued command.
@@ -1641,6 +1661,8 @@ mod tests {
     struct Disk {
         dirs: BTreeSet<PathBuf>,
         files: BTreeMap<PathBuf, Vec<u8>>,
+        /// The state log's frames, in order.
+        log: Vec<u8>,
         /// Every change fails with EROFS (a data root remounted read-only).
         read_only: bool,
     }
@@ -1648,7 +1670,12 @@ mod tests {
     impl Disk {
         fn apply(&mut self, action: FileAction) -> Result<Vec<u8>, FileError> {
             let err = |p: &Path, kind| Err(FileError::new(p, &io::Error::from(kind)));
-            if self.read_only && !matches!(action, FileAction::Read { .. }) {
+            if self.read_only
+                && !matches!(
+                    action,
+                    FileAction::Read { .. } | FileAction::CheckAbsent { .. }
+                )
+            {
                 return Err(FileError::new(
                     action.path(),
                     &io::Error::from_raw_os_error(libc::EROFS),
@@ -1666,6 +1693,12 @@ mod tests {
                     }
                     self.files.insert(path, bytes);
                 }
+                FileAction::Record { frame, .. } => self.log.extend(frame),
+                FileAction::CheckAbsent { path } => {
+                    if self.dirs.contains(&path) || self.files.contains_key(&path) {
+                        return err(&path, io::ErrorKind::AlreadyExists);
+                    }
+                }
                 FileAction::Read { path } => {
                     return match self.files.get(&path) {
                         Some(b) => Ok(b.clone()),
@@ -1681,6 +1714,16 @@ mod tests {
                 }
             }
             Ok(Vec::new())
+        }
+
+        /// The state the log holds for instance `id`.
+        fn recorded(&self, id: &str) -> Option<Vec<u8>> {
+            let mut log = crate::launcher::statelog::HEADER.to_vec();
+            log.extend(&self.log);
+            crate::launcher::statelog::Replay::of(&log)
+                .unwrap()
+                .live
+                .remove(id)
         }
     }
 
@@ -1771,10 +1814,7 @@ mod tests {
                             let result = match action {
                                 NetAction::Plug { config, .. } => {
                                     // Recorded before it is linked.
-                                    assert!(self
-                                        .disk
-                                        .files
-                                        .contains_key(&self.root.join(&id).join(STATE_FILE)));
+                                    assert!(self.disk.recorded(&id).is_some());
                                     self.log.borrow_mut().push(format!("plug {id}"));
                                     if self.net.fail {
                                         Err("scripted".to_string())
@@ -1811,8 +1851,9 @@ mod tests {
             }
         }
 
+        /// Its directory or its state.
         fn exists(&self, id: &str) -> bool {
-            self.disk.dirs.contains(&self.root.join(id))
+            self.disk.dirs.contains(&self.root.join(id)) || self.disk.recorded(id).is_some()
         }
 
         fn cmd(&mut self, operand: Command, payload: String) {
@@ -2183,10 +2224,7 @@ mod tests {
             [err(ErrorCode::StartFailure, "aa01", "launch_failure")]
         );
         assert_eq!(f.state("aa01"), Some("exited"));
-        assert!(f
-            .disk
-            .files
-            .contains_key(&f.root.join("aa01").join("instance.yaml")));
+        assert!(f.disk.recorded("aa01").is_some());
     }
 
     /// Stops are graceful, deletes are not (docs/architecture.md): a DELETE
@@ -2256,8 +2294,8 @@ mod tests {
             [err(ErrorCode::StopFailure, "aa01", "invalid_data")]
         );
         assert_eq!(f.state("aa01"), Some("exited"));
-        let saved = &f.disk.files[&f.root.join("aa01").join("instance.yaml")];
-        assert!(!String::from_utf8_lossy(saved).contains("stopped: true"));
+        let saved = f.disk.recorded("aa01").unwrap();
+        assert!(!String::from_utf8_lossy(&saved).contains("stopped: true"));
         // RESTART while read-only: nothing to save, it runs again.
         f.simple(Command::Restart, "aa01");
         f.fire("aa01", BOOT);

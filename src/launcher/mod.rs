@@ -17,4 +17,5 @@ mod outbox;
 mod plugin_server;
 mod service;
 mod state;
+pub mod statelog;
 mod timers;

@@ -1,20 +1,23 @@
 //! What the launcher remembers about an instance across restarts, as
-//! bytes: `<data root>/instances/<uuid>/instance.yaml` holds its
-//! configuration (from the START payload) and whether an operator stopped
-//! it. Pure: the file executor (`files.rs`) reads and writes the bytes.
+//! bytes: its configuration (from the START payload) and whether an
+//! operator stopped it, as YAML, in a record of the state log
+//! (`statelog.rs`). Pure: the file executor (`files.rs`) reads and
+//! writes the bytes.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::statelog::Record;
 use crate::payloads::ident::is_hex_id;
 use crate::payloads::InstanceConfig;
 
-/// The state file's name inside an instance directory.
-pub(crate) const STATE_FILE: &str = "instance.yaml";
-/// Format version written into every state file.
+/// Where an instance's state was kept before the state log, one file in
+/// each instance directory (same YAML): read once, moved into the log.
+pub(crate) const LEGACY_FILE: &str = "instance.yaml";
+/// Format version written into every state.
 const VERSION: u32 = 1;
-/// Mode of a state file: it may hold user data, so only root reads it.
+/// Mode of the state log: it may hold user data, so only root reads it.
 pub(crate) const STATE_MODE: u32 = 0o600;
 /// Mode of an instance directory.
 pub(crate) const DIR_MODE: u32 = 0o750;
@@ -39,37 +42,45 @@ impl StateFile {
         }
     }
 
-    /// The file's bytes.
+    /// The YAML.
     pub(crate) fn encode(&self) -> Vec<u8> {
         // Serialising plain strings, numbers and lists cannot fail.
         serde_yaml::to_string(self).unwrap_or_default().into_bytes()
     }
 
-    /// Reads the state file of instance `id`; the error says what is wrong.
+    /// The state log record of instance `id` with this state.
+    pub(crate) fn record(&self, id: &str) -> Vec<u8> {
+        Record::Put {
+            id,
+            state: &self.encode(),
+        }
+        .frame()
+    }
+
+    /// Reads the state of instance `id`; the error says what is wrong.
     pub(crate) fn decode(id: &str, bytes: &[u8]) -> Result<StateFile, String> {
         crate::payloads::depth::check_depth(bytes)
-            .map_err(|e| format!("{STATE_FILE}: not a valid state file: {e}"))?;
-        let state: StateFile = serde_yaml::from_slice(bytes)
-            .map_err(|e| format!("{STATE_FILE}: not a valid state file: {e}"))?;
+            .map_err(|e| format!("not a valid state: {e}"))?;
+        let state: StateFile =
+            serde_yaml::from_slice(bytes).map_err(|e| format!("not a valid state: {e}"))?;
         if state.version != VERSION {
-            return Err(format!(
-                "{STATE_FILE}: unknown state file version {}",
-                state.version
-            ));
+            return Err(format!("unknown state version {}", state.version));
         }
         if state.config.instance_uuid != id {
             return Err(format!(
-                "{STATE_FILE}: describes instance {:?}, not {id}",
+                "the state describes instance {:?}, not {id}",
                 state.config.instance_uuid
             ));
         }
-        // The same checks as a START: a hand-edited file is not trusted.
-        state
-            .config
-            .check_stored()
-            .map_err(|e| format!("{STATE_FILE}: {e}"))?;
+        // The same checks as a START: a hand-edited state is not trusted.
+        state.config.check_stored()?;
         Ok(state)
     }
+}
+
+/// The state log record that forgets instance `id`.
+pub(crate) fn removal(id: &str) -> Vec<u8> {
+    Record::Del { id }.frame()
 }
 
 /// `<root>/<id>` for a valid id (an invalid one never becomes a path).
@@ -77,16 +88,23 @@ pub(crate) fn instance_dir(root: &Path, id: &str) -> Option<PathBuf> {
     is_hex_id(id).then(|| root.join(id))
 }
 
-/// An instance directory found at start-up.
+/// An instance found at start-up.
 #[derive(Debug)]
 pub(crate) enum Found {
-    /// The state file was read.
+    /// Its state was read.
     Instance(String, Box<StateFile>),
-    /// The directory exists but its state cannot be used: quarantined.
+    /// Its state cannot be used: quarantined.
     Quarantined(String, String),
 }
 
 impl Found {
+    /// The instance's id.
+    pub(crate) fn id(&self) -> &str {
+        match self {
+            Found::Instance(id, _) | Found::Quarantined(id, _) => id,
+        }
+    }
+
     /// Classifies what the scan of the instances directory read.
     pub(crate) fn classify(id: String, bytes: Result<Vec<u8>, String>) -> Found {
         match bytes.and_then(|b| StateFile::decode(&id, &b)) {

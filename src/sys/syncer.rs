@@ -1,5 +1,6 @@
 //! Durable file replacement off the loop: the `fdatasync`s, renames and
-//! directory `fsync`s of a batch of state files, on a helper thread.
+//! directory `fsync`s of a batch of files, and the sync (or the rewrite)
+//! of the state log, on a helper thread.
 //!
 //! These calls have no non-blocking form, and on a busy disk one of them
 //! may wait behind other processes' writeback (a journal commit shared
@@ -14,6 +15,7 @@
 //! the loop (`launcher::durable`).
 
 use std::fmt;
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -49,26 +51,77 @@ impl fmt::Display for SyncError {
 impl std::error::Error for SyncError {}
 
 /// A batch of durable replacements.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub(crate) struct Job {
     /// `(temporary file, file it replaces)`, already written, in order.
     pub files: Vec<(PathBuf, PathBuf)>,
     /// Directories to `fsync` after the renames, each with the indices (in
     /// `files`) of the files whose durability depends on it.
     pub dirs: Vec<(PathBuf, Vec<usize>)>,
+    /// The append-only log the loop has appended to, if it did.
+    pub log: Option<Box<LogJob>>,
 }
 
-/// One result per file of a [`Job`], in its order.
-pub(crate) type Done = Vec<io::Result<()>>;
+/// Makes an appended log durable.
+#[derive(Debug)]
+pub(crate) struct LogJob {
+    /// The log, appended to by the loop (which appends again only once
+    /// the job is done).
+    pub file: File,
+    /// Directories to `fsync` after the log (new ones whose names the
+    /// appended records depend on).
+    pub dirs: Vec<PathBuf>,
+    /// Then rewrite it (`rewrite(path)` puts a compact copy in its place
+    /// and opens it). The rewrite comes after the sync, so whichever of
+    /// the two files a crash leaves under the name holds every record.
+    pub rewrite: Option<(PathBuf, Rewrite)>,
+}
+
+/// Puts a compact copy of the log at the path in its place, and returns
+/// its length (an error: the old log is still in place).
+pub(crate) type Rewrite = fn(&std::path::Path) -> io::Result<u64>;
+
+/// The results of a [`Job`].
+#[derive(Debug, Default)]
+pub(crate) struct Done {
+    /// One per file, in its order.
+    pub files: Vec<io::Result<()>>,
+    /// The log's, if the job had one.
+    pub log: Option<LogDone>,
+}
+
+/// What became of the log.
+#[derive(Debug)]
+pub(crate) struct LogDone {
+    /// Whether the appended records are durable.
+    pub result: io::Result<()>,
+    /// The rewritten log's length, if the job asked for a rewrite and
+    /// the records were durable.
+    pub rewritten: Option<io::Result<u64>>,
+}
+
+impl Done {
+    /// Every result failed with `why` (the thread ended).
+    fn failed(files: usize, log: bool, why: &str) -> Done {
+        Done {
+            files: (0..files).map(|_| Err(io::Error::other(why))).collect(),
+            log: log.then(|| LogDone {
+                result: Err(io::Error::other(why)),
+                rewritten: None,
+            }),
+        }
+    }
+}
 
 /// Executes a job, blocking: `fdatasync` every temporary file, then rename
 /// each one whose sync succeeded over its target, then `fsync` every
 /// directory once. A file is durable (its result `Ok`) only when all three
 /// steps succeeded for it; a failed file's temporary file is removed and
 /// the others go on. The syncs of a large job run on several short-lived
-/// threads at once ([`in_parallel`]).
+/// threads at once ([`in_parallel`]). Then the log: rewritten, or synced,
+/// and its directories synced.
 pub(crate) fn run(job: &Job) -> Done {
-    let mut results: Done = in_parallel(&job.files, |(tmp, _)| sync_data(tmp));
+    let mut results = in_parallel(&job.files, |(tmp, _)| sync_data(tmp));
     for ((tmp, path), r) in job.files.iter().zip(results.iter_mut()) {
         if r.is_ok() {
             *r = std::fs::rename(tmp, path);
@@ -90,7 +143,25 @@ pub(crate) fn run(job: &Job) -> Done {
             }
         }
     }
-    results
+    Done {
+        files: results,
+        log: job.log.as_deref().map(run_log),
+    }
+}
+
+fn run_log(job: &LogJob) -> LogDone {
+    let mut result = job.file.sync_data();
+    for dir in &job.dirs {
+        if result.is_ok() {
+            result = sync_dir(dir)
+                .map_err(|e| io::Error::new(e.kind(), format!("fsync of {}: {e}", dir.display())));
+        }
+    }
+    let rewritten = match (&result, &job.rewrite) {
+        (Ok(()), Some((path, rewrite))) => Some(rewrite(path)),
+        _ => None,
+    };
+    LogDone { result, rewritten }
 }
 
 /// Items per extra thread of [`in_parallel`], and the most threads.
@@ -103,7 +174,10 @@ const MAX_THREADS: usize = 16;
 /// [`MAX_THREADS`] threads sync at once than when one thread syncs them
 /// one after the other. A thread that cannot be started leaves its share
 /// to this one.
-fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> io::Result<()> + Sync) -> Done {
+fn in_parallel<T: Sync>(
+    items: &[T],
+    f: impl Fn(&T) -> io::Result<()> + Sync,
+) -> Vec<io::Result<()>> {
     let threads = (items.len() / PER_THREAD).clamp(1, MAX_THREADS);
     if threads == 1 {
         return items.iter().map(&f).collect();
@@ -117,7 +191,7 @@ fn in_parallel<T: Sync>(items: &[T], f: impl Fn(&T) -> io::Result<()> + Sync) ->
                 let t = std::thread::Builder::new()
                     .name("ciao-sync-n".into())
                     .stack_size(64 * 1024)
-                    .spawn_scoped(s, move || chunk.iter().map(f).collect::<Done>());
+                    .spawn_scoped(s, move || chunk.iter().map(f).collect::<Vec<_>>());
                 (chunk, t)
             })
             .collect();
@@ -150,8 +224,8 @@ struct Link {
 pub(crate) struct Syncer {
     token: Token,
     link: Option<Link>,
-    /// Files in the job being run, while one is.
-    running: Option<usize>,
+    /// Files in the job being run, and whether it has a log, while one is.
+    running: Option<(usize, bool)>,
 }
 
 impl Syncer {
@@ -182,7 +256,7 @@ impl Syncer {
                 Err(e) => return Err((e, job)),
             }
         }
-        let n = job.files.len();
+        let n = (job.files.len(), job.log.is_some());
         let Some(link) = self.link.as_ref() else {
             return Err((SyncError::Spawn(io::Error::other("no syncer thread")), job));
         };
@@ -220,7 +294,7 @@ impl Syncer {
 
     /// `got`: the results, or whether the thread is gone.
     fn finish(&mut self, got: Result<Done, bool>) -> Option<Done> {
-        let n = self.running?;
+        let (files, log) = self.running?;
         match got {
             Ok(done) => {
                 self.running = None;
@@ -230,11 +304,7 @@ impl Syncer {
             Err(true) => {
                 self.running = None;
                 self.link = None;
-                Some(
-                    (0..n)
-                        .map(|_| Err(io::Error::other("the syncer thread ended")))
-                        .collect(),
-                )
+                Some(Done::failed(files, log, "the syncer thread ended"))
             }
         }
     }
@@ -291,6 +361,7 @@ mod tests {
         let job = Job {
             files: vec![(t1, d.join("a")), (d.join(".missing"), d.join("b"))],
             dirs: vec![(d.clone(), vec![0, 1])],
+            log: None,
         };
         let mut poll = Poll::new().unwrap();
         let mut s = Syncer::new(Token(9));
@@ -311,6 +382,7 @@ mod tests {
                 }
             }
         };
+        let done = done.files;
         assert!(done[0].is_ok() && done[1].is_err(), "{done:?}");
         assert!(!s.busy());
         assert_eq!(std::fs::read(d.join("a")).unwrap(), b"one");
@@ -320,9 +392,10 @@ mod tests {
         let job = Job {
             files: vec![(t2, d.join("a"))],
             dirs: vec![(d.join("gone"), vec![0])],
+            log: None,
         };
         s.submit(poll.registry(), job).unwrap();
-        let done = s.wait(Duration::from_secs(10)).unwrap();
+        let done = s.wait(Duration::from_secs(10)).unwrap().files;
         assert!(done[0].is_err(), "the directory fsync failed: not durable");
         assert_eq!(std::fs::read(d.join("a")).unwrap(), b"two");
         let _ = std::fs::remove_dir_all(d);

@@ -75,3 +75,34 @@ pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
 pub fn cmd(kind: &str, id: &str) -> Vec<u8> {
     format!("{kind}:\n  instance_uuid: {id}\n  workload_agent_uuid: 4cb19522-1e18-439a-883a-f9b2a3a95f5e\n").into_bytes()
 }
+
+/// The state the launcher recorded for instance `id` in its state log
+/// (`<data root>/instances/state.log`), as YAML; `None` if it has none.
+/// The launcher must not be writing the log meanwhile for a stable answer
+/// (a torn tail is simply not counted).
+pub fn recorded_state(data_root: &Path, id: &str) -> Option<String> {
+    let log = data_root
+        .join("instances")
+        .join(ciao::launcher::statelog::LOG_FILE);
+    let bytes = std::fs::read(log).ok()?;
+    let replay = ciao::launcher::statelog::Replay::of(&bytes).ok()?;
+    replay
+        .live
+        .get(id)
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+}
+
+/// Puts `yaml` into the state log under `data_root` as instance `id`'s
+/// state (a hand-edited or corrupted state, for the tests of recovery).
+/// The launcher must not be running.
+pub fn record_state(data_root: &Path, id: &str, yaml: &[u8]) {
+    use ciao::launcher::statelog::{Record, HEADER, LOG_FILE};
+    let log = data_root.join("instances").join(LOG_FILE);
+    let mut bytes = std::fs::read(&log).unwrap_or_default();
+    if bytes.is_empty() {
+        bytes.extend_from_slice(HEADER);
+    }
+    bytes.extend(Record::Put { id, state: yaml }.frame());
+    std::fs::create_dir_all(log.parent().unwrap()).unwrap();
+    std::fs::write(&log, bytes).unwrap();
+}

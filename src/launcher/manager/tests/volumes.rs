@@ -49,8 +49,8 @@ fn verr(attach: bool, id: &str, vol: &str, reason: &str) -> (ErrorCode, String, 
 
 /// The volumes recorded in the instance's state file.
 fn saved_volumes(f: &Fx, id: &str) -> Vec<String> {
-    let bytes = &f.disk.files[&f.root.join(id).join(STATE_FILE)];
-    StateFile::decode(id, bytes)
+    let bytes = f.disk.recorded(id).unwrap();
+    StateFile::decode(id, &bytes)
         .unwrap()
         .config
         .volumes
@@ -126,9 +126,9 @@ fn a_stopped_vm_only_changes_its_record() {
     assert!(f.took_log().is_empty(), "no driver call");
     assert!(volume_errors(&mut f).is_empty());
     assert_eq!(saved_volumes(&f, "aa01"), ["cccc0002"]);
-    let bytes = &f.disk.files[&f.root.join("aa01").join(STATE_FILE)];
+    let bytes = f.disk.recorded("aa01").unwrap();
     assert!(
-        StateFile::decode("aa01", bytes).unwrap().stopped,
+        StateFile::decode("aa01", &bytes).unwrap().stopped,
         "still recorded as stopped by an operator"
     );
     // The next RESTART boots with the new set.
@@ -281,9 +281,7 @@ fn the_boot_volume_cannot_be_detached() {
     });
     let state = StateFile::new(config, true);
     f.disk.dirs.insert(f.root.join("ee01"));
-    f.disk
-        .files
-        .insert(f.root.join("ee01").join(STATE_FILE), state.encode());
+    f.disk.log.extend(state.record("ee01"));
     let now = f.now;
     f.m.recover(vec![Found::Instance("ee01".into(), Box::new(state))], now);
     f.pump();
