@@ -24,7 +24,8 @@
 //!
 //! Usage: bench-sim [PATH-TO-ciao-launcher]. The data root is made under
 //! `$TMPDIR` (default /tmp). `CIAO_BENCH_SMAPS=FILE` copies the launcher's
-//! /proc/PID/smaps to FILE at the 1000-instance measurement.
+//! /proc/PID/smaps to FILE at the 1000-instance measurement,
+//! `CIAO_BENCH_SMAPS_IDLE=FILE` at the idle one.
 
 // Stopping the launcher calls libc directly rather than widening `ciao::sys`.
 #![allow(unsafe_code)]
@@ -122,6 +123,9 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let idle = status_kib(pid, "VmRSS:");
     let idle_anon = status_kib(pid, "RssAnon:");
+    if let Ok(to) = std::env::var("CIAO_BENCH_SMAPS_IDLE") {
+        let _ = std::fs::copy(format!("/proc/{pid}/smaps"), to);
+    }
 
     let template = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

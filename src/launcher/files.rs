@@ -49,6 +49,8 @@ pub(crate) struct StateLog {
     len: u64,
     /// Its length after its last rewrite.
     base: u64,
+    /// [`REWRITE_MIN`] (smaller in tests).
+    rewrite_min: u64,
 }
 
 /// A log shorter than this is never rewritten while the launcher runs.
@@ -64,6 +66,7 @@ impl StateLog {
             path,
             len,
             base: len,
+            rewrite_min: REWRITE_MIN,
         }
     }
 
@@ -86,7 +89,10 @@ impl StateLog {
 
     /// Whether the next sync should rewrite it.
     fn rewrite_due(&self) -> bool {
-        self.len > REWRITE_MIN.max(REWRITE_GROWTH.saturating_mul(self.base))
+        self.len
+            > self
+                .rewrite_min
+                .max(REWRITE_GROWTH.saturating_mul(self.base))
     }
 
     /// The outcome of a rewrite the syncer was asked for.
@@ -832,6 +838,56 @@ mod tests {
         let meta = std::fs::metadata(root.join(LOG_FILE)).unwrap();
         assert!(meta.len() < before, "rewritten without bb02's records");
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let _ = std::fs::remove_dir_all(root);
+    }
+
+    /// Once the log has grown enough, the syncer rewrites it after
+    /// syncing the batch: the records are answered, the log shrinks, and
+    /// appends go on into the new file.
+    #[test]
+    fn a_grown_log_is_rewritten_by_the_syncer() {
+        use crate::launcher::state::removal;
+        let root = tmp("grown");
+        std::fs::create_dir_all(&root).unwrap();
+        let mut poll = mio::Poll::new().unwrap();
+        let (_, mut log) = recover(&root).unwrap();
+        log.rewrite_min = 4096;
+        let mut f = Files::new(Token(5), log);
+        let mut batch = |f: &mut Files, ids: &[String], remove: bool| {
+            for id in ids {
+                let frame = if remove {
+                    removal(id)
+                } else {
+                    statelog::Record::Put {
+                        id,
+                        state: &state(id),
+                    }
+                    .frame()
+                };
+                record(f, id, frame, &root);
+            }
+            f.flush(poll.registry(), &mut VecDeque::new());
+            let mut done = Vec::new();
+            while done.len() < ids.len() {
+                done.extend(synced(f, &mut poll));
+            }
+            assert!(done
+                .iter()
+                .all(|(_, i)| matches!(i, Input::File { result: Ok(_), .. })));
+        };
+        let some: Vec<String> = (0..5).map(|n| format!("{n:04x}")).collect();
+        let on_disk = || std::fs::metadata(root.join(LOG_FILE)).unwrap().len();
+        batch(&mut f, &some, false);
+        let one = on_disk();
+        batch(&mut f, &some, false);
+        let two = on_disk();
+        assert!(two < 4096 && f.log.base < 100, "not yet: {two}");
+        batch(&mut f, &some, false);
+        assert_eq!(on_disk(), one, "rewritten to one record each");
+        assert_eq!((f.log.len, f.log.base), (one, one));
+        batch(&mut f, &some[1..], true);
+        let (found, _) = recover(&root).unwrap();
+        assert_eq!(ids(&found), [("0000", true)]);
         let _ = std::fs::remove_dir_all(root);
     }
 
