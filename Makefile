@@ -4,6 +4,7 @@
 #   make test       the full test suite (what CI runs)
 #   make demo       server + simulated launcher + a scripted ciaolc session
 #   make bench      speed and size figures (reported, never asserted)
+#   make layout     regenerate the code layout of ciao-launcher (bench/layout.sh)
 #   make install    install binaries, man pages and the systemd unit
 #                   (PREFIX, DESTDIR, BINDIR, MANDIR, UNITDIR)
 
@@ -19,7 +20,7 @@ INSTALL ?= install
 BINS = ciao-launcher ciao-launcher-server ciaolc
 RELEASE = target/release
 
-.PHONY: all build test demo bench install uninstall clean
+.PHONY: all build test demo bench layout install uninstall clean
 
 all: build
 
@@ -37,6 +38,9 @@ demo:
 bench:
 	$(CARGO) build --release --bins --examples
 	bash bench/run.sh
+
+layout:
+	bash bench/layout.sh
 
 install: build
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man8
