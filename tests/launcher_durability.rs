@@ -4,7 +4,10 @@
 //! `fdatasync` of the log that is over before the launcher's next write to
 //! the SSNTP socket, which carries the report of the change. A kill -9
 //! test cannot show this (the page cache survives the kill); the trace
-//! can.
+//! can. The same trace shows that the launcher never syncs anything but
+//! its own files (no `sync`, no `syncfs`, no `fsync` outside its data
+//! root), so a neighbour dirtying the same file system cannot slow its
+//! state changes (`examples/bench-durable` measures that in `make bench`).
 
 // Ending the traced launcher calls libc directly rather than widening `ciao::sys`.
 #![allow(unsafe_code)]
@@ -137,7 +140,7 @@ fn the_state_log_is_synced_before_the_report() {
         "-tt",
         "-yy",
         "-e",
-        "trace=fdatasync,fsync,rename,renameat,renameat2,write,writev,sendto,sendmsg",
+        "trace=fdatasync,fsync,sync,syncfs,rename,renameat,renameat2,write,writev,sendto,sendmsg",
         "-o",
     ]
     .iter()
@@ -193,6 +196,11 @@ fn the_state_log_is_synced_before_the_report() {
     let text = std::fs::read_to_string(&trace).unwrap();
     let log = data.join("instances").join("state.log");
     let n = check_order(&text, &log, server.addr.port());
+    let foreign = foreign_syncs(&text, &data);
+    assert!(
+        foreign.is_empty(),
+        "the launcher syncs what is not its own, so a busy neighbour would slow it: {foreign:?}"
+    );
     let relevant: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -206,6 +214,28 @@ fn the_state_log_is_synced_before_the_report() {
         "the START's and the STOP's appends were traced ({n})\n{}",
         relevant.join("\n")
     );
+}
+
+/// Every `sync`/`syncfs` of the trace, and every `fsync`/`fdatasync` of a
+/// descriptor outside `data` (the data root): each would make the
+/// launcher wait for other processes' dirty pages (a VM's disk image on
+/// the same file system), which `examples/bench-durable` measures.
+fn foreign_syncs<'a>(trace: &'a str, data: &Path) -> Vec<&'a str> {
+    let (root, inside) = (
+        format!("<{}>", data.display()),
+        format!("<{}/", data.display()),
+    );
+    trace
+        .lines()
+        .filter(|l| {
+            parse(l).is_some_and(|c| match c.name {
+                _ if c.resumed => false,
+                "sync" | "syncfs" => true,
+                "fsync" | "fdatasync" => !c.args.contains(&root) && !c.args.contains(&inside),
+                _ => false,
+            })
+        })
+        .collect()
 }
 
 /// strace pads pids shorter than five digits: "6451  00:21:42.7 …".
@@ -247,4 +277,14 @@ fn the_checker_catches_a_report_before_the_sync() {
     );
     let caught = std::panic::catch_unwind(|| check_order(&bad, log, 8888));
     assert!(caught.is_err(), "a frame before the sync must fail");
+    let data = Path::new("/d");
+    assert!(foreign_syncs(good, data).is_empty());
+    let syncs = "12 00:00:00.000001 syncfs(5</d/instances>) = 0\n\
+                 12 00:00:00.000002 fsync(6</var/lib/vm.img>) = 0\n\
+                 12 00:00:00.000003 fsync(7</d/instances>) = 0\n";
+    assert_eq!(
+        foreign_syncs(syncs, data).len(),
+        2,
+        "syncfs and a foreign fsync"
+    );
 }
