@@ -36,6 +36,7 @@ use super::statelog::{self, Replay, LOG_FILE, MAX_BODY};
 use crate::driver::{FileAction, FileError, FileOp, Input, Key, Res, Routed};
 use crate::payloads::ident::is_hex_id;
 use crate::sys::fs::{mkdir_p, remove_dir_all_same_fs, sync_dir, write_atomic, write_temp};
+use crate::sys::lock::Flock;
 use crate::sys::syncer::{self, Done, LogDone, LogJob, Rewrite, Syncer};
 
 /// The state log. Opened for each batch's append and closed once the
@@ -45,6 +46,8 @@ use crate::sys::syncer::{self, Done, LogDone, LogJob, Rewrite, Syncer};
 #[derive(Debug)]
 pub(crate) struct StateLog {
     path: PathBuf,
+    /// `state.log.lock`, held for the life of the process: one writer.
+    _lock: Flock,
     /// Its length (what was appended).
     len: u64,
     /// Its length after its last rewrite.
@@ -61,9 +64,10 @@ const REWRITE_MIN: u64 = 1 << 20;
 const REWRITE_GROWTH: u64 = 4;
 
 impl StateLog {
-    fn new(path: PathBuf, len: u64) -> StateLog {
+    fn new(path: PathBuf, len: u64, lock: Flock) -> StateLog {
         StateLog {
             path,
+            _lock: lock,
             len,
             base: len,
             rewrite_min: REWRITE_MIN,
@@ -325,10 +329,12 @@ impl Files {
         }
     }
 
-    /// Removes the state log (a hard reset deleted every instance).
+    /// Removes the state log and its lock file (a hard reset deleted
+    /// every instance, and the process ends).
     pub(crate) fn remove_log(&mut self) {
         let path = &self.log.path;
         let removed = std::fs::remove_file(path)
+            .and_then(|()| std::fs::remove_file(path.with_file_name(format!("{LOG_FILE}.lock"))))
             .and_then(|()| sync_dir(path.parent().unwrap_or(Path::new("."))));
         match removed {
             Ok(()) => info!("{} removed", path.display()),
@@ -396,6 +402,11 @@ fn answer(key: Key<Res>, result: Result<Vec<u8>, FileError>, out: &mut VecDeque<
 pub(crate) fn recover(root: &Path) -> Result<(Vec<Found>, StateLog), String> {
     let path = root.join(LOG_FILE);
     let fail = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+    // Before anything is read: two launchers on one log would each
+    // rewrite it without the other's records (a simulated launcher takes
+    // no agent lock, and neither does a hard reset).
+    let lock =
+        Flock::try_lock(&root.join(format!("{LOG_FILE}.lock"))).map_err(|e| e.to_string())?;
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -468,7 +479,7 @@ pub(crate) fn recover(root: &Path) -> Result<(Vec<Found>, StateLog), String> {
         live.iter().map(|(id, s)| (id.as_str(), s.as_slice())),
     )
     .map_err(|e| fail(&format!("cannot write it: {e}")))?;
-    let log = StateLog::new(path.clone(), len);
+    let log = StateLog::new(path.clone(), len, lock);
     for dir in migrated {
         for n in dir_entries(&dir).into_iter().flatten() {
             if n == LEGACY_FILE || n.starts_with(&format!(".{LEGACY_FILE}.tmp-")) {
@@ -804,6 +815,11 @@ mod tests {
         let mut poll = mio::Poll::new().unwrap();
         let (found, log) = recover(&root).unwrap();
         assert!(found.is_empty());
+        let busy = recover(&root).unwrap_err();
+        assert!(
+            busy.contains("held by another process"),
+            "one writer: {busy}"
+        );
         let mut f = Files::new(Token(5), log);
         let put = |id: &str| {
             let s = StateFile::decode(id, &state(id)).unwrap();
@@ -829,6 +845,7 @@ mod tests {
         // Staged at exit: made durable without an answer.
         record(&mut f, "dd04", put("dd04"), &root);
         f.flush_at_exit(poll.registry(), Duration::from_secs(10));
+        drop(f);
         let before = std::fs::metadata(root.join(LOG_FILE)).unwrap().len();
         let (found, _) = recover(&root).unwrap();
         assert_eq!(
@@ -886,6 +903,7 @@ mod tests {
         assert_eq!(on_disk(), one, "rewritten to one record each");
         assert_eq!((f.log.len, f.log.base), (one, one));
         batch(&mut f, &some[1..], true);
+        drop(f);
         let (found, _) = recover(&root).unwrap();
         assert_eq!(ids(&found), [("0000", true)]);
         let _ = std::fs::remove_dir_all(root);
@@ -1042,14 +1060,18 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(names(&root), [LOG_FILE], "no copy of a torn log");
+        assert_eq!(
+            names(&root),
+            [LOG_FILE, "state.log.lock"],
+            "no copy of a torn log"
+        );
         let mut damaged = bytes.clone();
         damaged[starts[1] + 14] ^= 0x20;
         std::fs::write(&path, &damaged).unwrap();
         let (found, _) = recover(&root).unwrap();
         assert_eq!(ids(&found), [("aa01", true), ("cc03", true)]);
         let kept = names(&root);
-        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert_eq!(kept.len(), 3, "{kept:?}");
         assert!(kept[1].starts_with("state.log.damaged-"), "{kept:?}");
         assert_eq!(std::fs::read(root.join(&kept[1])).unwrap(), damaged);
         std::fs::write(&path, "ciao-launcher state log 7\n").unwrap();
