@@ -203,8 +203,18 @@ fn plugin_served_by_the_launcher() {
         0o600
     );
 
-    // One launcher per socket: a second one refuses to start.
+    // One launcher per data root: a second one refuses to start (the
+    // state log's lock)...
     let args = n.launcher_args(&["-logtostderr"]);
+    let (code, out) = n.run_launcher(args);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("state.log.lock is held by another process"),
+        "{out}"
+    );
+    // ...and one per plugin socket, whatever its data root.
+    let other = format!("--data-root={}", n.data.with_extension("second").display());
+    let args = n.launcher_args(&["-logtostderr", &other]);
     let (code, out) = n.run_launcher(args);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("in use by another process"), "{out}");
