@@ -74,6 +74,8 @@ for l in open(f"{work}/perf.txt", errors="replace"):
     p = l.split()
     if len(p) >= 3 and p[-1].endswith("ciao-launcher)"):
         add(p[1])
-open(out, "w").write("\n".join(order) + "\n")
+# Sorted: the set is what counts (the linker places it together), and a
+# sorted file changes only where the set does.
+open(out, "w").write("\n".join(sorted(order)) + "\n")
 print(f"layout: {len(order)} functions ({from_cg} from callgrind, {len(order) - from_cg} more from perf) in {out}")
 EOPY
