@@ -32,7 +32,7 @@ use mio::{Registry, Token};
 
 use super::durable::{Batches, Finished};
 use super::state::{Found, LEGACY_FILE, STATE_MODE};
-use super::statelog::{self, Replay, LOG_FILE, MAX_BODY};
+use super::statelog::{self, Replay, LOCK_FILE, LOG_FILE, MAX_BODY};
 use crate::driver::{FileAction, FileError, FileOp, Input, Key, Res, Routed};
 use crate::payloads::ident::is_hex_id;
 use crate::sys::fs::{mkdir_p, remove_dir_all_same_fs, sync_dir, write_atomic, write_temp};
@@ -334,7 +334,7 @@ impl Files {
     pub(crate) fn remove_log(&mut self) {
         let path = &self.log.path;
         let removed = std::fs::remove_file(path)
-            .and_then(|()| std::fs::remove_file(path.with_file_name(format!("{LOG_FILE}.lock"))))
+            .and_then(|()| std::fs::remove_file(path.with_file_name(LOCK_FILE)))
             .and_then(|()| sync_dir(path.parent().unwrap_or(Path::new("."))));
         match removed {
             Ok(()) => info!("{} removed", path.display()),
@@ -405,8 +405,7 @@ pub(crate) fn recover(root: &Path) -> Result<(Vec<Found>, StateLog), String> {
     // Before anything is read: two launchers on one log would each
     // rewrite it without the other's records (a simulated launcher takes
     // no agent lock, and neither does a hard reset).
-    let lock =
-        Flock::try_lock(&root.join(format!("{LOG_FILE}.lock"))).map_err(|e| e.to_string())?;
+    let lock = Flock::try_lock(&root.join(LOCK_FILE)).map_err(|e| e.to_string())?;
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -1060,11 +1059,7 @@ mod tests {
             v.sort();
             v
         };
-        assert_eq!(
-            names(&root),
-            [LOG_FILE, "state.log.lock"],
-            "no copy of a torn log"
-        );
+        assert_eq!(names(&root), [LOG_FILE, LOCK_FILE], "no copy of a torn log");
         let mut damaged = bytes.clone();
         damaged[starts[1] + 14] ^= 0x20;
         std::fs::write(&path, &damaged).unwrap();

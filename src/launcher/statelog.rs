@@ -27,6 +27,8 @@ use crate::payloads::ident::is_hex_id;
 
 /// The log's file name in the instances directory.
 pub const LOG_FILE: &str = "state.log";
+/// The lock file beside it: one launcher per log.
+pub const LOCK_FILE: &str = "state.log.lock";
 /// First line of every state log; a different one is another format.
 pub const HEADER: &[u8] = b"ciao-launcher state log 1\n";
 /// Start of every frame.
